@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian 12 machine: installs what is missing, then
+# builds and runs every test in four build trees:
+#   build       RelWithDebInfo: library, tools, examples, benchmarks' smoke test, kernel
+#   build-asan  AddressSanitizer + UndefinedBehaviorSanitizer
+#   build-tsan  ThreadSanitizer
+#   build-fuzz  clang + libFuzzer: short fuzz runs of everything that parses shared memory
+# Usage: scripts/test.sh [PRESET...]   (default: default asan tsan fuzz)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+
+presets=("$@")
+((${#presets[@]})) || presets=(default asan tsan fuzz)
+jobs=$(nproc)
+total_pass=0 total_fail=0 failed_presets=()
+for preset in "${presets[@]}"; do
+  echo "=== $preset: configure and build"
+  start=$SECONDS
+  cmake --preset "$preset" >/dev/null
+  cmake --build --preset "$preset" -j "$jobs"
+  echo "=== $preset: test"
+  log=$(mktemp)
+  set +e
+  ctest --preset "$preset" -j "$jobs" --timeout 600 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  set -e
+  summary=$(grep -E "tests passed, [0-9]+ tests failed out of [0-9]+" "$log" | tail -1 || true)
+  total=$(sed -E 's/.* out of ([0-9]+).*/\1/' <<<"$summary")
+  failed=$(sed -E 's/.*, ([0-9]+) tests failed.*/\1/' <<<"$summary")
+  if [[ -z "$summary" ]]; then total=0 failed=1; fi
+  total_pass=$((total_pass + total - failed))
+  total_fail=$((total_fail + failed))
+  ((rc == 0)) || failed_presets+=("$preset")
+  echo "=== $preset: $((total - failed)) of $total passed in $((SECONDS - start)) s"
+  rm -f "$log"
+done
+echo
+if ((${#failed_presets[@]})); then
+  echo "FAILED in: ${failed_presets[*]}"
+fi
+echo "all: $total_pass passed, $total_fail failed"
+((${#failed_presets[@]} == 0 && total_fail == 0))

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Compiles and links the core's sources with -ffreestanding -fno-exceptions -fno-rtti
+# -nostdlib (no libc, no libstdc++, no libgcc) into a program with its own _start, then
+# runs it. Fails if any core file needs a hosted header or a runtime symbol.
+# Usage: check.sh CXX SOURCE_DIR BUILD_DIR CORE_SOURCE...
+set -euo pipefail
+cxx=$1 src=$2 out=$3
+shift 3
+mkdir -p "$out"
+flags=(-std=c++20 -O2 -ffreestanding -fno-exceptions -fno-rtti -nostdlib -static
+       -fno-stack-protector -fno-pie -no-pie -fno-asynchronous-unwind-tables
+       -Wall -Wextra -Werror -I"$src/include" -I"$src/src")
+echo "freestanding: compiling ${*##*/} with ${flags[*]}"
+"$cxx" "${flags[@]}" "$@" "$src/tests/freestanding/freestanding_main.cpp" -o "$out/freestanding_core"
+"$out/freestanding_core"
+echo "freestanding: the core compiled, linked with no library and ran: OK"
