@@ -222,6 +222,8 @@ EndpointStats EndpointObject::stats_locked() const {
     s.waiting_receivers = receivers.size();
     s.waiting_callers = callers.size();
     s.active = active;
+    s.bound = bound;
+    s.bound_to = bound_to;
     return s;
 }
 
@@ -233,6 +235,7 @@ using detail::SendMode;
 // Each handle operation: (0) resolve the slot, lock it, check the capability, then run the
 // object's operation, which releases the lock.
 #define VIPC_LOCK_AND_CHECK(obj, lk, rights, allow_closed)                 \
+    if (registry_ == nullptr) return IpcError::InvalidCapability;          \
     EndpointObject* obj = VIPC_TRY(registry_->resolve(capability_, rights)); \
     UniqueLock lk(obj->lock);                                              \
     VIPC_TRY(obj->check(capability_, rights, allow_closed))

@@ -239,7 +239,7 @@ Channel& Channel::operator=(Channel&& other) noexcept {
 
 Result<Message> Channel::call(const Message& request, Deadline deadline) {
     Registry* registry = receive_endpoint_.registry();
-    if (registry == nullptr) return IpcError::EndpointNotFound;
+    if (registry == nullptr) return IpcError::InvalidCapability;  // closed or moved from
     return receive_endpoint_.call(request, registry->platform().current_process(), deadline);
 }
 

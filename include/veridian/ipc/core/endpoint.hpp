@@ -33,7 +33,8 @@
 //                 invalid (InvalidCapability); returns a fresh handle with all rights.
 //
 // Rights needed: SEND for send_sync, send_async, call; RECEIVE for receive_sync,
-// try_receive, reply; REVOKE for close and revoke. A handle whose capability is null,
+// try_receive, reply; REVOKE for close and revoke; bind and stats need only a valid
+// capability. A handle whose capability is null,
 // forged, stale (revoked, or the endpoint removed) gives InvalidCapability; one lacking the
 // right gives PermissionDenied.
 #pragma once
@@ -64,6 +65,8 @@ struct EndpointStats {
     u32 waiting_receivers = 0;
     u32 waiting_callers = 0;
     bool active = false;
+    bool bound = false;   // bind() succeeded and the endpoint has not closed since
+    ProcessId bound_to{};
 };
 
 class Endpoint {
