@@ -23,8 +23,11 @@
 // the seed and the tasks' code. By default every task thread is pinned to the CPU run() was
 // called on, which makes a handoff a same-core wake.
 //
-// The switch points, exactly: wait(), wake_one(), wake_all(), now_ns() and yield() called
-// from a task. current_process() is not one. Platform calls made outside any task (before
+// The switch points, exactly: wait(), now_ns() and yield() called from a task, and
+// wake_one()/wake_all(), which switch both before and after they wake (a waker can be
+// preempted between publishing a value and waking). current_process() is not one. Code
+// between two switch points runs without interruption: a critical section that makes no
+// platform call is atomic in the sim. Platform calls made outside any task (before
 // or after run(), e.g. a Registry built or destroyed on the test's thread) never switch:
 // wake_* wake nothing, wait() returns ValueChanged or, with a deadline, moves the clock
 // to it and returns TimedOut; a wait() outside a task that would sleep forever aborts the
@@ -64,8 +67,8 @@ public:
         // [0, max_tick_ns], so deadlines can also pass while other tasks run (a timeout then
         // races with a wake). 0: the clock moves only when no task can run.
         u64 max_tick_ns = 0;
-        // Pin every task thread to the CPU run() is called on (a handoff is then a
-        // same-core wake, several times faster than a cross-core one).
+        // Pin every task thread to the CPU run() is called on, so a handoff is always a
+        // same-core wake (about 2 us; a cross-core one measured about 3 times slower).
         bool pin_to_one_cpu = true;
         // Record the index of the task chosen at every switch point in RunResult::schedule.
         bool record_schedule = false;
@@ -83,20 +86,21 @@ public:
 
     struct RunResult {
         bool ok = true;
-        std::string failure;  // when !ok: what went wrong (e.g. which tasks sleep forever)
-        u64 switches = 0;     // switch points passed
-        u64 handoffs = 0;     // switch points at which another task took over
-        u64 end_time_ns = 0;  // virtual clock at the end
-        bool deadlock = false;     // a waiter would have slept forever (failure names it)
-        u64 spurious_wakes = 0;    // spurious wakes injected
-        u64 timeouts = 0;          // waits that ended at their deadline
-        u64 schedule_hash = 0;     // a fingerprint of the whole interleaving
+        std::string failure;        // when !ok: what went wrong (e.g. which tasks sleep forever)
+        u64 switches = 0;           // switch points passed
+        u64 handoffs = 0;           // switch points at which another task took over
+        u64 end_time_ns = 0;        // virtual clock at the end
+        bool deadlock = false;      // a waiter would have slept forever (failure names it)
+        u64 spurious_wakes = 0;     // spurious wakes injected
+        u64 timeouts = 0;           // waits that ended at their deadline
+        u64 schedule_hash = 0;      // a fingerprint of the whole interleaving
         std::vector<u32> schedule;  // with Options::record_schedule: the task chosen at each
                                     // switch point, in order
     };
     // Runs every task to completion (or until a deadlock is found). A task body that throws
     // (anything but the sim's own unwinding) makes ok false with the exception's text; the
-    // other tasks go on. Call once; throws std::logic_error on a second call or from a task.
+    // other tasks go on. Call once; throws std::logic_error on a second call or from a task,
+    // and std::system_error (having run nothing) if a task's thread cannot be started.
     RunResult run();
 
     u64 seed() const;
