@@ -1,0 +1,375 @@
+// veridian-ipc posix runtime: named endpoints between separate Linux processes.
+//
+// Layer: posix (hosted). Built on the core's types (Message, IpcError, Result, Deadline,
+// Rights); it does not put core endpoints in shared memory (they hold pointers) but gives the
+// same contract — same operations, same error kinds — over its own shared-memory rings.
+//
+// A server publishes an endpoint under a name; clients in other processes open it by name.
+// There is no daemon:
+//
+//   // server process
+//   using namespace veridian::ipc;
+//   posix::Server server = VIPC_TRY(posix::Server::publish("demo/echo"));
+//   for (;;) {
+//       posix::Received req = VIPC_TRY(server.receive());        // from any client
+//       VIPC_TRY(server.reply(req, req.message));                // echo it back
+//   }
+//
+//   // client process
+//   posix::Connection conn = VIPC_TRY(posix::Connection::connect("demo/echo"));
+//   Message answer = VIPC_TRY(conn.call(Message::small(0, 7), posix::deadline_after_ms(100)));
+//
+// On error, posix::last_error_detail() gives a one-line explanation naming the thing (for
+// example "no endpoint named 'demo/echo' in /run/user/1000/vipc: is its server running?").
+//
+// ---------------------------------------------------------------------------------------------
+// Names and discovery
+//
+//   A name is 1..MAX_NAME_LENGTH bytes of [A-Za-z0-9._-] in components separated by '/'
+//   ("demo/echo"); no empty component, no "." or "..". Anything else: InvalidMessage.
+//   The runtime directory is $VIPC_RUNTIME_DIR, else $XDG_RUNTIME_DIR/vipc, else
+//   /tmp/vipc-$UID; it is created with mode 0700, and refused (PermissionDenied) when it is
+//   not a directory owned by the caller. A name maps to two files in it, '/' written as ':':
+//     demo:echo.sock   the Unix stream socket clients connect to
+//     demo:echo.lock   flock()ed by the publishing process for as long as it lives
+//   The lock decides who owns a name: a live owner → EndpointBusy ("name taken by pid N");
+//   a dead owner's lock is released by the kernel, so a restarted server takes the name at
+//   once and replaces the stale socket file. An unknown name → EndpointNotFound.
+//
+// Connections and capabilities (a capability is a set of file descriptors)
+//
+//   A client connects to the socket; the server checks the peer's credentials (SO_PEERCRED:
+//   the same uid as the server, or root) and answers with the connection's memfds by
+//   SCM_RIGHTS. Each direction is a single-producer ring made of two memfds, so that what a
+//   holder may do is exactly what its descriptors let it map:
+//     <dir>.data   written by the producer: the slots, the tail index, its flags
+//     <dir>.ctl    written by the consumer: the head index, its flags
+//   The server seals every memfd against resizing (F_SEAL_SHRINK|F_SEAL_GROW: the peer can
+//   never truncate it under us and cause SIGBUS) and seals the ones only the server writes
+//   with F_SEAL_FUTURE_WRITE, and hands those to clients as read-only descriptors
+//   (reopened O_RDONLY): no client can map them writable, even by reopening /proc/self/fd.
+//   A client gets the c2s (client→server) pair only with Rights::SEND and the s2c pair only
+//   with Rights::RECEIVE. So a send-only holder has no descriptor at all for the s2c ring and
+//   cannot receive or forge replies; a receive-only holder cannot send.
+//   Every memfd lives in the kernel only: nothing is ever created in /dev/shm.
+//
+//   Per server there are also two memfds shared by all its connections:
+//     server.state     written by the server (read-only to clients): waiting flags, closed
+//     server.doorbell  the one word every client may write: the server's receive sleeps on
+//                      it. Its value is a hint only; the server never trusts it for anything
+//                      but "look at the rings again".
+//   and the write end of the pipe behind pollable_fd().
+//   A client's descriptors can be listed with Connection::descriptors().
+//
+// Waiting (every blocking operation takes a Deadline on CLOCK_MONOTONIC)
+//
+//   A blocked party spins for a bounded, adaptive time, then sleeps on a futex (shared, not
+//   FUTEX_PRIVATE_FLAG). Measured on the target machines, waking a sleeper on another CPU
+//   costs ~60 µs while a spin round trip costs ~0.12 µs, so a spin shorter than the wake
+//   cost is wasted and a longer one buys latency with CPU. On one CPU spinning only delays
+//   the peer, which cannot run; there a few sched_yield() hand-offs (~3 µs) beat a futex
+//   sleep (~5 µs). Each side publishes the CPU it last ran on (a hint), and a waiter spins
+//   only when the peer was last seen on another CPU; it yields when they share one.
+//   spin_ns bounds the spin; 0 means always sleep at once. The budget adapts: it halves
+//   after a spin that ended in a sleep anyway and grows back after a spin that succeeded.
+//   A producer makes the wake syscall only when the consumer announced it sleeps.
+//   Sleeps are bounded slices (PEER_CHECK_INTERVAL_MS), so a dead peer is noticed even if a
+//   wake is lost.
+//
+// Peer death
+//
+//   Each side keeps the connection's Unix socket open for the connection's life and watches
+//   it with epoll. A peer killed with SIGKILL closes its socket in the kernel:
+//   the other side's monitor thread (the server's background thread; in a client process,
+//   one thread for all its connections, started with the first) sees the hang-up at once,
+//   marks the connection dead and wakes every thread blocked on it (the bound to keep is
+//   100 ms; the sliced sleeps are the fallback should a wake be lost):
+//     on a client: send_sync/receive_sync/call/... → EndpointNotFound (the server is gone)
+//     on a server: send_sync/send_async → EndpointNotFound, reply → ProcessNotFound (the
+//                  caller is gone, as in the core); receive keeps serving the other clients
+//                  and first delivers what the dead client had already queued.
+//   An orderly close() on either side does the same, at once.
+//
+// Nothing from the other side is trusted
+//
+//   The ring geometry (depth, slot size, offsets) is fixed at connect time, kept in private
+//   memory and never re-read from shared memory. Every index read from the peer is checked
+//   against it (tail - head <= depth; a head never moves backwards or past the tail), every
+//   slot is copied out once and then checked (kind, length). A bad value → InvalidMessage,
+//   and the connection is marked broken (later operations on it → InvalidMessage, the server
+//   drops it); a peer can at worst break its own connection.
+//
+// Contract, operation by operation (same as the core's Endpoint; see core/endpoint.hpp)
+//
+//   send_sync     queued, or block while the ring is full until space, the deadline
+//                 (Timeout) or close/peer death (EndpointNotFound).
+//   send_async    never waits for the peer: full → ChannelFull. (Non-blocking operations
+//                 may wait up to 100 µs for another thread of this process that holds the
+//                 same ring; one blocked there means the ring is full, or empty.)
+//   fast_send     the SmallMessage fast path: send_async of 48 bytes, straight-line.
+//   receive_sync  a message, or block until one arrives / Timeout / EndpointNotFound.
+//   try_receive   never blocks: empty → ChannelEmpty.
+//   call          send a request tagged with a fresh transaction id, block for the reply
+//                 with that id (Timeout / EndpointNotFound). Thread-safe: several threads
+//                 may call through one Connection at once; replies are matched by txid.
+//   reply         the server answers a received request; it reaches the caller's call().
+//   close         idempotent; the other side's blocked parties wake with EndpointNotFound;
+//                 local operations afterwards → InvalidCapability (closed capability).
+//   Rights: SEND for send_sync/send_async/fast_send, RECEIVE for receive_sync/try_receive,
+//   both for call; missing → PermissionDenied.
+//   Messages: a SmallMessage fills one cache line of its slot (the fast path); a
+//   LargeMessage travels by value (120 bytes, 64 inline). Zero-copy memory regions across
+//   processes are not carried yet: a region (size != 0) → InvalidMemoryRegion, an inline
+//   payload over 64 bytes → MessageTooLarge.
+//   Received messages carry sender() (the peer's pid: from SO_PEERCRED on the server, the
+//   server's pid on a client) and transaction_id().
+//
+// Threads: every Connection and Server operation may be called from several threads at once
+// (a process-local mutex serializes each ring's producer and consumer side; the hot path has
+// no atomic read-modify-write in shared memory). Objects are movable, not copyable; destroy
+// (or move-assign) one only when no other thread is inside one of its operations — close()
+// is the way to make blocked threads return. A child made by fork() must not use its
+// parent's Servers or Connections (their threads are not copied): it publishes or connects
+// anew.
+//
+// A client's incoming messages: replies go to the call() waiting for their transaction id
+// (a reply whose caller gave up is dropped); other messages wait in a process-local inbox of
+// queue_depth() entries for receive_sync/try_receive. While that inbox is full nothing more is
+// read from the ring (backpressure on the server, bounded memory here), so a client that
+// calls while the server also sends it unsolicited messages must receive them.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "veridian/ipc/core/capability.hpp"
+#include "veridian/ipc/core/error.hpp"
+#include "veridian/ipc/core/message.hpp"
+#include "veridian/ipc/core/platform.hpp"
+#include "veridian/ipc/core/types.hpp"
+
+namespace veridian::ipc::posix {
+
+// Longest endpoint name, in bytes (keeps the socket path within sockaddr_un).
+inline constexpr usize MAX_NAME_LENGTH = 64;
+// Default ring depth per direction and connection.
+inline constexpr u32 DEFAULT_QUEUE_DEPTH = 64;
+// Default spin bound before a futex sleep, in nanoseconds (see "Waiting").
+inline constexpr u32 DEFAULT_SPIN_NS = 20'000;
+// Longest single futex sleep; also how late, at worst, a dead peer is noticed by a waiter
+// whose wake was lost.
+inline constexpr u32 PEER_CHECK_INTERVAL_MS = 20;
+// Most connections a server accepts at once (more → the client gets ResourceBusy).
+inline constexpr u32 DEFAULT_MAX_CONNECTIONS = 64;
+
+// ---- Deadlines on CLOCK_MONOTONIC --------------------------------------------------------------
+
+// CLOCK_MONOTONIC in nanoseconds (the clock every Deadline here is measured on; the same
+// clock as ThreadsPlatform::now_ns()).
+u64 now_ns();
+Deadline deadline_after_ns(u64 ns);
+inline Deadline deadline_after_ms(u64 ms) {
+    return deadline_after_ns(ms * 1'000'000);
+}
+
+// ---- Errors ------------------------------------------------------------------------------------
+
+// A one-line explanation of the last error returned by a posix-runtime function on the
+// calling thread (thread-local; "" when there is none). It names the thing and, where there
+// is one, the fix.
+const char* last_error_detail();
+
+// ---- Names and the runtime directory -----------------------------------------------------------
+
+// The runtime directory this process uses (see above), without creating it.
+std::string runtime_directory();
+// Ok, or InvalidMessage (with last_error_detail() saying why) for a malformed name.
+Result<void> validate_name(std::string_view name);
+
+// ---- Options -----------------------------------------------------------------------------------
+
+struct ServerOptions {
+    u32 queue_depth = DEFAULT_QUEUE_DEPTH;  // per ring; rounded up to a power of two, 1..1024
+    u32 spin_ns = DEFAULT_SPIN_NS;          // spin bound before sleeping; 0 = always sleep
+    u32 max_connections = DEFAULT_MAX_CONNECTIONS;
+    std::string runtime_dir;  // "" = runtime_directory()
+};
+
+struct ConnectOptions {
+    u16 rights = Rights::SEND | Rights::RECEIVE;  // only SEND and RECEIVE mean anything here
+    u32 spin_ns = DEFAULT_SPIN_NS;
+    std::string runtime_dir;  // "" = runtime_directory()
+    // How long connect() may wait for the server's answer.
+    u32 connect_timeout_ms = 2000;
+};
+
+// ---- Statistics (for `vipc ls` / `vipc stat`) --------------------------------------------------
+
+// Identifies one client connection of a Server; never reused within a Server.
+using ConnectionId = u64;
+
+struct ConnectionStats {
+    ConnectionId id = 0;
+    ProcessId peer{};  // the client's pid (from SO_PEERCRED, never from the client)
+    u32 peer_uid = 0;
+    u16 rights = 0;  // what the client's descriptors allow (SEND, RECEIVE)
+    u32 queue_depth = 0;
+    u32 to_server_queued = 0;  // messages waiting in the client→server ring
+    u32 to_client_queued = 0;  // messages waiting in the server→client ring
+    u64 received = 0;          // messages the server took from this client
+    u64 sent = 0;              // messages (replies included) the server sent to this client
+    bool alive = true;         // false once the peer closed, died or broke the protocol
+};
+
+// One published endpoint, as answered by its server.
+struct EndpointInfo {
+    std::string name;
+    ProcessId owner{};  // the server's pid
+    u32 owner_uid = 0;
+    u32 queue_depth = 0;
+    u32 connections = 0;  // live connections
+    u64 accepted = 0;     // connections accepted since publish
+    u64 received = 0;     // messages received, all connections
+    u64 sent = 0;         // messages sent, all connections
+    u64 broken = 0;       // connections dropped for a protocol violation
+    std::vector<ConnectionStats> per_connection;
+};
+
+// Asks the server of `name` for its statistics (over its discovery socket; the server's
+// background thread answers, so this works while the server is busy).
+// EndpointNotFound when no live server has the name.
+Result<EndpointInfo> stat_endpoint(std::string_view name, std::string_view runtime_dir = {});
+
+// Every endpoint published in the runtime directory (live servers only; stale leftovers of
+// dead servers are skipped — publishing the name reclaims them).
+Result<std::vector<EndpointInfo>> list_endpoints(std::string_view runtime_dir = {});
+
+// ---- Server ------------------------------------------------------------------------------------
+
+// A message taken by the server, with where it came from. message.sender() is the client's
+// pid (from SO_PEERCRED), message.transaction_id() the id of a call (0 for a plain send).
+struct Received {
+    Message message;
+    ConnectionId connection = 0;
+};
+
+class Server {
+public:
+    // Publishes `name`. EndpointBusy when a live process already has it (the detail names
+    // its pid); InvalidMessage for a malformed name; PermissionDenied when the runtime
+    // directory is not usable. A name left by a dead process is reclaimed.
+    static Result<Server> publish(std::string_view name, const ServerOptions& options = {});
+
+    Server(Server&&) noexcept;
+    Server& operator=(Server&&) noexcept;
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+    ~Server();  // close()
+
+    const std::string& name() const;
+
+    // The next message from any client. One doorbell serves all connections; clients are
+    // served round-robin, starting after the one served last, so none can starve another.
+    // Timeout at the deadline; EndpointNotFound once this server is closed; a corrupted
+    // connection is dropped (counted in EndpointInfo::broken) and never surfaces here.
+    Result<Received> receive(Deadline deadline = Deadline::never());
+    // Never blocks: ChannelEmpty when no client has anything queued.
+    Result<Received> try_receive();
+
+    // Answers a request taken by receive(): the response goes to the caller's call() with the
+    // request's transaction id (IS_REPLY is set). Blocks while that client's ring is full.
+    // ProcessNotFound when the client is gone; PermissionDenied when it has no RECEIVE.
+    Result<void> reply(const Received& request, const Message& response,
+                       Deadline deadline = Deadline::never());
+
+    // A message to one client (it reads it with receive_sync/try_receive).
+    // EndpointNotFound when the connection is gone or unknown; PermissionDenied when the
+    // client has no RECEIVE; send_async: ChannelFull when its ring is full.
+    Result<void> send_sync(ConnectionId to, const Message& msg,
+                           Deadline deadline = Deadline::never());
+    Result<void> send_async(ConnectionId to, const Message& msg);
+
+    // Drops one client's connection (it sees EndpointNotFound).
+    Result<void> disconnect(ConnectionId connection);
+
+    // Unpublishes the name, wakes every blocked party on both sides (EndpointNotFound) and
+    // releases everything. Idempotent.
+    Result<void> close();
+
+    // A descriptor that becomes readable when a message may be waiting, for epoll/poll/asio
+    // (level-triggered). Drain with try_receive() until ChannelEmpty, then poll again
+    // (ChannelEmpty empties the descriptor and looks once more, so nothing is missed).
+    // It is the read end of a pipe whose write end every client holds: a pipe rather than an
+    // eventfd because a client holding an eventfd could also read it and swallow the
+    // server's notifications; a pipe's write end cannot read. Cost: once this has been
+    // called, every client send also makes one pipe write (a syscall, ~1-4 µs). The fd
+    // belongs to the Server; -1 for a moved-from Server.
+    int pollable_fd();
+
+    // Live connections, in the order they were accepted.
+    std::vector<ConnectionId> connections() const;
+    EndpointInfo info() const;
+
+    struct Impl;
+
+private:
+    explicit Server(std::shared_ptr<Impl> impl);
+    std::shared_ptr<Impl> impl_;
+};
+
+// ---- Client ------------------------------------------------------------------------------------
+
+// The descriptors that embody a connection's rights (for tools and tests). -1 = not held.
+// c2s = client→server ring, s2c = server→client ring; *_data written by the producer,
+// *_ctl by the consumer. Descriptors the holder must not write are read-only.
+struct ConnectionDescriptors {
+    int socket = -1;
+    int c2s_data = -1;         // read-write, only with SEND
+    int c2s_ctl = -1;          // read-only, only with SEND
+    int s2c_data = -1;         // read-only, only with RECEIVE
+    int s2c_ctl = -1;          // read-write, only with RECEIVE
+    int server_state = -1;     // read-only
+    int server_doorbell = -1;  // read-write
+};
+
+class Connection {
+public:
+    // Opens the endpoint published as `name` with the rights asked for in options.
+    // EndpointNotFound when no live server has that name (the detail names it);
+    // PermissionDenied when the socket or the server refuses us; ResourceBusy when the
+    // server has max_connections; Timeout when it does not answer within
+    // connect_timeout_ms; InvalidMessage when its answer is malformed.
+    static Result<Connection> connect(std::string_view name, const ConnectOptions& options = {});
+
+    Connection(Connection&&) noexcept;
+    Connection& operator=(Connection&&) noexcept;
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
+    ~Connection();  // close()
+
+    const std::string& name() const;
+    u16 rights() const;
+    ProcessId server_pid() const;
+    ConnectionId id() const;  // as the server numbers it
+    u32 queue_depth() const;
+
+    Result<void> send_sync(const Message& msg, Deadline deadline = Deadline::never());
+    Result<void> send_async(const Message& msg);
+    Result<void> fast_send(const SmallMessage& msg);
+    Result<Message> receive_sync(Deadline deadline = Deadline::never());
+    Result<Message> try_receive();
+    Result<Message> call(const Message& request, Deadline deadline = Deadline::never());
+    Result<void> close();
+
+    ConnectionDescriptors descriptors() const;
+
+    struct Impl;
+
+private:
+    explicit Connection(std::shared_ptr<Impl> impl);
+    std::shared_ptr<Impl> impl_;  // shared with the process's peer-death monitor (weakly)
+};
+
+}  // namespace veridian::ipc::posix

@@ -1,0 +1,680 @@
+// veridian-ipc posix runtime: the client side of a connection.
+//
+// Threads sharing one Connection:
+//   - senders (send_sync, send_async, fast_send, and call's request) are serialized by
+//     send_mu_: the client→server ring has one producer, and the hot path needs no atomic
+//     read-modify-write in shared memory;
+//   - readers (receive_sync, try_receive, and call waiting for its reply) share the
+//     server→client ring through a process-local demultiplexer: one thread at a time is "the
+//     reader" and takes messages from the ring; a reply (IS_REPLY with a txid) goes to the
+//     caller registered for that txid, anything else to the inbox of receive_sync/try_receive.
+//
+// The call protocol (several threads may call at once):
+//   (0) register a waiter for a fresh txid (under mu_)
+//   (1) send the request tagged with it (as send_sync: may block for space)
+//   (2) wait: if our reply was delivered → (4A). If nobody is the reader, become it: wait on
+//       the ring (wait_for_data, numbered in shm.hpp), take one message, dispatch it, wake the
+//       other waiters, go back to (2). Otherwise sleep on the condition variable until a
+//       dispatch, at most one slice.
+//   (3) the ways out besides a reply: the deadline (4B, Timeout), the connection closed, the
+//       server gone or the ring corrupted (4C, its error)
+//   (4) end the wait: unregister the txid (a reply arriving later is dropped and counted).
+#include <poll.h>
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "posix/shm.hpp"
+#include "posix/wire.hpp"
+#include "veridian/ipc/posix/runtime.hpp"
+
+namespace veridian::ipc::posix {
+
+using namespace detail;
+
+namespace {
+
+std::chrono::steady_clock::time_point to_steady(Deadline d) {
+    if (d.is_never()) return std::chrono::steady_clock::time_point::max();
+    return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(d.ns()));
+}
+
+Deadline earlier(Deadline a, Deadline b) {
+    return a.ns() < b.ns() ? a : b;
+}
+
+}  // namespace
+
+// The peer-death monitor of a client process: one thread, started with the first connection,
+// that watches every connection's socket with epoll. The server writes nothing to a socket
+// after its Welcome, so any event on it means the server hung up (closed or died): the
+// monitor marks the connection dead and wakes every local thread blocked on it at once.
+// Registrations are keyed by a never-reused id (not the fd, which the kernel reuses), and
+// hold the connection weakly, so a connection can go away at any time.
+class ClientMonitor {
+public:
+    static ClientMonitor& instance() {
+        // Never destroyed: the thread may outlive every static object's destructor.
+        static ClientMonitor* monitor = [] {
+            auto* m = new ClientMonitor();
+            pthread_atfork(&ClientMonitor::before_fork, &ClientMonitor::after_fork_in_parent,
+                           &ClientMonitor::after_fork_in_child);
+            return m;
+        }();
+        return *monitor;
+    }
+    // Returns the registration id (0 if the monitor could not be started: the sliced sleeps
+    // then notice a dead server, later).
+    u64 add(int sock, std::weak_ptr<Connection::Impl> conn);
+    void remove(u64 id, int sock);
+
+private:
+    ClientMonitor() = default;
+    void run();
+
+    // fork(): the child gets no copy of the monitor thread. Hold the lock across fork() so the
+    // child's copy of the state is consistent, then let the child start afresh (its first
+    // connection starts its own monitor; the parent's connections are not its to use).
+    static void before_fork() { instance().mu_.lock(); }
+    static void after_fork_in_parent() { instance().mu_.unlock(); }
+    static void after_fork_in_child() {
+        ClientMonitor& m = instance();
+        if (m.epfd_ >= 0) ::close(m.epfd_);
+        m.epfd_ = -1;
+        m.started_ = false;
+        m.conns_.clear();
+        m.mu_.unlock();
+    }
+
+    std::mutex mu_;
+    int epfd_ = -1;
+    bool started_ = false;
+    u64 next_id_ = 1;
+    std::unordered_map<u64, std::weak_ptr<Connection::Impl>> conns_;
+};
+
+struct Connection::Impl final : WaitCheck {
+    std::string name;
+    u16 rights = 0;
+    RingGeometry geometry;
+    ProcessId server_pid{};
+    ConnectionId id = 0;
+    pid_t pid = getpid();
+
+    Fd socket;
+    Fd c2s_data_fd, c2s_ctl_fd, s2c_data_fd, s2c_ctl_fd, state_fd, doorbell_fd, notify_fd;
+    Mapping c2s_data, c2s_ctl, s2c_data, s2c_ctl, state_map, doorbell_map;
+    const ServerState* state = nullptr;
+    ServerDoorbell* doorbell = nullptr;
+
+    DeadlineMutex send_mu;
+    RingProducer c2s VIPC_GUARDED_BY(send_mu);
+    SpinBudget send_spin VIPC_GUARDED_BY(send_mu);
+
+    std::mutex mu;
+    std::condition_variable cv;
+    bool reader_active VIPC_GUARDED_BY(mu) = false;
+    std::deque<Message> inbox VIPC_GUARDED_BY(mu);
+    // The callers waiting for a reply: one entry per outstanding call, searched linearly (a
+    // handful at most in practice); the vector keeps its capacity, so a call allocates nothing.
+    struct PendingCall {
+        TransactionId txid;
+        std::optional<Message> reply;
+    };
+    std::vector<PendingCall> pending VIPC_GUARDED_BY(mu);
+    PendingCall* find_pending(TransactionId txid) VIPC_REQUIRES(mu) {
+        for (PendingCall& p : pending) {
+            if (p.txid == txid) return &p;
+        }
+        return nullptr;
+    }
+    void erase_pending(TransactionId txid) VIPC_REQUIRES(mu) {
+        for (usize i = 0; i < pending.size(); ++i) {
+            if (pending[i].txid == txid) {
+                pending[i] = pending.back();
+                pending.pop_back();
+                return;
+            }
+        }
+    }
+    u64 stale_replies VIPC_GUARDED_BY(mu) = 0;
+    // The ring's consumer side belongs to whoever is the reader (reader_active).
+    RingConsumer s2c;
+    SpinBudget receive_spin;
+
+    std::atomic<u64> next_txid{1};
+    std::atomic<bool> closed{false};  // closed by us
+    std::atomic<bool> dead{false};    // the server closed, died or hung up
+    std::atomic<bool> broken{false};  // the server broke the protocol
+    std::atomic<u64> monitor_id{0};   // registration with ClientMonitor (0 = none)
+
+    Impl() = default;
+    Impl(const Impl&) = delete;
+    Impl& operator=(const Impl&) = delete;
+    ~Impl() {
+        close();
+        const u64 registration = monitor_id.load();
+        if (registration != 0) ClientMonitor::instance().remove(registration, socket.get());
+    }
+
+    // WaitCheck: between waits.
+    Result<void> check(bool slice_ended) override;
+    Result<void> quick_check();
+    // The server hung up: mark it, wake every local thread blocked on this connection.
+    void server_gone() {
+        dead.store(true, std::memory_order_release);
+        if (c2s.valid()) futex_wake_all(&c2s_ctl.as<const RingCtl>()->head);
+        if (s2c.valid()) futex_wake_all(&s2c_data.as<const RingDataHeader>()->tail);
+        std::lock_guard<std::mutex> lock(mu);
+        cv.notify_all();
+    }
+
+    Result<void> connect(std::string_view name_, const ConnectOptions& options);
+    Result<void> send(const Message& msg, TransactionId txid, Deadline deadline, bool blocking);
+    Result<void> fast_send(const SmallMessage& msg);
+    void notify_server();
+    Result<Message> read_one(Deadline deadline, bool blocking);
+    void dispatch(const Message& m) VIPC_REQUIRES(mu);
+    // Waits for the reply to `txid` (txid != 0) or for an inbox message (txid == 0).
+    Result<Message> wait_message(TransactionId txid, Deadline deadline);
+    void close();
+};
+
+// ---- checks ------------------------------------------------------------------------------------
+
+Result<void> Connection::Impl::quick_check() {
+    if (closed.load(std::memory_order_acquire)) {
+        return fail(IpcError::InvalidCapability, "the connection to '%s' is closed", name.c_str());
+    }
+    if (broken.load(std::memory_order_acquire)) {
+        return fail(IpcError::InvalidMessage,
+                    "the server of '%s' corrupted the connection; it was dropped", name.c_str());
+    }
+    // The words read here sit on cache lines we read anyway (the s2c tail's) or that rarely
+    // change (the server's state); the c2s ring's closed flag shares its line with the head
+    // the server writes for every message, so it is read only between waits (check()): a
+    // connection the server dropped is also hung up, which the monitor notices at once.
+    bool gone =
+        dead.load(std::memory_order_acquire) || state->closed.load(std::memory_order_acquire) != 0;
+    if (!gone && s2c.valid()) gone = s2c_data.as<const RingDataHeader>()->closed.load() != 0;
+    if (gone) {
+        dead.store(true, std::memory_order_release);
+        return fail(IpcError::EndpointNotFound, "endpoint '%s' is gone (its server closed or died)",
+                    name.c_str());
+    }
+    return ok();
+}
+
+Result<void> Connection::Impl::check(bool slice_ended) {
+    VIPC_TRY(quick_check());
+    if (c2s.valid() && c2s_ctl.as<const RingCtl>()->closed.load() != 0) {
+        server_gone();
+        return quick_check();
+    }
+    if (slice_ended) {
+        // The server never writes to the socket after its Welcome: readable means hung up.
+        pollfd p{socket.get(), POLLIN | POLLRDHUP, 0};
+        if (poll(&p, 1, 0) > 0) {
+            server_gone();
+            return quick_check();
+        }
+    }
+    return ok();
+}
+
+// ---- connect -----------------------------------------------------------------------------------
+
+Result<void> Connection::Impl::connect(std::string_view name_, const ConnectOptions& options) {
+    name = std::string(name_);
+    VIPC_TRY(validate_name(name));
+    rights = options.rights & (Rights::SEND | Rights::RECEIVE);
+    if (rights == 0) {
+        return fail(IpcError::PermissionDenied,
+                    "a connection to '%s' needs Rights::SEND or Rights::RECEIVE", name.c_str());
+    }
+    const std::string dir = resolve_runtime_dir(options.runtime_dir);
+    socket = VIPC_TRY(open_endpoint_socket(dir, name));
+
+    const Hello hello{HELLO_MAGIC, WIRE_VERSION, static_cast<u16>(HelloOp::Connect), rights, 0, 0};
+    if (!send_with_fds(socket.get(), &hello, sizeof hello, nullptr, 0)) {
+        return fail(IpcError::EndpointNotFound, "endpoint '%s' hung up during connect",
+                    name.c_str());
+    }
+    const u64 deadline = now_ns() + u64{options.connect_timeout_ms} * 1'000'000u;
+    if (!wait_readable(socket.get(), deadline)) {
+        return fail(IpcError::Timeout, "endpoint '%s' did not answer within %u ms", name.c_str(),
+                    options.connect_timeout_ms);
+    }
+    alignas(8) u8 buf[sizeof(Welcome) + 8];
+    int fds[MAX_WELCOME_FDS];
+    int nfds = 0;
+    bool truncated = false;
+    const long n =
+        receive_with_fds(socket.get(), buf, sizeof buf, fds, MAX_WELCOME_FDS, &nfds, &truncated);
+    // Own every descriptor that arrived before looking at anything else.
+    Fd received[MAX_WELCOME_FDS];
+    for (int i = 0; i < nfds; ++i)
+        received[i] = Fd(fds[i]);
+    if (n <= 0) {
+        return fail(IpcError::EndpointNotFound, "endpoint '%s' hung up during connect",
+                    name.c_str());
+    }
+    if (truncated) {
+        return fail(IpcError::InvalidMessage, "endpoint '%s' sent too many descriptors",
+                    name.c_str());
+    }
+    const Welcome w = VIPC_TRY(parse_welcome(buf, static_cast<usize>(n), nfds, rights));
+    geometry = *RingGeometry::for_depth(w.depth);
+    server_pid = ProcessId{w.server_pid};
+    id = w.connection_id;
+
+    int next = 0;
+    auto take = [&](u16 bit) {
+        return (w.fd_bits & bit) != 0 ? static_cast<Fd&&>(received[next++]) : Fd();
+    };
+    c2s_data_fd = take(FdBits::C2S_DATA);
+    c2s_ctl_fd = take(FdBits::C2S_CTL);
+    s2c_data_fd = take(FdBits::S2C_DATA);
+    s2c_ctl_fd = take(FdBits::S2C_CTL);
+    state_fd = take(FdBits::STATE);
+    doorbell_fd = take(FdBits::DOORBELL);
+    notify_fd = take(FdBits::NOTIFY);
+
+    // Map what our rights give: the pages we write read-write, the server's read-only.
+    state_map = VIPC_TRY(map_peer_memfd(state_fd.get(), PAGE_BYTES, false));
+    doorbell_map = VIPC_TRY(map_peer_memfd(doorbell_fd.get(), PAGE_BYTES, true));
+    state = state_map.as<const ServerState>();
+    doorbell = doorbell_map.as<ServerDoorbell>();
+    if (state->magic != STATE_MAGIC || state->version != WIRE_VERSION) {
+        return fail(IpcError::InvalidMessage, "endpoint '%s' sent a foreign state segment",
+                    name.c_str());
+    }
+    if ((rights & Rights::SEND) != 0) {
+        c2s_data = VIPC_TRY(map_peer_memfd(c2s_data_fd.get(), geometry.data_bytes, true));
+        c2s_ctl = VIPC_TRY(map_peer_memfd(c2s_ctl_fd.get(), geometry.ctl_bytes, false));
+        DeadlineLock lock(send_mu);
+        c2s = RingProducer(geometry, c2s_data.as<RingDataHeader>(), c2s_ctl.as<const RingCtl>());
+        send_spin = SpinBudget(options.spin_ns);
+    }
+    if ((rights & Rights::RECEIVE) != 0) {
+        s2c_data = VIPC_TRY(map_peer_memfd(s2c_data_fd.get(), geometry.data_bytes, false));
+        s2c_ctl = VIPC_TRY(map_peer_memfd(s2c_ctl_fd.get(), geometry.ctl_bytes, true));
+        s2c = RingConsumer(geometry, s2c_data.as<const RingDataHeader>(), s2c_ctl.as<RingCtl>());
+        receive_spin = SpinBudget(options.spin_ns);
+    }
+    return ok();
+}
+
+Result<Connection> Connection::connect(std::string_view name, const ConnectOptions& options) {
+    clear_error_detail();
+    auto impl = std::make_shared<Impl>();
+    VIPC_TRY(impl->connect(name, options));
+    impl->monitor_id.store(ClientMonitor::instance().add(impl->socket.get(), impl));
+    return Connection(static_cast<std::shared_ptr<Impl>&&>(impl));
+}
+
+// ---- the monitor ----------------------------------------------------------------------------
+
+u64 ClientMonitor::add(int sock, std::weak_ptr<Connection::Impl> conn) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!started_) {
+        epfd_ = epoll_create1(EPOLL_CLOEXEC);
+        if (epfd_ < 0) return 0;
+        std::thread([this] { run(); }).detach();
+        started_ = true;
+    }
+    const u64 id = next_id_++;
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.data.u64 = id;
+    if (epoll_ctl(epfd_, EPOLL_CTL_ADD, sock, &ev) != 0) return 0;
+    conns_.emplace(id, static_cast<std::weak_ptr<Connection::Impl>&&>(conn));
+    return id;
+}
+
+void ClientMonitor::remove(u64 id, int sock) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (conns_.erase(id) != 0) epoll_ctl(epfd_, EPOLL_CTL_DEL, sock, nullptr);
+}
+
+void ClientMonitor::run() {
+    for (;;) {
+        epoll_event events[16];
+        const int n = epoll_wait(epfd_, events, 16, -1);
+        for (int i = 0; i < n; ++i) {
+            std::shared_ptr<Connection::Impl> conn;
+            {
+                std::lock_guard<std::mutex> lock(mu_);
+                auto it = conns_.find(events[i].data.u64);
+                if (it == conns_.end()) continue;  // removed meanwhile
+                conn = it->second.lock();
+                conns_.erase(it);
+                // Stop watching (the event would stay pending, level-triggered). A connection
+                // being destroyed (conn is null) removes itself; its id is gone already.
+                if (conn) {
+                    epoll_ctl(epfd_, EPOLL_CTL_DEL, conn->socket.get(), nullptr);
+                    conn->monitor_id.store(0);
+                }
+            }
+            if (conn) conn->server_gone();
+            // Dropping `conn` may destroy the connection here, if its owner let go meanwhile:
+            // its destructor finds monitor_id 0 and does not call back into the monitor.
+        }
+    }
+}
+
+// ---- send --------------------------------------------------------------------------------------
+
+void Connection::Impl::notify_server() {
+    // Paired with the server's receive steps (4)/(5): our tail store (seq_cst, in the ring),
+    // then the server's flag (seq_cst): either we see it set, or the server sees our tail.
+    if (state->waiting.load(std::memory_order_seq_cst) != 0) {
+        doorbell->ring.fetch_add(1, std::memory_order_seq_cst);
+        futex_wake_all(&doorbell->ring);
+    }
+    if (state->poll_armed.load(std::memory_order_seq_cst) != 0) {
+        const char byte = 1;
+        // Non-blocking: a full pipe is already readable, which is all the server needs.
+        if (write(notify_fd.get(), &byte, 1) < 0) {
+        }
+    }
+}
+
+Result<void> Connection::Impl::send(const Message& msg, TransactionId txid, Deadline deadline,
+                                    bool blocking) {
+    if ((rights & Rights::SEND) == 0) {
+        VIPC_TRY(quick_check());
+        return fail(IpcError::PermissionDenied,
+                    "this connection to '%s' has no SEND right (no descriptor for that ring)",
+                    name.c_str());
+    }
+    VIPC_TRY(check_sendable(msg));
+    // Another sending thread holds the producer side (and is blocked only on a full ring).
+    if (!send_mu.lock_until(blocking ? deadline : deadline_after_ns(NONBLOCKING_LOCK_WAIT_NS))) {
+        return blocking ? IpcError::Timeout : IpcError::ChannelFull;
+    }
+    DeadlineLock guard(send_mu, std::adopt_lock);
+    for (;;) {
+        VIPC_TRY(quick_check());
+        auto r = c2s.try_push(msg, txid);
+        if (r) {
+            notify_server();
+            return ok();
+        }
+        if (r.error() == IpcError::InvalidMessage) {
+            broken.store(true);
+            return quick_check();
+        }
+        if (!blocking) return IpcError::ChannelFull;
+        auto w = wait_for_space(c2s, send_spin, deadline, &state->cpu, *this);
+        if (!w) {
+            if (w.error() == IpcError::InvalidMessage && !closed.load() && !dead.load()) {
+                broken.store(true);
+            }
+            return w.error();
+        }
+    }
+}
+
+Result<void> Connection::Impl::fast_send(const SmallMessage& msg) {
+    // Straight line: a few cheap checks, one slot write, one release store. Anything unusual
+    // (no right, closed, gone, full, corrupt) leaves for send(), which handles everything.
+    if (VIPC_UNLIKELY((rights & Rights::SEND) == 0 || closed.load(std::memory_order_relaxed) ||
+                      dead.load(std::memory_order_relaxed) ||
+                      broken.load(std::memory_order_relaxed) ||
+                      state->closed.load(std::memory_order_relaxed) != 0)) {
+        return send(Message(msg), 0, Deadline::past(), false);
+    }
+    if (VIPC_LIKELY(send_mu.lock_until(deadline_after_ns(NONBLOCKING_LOCK_WAIT_NS)))) {
+        DeadlineLock guard(send_mu, std::adopt_lock);
+        if (VIPC_LIKELY(c2s.try_push_small(msg, 0).has_value())) {
+            notify_server();
+            return ok();
+        }
+    }
+    return send(Message(msg), 0, Deadline::past(), false);
+}
+
+// ---- receive and call --------------------------------------------------------------------------
+
+Result<Message> Connection::Impl::read_one(Deadline deadline, bool blocking) {
+    if (blocking) {
+        VIPC_TRY(wait_for_data(s2c, receive_spin, deadline, &state->cpu, *this));
+    } else {
+        VIPC_TRY(quick_check());
+    }
+    auto r = s2c.try_pop();
+    if (!r) {
+        if (r.error() == IpcError::InvalidMessage) broken.store(true);
+        return r.error();
+    }
+    notify_producer(s2c);
+    r->set_sender(server_pid);
+    return r;
+}
+
+void Connection::Impl::dispatch(const Message& m) {
+    if ((m.flags() & MessageFlags::IS_REPLY) != 0 && m.transaction_id() != 0) {
+        PendingCall* p = find_pending(m.transaction_id());
+        if (p != nullptr && !p->reply.has_value()) {
+            p->reply = m;
+        } else {
+            ++stale_replies;  // its caller gave up (timed out), or a duplicate: drop it
+        }
+        return;
+    }
+    inbox.push_back(m);
+}
+
+Result<Message> Connection::Impl::wait_message(TransactionId txid, Deadline deadline) {
+    std::unique_lock<std::mutex> lock(mu);
+    auto finish = [&](Result<Message> r) -> Result<Message> {
+        if (txid != 0) erase_pending(txid);  // (4) end the wait
+        return r;
+    };
+    for (;;) {
+        // (2) delivered?
+        if (txid != 0) {
+            PendingCall* p = find_pending(txid);
+            if (p != nullptr && p->reply.has_value()) {
+                Message m = *p->reply;
+                return finish(m);  // (4A)
+            }
+        } else if (!inbox.empty()) {
+            Message m = inbox.front();
+            inbox.pop_front();
+            return m;
+        }
+        // (3) the other ways out
+        if (auto c = quick_check(); !c) return finish(c.error());          // (4C)
+        if (deadline.expired(now_ns())) return finish(IpcError::Timeout);  // (4B)
+        // Become the reader unless someone is; do not read while the inbox is full (the
+        // server is then held back by its full ring: backpressure, not unbounded memory).
+        if (!reader_active && inbox.size() < geometry.depth) {
+            reader_active = true;
+            lock.unlock();
+            auto r = read_one(deadline, true);
+            lock.lock();
+            reader_active = false;
+            if (r) dispatch(*r);
+            cv.notify_all();
+            if (!r && r.error() != IpcError::Timeout) return finish(r.error());  // (4C)
+            continue;
+        }
+        const Deadline slice = deadline_after_ns(u64{PEER_CHECK_INTERVAL_MS} * 1'000'000u);
+        cv.wait_until(lock, to_steady(earlier(deadline, slice)));
+    }
+}
+
+// ---- close -------------------------------------------------------------------------------------
+
+void Connection::Impl::close() {
+    if (closed.exchange(true, std::memory_order_acq_rel)) return;
+    // (1) say so in the pages we write, (2) wake the server's threads blocked on us and our
+    // own blocked threads, (3) hang up the socket (the server's monitor sees it at once).
+    if (c2s.valid()) {
+        c2s_data.as<RingDataHeader>()->closed.store(1, std::memory_order_release);
+        futex_wake_all(&c2s_ctl.as<const RingCtl>()->head);
+    }
+    if (s2c.valid()) {
+        s2c_ctl.as<RingCtl>()->closed.store(1, std::memory_order_release);
+        futex_wake_all(&s2c_ctl.as<RingCtl>()->head);
+        futex_wake_all(&s2c_data.as<const RingDataHeader>()->tail);
+    }
+    {
+        std::lock_guard<std::mutex> lock(mu);
+        cv.notify_all();
+    }
+    if (socket.valid()) shutdown(socket.get(), SHUT_RDWR);
+}
+
+// ---- the public class --------------------------------------------------------------------------
+
+Connection::Connection(std::shared_ptr<Impl> impl)
+    : impl_(static_cast<std::shared_ptr<Impl>&&>(impl)) {}
+Connection::Connection(Connection&&) noexcept = default;
+Connection& Connection::operator=(Connection&& o) noexcept {
+    if (this != &o) {
+        if (impl_) impl_->close();
+        impl_ = static_cast<std::shared_ptr<Impl>&&>(o.impl_);
+    }
+    return *this;
+}
+Connection::~Connection() {
+    if (impl_) impl_->close();
+}
+
+namespace {
+const std::string& no_name() {
+    static const std::string empty;
+    return empty;
+}
+IpcError moved_from() {
+    return fail(IpcError::InvalidCapability, "the Connection object was moved from");
+}
+}  // namespace
+
+const std::string& Connection::name() const {
+    return impl_ ? impl_->name : no_name();
+}
+u16 Connection::rights() const {
+    return impl_ ? impl_->rights : 0;
+}
+ProcessId Connection::server_pid() const {
+    return impl_ ? impl_->server_pid : ProcessId{};
+}
+ConnectionId Connection::id() const {
+    return impl_ ? impl_->id : 0;
+}
+u32 Connection::queue_depth() const {
+    return impl_ ? impl_->geometry.depth : 0;
+}
+
+Result<void> Connection::send_sync(const Message& msg, Deadline deadline) {
+    if (!impl_) return moved_from();
+    return impl_->send(msg, 0, deadline, true);
+}
+
+Result<void> Connection::send_async(const Message& msg) {
+    if (!impl_) return moved_from();
+    return impl_->send(msg, 0, Deadline::past(), false);
+}
+
+Result<void> Connection::fast_send(const SmallMessage& msg) {
+    if (!impl_) return moved_from();
+    return impl_->fast_send(msg);
+}
+
+Result<Message> Connection::receive_sync(Deadline deadline) {
+    if (!impl_) return moved_from();
+    if ((impl_->rights & Rights::RECEIVE) == 0) {
+        VIPC_TRY(impl_->quick_check());
+        return fail(IpcError::PermissionDenied,
+                    "this connection to '%s' has no RECEIVE right (no descriptor for that ring)",
+                    impl_->name.c_str());
+    }
+    return impl_->wait_message(0, deadline);
+}
+
+Result<Message> Connection::try_receive() {
+    if (!impl_) return moved_from();
+    Impl& c = *impl_;
+    if ((c.rights & Rights::RECEIVE) == 0) {
+        VIPC_TRY(c.quick_check());
+        return fail(IpcError::PermissionDenied,
+                    "this connection to '%s' has no RECEIVE right (no descriptor for that ring)",
+                    c.name.c_str());
+    }
+    std::lock_guard<std::mutex> lock(c.mu);
+    for (;;) {
+        if (!c.inbox.empty()) {
+            Message m = c.inbox.front();
+            c.inbox.pop_front();
+            return m;
+        }
+        VIPC_TRY(c.quick_check());
+        // Another thread is the reader: whatever arrives is its to take and dispatch.
+        if (c.reader_active || c.inbox.size() >= c.geometry.depth) return IpcError::ChannelEmpty;
+        auto r = c.read_one(Deadline::past(), false);
+        if (!r) return r.error();
+        c.dispatch(*r);
+        c.cv.notify_all();
+    }
+}
+
+Result<Message> Connection::call(const Message& request, Deadline deadline) {
+    if (!impl_) return moved_from();
+    Impl& c = *impl_;
+    if ((c.rights & (Rights::SEND | Rights::RECEIVE)) != (Rights::SEND | Rights::RECEIVE)) {
+        VIPC_TRY(c.quick_check());
+        return fail(IpcError::PermissionDenied, "call on '%s' needs both SEND and RECEIVE rights",
+                    c.name.c_str());
+    }
+    // (0) register
+    const TransactionId txid = c.next_txid.fetch_add(1, std::memory_order_relaxed);
+    {
+        std::lock_guard<std::mutex> lock(c.mu);
+        c.pending.push_back(Impl::PendingCall{txid, std::nullopt});
+    }
+    // (1) send
+    if (auto s = c.send(request, txid, deadline, true); !s) {
+        std::lock_guard<std::mutex> lock(c.mu);
+        c.erase_pending(txid);
+        return s.error();
+    }
+    // (2)-(4)
+    return c.wait_message(txid, deadline);
+}
+
+Result<void> Connection::close() {
+    if (!impl_) return moved_from();
+    impl_->close();
+    return ok();
+}
+
+ConnectionDescriptors Connection::descriptors() const {
+    ConnectionDescriptors d;
+    if (!impl_) return d;
+    d.socket = impl_->socket.get();
+    d.c2s_data = impl_->c2s_data_fd.get();
+    d.c2s_ctl = impl_->c2s_ctl_fd.get();
+    d.s2c_data = impl_->s2c_data_fd.get();
+    d.s2c_ctl = impl_->s2c_ctl_fd.get();
+    d.server_state = impl_->state_fd.get();
+    d.server_doorbell = impl_->doorbell_fd.get();
+    return d;
+}
+
+}  // namespace veridian::ipc::posix

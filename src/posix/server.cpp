@@ -1,0 +1,871 @@
+// veridian-ipc posix runtime: the server side of a named endpoint.
+//
+// Threads of a Server:
+//   - callers of receive/try_receive (serialized by receive_mu_: one consumer of every
+//     client→server ring at a time),
+//   - callers of reply/send_* (serialized per connection by ServerConnection::send_mu),
+//   - the monitor thread: accepts clients on the discovery socket, answers stat requests,
+//     and notices hang-ups of connection sockets (peer death) with epoll.
+//
+// The receive protocol, one doorbell for all connections (paired with the client's
+// notify_server in connection.cpp):
+//   (1) scan the rings round-robin, starting after the connection served last; take the first
+//       message found (fairness: a busy client cannot starve the ones after it)
+//   (2) none: deadline passed → Timeout; closed → EndpointNotFound
+//   (3) spin (bounded, adaptive) re-scanning the tails → (1)
+//   (4) announce: state.waiting = 1 (seq_cst)
+//   (5) read the doorbell d (seq_cst), then re-scan the tails: anything → unannounce, (1)
+//   (6) sleep on the doorbell while it equals d, at most one slice or until the deadline
+//   (7) unannounce, back to (1)
+// A client publishing: store tail (seq_cst), load state.waiting (seq_cst); if set, bump the
+// doorbell and wake it. Either the client sees the flag or the server's (5) sees the tail.
+// The doorbell's value is written by every client and trusted for nothing: the server only
+// ever re-scans the rings, whose indexes it checks.
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "posix/shm.hpp"
+#include "posix/wire.hpp"
+#include "veridian/ipc/posix/runtime.hpp"
+
+namespace veridian::ipc::posix {
+
+using namespace detail;
+
+namespace {
+
+bool lock_until(DeadlineMutex& m, Deadline d) VIPC_THREAD_ANNOTATION(no_thread_safety_analysis) {
+    return m.lock_until(d);
+}
+
+// One client connection, as the server sees it.
+struct ServerConnection {
+    ConnectionId id = 0;
+    pid_t pid = 0;
+    uid_t uid = 0;
+    u16 rights = 0;
+    Fd socket;  // closed only when the last reference goes
+
+    // Mappings: c2s.data and s2c.ctl are written by the client (trusted for nothing);
+    // c2s.ctl and s2c.data by us.
+    Mapping c2s_data, c2s_ctl, s2c_data, s2c_ctl;
+
+    RingConsumer c2s;  // guarded by Server::Impl::receive_mu_
+    DeadlineMutex send_mu;
+    RingProducer s2c VIPC_GUARDED_BY(send_mu);
+    SpinBudget send_spin VIPC_GUARDED_BY(send_mu);
+
+    std::atomic<bool> dead{false};    // the client closed or died (socket hung up)
+    std::atomic<bool> broken{false};  // the client broke the protocol
+    std::atomic<u64> received{0};
+    std::atomic<u64> sent{0};
+
+    const RingDataHeader* c2s_header() const { return c2s_data.as<const RingDataHeader>(); }
+    const RingCtl* s2c_control() const { return s2c_ctl.as<const RingCtl>(); }
+    bool client_closed() const {
+        return dead.load(std::memory_order_acquire) ||
+               c2s_header()->closed.load(std::memory_order_relaxed) != 0 ||
+               s2c_control()->closed.load(std::memory_order_relaxed) != 0;
+    }
+};
+
+}  // namespace
+
+struct Server::Impl {
+    std::string name;
+    std::string dir;
+    EndpointPaths paths;
+    ServerOptions options;
+    RingGeometry geometry;
+    pid_t pid = getpid();
+
+    Fd lock_fd;
+    bool owns_name = false;  // we hold the lock: close() removes the name's files
+    Fd listen_fd;
+    Fd monitor_wake;  // eventfd: tells the monitor thread to stop
+    Fd notify_read;   // the pollable pipe: we read, clients write
+    Fd notify_write;
+    Fd state_fd;     // read-only descriptor of the state memfd, handed to clients
+    Fd doorbell_fd;  // read-write descriptor of the doorbell memfd, handed to clients
+    Mapping state_map;
+    Mapping doorbell_map;
+    ServerState* state = nullptr;
+    ServerDoorbell* doorbell = nullptr;
+
+    mutable std::mutex conns_mu;
+    std::vector<std::shared_ptr<ServerConnection>> conns VIPC_GUARDED_BY(conns_mu);
+    usize rr_next VIPC_GUARDED_BY(conns_mu) = 0;
+    ConnectionId next_id VIPC_GUARDED_BY(conns_mu) = 1;
+
+    DeadlineMutex receive_mu;
+    SpinBudget receive_spin VIPC_GUARDED_BY(receive_mu);
+    u32 last_client_cpu = 0;
+
+    std::atomic<bool> closed{false};
+    std::mutex close_mu;
+    std::thread monitor;
+
+    std::atomic<u64> accepted{0};
+    std::atomic<u64> received_total{0};
+    std::atomic<u64> sent_total{0};
+    std::atomic<u64> broken_total{0};
+
+    ~Impl() { close(); }
+
+    Result<void> start();
+    void close();
+    void monitor_loop();
+    void handle_hello(int sock, std::unordered_map<int, std::shared_ptr<ServerConnection>>& live,
+                      int epfd);
+    Result<std::shared_ptr<ServerConnection>> create_connection(pid_t peer_pid, uid_t peer_uid,
+                                                                u16 rights, int fds[], int* nfds);
+    void answer_stat(int sock);
+
+    Result<Received> take_one() VIPC_REQUIRES(receive_mu);
+    bool anything_queued() VIPC_REQUIRES(receive_mu);
+    Result<Received> receive(Deadline deadline, bool blocking);
+    Result<void> send_to(ConnectionId to, const Message& msg, TransactionId txid, Deadline deadline,
+                         bool blocking, bool is_reply);
+    std::shared_ptr<ServerConnection> find(ConnectionId id) const;
+    void mark_broken(ServerConnection& c);
+    void drain_notify();
+    EndpointInfo info() const;
+};
+
+// ---- publish -----------------------------------------------------------------------------------
+
+Result<void> Server::Impl::start() {
+    VIPC_TRY(validate_name(name));
+    VIPC_TRY(prepare_runtime_dir(dir));
+    paths = endpoint_paths(dir, name);
+
+    // Who owns the name: whoever holds the flock on its lock file. The kernel drops the lock
+    // when its holder dies, so a dead owner's name is free at once. After locking, check the
+    // file is still the one at the path (a closing owner unlinks it).
+    for (int attempt = 0;; ++attempt) {
+        Fd fd(open(paths.lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+        if (!fd.valid()) {
+            return fail(IpcError::PermissionDenied, "cannot open lock file '%s': %s",
+                        paths.lock.c_str(), strerror(errno));
+        }
+        if (flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+            char buf[32] = {};
+            const ssize_t n = pread(fd.get(), buf, sizeof buf - 1, 0);
+            const long owner = n > 0 ? std::strtol(buf, nullptr, 10) : 0;
+            return fail(IpcError::EndpointBusy,
+                        "endpoint name '%s' is taken by a live process (pid %ld); pick another "
+                        "name or stop that process",
+                        name.c_str(), owner);
+        }
+        struct stat held {
+        }, at_path{};
+        if (fstat(fd.get(), &held) == 0 && stat(paths.lock.c_str(), &at_path) == 0 &&
+            held.st_ino == at_path.st_ino && held.st_dev == at_path.st_dev) {
+            char buf[32];
+            const int n = std::snprintf(buf, sizeof buf, "%d\n", pid);
+            if (ftruncate(fd.get(), 0) != 0 ||
+                pwrite(fd.get(), buf, static_cast<usize>(n), 0) != n) {
+                return fail(IpcError::PermissionDenied, "cannot write lock file '%s'",
+                            paths.lock.c_str());
+            }
+            lock_fd = static_cast<Fd&&>(fd);
+            owns_name = true;
+            break;
+        }
+        if (attempt > 8) {
+            return fail(IpcError::ResourceBusy, "lock file '%s' keeps changing; retry",
+                        paths.lock.c_str());
+        }
+    }
+
+    // We own the name: a socket file still there was left by a dead owner. Replace it.
+    unlink(paths.socket.c_str());
+    listen_fd = Fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!listen_fd.valid()) return fail(IpcError::OutOfMemory, "socket(): %s", strerror(errno));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, paths.socket.c_str(), paths.socket.size() + 1);
+    if (bind(listen_fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        return fail(IpcError::PermissionDenied, "cannot create socket '%s': %s",
+                    paths.socket.c_str(), strerror(errno));
+    }
+    chmod(paths.socket.c_str(), 0600);
+    if (listen(listen_fd.get(), 128) != 0) {
+        return fail(IpcError::OutOfMemory, "listen(): %s", strerror(errno));
+    }
+
+    // Shared pages of the server.
+    CreatedMemfd st = VIPC_TRY(create_memfd("vipc-server-state", PAGE_BYTES));
+    VIPC_TRY(finish_seals(st.fd.get(), /*future_write_sealed=*/true));
+    state_fd = VIPC_TRY(reopen_read_only(st.fd.get()));
+    state_map = static_cast<Mapping&&>(st.map);
+    state = new (state_map.get()) ServerState{};
+    state->magic = STATE_MAGIC;
+    state->version = WIRE_VERSION;
+
+    CreatedMemfd db = VIPC_TRY(create_memfd("vipc-server-doorbell", PAGE_BYTES));
+    VIPC_TRY(finish_seals(db.fd.get(), /*future_write_sealed=*/false));
+    doorbell_fd = static_cast<Fd&&>(db.fd);
+    doorbell_map = static_cast<Mapping&&>(db.map);
+    doorbell = new (doorbell_map.get()) ServerDoorbell{};
+
+    int pipe_fds[2];
+    if (pipe2(pipe_fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+        return fail(IpcError::OutOfMemory, "pipe2(): %s", strerror(errno));
+    }
+    notify_read = Fd(pipe_fds[0]);
+    notify_write = Fd(pipe_fds[1]);
+    monitor_wake = Fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!monitor_wake.valid()) return fail(IpcError::OutOfMemory, "eventfd(): %s", strerror(errno));
+
+    monitor = std::thread([this] { monitor_loop(); });
+    return ok();
+}
+
+// ---- the monitor thread: accept, hello, stat, hang-ups -----------------------------------------
+
+namespace {
+constexpr u64 TAG_LISTEN = 1;
+constexpr u64 TAG_WAKE = 2;
+// Other epoll tags are socket fds + 16: pending (hello not read yet) or a live connection.
+constexpr u64 TAG_SOCKET_BASE = 16;
+}  // namespace
+
+void Server::Impl::monitor_loop() {
+    Fd epfd(epoll_create1(EPOLL_CLOEXEC));
+    if (!epfd.valid()) return;
+    auto add = [&](int fd, u64 tag, u32 events) {
+        epoll_event ev{};
+        ev.events = events;
+        ev.data.u64 = tag;
+        epoll_ctl(epfd.get(), EPOLL_CTL_ADD, fd, &ev);
+    };
+    add(listen_fd.get(), TAG_LISTEN, EPOLLIN);
+    add(monitor_wake.get(), TAG_WAKE, EPOLLIN);
+    // Sockets whose Hello has not arrived yet, and the sockets of live connections.
+    std::unordered_map<int, Fd> pending;
+    std::unordered_map<int, std::shared_ptr<ServerConnection>> live;
+
+    for (;;) {
+        epoll_event events[32];
+        const int n = epoll_wait(epfd.get(), events, 32, -1);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return;
+        }
+        for (int i = 0; i < n; ++i) {
+            const u64 tag = events[i].data.u64;
+            if (tag == TAG_WAKE) return;  // close(): the Impl tears everything down
+            if (tag == TAG_LISTEN) {
+                for (;;) {
+                    const int s =
+                        accept4(listen_fd.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                    if (s < 0) break;
+                    pending.emplace(s, Fd(s));
+                    add(s, TAG_SOCKET_BASE + static_cast<u64>(s), EPOLLIN | EPOLLRDHUP);
+                }
+                continue;
+            }
+            const int s = static_cast<int>(tag - TAG_SOCKET_BASE);
+            if (auto it = pending.find(s); it != pending.end()) {
+                Fd sock = static_cast<Fd&&>(it->second);
+                pending.erase(it);
+                epoll_ctl(epfd.get(), EPOLL_CTL_DEL, s, nullptr);
+                handle_hello(sock.release(), live, epfd.get());
+                continue;
+            }
+            if (auto it = live.find(s); it != live.end()) {
+                // A connection socket only ever becomes readable by hanging up (clients send
+                // nothing after their Hello): the client closed or died.
+                ServerConnection& c = *it->second;
+                c.dead.store(true, std::memory_order_release);
+                // Wake our threads blocked sending to it (they re-check and see it dead).
+                futex_wake_all(&c.s2c_control()->head);
+                epoll_ctl(epfd.get(), EPOLL_CTL_DEL, s, nullptr);
+                live.erase(it);
+            }
+        }
+    }
+}
+
+void Server::Impl::handle_hello(int raw_sock,
+                                std::unordered_map<int, std::shared_ptr<ServerConnection>>& live,
+                                int epfd) {
+    Fd sock(raw_sock);
+    alignas(8) u8 buf[sizeof(Hello) + 1];
+    const ssize_t n = recv(sock.get(), buf, sizeof buf, MSG_DONTWAIT);
+    if (n <= 0) return;  // hung up (e.g. a liveness probe) or nothing: drop it
+    const auto hello = parse_hello(buf, static_cast<usize>(n));
+    if (!hello) return;  // not one of ours: drop it
+    // Only our own user (or root) may connect or read statistics. The socket file's mode
+    // (0600, in a 0700 directory) already keeps others out; this is the second lock.
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    const bool allowed = getsockopt(sock.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+                         (cred.uid == geteuid() || cred.uid == 0);
+    if (hello->op == static_cast<u16>(HelloOp::Stat)) {
+        if (allowed) answer_stat(sock.get());
+        return;
+    }
+
+    Welcome w{};
+    w.magic = WELCOME_MAGIC;
+    w.version = WIRE_VERSION;
+    w.depth = geometry.depth;
+    w.slot_size = SLOT_SIZE;
+    w.server_pid = static_cast<u64>(pid);
+    w.server_uid = geteuid();
+
+    IpcError refusal = IpcError::NotInitialized;
+    bool refused = false;
+    if (!allowed) {
+        refused = true;
+        refusal = IpcError::PermissionDenied;
+    } else {
+        std::lock_guard<std::mutex> lock(conns_mu);
+        u32 alive = 0;
+        for (const auto& c : conns)
+            alive += c->dead.load() || c->broken.load() ? 0 : 1;
+        if (alive >= options.max_connections) {
+            refused = true;
+            refusal = IpcError::ResourceBusy;
+        }
+    }
+    if (closed.load()) {
+        refused = true;
+        refusal = IpcError::EndpointNotFound;
+    }
+    int fds[MAX_WELCOME_FDS];
+    int nfds = 0;
+    std::shared_ptr<ServerConnection> conn;
+    if (!refused) {
+        auto created = create_connection(cred.pid, cred.uid, hello->rights, fds, &nfds);
+        if (!created) {
+            refused = true;
+            refusal = created.error();
+        } else {
+            conn = *created;
+        }
+    }
+    if (refused) {
+        w.status = error_code(refusal);
+        send_with_fds(sock.get(), &w, sizeof w, nullptr, 0);
+        return;
+    }
+    w.status = 0;
+    w.rights = hello->rights;
+    w.fd_bits = fd_bits_for_rights(hello->rights);
+    w.connection_id = conn->id;
+    // Register the connection before the client learns of it: it may send at once, and a
+    // receiver scanning (or a pollable descriptor drained) before the connection is listed
+    // would miss that message's notification.
+    conn->socket = static_cast<Fd&&>(sock);
+    const int s = conn->socket.get();
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.data.u64 = TAG_SOCKET_BASE + static_cast<u64>(s);
+    epoll_ctl(epfd, EPOLL_CTL_ADD, s, &ev);
+    live.emplace(s, conn);
+    {
+        std::lock_guard<std::mutex> lock(conns_mu);
+        conns.push_back(conn);
+    }
+    const bool sent = send_with_fds(s, &w, sizeof w, fds, nfds);
+    // fds[] are ours (fresh read-only reopens, or the memfds themselves, plus dup()s of the
+    // shared ones): close them either way.
+    for (int i = 0; i < nfds; ++i)
+        ::close(fds[i]);
+    if (!sent) {
+        conn->dead.store(true, std::memory_order_release);  // reaped by the next scan
+        return;
+    }
+    accepted.fetch_add(1, std::memory_order_relaxed);
+}
+
+Result<std::shared_ptr<ServerConnection>> Server::Impl::create_connection(pid_t peer_pid,
+                                                                          uid_t peer_uid,
+                                                                          u16 rights, int fds[],
+                                                                          int* nfds) {
+    auto c = std::make_shared<ServerConnection>();
+    c->pid = peer_pid;
+    c->uid = peer_uid;
+    c->rights = rights;
+    {
+        std::lock_guard<std::mutex> lock(conns_mu);
+        c->id = next_id++;
+    }
+    // Client-written memfds keep read-write descriptors for the client; server-written ones
+    // are sealed against new writable mappings and handed over read-only.
+    CreatedMemfd c2s_data = VIPC_TRY(create_memfd("vipc-c2s-data", geometry.data_bytes));
+    CreatedMemfd c2s_ctl = VIPC_TRY(create_memfd("vipc-c2s-ctl", geometry.ctl_bytes));
+    CreatedMemfd s2c_data = VIPC_TRY(create_memfd("vipc-s2c-data", geometry.data_bytes));
+    CreatedMemfd s2c_ctl = VIPC_TRY(create_memfd("vipc-s2c-ctl", geometry.ctl_bytes));
+    VIPC_TRY(finish_seals(c2s_data.fd.get(), false));
+    VIPC_TRY(finish_seals(c2s_ctl.fd.get(), true));
+    VIPC_TRY(finish_seals(s2c_data.fd.get(), true));
+    VIPC_TRY(finish_seals(s2c_ctl.fd.get(), false));
+    Fd c2s_ctl_ro = VIPC_TRY(reopen_read_only(c2s_ctl.fd.get()));
+    Fd s2c_data_ro = VIPC_TRY(reopen_read_only(s2c_data.fd.get()));
+    Fd state_dup(fcntl(state_fd.get(), F_DUPFD_CLOEXEC, 0));
+    Fd doorbell_dup(fcntl(doorbell_fd.get(), F_DUPFD_CLOEXEC, 0));
+    Fd notify_dup(fcntl(notify_write.get(), F_DUPFD_CLOEXEC, 0));
+    if (!state_dup.valid() || !doorbell_dup.valid() || !notify_dup.valid()) {
+        return fail(IpcError::OutOfMemory, "out of descriptors: %s", strerror(errno));
+    }
+
+    c->c2s_data = static_cast<Mapping&&>(c2s_data.map);
+    c->c2s_ctl = static_cast<Mapping&&>(c2s_ctl.map);
+    c->s2c_data = static_cast<Mapping&&>(s2c_data.map);
+    c->s2c_ctl = static_cast<Mapping&&>(s2c_ctl.map);
+    auto* c2s_header = new (c->c2s_data.get()) RingDataHeader{};
+    auto* c2s_control = new (c->c2s_ctl.get()) RingCtl{};
+    auto* s2c_header = new (c->s2c_data.get()) RingDataHeader{};
+    auto* s2c_control = new (c->s2c_ctl.get()) RingCtl{};
+    c->c2s = RingConsumer(geometry, c2s_header, c2s_control);
+    {
+        DeadlineLock lock(c->send_mu);
+        c->s2c = RingProducer(geometry, s2c_header, s2c_control);
+        c->send_spin = SpinBudget(options.spin_ns);
+    }
+
+    const u16 bits = fd_bits_for_rights(rights);
+    *nfds = 0;
+    auto put = [&](u16 bit, Fd& fd) {
+        if ((bits & bit) != 0) fds[(*nfds)++] = fd.release();
+    };
+    put(FdBits::C2S_DATA, c2s_data.fd);
+    put(FdBits::C2S_CTL, c2s_ctl_ro);
+    put(FdBits::S2C_DATA, s2c_data_ro);
+    put(FdBits::S2C_CTL, s2c_ctl.fd);
+    put(FdBits::STATE, state_dup);
+    put(FdBits::DOORBELL, doorbell_dup);
+    put(FdBits::NOTIFY, notify_dup);
+    return c;
+}
+
+void Server::Impl::answer_stat(int sock) {
+    const EndpointInfo in = info();
+    StatReply r{};
+    r.magic = STAT_MAGIC;
+    r.version = WIRE_VERSION;
+    r.owner_pid = in.owner.value;
+    r.owner_uid = in.owner_uid;
+    r.queue_depth = in.queue_depth;
+    r.connections = static_cast<u32>(in.per_connection.size());
+    r.accepted = in.accepted;
+    r.received = in.received;
+    r.sent = in.sent;
+    r.broken = in.broken;
+    std::vector<u8> bytes(sizeof r + in.per_connection.size() * sizeof(ConnectionStatsWire));
+    std::memcpy(bytes.data(), &r, sizeof r);
+    for (usize i = 0; i < in.per_connection.size(); ++i) {
+        const ConnectionStatsWire w = to_wire(in.per_connection[i]);
+        std::memcpy(bytes.data() + sizeof r + i * sizeof w, &w, sizeof w);
+    }
+    // The socket is non-blocking; a stat answer is small. A reader too slow to take it
+    // simply gets a truncated answer (and says so), never stalls the monitor.
+    usize off = 0;
+    while (off < bytes.size()) {
+        const ssize_t n = send(sock, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+        if (n <= 0) break;
+        off += static_cast<usize>(n);
+    }
+}
+
+EndpointInfo Server::Impl::info() const {
+    EndpointInfo in;
+    in.name = name;
+    in.owner = ProcessId{static_cast<u64>(pid)};
+    in.owner_uid = geteuid();
+    in.queue_depth = geometry.depth;
+    in.accepted = accepted.load(std::memory_order_relaxed);
+    in.received = received_total.load(std::memory_order_relaxed);
+    in.sent = sent_total.load(std::memory_order_relaxed);
+    in.broken = broken_total.load(std::memory_order_relaxed);
+    std::lock_guard<std::mutex> lock(conns_mu);
+    for (const auto& c : conns) {
+        ConnectionStats s;
+        s.id = c->id;
+        s.peer = ProcessId{static_cast<u64>(c->pid)};
+        s.peer_uid = c->uid;
+        s.rights = c->rights;
+        s.queue_depth = geometry.depth;
+        // Racy snapshots of the indexes, clamped: statistics only, never used for access.
+        const u32 c2s_tail = c->c2s_header()->tail.load(std::memory_order_relaxed);
+        const u32 c2s_head = c->c2s_ctl.as<const RingCtl>()->head.load(std::memory_order_relaxed);
+        const u32 s2c_tail =
+            c->s2c_data.as<const RingDataHeader>()->tail.load(std::memory_order_relaxed);
+        const u32 s2c_head = c->s2c_control()->head.load(std::memory_order_relaxed);
+        s.to_server_queued = c2s_tail - c2s_head > geometry.depth ? 0 : c2s_tail - c2s_head;
+        s.to_client_queued = s2c_tail - s2c_head > geometry.depth ? 0 : s2c_tail - s2c_head;
+        s.received = c->received.load(std::memory_order_relaxed);
+        s.sent = c->sent.load(std::memory_order_relaxed);
+        s.alive = !c->client_closed() && !c->broken.load();
+        if (s.alive) ++in.connections;
+        in.per_connection.push_back(s);
+    }
+    return in;
+}
+
+// ---- receive -----------------------------------------------------------------------------------
+
+void Server::Impl::mark_broken(ServerConnection& c) {
+    if (!c.broken.exchange(true)) {
+        broken_total.fetch_add(1, std::memory_order_relaxed);
+        // Hang up on it: the client sees EndpointNotFound, our monitor sees the hang-up.
+        if (c.socket.valid()) shutdown(c.socket.get(), SHUT_RDWR);
+    }
+}
+
+Result<Received> Server::Impl::take_one() {
+    std::lock_guard<std::mutex> lock(conns_mu);
+    const usize n = conns.size();
+    if (rr_next >= n) rr_next = 0;
+    for (usize k = 0; k < n; ++k) {
+        const usize i = (rr_next + k) % n;
+        ServerConnection& c = *conns[i];
+        if (c.broken.load(std::memory_order_relaxed)) continue;
+        auto r = c.c2s.try_pop();
+        if (r) {
+            notify_producer(c.c2s);
+            rr_next = i + 1;
+            c.received.fetch_add(1, std::memory_order_relaxed);
+            received_total.fetch_add(1, std::memory_order_relaxed);
+            // The client's CPU (a hint it publishes when it waits: for a reply, in the
+            // s2c ring's ctl page; for space, in its c2s data page).
+            const u32 hint = c.s2c_control()->cpu.load(std::memory_order_relaxed);
+            last_client_cpu =
+                hint != 0 ? hint : c.c2s_header()->cpu.load(std::memory_order_relaxed);
+            Received out;
+            out.message = *r;
+            out.message.set_sender(ProcessId{static_cast<u64>(c.pid)});
+            out.connection = c.id;
+            return out;
+        }
+        if (r.error() != IpcError::ChannelEmpty) mark_broken(c);
+    }
+    // Forget connections that are gone and have nothing left to deliver.
+    for (usize i = 0; i < conns.size();) {
+        ServerConnection& c = *conns[i];
+        const bool gone = c.broken.load() || (c.dead.load() && !c.c2s.available().value_or(1));
+        if (gone) {
+            conns.erase(conns.begin() + static_cast<std::ptrdiff_t>(i));
+            if (rr_next > i) --rr_next;
+        } else {
+            ++i;
+        }
+    }
+    return IpcError::ChannelEmpty;
+}
+
+bool Server::Impl::anything_queued() {
+    std::lock_guard<std::mutex> lock(conns_mu);
+    for (const auto& c : conns) {
+        if (c->broken.load(std::memory_order_relaxed)) continue;
+        const auto a = c->c2s.available();
+        if (!a || *a > 0) return true;  // a corrupt tail is handled by take_one
+    }
+    return false;
+}
+
+void Server::Impl::drain_notify() {
+    char buf[256];
+    while (read(notify_read.get(), buf, sizeof buf) > 0) {
+    }
+}
+
+Result<Received> Server::Impl::receive(Deadline deadline, bool blocking) {
+    if (closed.load(std::memory_order_acquire)) {
+        return fail(IpcError::EndpointNotFound, "endpoint '%s' is closed", name.c_str());
+    }
+    // Another receiving thread holds the consumer side: it takes what arrives.
+    if (!lock_until(receive_mu,
+                    blocking ? deadline : deadline_after_ns(NONBLOCKING_LOCK_WAIT_NS))) {
+        return blocking ? IpcError::Timeout : IpcError::ChannelEmpty;
+    }
+    DeadlineLock guard(receive_mu, std::adopt_lock);
+    for (;;) {
+        // (1) scan round-robin
+        auto r = take_one();
+        if (r) return r;
+        // (2) nothing
+        if (closed.load(std::memory_order_acquire)) {
+            return fail(IpcError::EndpointNotFound, "endpoint '%s' is closed", name.c_str());
+        }
+        if (!blocking) {
+            if (state->poll_armed.load(std::memory_order_relaxed) == 0)
+                return IpcError::ChannelEmpty;
+            // Re-arm the pollable pipe: drain it, then look once more (a client that
+            // published after our scan has written to the pipe, or we see its tail now).
+            drain_notify();
+            r = take_one();
+            if (r) return r;
+            return IpcError::ChannelEmpty;
+        }
+        if (deadline.expired(now_ns())) return IpcError::Timeout;
+        // (3) spin
+        const u32 me = current_cpu_hint();
+        if (state->cpu.load(std::memory_order_relaxed) != me) {
+            state->cpu.store(me, std::memory_order_relaxed);
+        }
+        if (receive_spin.spin([&] { return anything_queued() || closed.load(); }, last_client_cpu,
+                              me)) {
+            continue;
+        }
+        // (4) announce
+        state->waiting.store(1, std::memory_order_seq_cst);
+        // (5) read the doorbell, re-scan
+        const u32 d = doorbell->ring.load(std::memory_order_seq_cst);
+        if (anything_queued() || closed.load()) {
+            state->waiting.store(0, std::memory_order_relaxed);
+            continue;
+        }
+        // (6) sleep one slice at most
+        const u64 slice = sleep_slice_ns(deadline);
+        if (slice > 0) futex_wait(&doorbell->ring, d, slice);
+        // (7) unannounce
+        state->waiting.store(0, std::memory_order_relaxed);
+    }
+}
+
+// ---- send and reply ----------------------------------------------------------------------------
+
+std::shared_ptr<ServerConnection> Server::Impl::find(ConnectionId id) const {
+    std::lock_guard<std::mutex> lock(conns_mu);
+    for (const auto& c : conns) {
+        if (c->id == id) return c;
+    }
+    return nullptr;
+}
+
+namespace {
+class ServerSendCheck final : public WaitCheck {
+public:
+    ServerSendCheck(const std::atomic<bool>& server_closed, ServerConnection& c, IpcError gone)
+        : server_closed_(server_closed), c_(c), gone_(gone) {}
+    Result<void> check(bool) override {
+        if (server_closed_.load(std::memory_order_acquire)) return IpcError::EndpointNotFound;
+        if (c_.broken.load(std::memory_order_acquire)) return IpcError::InvalidMessage;
+        if (c_.client_closed()) return gone_;
+        return ok();
+    }
+
+private:
+    const std::atomic<bool>& server_closed_;
+    ServerConnection& c_;
+    IpcError gone_;
+};
+}  // namespace
+
+Result<void> Server::Impl::send_to(ConnectionId to, const Message& msg, TransactionId txid,
+                                   Deadline deadline, bool blocking, bool is_reply) {
+    const IpcError gone = is_reply ? IpcError::ProcessNotFound : IpcError::EndpointNotFound;
+    if (closed.load(std::memory_order_acquire)) {
+        return fail(IpcError::EndpointNotFound, "endpoint '%s' is closed", name.c_str());
+    }
+    std::shared_ptr<ServerConnection> c = find(to);
+    if (c == nullptr) {
+        return fail(gone, "endpoint '%s' has no connection %llu (the client is gone)", name.c_str(),
+                    static_cast<unsigned long long>(to));
+    }
+    if ((c->rights & Rights::RECEIVE) == 0) {
+        return fail(IpcError::PermissionDenied,
+                    "client pid %d of '%s' connected without RECEIVE: it cannot get messages",
+                    c->pid, name.c_str());
+    }
+    VIPC_TRY(check_sendable(msg));
+    Message out = msg;
+    if (is_reply) out.set_flags(out.flags() | MessageFlags::IS_REPLY);
+    // Another sending thread holds the producer side (and is blocked only on a full ring).
+    if (!lock_until(c->send_mu,
+                    blocking ? deadline : deadline_after_ns(NONBLOCKING_LOCK_WAIT_NS))) {
+        return blocking ? IpcError::Timeout : IpcError::ChannelFull;
+    }
+    DeadlineLock guard(c->send_mu, std::adopt_lock);
+    ServerSendCheck check(closed, *c, gone);
+    for (;;) {
+        VIPC_TRY(check.check(false));
+        auto r = c->s2c.try_push(out, txid);
+        if (r) {
+            notify_consumer(c->s2c);
+            c->sent.fetch_add(1, std::memory_order_relaxed);
+            sent_total.fetch_add(1, std::memory_order_relaxed);
+            return ok();
+        }
+        if (r.error() == IpcError::InvalidMessage) {
+            mark_broken(*c);
+            return fail(IpcError::InvalidMessage,
+                        "client pid %d of '%s' corrupted its ring; connection dropped", c->pid,
+                        name.c_str());
+        }
+        if (!blocking) return IpcError::ChannelFull;
+        auto w = wait_for_space(c->s2c, c->send_spin, deadline, &c->s2c_control()->cpu, check);
+        if (!w) {
+            if (w.error() == IpcError::InvalidMessage) mark_broken(*c);
+            return w.error();
+        }
+    }
+}
+
+// ---- close -------------------------------------------------------------------------------------
+
+void Server::Impl::close() {
+    std::lock_guard<std::mutex> close_lock(close_mu);
+    const bool was_open = !closed.exchange(true, std::memory_order_acq_rel);
+    if (state != nullptr && was_open) {
+        // (1) tell the clients, in the pages they read, (2) wake them, (3) hang up.
+        state->closed.store(1, std::memory_order_release);
+        std::lock_guard<std::mutex> lock(conns_mu);
+        for (const auto& c : conns) {
+            c->c2s_ctl.as<RingCtl>()->closed.store(1, std::memory_order_release);
+            c->s2c_data.as<RingDataHeader>()->closed.store(1, std::memory_order_release);
+            futex_wake_all(&c->c2s_ctl.as<RingCtl>()->head);
+            futex_wake_all(&c->s2c_data.as<RingDataHeader>()->tail);
+            futex_wake_all(&c->s2c_control()->head);  // our own blocked senders
+            if (c->socket.valid()) shutdown(c->socket.get(), SHUT_RDWR);
+        }
+    }
+    if (doorbell != nullptr) futex_wake_all(&doorbell->ring);  // our blocked receivers
+    if (monitor.joinable()) {
+        const u64 one = 1;
+        if (write(monitor_wake.get(), &one, sizeof one) < 0) {
+        }
+        monitor.join();
+    }
+    if (owns_name) {
+        // Unpublish: remove the socket, then the lock file while we still hold the lock.
+        unlink(paths.socket.c_str());
+        unlink(paths.lock.c_str());
+        owns_name = false;
+    }
+    listen_fd.reset();
+    lock_fd.reset();
+}
+
+Result<Server> Server::publish(std::string_view name, const ServerOptions& options) {
+    clear_error_detail();
+    auto impl = std::make_shared<Impl>();
+    impl->name = std::string(name);
+    impl->options = options;
+    impl->dir = resolve_runtime_dir(options.runtime_dir);
+    impl->geometry = *RingGeometry::for_depth(normalize_depth(options.queue_depth));
+    {
+        DeadlineLock lock(impl->receive_mu);
+        impl->receive_spin = SpinBudget(options.spin_ns);
+    }
+    if (auto r = impl->start(); !r) {
+        const IpcError e = r.error();
+        impl->close();
+        return e;
+    }
+    return Server(static_cast<std::shared_ptr<Impl>&&>(impl));
+}
+
+// ---- the public class --------------------------------------------------------------------------
+
+Server::Server(std::shared_ptr<Impl> impl) : impl_(static_cast<std::shared_ptr<Impl>&&>(impl)) {}
+Server::Server(Server&&) noexcept = default;
+Server& Server::operator=(Server&& o) noexcept {
+    if (this != &o) {
+        if (impl_) impl_->close();
+        impl_ = static_cast<std::shared_ptr<Impl>&&>(o.impl_);
+    }
+    return *this;
+}
+Server::~Server() {
+    if (impl_) impl_->close();
+}
+
+namespace {
+const std::string& empty_name() {
+    static const std::string empty;
+    return empty;
+}
+IpcError moved_from() {
+    return fail(IpcError::InvalidCapability, "the Server object was moved from");
+}
+}  // namespace
+
+const std::string& Server::name() const {
+    return impl_ ? impl_->name : empty_name();
+}
+
+Result<Received> Server::receive(Deadline deadline) {
+    if (!impl_) return moved_from();
+    return impl_->receive(deadline, true);
+}
+
+Result<Received> Server::try_receive() {
+    if (!impl_) return moved_from();
+    return impl_->receive(Deadline::past(), false);
+}
+
+Result<void> Server::reply(const Received& request, const Message& response, Deadline deadline) {
+    if (!impl_) return moved_from();
+    return impl_->send_to(request.connection, response, request.message.transaction_id(), deadline,
+                          true, true);
+}
+
+Result<void> Server::send_sync(ConnectionId to, const Message& msg, Deadline deadline) {
+    if (!impl_) return moved_from();
+    return impl_->send_to(to, msg, 0, deadline, true, false);
+}
+
+Result<void> Server::send_async(ConnectionId to, const Message& msg) {
+    if (!impl_) return moved_from();
+    return impl_->send_to(to, msg, 0, Deadline::past(), false, false);
+}
+
+Result<void> Server::disconnect(ConnectionId connection) {
+    if (!impl_) return moved_from();
+    std::shared_ptr<ServerConnection> c = impl_->find(connection);
+    if (c == nullptr) return IpcError::EndpointNotFound;
+    c->c2s_ctl.as<RingCtl>()->closed.store(1, std::memory_order_release);
+    c->s2c_data.as<RingDataHeader>()->closed.store(1, std::memory_order_release);
+    futex_wake_all(&c->c2s_ctl.as<RingCtl>()->head);
+    futex_wake_all(&c->s2c_data.as<RingDataHeader>()->tail);
+    c->dead.store(true, std::memory_order_release);
+    futex_wake_all(&c->s2c_control()->head);
+    if (c->socket.valid()) shutdown(c->socket.get(), SHUT_RDWR);
+    return ok();
+}
+
+Result<void> Server::close() {
+    if (!impl_) return moved_from();
+    impl_->close();
+    return ok();
+}
+
+int Server::pollable_fd() {
+    if (!impl_) return -1;
+    impl_->state->poll_armed.store(1, std::memory_order_seq_cst);
+    return impl_->notify_read.get();
+}
+
+std::vector<ConnectionId> Server::connections() const {
+    std::vector<ConnectionId> out;
+    if (!impl_) return out;
+    std::lock_guard<std::mutex> lock(impl_->conns_mu);
+    for (const auto& c : impl_->conns) {
+        if (!c->client_closed() && !c->broken.load()) out.push_back(c->id);
+    }
+    return out;
+}
+
+EndpointInfo Server::info() const {
+    return impl_ ? impl_->info() : EndpointInfo{};
+}
+
+}  // namespace veridian::ipc::posix

@@ -1,0 +1,150 @@
+// veridian-ipc posix runtime, internal: the discovery socket's messages and the paths.
+//
+// Layer: posix (hosted). Not installed.
+//
+// Over the endpoint's Unix stream socket a client sends one Hello; the server answers a
+// connect with one Welcome carrying the connection's memfds (SCM_RIGHTS), or a stat with a
+// StatReply followed by its ConnectionStatsWire records. Everything a side receives is
+// parsed by the functions below, which check every field before anything uses it.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "posix/shm.hpp"
+#include "veridian/ipc/posix/runtime.hpp"
+
+namespace veridian::ipc::posix::detail {
+
+inline constexpr u32 HELLO_MAGIC = 0x48504956;    // "VIPH"
+inline constexpr u32 WELCOME_MAGIC = 0x57504956;  // "VIPW"
+inline constexpr u32 STAT_MAGIC = 0x53504956;     // "VIPS"
+
+enum class HelloOp : u16 { Connect = 1, Stat = 2 };
+
+struct Hello {
+    u32 magic;
+    u16 version;
+    u16 op;      // HelloOp
+    u16 rights;  // Connect: the rights asked for (SEND, RECEIVE)
+    u16 reserved0;
+    u32 reserved1;
+};
+static_assert(sizeof(Hello) == 16);
+
+// The descriptors of a Welcome, in this order, each present when its bit is set.
+namespace FdBits {
+inline constexpr u16 C2S_DATA = 1u << 0;
+inline constexpr u16 C2S_CTL = 1u << 1;
+inline constexpr u16 S2C_DATA = 1u << 2;
+inline constexpr u16 S2C_CTL = 1u << 3;
+inline constexpr u16 STATE = 1u << 4;
+inline constexpr u16 DOORBELL = 1u << 5;
+inline constexpr u16 NOTIFY = 1u << 6;  // write end of the server's pollable pipe
+inline constexpr u16 ALL = 0x7F;
+}  // namespace FdBits
+inline constexpr int MAX_WELCOME_FDS = 7;
+
+// The descriptors a client with `rights` gets.
+u16 fd_bits_for_rights(u16 rights);
+
+struct Welcome {
+    u32 magic;
+    u16 version;
+    u16 fd_bits;     // which descriptors follow (FdBits)
+    int32_t status;  // 0, or an IpcError code (-1..-16) when the server refuses
+    u32 depth;       // ring depth, both directions
+    u32 slot_size;   // must be SLOT_SIZE
+    u16 rights;      // granted (equal to the rights asked for)
+    u16 reserved0;
+    u64 server_pid;
+    u64 connection_id;
+    u32 server_uid;
+    u32 reserved1;
+};
+static_assert(sizeof(Welcome) == 48);
+
+struct StatReply {
+    u32 magic;
+    u16 version;
+    u16 reserved0;
+    u64 owner_pid;
+    u32 owner_uid;
+    u32 queue_depth;
+    u32 connections;  // ConnectionStatsWire records that follow
+    u32 reserved1;
+    u64 accepted;
+    u64 received;
+    u64 sent;
+    u64 broken;
+};
+static_assert(sizeof(StatReply) == 64);
+
+struct ConnectionStatsWire {
+    u64 id;
+    u64 peer_pid;
+    u32 peer_uid;
+    u16 rights;
+    u16 alive;
+    u32 queue_depth;
+    u32 to_server_queued;
+    u32 to_client_queued;
+    u32 reserved;
+    u64 received;
+    u64 sent;
+};
+static_assert(sizeof(ConnectionStatsWire) == 56);
+
+// Most connection records a StatReply may announce (bounds what a client reads).
+inline constexpr u32 MAX_STAT_CONNECTIONS = 4096;
+
+// ---- parsing (everything from the other side goes through these) -------------------------------
+
+// A Hello read by the server: exactly sizeof(Hello) bytes, right magic and version, a known
+// op, rights within SEND|RECEIVE (at least one for Connect).
+Result<Hello> parse_hello(const void* bytes, usize size);
+
+// A Welcome read by the client, with the number of descriptors that arrived with it and the
+// rights it asked for. Checks the magic, version, status, geometry, granted rights and that
+// fd_bits names exactly the descriptors those rights give and that many arrived.
+// A refusal (status != 0) gives that status as the error.
+Result<Welcome> parse_welcome(const void* bytes, usize size, int fds_received, u16 asked_rights);
+
+// A StatReply header: magic, version, connections <= MAX_STAT_CONNECTIONS.
+Result<StatReply> parse_stat_reply(const void* bytes, usize size);
+ConnectionStats from_wire(const ConnectionStatsWire& w);
+ConnectionStatsWire to_wire(const ConnectionStats& s);
+
+// ---- paths -------------------------------------------------------------------------------------
+
+struct EndpointPaths {
+    std::string socket;  // <dir>/<escaped>.sock
+    std::string lock;    // <dir>/<escaped>.lock
+};
+// '/' in the name is written ':' (names never contain ':').
+EndpointPaths endpoint_paths(const std::string& dir, std::string_view name);
+// The name a socket file in the runtime directory stands for, or "" if it is not one of ours.
+std::string name_from_socket_file(std::string_view file_name);
+// The runtime directory to use: `explicit_dir`, or runtime_directory().
+std::string resolve_runtime_dir(std::string_view explicit_dir);
+// Creates the runtime directory (0700) if needed and checks it is ours and private.
+Result<void> prepare_runtime_dir(const std::string& dir);
+
+// ---- socket I/O --------------------------------------------------------------------------------
+
+// Sends `bytes` with up to MAX_WELCOME_FDS descriptors (SCM_RIGHTS). MSG_NOSIGNAL.
+bool send_with_fds(int sock, const void* bytes, usize size, const int* fds, int nfds);
+// Receives up to `size` bytes and the descriptors that came with them (closed-on-exec).
+// Returns bytes read (0 = the peer hung up, -1 = error); *nfds descriptors are stored in fds.
+// Descriptors beyond `max_fds` or of a truncated control message are closed, and *truncated
+// is set.
+long receive_with_fds(int sock, void* bytes, usize size, int* fds, int max_fds, int* nfds,
+                      bool* truncated);
+// Connects to the endpoint's discovery socket: EndpointNotFound (naming it) when no live
+// server listens there, PermissionDenied when the socket refuses us.
+Result<Fd> open_endpoint_socket(const std::string& dir, std::string_view name);
+// Waits until the socket is readable or the deadline passes (false on timeout).
+bool wait_readable(int sock, u64 deadline_ns);
+
+}  // namespace veridian::ipc::posix::detail

@@ -1,0 +1,235 @@
+// vipc_test_peer: the other process of the posix runtime's multi-process tests.
+//
+// Usage: vipc_test_peer <role> <runtime-dir> <name> [arguments...]
+// Every role prints "READY" on stdout once it is set up, then does its part; errors go to
+// stderr and give exit status 2. Roles:
+//   echo [depth] [spin_ns]  publish; answer every call with the request, data[0] + 1; a plain
+//                       message with OP_SEND_BACK is sent back to its connection; OP_EXIT
+//                       exits 0; OP_HOLD requests are taken and never answered
+//   idle [depth]        publish and never receive
+//   hold                publish and wait (to hold the name)
+//   client-idle [rights]  connect (rights: "s", "r" or "sr") and wait, reading nothing
+//   client-receive      connect and block in receive_sync (10 s); exit 0 if it ends with
+//                       EndpointNotFound, 1 otherwise
+//   client-close-after <ms>  connect, wait ms, close the connection, then wait
+//   client-as-user <uid>  drop to that uid (and gid), then try to connect; exit 0 if it is
+//                       refused with PermissionDenied, 1 otherwise (needs root to start)
+//   client-send <count>   connect and send_sync count messages (data[0] = 0..count-1)
+//   client-call <count>   connect and call count times, checking each answer
+//   client-corrupt <what> connect, then corrupt its own client→server ring ("tail": a tail
+//                         far past the depth; "slot": a slot with a bad kind) and ring the
+//                         server's doorbell; then wait
+//   bench-client <count> <warmup>  call round trips; prints "RTT p50 p99 min (ns)"
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "posix/shm.hpp"
+#include "test_ops.hpp"
+#include "veridian/ipc/posix/runtime.hpp"
+
+using namespace veridian::ipc;
+using namespace veridian::ipc::posix;
+
+namespace {
+
+[[noreturn]] void die(const char* what, IpcError e) {
+    std::fprintf(stderr, "vipc_test_peer: %s: %s (%s)\n", what, error_name(e), last_error_detail());
+    std::exit(2);
+}
+
+void ready() {
+    std::printf("READY\n");
+    std::fflush(stdout);
+}
+
+[[noreturn]] void wait_forever() {
+    for (;;)
+        pause();
+}
+
+int serve(const std::string& dir, const std::string& name, u32 depth, bool idle,
+          u32 spin_ns = DEFAULT_SPIN_NS) {
+    ServerOptions options;
+    options.runtime_dir = dir;
+    options.queue_depth = depth;
+    options.spin_ns = spin_ns;
+    auto server = Server::publish(name, options);
+    if (!server) die("publish", server.error());
+    ready();
+    if (idle) wait_forever();
+    for (;;) {
+        auto r = server->receive();
+        if (!r) die("receive", r.error());
+        Message m = r->message;
+        const u32 op = m.opcode();
+        if (op == test::OP_EXIT) return 0;
+        if (op == test::OP_HOLD) continue;
+        if (m.transaction_id() != 0) {
+            if (m.is_small()) m.small_message().data[0] += 1;
+            auto s = server->reply(*r, m, deadline_after_ms(5000));
+            if (!s && s.error() != IpcError::ProcessNotFound) die("reply", s.error());
+        } else if (op == test::OP_SEND_BACK) {
+            auto s = server->send_sync(r->connection, m, deadline_after_ms(5000));
+            if (!s && s.error() != IpcError::EndpointNotFound &&
+                s.error() != IpcError::PermissionDenied) {
+                die("send back", s.error());
+            }
+        }
+    }
+}
+
+u16 parse_rights(const char* s) {
+    u16 rights = 0;
+    if (std::strchr(s, 's') != nullptr) rights |= Rights::SEND;
+    if (std::strchr(s, 'r') != nullptr) rights |= Rights::RECEIVE;
+    return rights;
+}
+
+Connection open(const std::string& dir, const std::string& name, u16 rights) {
+    ConnectOptions options;
+    options.runtime_dir = dir;
+    options.rights = rights;
+    auto c = Connection::connect(name, options);
+    if (!c) die("connect", c.error());
+    return static_cast<Connection&&>(*c);
+}
+
+int corrupt(Connection& c, const char* what) {
+    using namespace veridian::ipc::posix::detail;
+    const ConnectionDescriptors d = c.descriptors();
+    const auto geometry = *RingGeometry::for_depth(c.queue_depth());
+    void* data =
+        mmap(nullptr, geometry.data_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, d.c2s_data, 0);
+    void* bell =
+        mmap(nullptr, PAGE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, d.server_doorbell, 0);
+    if (data == MAP_FAILED || bell == MAP_FAILED) return 2;
+    auto* header = static_cast<RingDataHeader*>(data);
+    if (std::strcmp(what, "tail") == 0) {
+        header->tail.store(0x40000000u, std::memory_order_release);
+    } else {
+        auto* slot = static_cast<unsigned char*>(data) + RING_HEADER_BYTES;
+        std::memset(slot, 0xA5, SLOT_SIZE);  // kind 0xA5A5A5A5: no such kind
+        header->tail.store(1, std::memory_order_release);
+    }
+    auto* doorbell = static_cast<ServerDoorbell*>(bell);
+    doorbell->ring.fetch_add(1);
+    futex_wake_all(&doorbell->ring);
+    ready();
+    wait_forever();
+}
+
+int bench(Connection& c, int count, int warmup) {
+    std::vector<u64> rtt;
+    rtt.reserve(static_cast<usize>(count));
+    Message m = Message::small(0, test::OP_CALL);
+    for (int i = 0; i < warmup + count; ++i) {
+        const u64 t0 = now_ns();
+        auto r = c.call(m, deadline_after_ms(5000));
+        const u64 t1 = now_ns();
+        if (!r) die("call", r.error());
+        if (i >= warmup) rtt.push_back(t1 - t0);
+    }
+    std::sort(rtt.begin(), rtt.end());
+    const usize n = rtt.size();
+    std::printf("RTT p50=%llu p99=%llu p999=%llu min=%llu ns (%zu round trips)\n",
+                static_cast<unsigned long long>(rtt[n / 2]),
+                static_cast<unsigned long long>(rtt[n * 99 / 100]),
+                static_cast<unsigned long long>(rtt[n * 999 / 1000]),
+                static_cast<unsigned long long>(rtt[0]), n);
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 4) {
+        std::fprintf(stderr, "usage: vipc_test_peer <role> <runtime-dir> <name> [args]\n");
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    const std::string role = argv[1];
+    const std::string dir = argv[2];
+    const std::string name = argv[3];
+    const char* arg = argc > 4 ? argv[4] : nullptr;
+    const char* arg2 = argc > 5 ? argv[5] : nullptr;
+
+    if (role == "echo") {
+        return serve(dir, name, arg ? std::atoi(arg) : 64, false,
+                     arg2 ? static_cast<u32>(std::atol(arg2)) : DEFAULT_SPIN_NS);
+    }
+    if (role == "idle") return serve(dir, name, arg ? std::atoi(arg) : 64, true);
+    if (role == "hold") return serve(dir, name, 64, true);
+    if (role == "client-idle") {
+        Connection c = open(dir, name, parse_rights(arg ? arg : "sr"));
+        ready();
+        wait_forever();
+    }
+    if (role == "client-receive") {
+        Connection c = open(dir, name, Rights::SEND | Rights::RECEIVE);
+        ready();
+        auto r = c.receive_sync(deadline_after_ms(10000));
+        return !r && r.error() == IpcError::EndpointNotFound ? 0 : 1;
+    }
+    if (role == "client-close-after") {
+        Connection c = open(dir, name, Rights::SEND | Rights::RECEIVE);
+        ready();
+        usleep(static_cast<useconds_t>((arg ? std::atoi(arg) : 100) * 1000));
+        if (!c.close()) return 2;
+        wait_forever();
+    }
+    if (role == "client-as-user") {
+        const unsigned id = arg ? static_cast<unsigned>(std::atol(arg)) : 65534u;
+        if (setgid(id) != 0 || setuid(id) != 0) return 2;
+        ready();
+        ConnectOptions options;
+        options.runtime_dir = dir;
+        auto c = Connection::connect(name, options);
+        if (!c && c.error() == IpcError::PermissionDenied) return 0;
+        std::fprintf(stderr, "vipc_test_peer: connect as uid %u: %s (%s)\n", id,
+                     c ? "accepted" : error_name(c.error()), last_error_detail());
+        return 1;
+    }
+    if (role == "client-send") {
+        Connection c = open(dir, name, Rights::SEND);
+        ready();
+        const int count = arg ? std::atoi(arg) : 1;
+        for (int i = 0; i < count; ++i) {
+            Message m = Message::small(0, test::OP_DATA);
+            m.small_message().data[0] = static_cast<u64>(i);
+            auto s = c.send_sync(m, deadline_after_ms(10000));
+            if (!s) die("send_sync", s.error());
+        }
+        return 0;
+    }
+    if (role == "client-call") {
+        Connection c = open(dir, name, Rights::SEND | Rights::RECEIVE);
+        ready();
+        const int count = arg ? std::atoi(arg) : 1;
+        for (int i = 0; i < count; ++i) {
+            Message m = Message::small(0, test::OP_CALL);
+            m.small_message().data[0] = static_cast<u64>(i);
+            auto r = c.call(m, deadline_after_ms(10000));
+            if (!r) die("call", r.error());
+            if (r->small_message().data[0] != static_cast<u64>(i) + 1) return 3;
+        }
+        return 0;
+    }
+    if (role == "client-corrupt") {
+        Connection c = open(dir, name, Rights::SEND | Rights::RECEIVE);
+        return corrupt(c, arg ? arg : "tail");
+    }
+    if (role == "bench-client") {
+        Connection c = open(dir, name, Rights::SEND | Rights::RECEIVE);
+        return bench(c, arg ? std::atoi(arg) : 10000, arg2 ? std::atoi(arg2) : 1000);
+    }
+    std::fprintf(stderr, "vipc_test_peer: unknown role '%s'\n", role.c_str());
+    return 2;
+}

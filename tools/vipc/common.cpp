@@ -1,0 +1,114 @@
+// vipc: message printing and stop signals, shared by the commands.
+#include <algorithm>
+#include <csignal>
+#include <cstdio>
+
+#include "commands.hpp"
+#include "veridian/ipc/posix/runtime.hpp"
+
+namespace vipc {
+
+using veridian::ipc::Message;
+using veridian::ipc::SmallMessage;
+
+std::string message_text(const Message& msg, bool with_sender) {
+    std::string out = cli::format("opcode %u flags 0x%x ", msg.opcode(), msg.flags());
+    if (msg.is_small()) {
+        const SmallMessage& m = msg.small_message();
+        out += cli::format("data [%llu,%llu,%llu,%llu]", static_cast<unsigned long long>(m.data[0]),
+                           static_cast<unsigned long long>(m.data[1]),
+                           static_cast<unsigned long long>(m.data[2]),
+                           static_cast<unsigned long long>(m.data[3]));
+    } else {
+        out += cli::format("large, %llu bytes",
+                           static_cast<unsigned long long>(msg.large_message().header.total_size));
+    }
+    if (with_sender && msg.sender().value != 0) {
+        out += cli::format(" from pid %llu", static_cast<unsigned long long>(msg.sender().value));
+    }
+    return out;
+}
+
+void message_json(cli::Json& json, const Message& msg) {
+    json.key("kind").string(msg.is_small() ? "small" : "large");
+    json.key("opcode").number(cli::u64{msg.opcode()});
+    json.key("flags").number(cli::u64{msg.flags()});
+    json.key("capability").number(msg.capability());
+    if (msg.is_small()) {
+        json.key("data").begin_array();
+        for (const cli::u64 word : msg.small_message().data)
+            json.number(word);
+        json.end_array();
+    } else {
+        json.key("size").number(msg.large_message().header.total_size);
+    }
+    json.key("from").number(msg.sender().value);
+    json.key("txid").number(msg.transaction_id());
+}
+
+LatencySummary summarize(std::vector<cli::u64>& samples_ns) {
+    LatencySummary s;
+    if (samples_ns.empty()) return s;
+    std::sort(samples_ns.begin(), samples_ns.end());
+    const std::size_t n = samples_ns.size();
+    // The nearest-rank percentile: the smallest sample with at least p% of them at or below.
+    const auto rank = [&](double p) {
+        std::size_t k = static_cast<std::size_t>(p / 100.0 * static_cast<double>(n) + 0.999999);
+        k = std::clamp<std::size_t>(k, 1, n);
+        return static_cast<double>(samples_ns[k - 1]) / 1000.0;
+    };
+    double total = 0;
+    for (const cli::u64 v : samples_ns)
+        total += static_cast<double>(v);
+    s.min = static_cast<double>(samples_ns.front()) / 1000.0;
+    s.max = static_cast<double>(samples_ns.back()) / 1000.0;
+    s.p50 = rank(50);
+    s.p99 = rank(99);
+    s.p999 = rank(99.9);
+    s.mean = total / static_cast<double>(n) / 1000.0;
+    return s;
+}
+
+void latency_json(cli::Json& json, const LatencySummary& s) {
+    json.key("min").number(s.min);
+    json.key("p50").number(s.p50);
+    json.key("p99").number(s.p99);
+    json.key("p99_9").number(s.p999);
+    json.key("max").number(s.max);
+    json.key("mean").number(s.mean);
+}
+
+bool check_name(const std::string& command, const std::string& name, int* rc) {
+    const veridian::ipc::Result<void> valid = veridian::ipc::posix::validate_name(name);
+    if (valid) return true;
+    // describe() is the runtime's detail, which says what is wrong and what a name looks like.
+    *rc = cli::usage_error(command, cli::describe(valid.error()));
+    return false;
+}
+
+namespace {
+volatile std::sig_atomic_t g_stop_signal = 0;
+
+void on_stop_signal(int signo) {
+    g_stop_signal = signo;
+}
+}  // namespace
+
+void install_stop_signals() {
+    struct sigaction action {};
+    action.sa_handler = on_stop_signal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = 0;
+    sigaction(SIGINT, &action, nullptr);
+    sigaction(SIGTERM, &action, nullptr);
+}
+
+bool stop_requested() {
+    return g_stop_signal != 0;
+}
+
+int stop_signal() {
+    return g_stop_signal;
+}
+
+}  // namespace vipc

@@ -1,0 +1,312 @@
+#!/usr/bin/env bash
+# Multi-process tests of the vipc command line: each case runs the built binary as real
+# processes, in a runtime directory of its own, every command bounded by `timeout`, and kills
+# whatever it started in the background on the way out. No case asserts on timing.
+#
+# Usage: cli_tests.sh CASE PATH/TO/vipc      (the cases are the functions named case_*)
+set -u
+case_name=$1
+VIPC=$2
+work=$(mktemp -d)
+export VIPC_RUNTIME_DIR=$work/run
+# Short on purpose: the runtime needs room for a socket path under the demo's directory.
+export TMPDIR=$work/t
+mkdir -p "$TMPDIR"
+background=()
+
+cleanup() {
+  local pid
+  for pid in "${background[@]}"; do
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+fail() {
+  echo "FAIL ($case_name): $*"
+  local f
+  for f in "$work"/*.out "$work"/*.err; do
+    [[ -e $f ]] && { echo "--- ${f##*/}"; head -c 4000 "$f"; }
+  done
+  exit 1
+}
+
+# vipc ARGS..., bounded; stdout in $work/last.out, stderr in $work/last.err, status in $rc.
+run() {
+  timeout 60 "$VIPC" "$@" >"$work/last.out" 2>"$work/last.err"
+  rc=$?
+}
+
+expect_rc() {  # expect_rc WANT DESCRIPTION
+  [[ $rc == "$1" ]] || fail "$2: exit status $rc, wanted $1"
+}
+
+# The error contract: exactly one line on stderr, containing each of the given strings.
+expect_one_error_line() {
+  local lines
+  lines=$(wc -l <"$work/last.err")
+  [[ $lines == 1 ]] || fail "wanted exactly one line on stderr, got $lines"
+  local s
+  for s in "$@"; do
+    grep -qF -- "$s" "$work/last.err" || fail "stderr does not mention '$s'"
+  done
+}
+
+# Starts vipc ARGS... in the background (bounded by `timeout`, killed on exit); sets $bg_pid
+# to the pid of vipc itself (the child of `timeout`), and $bg_timeout_pid to the wrapper's,
+# which forwards the signals it gets to vipc and exits with vipc's status. Both are killed on
+# exit, vipc first: a SIGKILLed `timeout` cannot pass the signal on.
+start_background() {  # start_background OUT ERR ARGS...
+  local out=$1 err=$2
+  shift 2
+  timeout 60 "$VIPC" "$@" >"$out" 2>"$err" &
+  bg_timeout_pid=$!
+  background+=("$bg_timeout_pid")
+  local i
+  bg_pid=
+  for ((i = 0; i < 100; i++)); do
+    bg_pid=$(ps -o pid= --ppid "$bg_timeout_pid" | tr -d ' ' | head -1)
+    if [[ -n $bg_pid ]]; then
+      background=("$bg_pid" "${background[@]}")
+      return 0
+    fi
+    sleep 0.05
+  done
+  fail "vipc $* did not start"
+}
+
+# Waits (at most ~10 s) until NAME answers `vipc stat`.
+wait_for_endpoint() {
+  local i
+  for ((i = 0; i < 100; i++)); do
+    timeout 10 "$VIPC" stat "$1" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  fail "'$1' was never published"
+}
+
+json_check() {  # json_check FILE PYTHON-EXPRESSION-ON-d
+  python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+ok = eval("(" + sys.argv[2] + ")")
+sys.exit(0 if ok else 1)' "$1" "$2" || fail "JSON check failed: $2"
+}
+
+case_demo_quick() {
+  run demo --quick
+  expect_rc 0 "vipc demo --quick"
+  local s
+  for s in "server pid" "client pid" "p50" "p99" "p99.9" "calls/s" "msgs/s" "MB/s"; do
+    grep -qF "$s" "$work/last.out" || fail "the summary has no '$s'"
+  done
+  cat "$work/last.out"
+}
+
+case_demo_json() {
+  run demo --quick --json
+  expect_rc 0 "vipc demo --quick --json"
+  json_check "$work/last.out" '
+d["ok"] is True and d["server_pid"] != d["client_pid"] and d["server_pid"] > 0
+and d["calls"]["count"] > 0 and 0 < d["calls"]["rtt_us"]["min"] <= d["calls"]["rtt_us"]["p50"]
+<= d["calls"]["rtt_us"]["p99"] <= d["calls"]["rtt_us"]["p99_9"] <= d["calls"]["rtt_us"]["max"]
+and d["calls"]["per_second"] > 0
+and d["stream"]["msgs_per_second"] > 0 and d["stream"]["mb_per_second"] > 0
+and d["stream"]["received"] == d["stream"]["messages"] and d["stream"]["out_of_order"] == 0'
+  cat "$work/last.out"
+}
+
+case_demo_leaves_nothing() {
+  run demo --quick --json
+  expect_rc 0 "vipc demo --quick --json"
+  local server_pid
+  server_pid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["server_pid"])' \
+    "$work/last.out")
+  kill -0 "$server_pid" 2>/dev/null && fail "the demo server (pid $server_pid) is still running"
+  [[ -z $(ls -A "$TMPDIR") ]] || fail "the demo left files in TMPDIR: $(ls -A "$TMPDIR")"
+
+  # Interrupted in the middle: still exits non-zero, reaps the server, removes its directory.
+  start_background "$work/int.out" "$work/int.err" demo --calls 100000000
+  local demo_pid=$bg_timeout_pid
+  local i
+  for ((i = 0; i < 100; i++)); do
+    grep -q "server pid" "$work/int.err" 2>/dev/null && break
+    sleep 0.1
+  done
+  server_pid=$(sed -n 's/.*server pid \([0-9]*\).*/\1/p' "$work/int.err" | head -1)
+  [[ -n $server_pid ]] || fail "the interrupted demo never said its server's pid"
+  kill -INT "$demo_pid"
+  wait "$demo_pid"
+  rc=$?
+  [[ $rc == 1 ]] || fail "an interrupted demo exited $rc, wanted 1"
+  grep -q "interrupted" "$work/int.err" || fail "an interrupted demo did not say so"
+  kill -0 "$server_pid" 2>/dev/null && fail "the interrupted demo left its server running"
+  [[ -z $(ls -A "$TMPDIR") ]] || fail "the interrupted demo left files: $(ls -A "$TMPDIR")"
+  echo "PASS"
+}
+
+case_serve_call_ls() {
+  start_background "$work/serve.out" "$work/serve.err" serve demo/echo --print --json
+  local serve_pid=$bg_pid serve_wrapper=$bg_timeout_pid
+  wait_for_endpoint demo/echo
+
+  run call demo/echo --opcode 7 --data 1,2,3,4 --json
+  expect_rc 0 "vipc call --json"
+  json_check "$work/last.out" '
+d["name"] == "demo/echo" and d["calls"] == 1 and d["reply"]["opcode"] == 7
+and d["reply"]["data"] == [1, 2, 3, 4] and d["rtt_us"]["p50"] > 0'
+
+  run call demo/echo --count 100
+  expect_rc 0 "vipc call --count 100"
+  grep -q "^100 calls to 'demo/echo'" "$work/last.out" || fail "call --count: $(cat "$work/last.out")"
+
+  run send demo/echo --data 9,8,7,6 --count 3
+  expect_rc 0 "vipc send --count 3"
+
+  # Wait until the server has taken all 104 messages (its own counter says so).
+  local i
+  for ((i = 0; i < 100; i++)); do
+    run stat demo/echo --json
+    [[ $rc == 0 ]] && python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["received"] < 104)' \
+      "$work/last.out" && break
+    sleep 0.1
+  done
+  json_check "$work/last.out" 'd["name"] == "demo/echo" and d["received"] >= 104'
+
+  run ls --json
+  expect_rc 0 "vipc ls --json"
+  json_check "$work/last.out" "
+[e['pid'] for e in d['endpoints'] if e['name'] == 'demo/echo'] == [$serve_pid]"
+  run ls -v
+  expect_rc 0 "vipc ls -v"
+  grep -q "^demo/echo .* $serve_pid " "$work/last.out" || fail "vipc ls: $(cat "$work/last.out")"
+
+  kill -TERM "$serve_pid"
+  wait "$serve_wrapper"
+  rc=$?
+  expect_rc 0 "vipc serve after SIGTERM"
+  python3 - "$work/serve.out" <<'PY' || fail "serve --print --json output"
+import json, sys
+events = [json.loads(line) for line in open(sys.argv[1])]
+calls = [e for e in events if e["event"] == "call"]
+messages = [e for e in events if e["event"] == "message"]
+assert len(calls) == 101, len(calls)
+assert calls[0]["opcode"] == 7 and calls[0]["data"] == [1, 2, 3, 4]
+assert len(messages) == 3 and all(m["data"] == [9, 8, 7, 6] for m in messages), messages
+PY
+  # The name is gone with the server.
+  run call demo/echo
+  expect_rc 1 "vipc call after the server stopped"
+  echo PASS
+}
+
+case_send_recv() {
+  start_background "$work/recv.out" "$work/recv.err" recv jobs --count 3 --json
+  local recv_pid=$bg_timeout_pid
+  run send jobs --count 3 --data 5,6 --wait-ms 10000
+  expect_rc 0 "vipc send --wait-ms"
+  wait "$recv_pid"
+  rc=$?
+  expect_rc 0 "vipc recv --count 3"
+  python3 - "$work/recv.out" <<'PY' || fail "recv --json output"
+import json, sys
+events = [json.loads(line) for line in open(sys.argv[1])]
+assert len(events) == 3, events
+assert all(e["event"] == "message" and e["data"] == [5, 6, 0, 0] for e in events), events
+PY
+  # Nothing arrives: recv gives up at its timeout with one line naming the endpoint.
+  run recv idle --timeout-ms 200
+  expect_rc 1 "vipc recv --timeout-ms with no sender"
+  expect_one_error_line "'idle'"
+  echo PASS
+}
+
+case_unknown_name() {
+  local cmd
+  for cmd in call send stat; do
+    run "$cmd" nosuch/thing
+    expect_rc 1 "vipc $cmd on an unknown name"
+    expect_one_error_line "vipc $cmd:" "'nosuch/thing'" "$VIPC_RUNTIME_DIR" "vipc serve nosuch/thing"
+  done
+  run ls
+  expect_rc 0 "vipc ls with nothing published"
+  echo PASS
+}
+
+case_name_taken() {
+  start_background "$work/serve.out" "$work/serve.err" serve taken
+  local serve_pid=$bg_pid serve_wrapper=$bg_timeout_pid
+  wait_for_endpoint taken
+  run serve taken
+  expect_rc 1 "a second vipc serve of a taken name"
+  expect_one_error_line "vipc serve:" "$serve_pid"
+  kill -TERM "$serve_pid"
+  wait "$serve_wrapper"
+  rc=$?
+  expect_rc 0 "vipc serve after SIGTERM"
+  # A malformed name is a usage error.
+  run serve "../bad name"
+  expect_rc 2 "vipc serve with a malformed name"
+  expect_one_error_line "vipc serve:"
+  echo PASS
+}
+
+case_bad_flags() {
+  run call x --count abc
+  expect_rc 2 "--count abc"
+  expect_one_error_line "--count" "'abc'" "vipc call --help"
+  run frobnicate
+  expect_rc 2 "an unknown command"
+  expect_one_error_line "frobnicate" "vipc --help"
+  run ls --bogus
+  expect_rc 2 "an unknown flag"
+  expect_one_error_line "--bogus" "vipc ls --help"
+  run demo --calls 0
+  expect_rc 2 "demo --calls 0"
+  expect_one_error_line "--calls"
+  run call
+  expect_rc 2 "call without a name"
+  expect_one_error_line "vipc call:"
+  run call x --data 1,2,3,4,5
+  expect_rc 2 "five data words"
+  expect_one_error_line "--data"
+  run send x --timeout-ms
+  expect_rc 2 "a flag without its value"
+  expect_one_error_line "--timeout-ms"
+  run serve a b
+  expect_rc 2 "two names"
+  expect_one_error_line "'b'"
+  run
+  expect_rc 2 "no command"
+  echo PASS
+}
+
+case_help() {
+  local cmd
+  for cmd in demo ls stat serve recv call send; do
+    run "$cmd" --help
+    expect_rc 0 "vipc $cmd --help"
+    head -1 "$work/last.out" | grep -q "^usage: vipc $cmd" || fail "vipc $cmd --help: $(head -1 "$work/last.out")"
+  done
+  run --help
+  expect_rc 0 "vipc --help"
+  grep -q "demo" "$work/last.out" || fail "vipc --help does not list demo"
+  run help call
+  expect_rc 0 "vipc help call"
+  echo PASS
+}
+
+case_bench_forward() {
+  run bench --help
+  if [[ $rc == 2 ]] && grep -qx "vipc bench: not built (bench/ is missing)" "$work/last.err"; then
+    echo "PASS (bench not built)"
+  else
+    expect_rc 0 "vipc bench --help"
+    echo PASS
+  fi
+}
+
+declare -F "case_$case_name" >/dev/null || { echo "no case '$case_name'"; exit 2; }
+"case_$case_name"
