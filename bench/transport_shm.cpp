@@ -211,9 +211,8 @@ private:
     // and `waiting` load (see the protocol at the top): all four must be sequentially
     // consistent. A spinning waiter needs only release/acquire.
     std::memory_order publish_order() const {
-        return kind_ == WaitKind::spin || kind_ == WaitKind::spin_yield
-                   ? std::memory_order_release
-                   : std::memory_order_seq_cst;
+        return kind_ == WaitKind::spin || kind_ == WaitKind::spin_yield ? std::memory_order_release
+                                                                        : std::memory_order_seq_cst;
     }
 
     void wake(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& waiting, int fd) {

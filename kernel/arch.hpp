@@ -34,13 +34,13 @@ inline void halt() {
 // runs with its own saved flags, and when this task resumes, the guard's destructor restores
 // its own flags.
 class IrqGuard {
-  public:
+public:
     IrqGuard() { asm volatile("pushfq\n\tpopq %0\n\tcli" : "=r"(flags_) : : "memory"); }
     ~IrqGuard() { asm volatile("pushq %0\n\tpopfq" : : "r"(flags_) : "memory", "cc"); }
     IrqGuard(const IrqGuard&) = delete;
     IrqGuard& operator=(const IrqGuard&) = delete;
 
-  private:
+private:
     std::uint64_t flags_;
 };
 

@@ -17,7 +17,7 @@ namespace vipc_kernel {
 // wait/wake are the scheduler's address-keyed wait queues; the clock is the timer tick
 // count (resolution TICK_NS); the current process is the running task's ProcessId.
 class KernelPlatform final : public veridian::ipc::Platform {
-  public:
+public:
     constexpr KernelPlatform() = default;
 
     WaitResult wait(std::atomic<std::uint32_t>* word, std::uint32_t expected,
@@ -35,7 +35,7 @@ class KernelPlatform final : public veridian::ipc::Platform {
 // block always has room for its list node. The core passes the size back on deallocate, so
 // blocks need no header. Interrupts are off inside, so tasks may allocate concurrently.
 class ArenaAllocator final : public veridian::ipc::Allocator {
-  public:
+public:
     static constexpr std::size_t ARENA_BYTES = 4 * 1024 * 1024;
 
     constexpr ArenaAllocator() = default;
@@ -45,7 +45,7 @@ class ArenaAllocator final : public veridian::ipc::Allocator {
 
     std::size_t bytes_in_use() const { return in_use_; }
 
-  private:
+private:
     struct FreeBlock {
         FreeBlock* next;
         std::size_t size;

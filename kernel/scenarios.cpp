@@ -59,7 +59,7 @@ bool wait_until(Predicate done) {
 
 // Spawns tasks and waits for all of them to end (on the scheduler's join counter).
 class TaskGroup {
-  public:
+public:
     TaskGroup() : start_(tasks_finished().load(std::memory_order_acquire)) {}
 
     bool spawn(const char* name, TaskEntry entry, void* arg) {
@@ -78,7 +78,7 @@ class TaskGroup {
         }
     }
 
-  private:
+private:
     std::uint32_t start_;
     std::uint32_t spawned_ = 0;
 };

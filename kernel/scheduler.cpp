@@ -31,7 +31,7 @@ struct Task {
 
 // An intrusive FIFO of tasks.
 class TaskList {
-  public:
+public:
     bool empty() const { return head_ == nullptr; }
     Task* front() const { return head_; }
 
@@ -66,7 +66,7 @@ class TaskList {
         return t;
     }
 
-  private:
+private:
     Task* head_ = nullptr;
     Task* tail_ = nullptr;
 };

@@ -83,7 +83,8 @@ void BM_FastPathRoundTrip(benchmark::State& state) {
     const EndpointStats s = *to_echo.stats();
     state.counters["hand_off_ratio"] =
         static_cast<double>(s.fast_path_hits) /
-        static_cast<double>(s.fast_path_hits + s.slow_path == 0 ? 1 : s.fast_path_hits + s.slow_path);
+        static_cast<double>(s.fast_path_hits + s.slow_path == 0 ? 1
+                                                                : s.fast_path_hits + s.slow_path);
 }
 BENCHMARK(BM_FastPathRoundTrip)->UseRealTime();
 

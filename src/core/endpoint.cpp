@@ -14,8 +14,8 @@
 //   (4) return the outcome; the Waiter is not in any list any more.
 // A waker changes the state (release) before it wakes the word, and never touches the
 // Waiter after that store; waking uses the word's address only as a key.
-#include "veridian/ipc/core/registry.hpp"
 #include "core/endpoint_object.hpp"
+#include "veridian/ipc/core/registry.hpp"
 
 namespace veridian::ipc {
 
@@ -72,8 +72,7 @@ std::atomic<u32>* EndpointObject::refill_from_blocked_sender() {
     return complete(s, Waiter::DONE);
 }
 
-Result<void> EndpointObject::send(Message msg, SendMode mode, Deadline deadline,
-                                  UniqueLock& lk) {
+Result<void> EndpointObject::send(Message msg, SendMode mode, Deadline deadline, UniqueLock& lk) {
     Platform& p = platform();
     // (1a) A receiver is blocked: hand the message straight into its parking slot.
     if (Waiter* r = receivers.pop_front()) {
@@ -210,7 +209,8 @@ void EndpointObject::close_locked() {
     Platform& p = platform();
     WaiterList* lists[] = {&receivers, &senders, &callers};
     for (WaiterList* list : lists) {
-        while (Waiter* w = list->pop_front()) p.wake_one(complete(w, Waiter::CLOSED));
+        while (Waiter* w = list->pop_front())
+            p.wake_one(complete(w, Waiter::CLOSED));
     }
 }
 
@@ -234,10 +234,10 @@ using detail::SendMode;
 
 // Each handle operation: (0) resolve the slot, lock it, check the capability, then run the
 // object's operation, which releases the lock.
-#define VIPC_LOCK_AND_CHECK(obj, lk, rights, allow_closed)                 \
-    if (registry_ == nullptr) return IpcError::InvalidCapability;          \
+#define VIPC_LOCK_AND_CHECK(obj, lk, rights, allow_closed)                   \
+    if (registry_ == nullptr) return IpcError::InvalidCapability;            \
     EndpointObject* obj = VIPC_TRY(registry_->resolve(capability_, rights)); \
-    UniqueLock lk(obj->lock);                                              \
+    UniqueLock lk(obj->lock);                                                \
     VIPC_TRY(obj->check(capability_, rights, allow_closed))
 
 bool Endpoint::is_active() const {

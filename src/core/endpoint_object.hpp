@@ -70,8 +70,8 @@ struct Waiter {
     static constexpr u32 TIMED_OUT = 3;  // set by the waiter itself, never by a waker
 
     std::atomic<u32> state{WAITING};
-    Message message{};        // receivers and callers: delivered here; senders: to enqueue
-    TransactionId txid = 0;   // callers: the transaction they wait for
+    Message message{};       // receivers and callers: delivered here; senders: to enqueue
+    TransactionId txid = 0;  // callers: the transaction they wait for
     Waiter* next = nullptr;
     Waiter* prev = nullptr;
 };

@@ -60,7 +60,9 @@ Registry::~Registry() {
     }
 }
 
-EndpointObject* Registry::slot(u32 index) const { return &slots_[index]; }
+EndpointObject* Registry::slot(u32 index) const {
+    return &slots_[index];
+}
 
 Result<EndpointObject*> Registry::resolve(Capability capability, u16 rights) {
     (void)rights;  // checked under the slot lock by EndpointObject::check

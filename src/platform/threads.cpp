@@ -78,7 +78,9 @@ ProcessId ThreadsPlatform::current_process() {
     return ProcessId{static_cast<u64>(getpid())};
 }
 
-void ThreadsPlatform::set_current_process(ProcessId pid) { t_current_process = pid; }
+void ThreadsPlatform::set_current_process(ProcessId pid) {
+    t_current_process = pid;
+}
 
 void* HeapAllocator::allocate(usize bytes, usize align) {
     if (align < alignof(void*)) align = alignof(void*);
@@ -87,6 +89,8 @@ void* HeapAllocator::allocate(usize bytes, usize align) {
     return p;
 }
 
-void HeapAllocator::deallocate(void* p, usize, usize) { std::free(p); }
+void HeapAllocator::deallocate(void* p, usize, usize) {
+    std::free(p);
+}
 
 }  // namespace veridian::ipc

@@ -11,21 +11,25 @@ using namespace veridian::ipc;
 extern "C" void* memcpy(void* dst, const void* src, usize n) {
     auto* d = static_cast<unsigned char*>(dst);
     const auto* s = static_cast<const unsigned char*>(src);
-    for (usize i = 0; i < n; ++i) d[i] = s[i];
+    for (usize i = 0; i < n; ++i)
+        d[i] = s[i];
     return dst;
 }
 extern "C" void* memset(void* dst, int c, usize n) {
     auto* d = static_cast<unsigned char*>(dst);
-    for (usize i = 0; i < n; ++i) d[i] = static_cast<unsigned char>(c);
+    for (usize i = 0; i < n; ++i)
+        d[i] = static_cast<unsigned char>(c);
     return dst;
 }
 extern "C" void* memmove(void* dst, const void* src, usize n) {
     auto* d = static_cast<unsigned char*>(dst);
     const auto* s = static_cast<const unsigned char*>(src);
     if (d < s) {
-        for (usize i = 0; i < n; ++i) d[i] = s[i];
+        for (usize i = 0; i < n; ++i)
+            d[i] = s[i];
     } else {
-        for (usize i = n; i > 0; --i) d[i - 1] = s[i - 1];
+        for (usize i = n; i > 0; --i)
+            d[i - 1] = s[i - 1];
     }
     return dst;
 }

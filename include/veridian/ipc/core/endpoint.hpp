@@ -65,7 +65,7 @@ struct EndpointStats {
     u32 waiting_receivers = 0;
     u32 waiting_callers = 0;
     bool active = false;
-    bool bound = false;   // bind() succeeded and the endpoint has not closed since
+    bool bound = false;  // bind() succeeded and the endpoint has not closed since
     ProcessId bound_to{};
 };
 

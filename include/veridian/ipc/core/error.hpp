@@ -43,7 +43,9 @@ enum class IpcError : int {
 inline constexpr int IPC_ERROR_KIND_COUNT = 16;
 
 // The errno-style code of an error (-1..-16).
-constexpr int error_code(IpcError e) { return static_cast<int>(e); }
+constexpr int error_code(IpcError e) {
+    return static_cast<int>(e);
+}
 
 // Sets *out to the error whose code is `code` and returns true; false for any other code.
 constexpr bool error_from_code(int code, IpcError* out) {
@@ -64,7 +66,7 @@ class [[nodiscard]] Result {
 
 public:
     Result(const T& value) : has_value_(true) { new (&value_) T(value); }  // NOLINT: implicit
-    Result(T&& value) : has_value_(true) {                                  // NOLINT: implicit
+    Result(T&& value) : has_value_(true) {                                 // NOLINT: implicit
         new (&value_) T(static_cast<T&&>(value));
     }
     Result(IpcError error) : error_(error), has_value_(false) {}  // NOLINT: implicit
@@ -166,19 +168,20 @@ private:
 };
 
 // Success of a Result<void>.
-inline Result<void> ok() { return Result<void>(); }
+inline Result<void> ok() {
+    return Result<void>();
+}
 
 }  // namespace veridian::ipc
 
 // Evaluates `expr` (a Result); on error returns that error from the enclosing function,
 // otherwise the whole expression has the success value (void for Result<void>).
-#define VIPC_TRY(expr)                                            \
-    ({                                                            \
-        auto vipc_try_result_ = (expr);                           \
-        if (VIPC_UNLIKELY(!vipc_try_result_.has_value()))         \
-            return vipc_try_result_.error();                      \
-        ::veridian::ipc::detail::take_value(                      \
-            static_cast<decltype(vipc_try_result_)&&>(vipc_try_result_)); \
+#define VIPC_TRY(expr)                                                                     \
+    ({                                                                                     \
+        auto vipc_try_result_ = (expr);                                                    \
+        if (VIPC_UNLIKELY(!vipc_try_result_.has_value())) return vipc_try_result_.error(); \
+        ::veridian::ipc::detail::take_value(                                               \
+            static_cast<decltype(vipc_try_result_)&&>(vipc_try_result_));                  \
     })
 
 namespace veridian::ipc::detail {

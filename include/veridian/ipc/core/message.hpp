@@ -101,7 +101,9 @@ public:
     LargeMessage& large_message() { return check(is_large()), body_.large; }
     const LargeMessage& large_message() const { return check(is_large()), body_.large; }
 
-    u64 capability() const { return is_small() ? body_.small.capability : body_.large.header.capability; }
+    u64 capability() const {
+        return is_small() ? body_.small.capability : body_.large.header.capability;
+    }
     u32 opcode() const { return is_small() ? body_.small.opcode : body_.large.header.opcode; }
     u32 flags() const { return is_small() ? body_.small.flags : body_.large.header.flags; }
     void set_flags(u32 flags) {

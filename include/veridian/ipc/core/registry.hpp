@@ -26,11 +26,11 @@ class EndpointObject;
 }
 
 struct RegistryStats {
-    u32 capacity = 0;           // slots in the table
-    u32 live = 0;               // endpoints registered now
-    u64 created = 0;            // endpoints created since the registry was made
-    u64 removed = 0;            // endpoints removed since
-    u64 retired_slots = 0;      // slots whose generation ran out (never reused)
+    u32 capacity = 0;       // slots in the table
+    u32 live = 0;           // endpoints registered now
+    u64 created = 0;        // endpoints created since the registry was made
+    u64 removed = 0;        // endpoints removed since
+    u64 retired_slots = 0;  // slots whose generation ran out (never reused)
 };
 
 class ChannelGuard;
@@ -43,8 +43,7 @@ public:
     static constexpr u32 DEFAULT_MAX_ENDPOINTS = 1024;
 
     // Allocates the slot table. If that fails, every create_* returns OutOfMemory.
-    Registry(Platform& platform, Allocator& allocator,
-             u32 max_endpoints = DEFAULT_MAX_ENDPOINTS);
+    Registry(Platform& platform, Allocator& allocator, u32 max_endpoints = DEFAULT_MAX_ENDPOINTS);
     ~Registry();
     Registry(const Registry&) = delete;
     Registry& operator=(const Registry&) = delete;
