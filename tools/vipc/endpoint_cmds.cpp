@@ -319,6 +319,28 @@ constexpr const char* kSendHelp =
     "  --wait-ms N      if NAME is not published yet, keep trying for N ms (default 0)\n"
     "  --json           one JSON object: name, server_pid, sent, seconds, msgs_per_second\n";
 
+// Reads the flags and the name of a client command (call, send). Returns kGoOn to go on,
+// or the exit code to end the command with (EXIT_OK after --help).
+constexpr int kGoOn = -1;
+int parse_client_command(Args& args, const char* help, const char* example, ClientOptions* o) {
+    int rc = EXIT_OK;
+    while (args.next()) {
+        if (args.is_help()) {
+            std::fputs(help, stdout);
+            return EXIT_OK;
+        } else if (client_flag(args, o, &rc) || take_name(args, &o->name, &rc)) {
+            if (rc != EXIT_OK) return rc;
+        } else {
+            return args.unknown();
+        }
+    }
+    if (o->name.empty()) {
+        return cli::usage_error(args.command(), std::string("which name? e.g. '") + example + "'");
+    }
+    install_stop_signals();
+    return kGoOn;
+}
+
 }  // namespace
 
 int run_serve(Args& args) {
@@ -369,21 +391,9 @@ int run_recv(Args& args) {
 
 int run_call(Args& args) {
     ClientOptions o;
-    int rc = EXIT_OK;
-    while (args.next()) {
-        if (args.is_help()) {
-            std::fputs(kCallHelp, stdout);
-            return EXIT_OK;
-        } else if (client_flag(args, &o, &rc) || take_name(args, &o.name, &rc)) {
-            if (rc != EXIT_OK) return rc;
-        } else {
-            return args.unknown();
-        }
-    }
-    if (o.name.empty())
-        return cli::usage_error(args.command(), "which name? e.g. 'vipc call demo/echo'");
-    install_stop_signals();
-
+    if (const int rc = parse_client_command(args, kCallHelp, "vipc call demo/echo", &o);
+        rc != kGoOn)
+        return rc;
     Result<posix::Connection> connected = connect_waiting(o);
     if (!connected) return connect_error(args.command(), connected.error(), o.name);
     posix::Connection conn = std::move(*connected);
@@ -435,21 +445,8 @@ int run_call(Args& args) {
 
 int run_send(Args& args) {
     ClientOptions o;
-    int rc = EXIT_OK;
-    while (args.next()) {
-        if (args.is_help()) {
-            std::fputs(kSendHelp, stdout);
-            return EXIT_OK;
-        } else if (client_flag(args, &o, &rc) || take_name(args, &o.name, &rc)) {
-            if (rc != EXIT_OK) return rc;
-        } else {
-            return args.unknown();
-        }
-    }
-    if (o.name.empty())
-        return cli::usage_error(args.command(), "which name? e.g. 'vipc send jobs'");
-    install_stop_signals();
-
+    if (const int rc = parse_client_command(args, kSendHelp, "vipc send jobs", &o); rc != kGoOn)
+        return rc;
     Result<posix::Connection> connected = connect_waiting(o);
     if (!connected) return connect_error(args.command(), connected.error(), o.name);
     posix::Connection conn = std::move(*connected);
