@@ -473,6 +473,8 @@ void SimPlatform::yield() {
     s.switch_point(lock, *self);
 }
 
+void SimPlatform::preemption_point() { yield(); }
+
 int SimPlatform::current_task() const {
     const Task* self = state_->current_task();
     return self == nullptr ? -1 : static_cast<int>(self->index);

@@ -28,11 +28,11 @@ public:
 
     void lock() VIPC_ACQUIRE() {
         u32 expected = 0;
-        if (VIPC_LIKELY(state_.compare_exchange_strong(expected, 1, std::memory_order_acquire,
-                                                       std::memory_order_relaxed))) {
-            return;
+        if (VIPC_UNLIKELY(!state_.compare_exchange_strong(
+                expected, 1, std::memory_order_acquire, std::memory_order_relaxed))) {
+            lock_slow();
         }
-        lock_slow();
+        platform_->preemption_point();
     }
 
     void unlock() VIPC_RELEASE() {

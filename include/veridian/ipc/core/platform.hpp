@@ -60,6 +60,11 @@ public:
     virtual u64 now_ns() = 0;
     virtual ProcessId current_process() = 0;
 
+    // Called by the core right after it takes one of its locks: a point where a deterministic
+    // test scheduler (the sim) may switch to another task, so that tasks also interleave
+    // inside critical sections and contend for the lock. Real platforms leave it empty.
+    virtual void preemption_point() {}
+
     // A deadline `ns` nanoseconds from now (saturating).
     Deadline after_ns(u64 ns) {
         const u64 now = now_ns();

@@ -23,11 +23,12 @@
 // the seed and the tasks' code. By default every task thread is pinned to the CPU run() was
 // called on, which makes a handoff a same-core wake.
 //
-// The switch points, exactly: wait(), now_ns() and yield() called from a task, and
-// wake_one()/wake_all(), which switch both before and after they wake (a waker can be
-// preempted between publishing a value and waking). current_process() is not one. Code
-// between two switch points runs without interruption: a critical section that makes no
-// platform call is atomic in the sim. Platform calls made outside any task (before
+// The switch points, exactly: wait(), now_ns(), yield() and preemption_point() called from
+// a task, and wake_one()/wake_all(), which switch both before and after they wake (a waker
+// can be preempted between publishing a value and waking). current_process() is not one.
+// The core calls preemption_point() right after taking each of its locks, so tasks are
+// also switched inside critical sections, and others then contend for the held lock. Code
+// between two switch points runs without interruption. Platform calls made outside any task (before
 // or after run(), e.g. a Registry built or destroyed on the test's thread) never switch:
 // wake_* wake nothing, wait() returns ValueChanged or, with a deadline, moves the clock
 // to it and returns TimedOut; a wait() outside a task that would sleep forever aborts the
@@ -116,6 +117,8 @@ public:
     void wake_all(std::atomic<u32>* word) override;
     u64 now_ns() override;
     ProcessId current_process() override;
+    // A switch point (like yield()): the core calls it with one of its locks held.
+    void preemption_point() override;
 
 private:
     struct State;
