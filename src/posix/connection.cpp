@@ -402,7 +402,7 @@ Result<void> Connection::Impl::send(const Message& msg, TransactionId txid, Dead
     }
     VIPC_TRY(check_sendable(msg));
     // Another sending thread holds the producer side (and is blocked only on a full ring).
-    if (!send_mu.lock_until(blocking ? deadline : deadline_after_ns(NONBLOCKING_LOCK_WAIT_NS))) {
+    if (!send_mu.lock_for(blocking, deadline)) {
         return blocking ? IpcError::Timeout : IpcError::ChannelFull;
     }
     DeadlineLock guard(send_mu, std::adopt_lock);
@@ -437,7 +437,7 @@ Result<void> Connection::Impl::fast_send(const SmallMessage& msg) {
                       state->closed.load(std::memory_order_relaxed) != 0)) {
         return send(Message(msg), 0, Deadline::past(), false);
     }
-    if (VIPC_LIKELY(send_mu.lock_until(deadline_after_ns(NONBLOCKING_LOCK_WAIT_NS)))) {
+    if (VIPC_LIKELY(send_mu.lock_for(false, Deadline::past()))) {
         DeadlineLock guard(send_mu, std::adopt_lock);
         if (VIPC_LIKELY(c2s.try_push_small(msg, 0).has_value())) {
             notify_server();
@@ -498,8 +498,8 @@ Result<Message> Connection::Impl::wait_message(TransactionId txid, Deadline dead
             return m;
         }
         // (3) the other ways out
-        if (auto c = quick_check(); !c) return finish(c.error());          // (4C)
-        if (deadline.expired(now_ns())) return finish(IpcError::Timeout);  // (4B)
+        if (auto c = quick_check(); !c) return finish(c.error());         // (4C)
+        if (deadline_passed(deadline)) return finish(IpcError::Timeout);  // (4B)
         // Become the reader unless someone is; do not read while the inbox is full (the
         // server is then held back by its full ring: backpressure, not unbounded memory).
         if (!reader_active && inbox.size() < geometry.depth) {

@@ -46,8 +46,16 @@ using namespace detail;
 
 namespace {
 
-bool lock_until(DeadlineMutex& m, Deadline d) VIPC_THREAD_ANNOTATION(no_thread_safety_analysis) {
-    return m.lock_until(d);
+bool lock_for(DeadlineMutex& m, bool blocking, Deadline d)
+    VIPC_THREAD_ANNOTATION(no_thread_safety_analysis) {
+    return m.lock_for(blocking, d);
+}
+
+// Adds one to a statistics counter that has a single writer at a time (the holder of the lock
+// named at its declaration): a plain load and store, no read-modify-write on the hot path.
+// Readers (info()) take racy snapshots.
+void bump(std::atomic<u64>& counter) {
+    counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }
 
 // One client connection, as the server sees it.
@@ -69,8 +77,8 @@ struct ServerConnection {
 
     std::atomic<bool> dead{false};    // the client closed or died (socket hung up)
     std::atomic<bool> broken{false};  // the client broke the protocol
-    std::atomic<u64> received{0};
-    std::atomic<u64> sent{0};
+    std::atomic<u64> received{0};     // written under Server::Impl::receive_mu
+    std::atomic<u64> sent{0};         // written under send_mu
 
     const RingDataHeader* c2s_header() const { return c2s_data.as<const RingDataHeader>(); }
     const RingCtl* s2c_control() const { return s2c_ctl.as<const RingCtl>(); }
@@ -106,11 +114,17 @@ struct Server::Impl {
 
     mutable std::mutex conns_mu;
     std::vector<std::shared_ptr<ServerConnection>> conns VIPC_GUARDED_BY(conns_mu);
-    usize rr_next VIPC_GUARDED_BY(conns_mu) = 0;
     ConnectionId next_id VIPC_GUARDED_BY(conns_mu) = 1;
+    // Bumped (seq_cst, under conns_mu) whenever `conns` changes. The receiver scans its own
+    // copy of the list (rx_conns) and takes conns_mu only to refresh it when this moved, so
+    // the receive path locks nothing but receive_mu while the set of clients is stable.
+    std::atomic<u64> conns_version{0};
 
     DeadlineMutex receive_mu;
     SpinBudget receive_spin VIPC_GUARDED_BY(receive_mu);
+    std::vector<std::shared_ptr<ServerConnection>> rx_conns VIPC_GUARDED_BY(receive_mu);
+    u64 rx_version VIPC_GUARDED_BY(receive_mu) = ~u64{0};
+    usize rr_next VIPC_GUARDED_BY(receive_mu) = 0;
     u32 last_client_cpu = 0;
 
     std::atomic<bool> closed{false};
@@ -118,7 +132,7 @@ struct Server::Impl {
     std::thread monitor;
 
     std::atomic<u64> accepted{0};
-    std::atomic<u64> received_total{0};
+    std::atomic<u64> received_total{0};  // written under receive_mu
     std::atomic<u64> sent_total{0};
     std::atomic<u64> broken_total{0};
 
@@ -133,6 +147,8 @@ struct Server::Impl {
                                                                 u16 rights, int fds[], int* nfds);
     void answer_stat(int sock);
 
+    void refresh_rx_conns() VIPC_REQUIRES(receive_mu);
+    void forget_gone() VIPC_REQUIRES(receive_mu);
     Result<Received> take_one() VIPC_REQUIRES(receive_mu);
     bool anything_queued() VIPC_REQUIRES(receive_mu);
     Result<Received> receive(Deadline deadline, bool blocking);
@@ -381,6 +397,7 @@ void Server::Impl::handle_hello(int raw_sock,
     {
         std::lock_guard<std::mutex> lock(conns_mu);
         conns.push_back(conn);
+        conns_version.fetch_add(1, std::memory_order_seq_cst);
     }
     const bool sent = send_with_fds(s, &w, sizeof w, fds, nfds);
     // fds[] are ours (fresh read-only reopens, or the memfds themselves, plus dup()s of the
@@ -529,20 +546,52 @@ void Server::Impl::mark_broken(ServerConnection& c) {
     }
 }
 
-Result<Received> Server::Impl::take_one() {
+void Server::Impl::refresh_rx_conns() {
+    // A client learns of its connection only after it was listed and the version bumped
+    // (handle_hello). Its first publish (tail store, then the state.waiting load, both
+    // seq_cst) and our announce (state.waiting store, then this load, both seq_cst) order
+    // the bump before this load whenever the client did not see us announced: the scan of
+    // receive step (5) then includes it.
+    if (conns_version.load(std::memory_order_seq_cst) == rx_version) return;
     std::lock_guard<std::mutex> lock(conns_mu);
-    const usize n = conns.size();
-    if (rr_next >= n) rr_next = 0;
-    for (usize k = 0; k < n; ++k) {
-        const usize i = (rr_next + k) % n;
+    rx_conns = conns;  // keeps its capacity: no allocation unless the list grew
+    rx_version = conns_version.load(std::memory_order_relaxed);
+}
+
+void Server::Impl::forget_gone() {
+    // Forget connections that are gone and have nothing left to deliver.
+    std::lock_guard<std::mutex> lock(conns_mu);
+    bool changed = false;
+    for (usize i = 0; i < conns.size();) {
         ServerConnection& c = *conns[i];
-        if (c.broken.load(std::memory_order_relaxed)) continue;
+        const bool gone = c.broken.load() || (c.dead.load() && !c.c2s.available().value_or(1));
+        if (gone) {
+            conns.erase(conns.begin() + static_cast<std::ptrdiff_t>(i));
+            changed = true;
+        } else {
+            ++i;
+        }
+    }
+    if (changed) conns_version.fetch_add(1, std::memory_order_seq_cst);
+}
+
+Result<Received> Server::Impl::take_one() {
+    refresh_rx_conns();
+    const usize n = rx_conns.size();
+    if (rr_next >= n) rr_next = 0;
+    bool any_gone = false;
+    for (usize k = 0, i = rr_next; k < n; ++k, i = i + 1 == n ? 0 : i + 1) {
+        ServerConnection& c = *rx_conns[i];
+        if (c.broken.load(std::memory_order_relaxed)) {
+            any_gone = true;
+            continue;
+        }
         auto r = c.c2s.try_pop();
         if (r) {
             notify_producer(c.c2s);
             rr_next = i + 1;
-            c.received.fetch_add(1, std::memory_order_relaxed);
-            received_total.fetch_add(1, std::memory_order_relaxed);
+            bump(c.received);
+            bump(received_total);
             // The client's CPU (a hint it publishes when it waits: for a reply, in the
             // s2c ring's ctl page; for space, in its c2s data page).
             const u32 hint = c.s2c_control()->cpu.load(std::memory_order_relaxed);
@@ -554,25 +603,20 @@ Result<Received> Server::Impl::take_one() {
             out.connection = c.id;
             return out;
         }
-        if (r.error() != IpcError::ChannelEmpty) mark_broken(c);
-    }
-    // Forget connections that are gone and have nothing left to deliver.
-    for (usize i = 0; i < conns.size();) {
-        ServerConnection& c = *conns[i];
-        const bool gone = c.broken.load() || (c.dead.load() && !c.c2s.available().value_or(1));
-        if (gone) {
-            conns.erase(conns.begin() + static_cast<std::ptrdiff_t>(i));
-            if (rr_next > i) --rr_next;
-        } else {
-            ++i;
+        if (r.error() != IpcError::ChannelEmpty) {
+            mark_broken(c);
+            any_gone = true;
+        } else if (c.dead.load(std::memory_order_relaxed)) {
+            any_gone = true;
         }
     }
+    if (any_gone) forget_gone();
     return IpcError::ChannelEmpty;
 }
 
 bool Server::Impl::anything_queued() {
-    std::lock_guard<std::mutex> lock(conns_mu);
-    for (const auto& c : conns) {
+    refresh_rx_conns();
+    for (const auto& c : rx_conns) {
         if (c->broken.load(std::memory_order_relaxed)) continue;
         const auto a = c->c2s.available();
         if (!a || *a > 0) return true;  // a corrupt tail is handled by take_one
@@ -591,8 +635,7 @@ Result<Received> Server::Impl::receive(Deadline deadline, bool blocking) {
         return fail(IpcError::EndpointNotFound, "endpoint '%s' is closed", name.c_str());
     }
     // Another receiving thread holds the consumer side: it takes what arrives.
-    if (!lock_until(receive_mu,
-                    blocking ? deadline : deadline_after_ns(NONBLOCKING_LOCK_WAIT_NS))) {
+    if (!lock_for(receive_mu, blocking, deadline)) {
         return blocking ? IpcError::Timeout : IpcError::ChannelEmpty;
     }
     DeadlineLock guard(receive_mu, std::adopt_lock);
@@ -614,7 +657,7 @@ Result<Received> Server::Impl::receive(Deadline deadline, bool blocking) {
             if (r) return r;
             return IpcError::ChannelEmpty;
         }
-        if (deadline.expired(now_ns())) return IpcError::Timeout;
+        if (deadline_passed(deadline)) return IpcError::Timeout;
         // (3) spin
         const u32 me = current_cpu_hint();
         if (state->cpu.load(std::memory_order_relaxed) != me) {
@@ -689,8 +732,7 @@ Result<void> Server::Impl::send_to(ConnectionId to, const Message& msg, Transact
     Message out = msg;
     if (is_reply) out.set_flags(out.flags() | MessageFlags::IS_REPLY);
     // Another sending thread holds the producer side (and is blocked only on a full ring).
-    if (!lock_until(c->send_mu,
-                    blocking ? deadline : deadline_after_ns(NONBLOCKING_LOCK_WAIT_NS))) {
+    if (!lock_for(c->send_mu, blocking, deadline)) {
         return blocking ? IpcError::Timeout : IpcError::ChannelFull;
     }
     DeadlineLock guard(c->send_mu, std::adopt_lock);
@@ -700,7 +742,7 @@ Result<void> Server::Impl::send_to(ConnectionId to, const Message& msg, Transact
         auto r = c->s2c.try_push(out, txid);
         if (r) {
             notify_consumer(c->s2c);
-            c->sent.fetch_add(1, std::memory_order_relaxed);
+            bump(c->sent);
             sent_total.fetch_add(1, std::memory_order_relaxed);
             return ok();
         }

@@ -334,23 +334,26 @@ void clear_error_detail() {
     t_error_detail[0] = '\0';
 }
 
-bool DeadlineMutex::lock_until(Deadline deadline) {
+bool DeadlineMutex::lock_slow(Deadline deadline) {
     std::unique_lock<std::mutex> lock(m_);
-    while (held_) {
+    for (;;) {
+        // (2) take it if free, and mark that a waiter may sleep
+        if (state_.exchange(2, std::memory_order_acquire) == 0) return true;
+        // (3) sleep one slice at most
         const u64 slice = sleep_slice_ns(deadline);
         if (slice == 0) return false;
         cv_.wait_for(lock, std::chrono::nanoseconds(slice));
     }
-    held_ = true;
-    return true;
 }
 
-void DeadlineMutex::unlock() {
-    {
-        std::lock_guard<std::mutex> lock(m_);
-        held_ = false;
-    }
-    cv_.notify_one();
+Deadline DeadlineMutex::nonblocking_deadline() {
+    return deadline_after_ns(NONBLOCKING_LOCK_WAIT_NS);
+}
+
+void DeadlineMutex::wake_waiters() {
+    // (b) under m_: a waiter between its (2) and its sleep holds m_, so it is asleep by now
+    std::lock_guard<std::mutex> lock(m_);
+    cv_.notify_all();
 }
 
 u64 sleep_slice_ns(Deadline deadline) {
@@ -371,7 +374,7 @@ Result<void> wait_for_data(RingConsumer& ring, SpinBudget& spin, Deadline deadli
         // (2) check the connection (after a sleep, also the socket)
         VIPC_TRY(check.check(slept));
         // (3) deadline
-        if (deadline.expired(now_ns())) return IpcError::Timeout;
+        if (deadline_passed(deadline)) return IpcError::Timeout;
         // (4) spin
         const u32 me = current_cpu_hint();
         // Publish our CPU only when it changed: the line is read by the peer.
@@ -416,7 +419,7 @@ Result<void> wait_for_space(RingProducer& ring, SpinBudget& spin, Deadline deadl
         // (2) check the connection
         VIPC_TRY(check.check(slept));
         // (3) deadline
-        if (deadline.expired(now_ns())) return IpcError::Timeout;
+        if (deadline_passed(deadline)) return IpcError::Timeout;
         // (4) spin
         const u32 me = current_cpu_hint();
         if (ring.data()->cpu.load(std::memory_order_relaxed) != me) {

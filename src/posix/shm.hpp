@@ -38,7 +38,16 @@
 #include "veridian/ipc/core/platform.hpp"
 #include "veridian/ipc/core/types.hpp"
 
+namespace veridian::ipc::posix {
+u64 now_ns();  // runtime.hpp
+}  // namespace veridian::ipc::posix
+
 namespace veridian::ipc::posix::detail {
+
+// Whether a deadline passed; a deadline of never reads no clock.
+inline bool deadline_passed(Deadline deadline) {
+    return !deadline.is_never() && deadline.expired(now_ns());
+}
 
 inline constexpr u32 PAGE_BYTES = 4096;
 inline constexpr u32 RING_HEADER_BYTES = 128;
@@ -232,43 +241,43 @@ template <typename Ready>
 bool SpinBudget::spin(Ready&& ready, u32 peer_cpu_hint, u32 my_cpu_hint) {
     if (bound_ns_ == 0) return false;
     if (yield_mode(peer_cpu_hint, my_cpu_hint)) {
-        // Same CPU: a few hand-offs let the peer run and answer without a futex round trip.
-        for (int i = 0; i < 4; ++i) {
+        // Same CPU: hand the CPU over with sched_yield; the peer runs and answers without a
+        // futex round trip. Bounded by the adaptive budget, but at least a few hand-offs, so
+        // that other runnable processes on this CPU, which also get turns, do not end it
+        // before the peer had one.
+        u64 start = 0;  // read at the 4th hand-off: the first ones need no clock
+        for (u32 i = 1;; ++i) {
             yield_once();
-            if (ready()) return true;
+            if (ready()) {
+                succeeded();
+                return true;
+            }
+            if (i == 4) start = clock_ns();
+            if (i > 4 && clock_ns() - start >= budget_ns_) break;
         }
+        failed();
         return false;
     }
     if (budget_ns_ == 0) return false;
-    const u64 start = clock_ns();
+    u64 start = 0;  // read after the first 16 polls: a short wait needs no clock
     for (u32 i = 1;; ++i) {
         if (ready()) {
             succeeded();
             return true;
         }
         cpu_relax();
-        if ((i & 15) == 0 && clock_ns() - start >= budget_ns_) break;
+        if ((i & 15) == 0) {
+            const u64 now = clock_ns();
+            if (i == 16) {
+                start = now;
+            } else if (now - start >= budget_ns_) {
+                break;
+            }
+        }
     }
     failed();
     return false;
 }
-
-// A process-local mutex whose lock can give up at a deadline (a sender blocked on a full ring
-// holds its ring's producer lock; the next sender must still honour its own deadline).
-// Built on std::mutex and std::condition_variable only, so that every sanitizer understands
-// it. Waits in bounded slices.
-class VIPC_CAPABILITY("mutex") DeadlineMutex {
-public:
-    // False when the deadline passed first.
-    bool lock_until(Deadline deadline) VIPC_THREAD_ANNOTATION(try_acquire_capability(true));
-    void lock() VIPC_ACQUIRE() { (void)lock_until(Deadline::never()); }
-    void unlock() VIPC_RELEASE();
-
-private:
-    std::mutex m_;
-    std::condition_variable cv_;
-    bool held_ = false;
-};
 
 // How long a non-blocking operation may wait for another thread of this process that holds
 // the same ring side. A holder either finishes a push or pop within nanoseconds, or is
@@ -276,9 +285,63 @@ private:
 // bound, truthfully reports ChannelFull (or ChannelEmpty). It never waits for the peer.
 inline constexpr u64 NONBLOCKING_LOCK_WAIT_NS = 100'000;
 
+// A process-local mutex whose lock can give up at a deadline (a sender blocked on a full ring
+// holds its ring's producer lock; the next sender must still honour its own deadline).
+//
+// The uncontended case is one compare-and-swap to lock and one exchange to unlock, with no
+// system call and no other lock: the usual user of a ring side is one thread. Only when a
+// second thread finds it held does the slow path run, built on std::mutex and
+// std::condition_variable (so that every sanitizer understands the sleep), waiting in
+// bounded slices.
+//
+// state_: 0 free; 1 held, nobody waits; 2 held and a waiter may sleep.
+//   lock:   (1) CAS 0 → 1: done. (2) slow: under m_, exchange 2 in; what was there was 0 →
+//           we hold it (marked 2: our unlock then wakes the others, harmless if none is
+//           left). (3) else sleep on cv_ one slice (the deadline's share), back to (2).
+//   unlock: (a) exchange 0 in; (b) it was 2 → take m_ and wake every sleeper.
+//   A waiter's (2) and its sleep are both under m_, and (b) takes m_ before notifying, so a
+//   release between them cannot be missed: the waiter either sees 0 at (2) or is already
+//   asleep when (b) notifies.
+class VIPC_CAPABILITY("mutex") DeadlineMutex {
+public:
+    // False when the deadline passed first.
+    bool lock_until(Deadline deadline) VIPC_THREAD_ANNOTATION(try_acquire_capability(true)) {
+        u32 expected = 0;
+        if (VIPC_LIKELY(state_.compare_exchange_strong(expected, 1, std::memory_order_acquire,
+                                                       std::memory_order_relaxed))) {
+            return true;  // (1)
+        }
+        return lock_slow(deadline);
+    }
+    // For an operation that may wait for the lock until `deadline` when `blocking`, else at
+    // most NONBLOCKING_LOCK_WAIT_NS. The clock is read only when the lock is contended.
+    bool lock_for(bool blocking, Deadline deadline)
+        VIPC_THREAD_ANNOTATION(try_acquire_capability(true)) {
+        u32 expected = 0;
+        if (VIPC_LIKELY(state_.compare_exchange_strong(expected, 1, std::memory_order_acquire,
+                                                       std::memory_order_relaxed))) {
+            return true;  // (1)
+        }
+        return lock_slow(blocking ? deadline : nonblocking_deadline());
+    }
+    void lock() VIPC_ACQUIRE() { (void)lock_until(Deadline::never()); }
+    void unlock() VIPC_RELEASE() {
+        if (VIPC_UNLIKELY(state_.exchange(0, std::memory_order_release) == 2)) wake_waiters();
+    }
+
+private:
+    bool lock_slow(Deadline deadline);
+    static Deadline nonblocking_deadline();
+    void wake_waiters();
+
+    std::atomic<u32> state_{0};
+    std::mutex m_;
+    std::condition_variable cv_;
+};
+
 class VIPC_SCOPED_CAPABILITY DeadlineLock {
 public:
-    // Adopts a DeadlineMutex locked with lock_until().
+    // Adopts a DeadlineMutex locked with lock_until() or lock_for().
     DeadlineLock(DeadlineMutex& m, std::adopt_lock_t) VIPC_THREAD_ANNOTATION(requires_capability(m))
         : m_(m) {}
     explicit DeadlineLock(DeadlineMutex& m) VIPC_ACQUIRE(m) : m_(m) { m_.lock(); }

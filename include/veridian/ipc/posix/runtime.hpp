@@ -65,14 +65,19 @@
 //
 //   A blocked party spins for a bounded, adaptive time, then sleeps on a futex (shared, not
 //   FUTEX_PRIVATE_FLAG). Measured on the target machines, waking a sleeper on another CPU
-//   costs ~60 µs while a spin round trip costs ~0.12 µs, so a spin shorter than the wake
-//   cost is wasted and a longer one buys latency with CPU. On one CPU spinning only delays
-//   the peer, which cannot run; there a few sched_yield() hand-offs (~3 µs) beat a futex
-//   sleep (~5 µs). Each side publishes the CPU it last ran on (a hint), and a waiter spins
-//   only when the peer was last seen on another CPU; it yields when they share one.
+//   costs ~10 µs (Intel KVM guest) to ~60 µs (AMD KVM guest) while a spin round trip costs
+//   ~0.1 µs, so a spin shorter than the wake cost is wasted and a longer one buys latency
+//   with CPU. On one CPU spinning only delays the peer, which cannot run; there
+//   sched_yield() hand-offs (~2 µs a round trip) beat a futex sleep. Each side publishes the
+//   CPU it last ran on (a hint), and a waiter spins only when the peer was last seen on
+//   another CPU; it yields (for up to spin_ns, then sleeps) when they share one.
 //   spin_ns bounds the spin; 0 means always sleep at once. The budget adapts: it halves
 //   after a spin that ended in a sleep anyway and grows back after a spin that succeeded.
-//   A producer makes the wake syscall only when the consumer announced it sleeps.
+//   A producer makes the wake syscall only when the consumer announced it sleeps, so a
+//   message to a spinning or yielding peer costs no system call; with spinning off, a round
+//   trip makes at most one wake per direction, and only to a peer that sleeps.
+//   The process-local locks that serialize threads sharing a ring side cost one atomic
+//   compare-and-swap when uncontended (the usual case of one thread per side).
 //   Sleeps are bounded slices (PEER_CHECK_INTERVAL_MS), so a dead peer is noticed even if a
 //   wake is lost.
 //
