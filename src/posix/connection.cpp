@@ -36,6 +36,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "posix/region_wire.hpp"
 #include "posix/shm.hpp"
 #include "posix/wire.hpp"
 #include "veridian/ipc/posix/runtime.hpp"
@@ -122,6 +123,7 @@ struct Connection::Impl final : WaitCheck {
     DeadlineMutex send_mu;
     RingProducer c2s VIPC_GUARDED_BY(send_mu);
     SpinBudget send_spin VIPC_GUARDED_BY(send_mu);
+    RegionSender regions_out VIPC_GUARDED_BY(send_mu);
 
     std::mutex mu;
     std::condition_variable cv;
@@ -153,6 +155,7 @@ struct Connection::Impl final : WaitCheck {
     // The ring's consumer side belongs to whoever is the reader (reader_active).
     RingConsumer s2c;
     SpinBudget receive_spin;
+    RegionReceiver regions_in;  // the reader's, like s2c
 
     std::atomic<u64> next_txid{1};
     std::atomic<bool> closed{false};  // closed by us
@@ -182,7 +185,18 @@ struct Connection::Impl final : WaitCheck {
     }
 
     Result<void> connect(std::string_view name_, const ConnectOptions& options);
-    Result<void> send(const Message& msg, TransactionId txid, Deadline deadline, bool blocking);
+    // `region`: a region's descriptor to pass with msg (already prepared, see region_wire.hpp).
+    struct OutgoingRegion {
+        int fd;
+        Transfer transfer;
+    };
+    Result<void> send(const Message& msg, TransactionId txid, Deadline deadline, bool blocking,
+                      const OutgoingRegion* region = nullptr);
+    Result<void> send_region(const Message& msg, Region& region, Transfer transfer,
+                             TransactionId txid, Deadline deadline, bool blocking);
+    Result<void> push_with_region(const Message& msg, TransactionId txid,
+                                  const OutgoingRegion& region, Deadline deadline)
+        VIPC_REQUIRES(send_mu);
     Result<void> fast_send(const SmallMessage& msg);
     void notify_server();
     Result<Message> read_one(Deadline deadline, bool blocking);
@@ -225,8 +239,9 @@ Result<void> Connection::Impl::check(bool slice_ended) {
     }
     if (slice_ended) {
         // The server never writes to the socket after its Welcome: readable means hung up.
-        pollfd p{socket.get(), POLLIN | POLLRDHUP, 0};
-        if (poll(&p, 1, 0) > 0) {
+        // Region records may be waiting on it: only a hang-up counts.
+        pollfd p{socket.get(), POLLRDHUP, 0};
+        if (poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
             server_gone();
             return quick_check();
         }
@@ -337,7 +352,7 @@ u64 ClientMonitor::add(int sock, std::weak_ptr<Connection::Impl> conn) {
     }
     const u64 id = next_id_++;
     epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.events = EPOLLRDHUP;  // hang-ups only: region records arrive as data
     ev.data.u64 = id;
     if (epoll_ctl(epfd_, EPOLL_CTL_ADD, sock, &ev) != 0) return 0;
     conns_.emplace(id, static_cast<std::weak_ptr<Connection::Impl>&&>(conn));
@@ -393,14 +408,14 @@ void Connection::Impl::notify_server() {
 }
 
 Result<void> Connection::Impl::send(const Message& msg, TransactionId txid, Deadline deadline,
-                                    bool blocking) {
+                                    bool blocking, const OutgoingRegion* region) {
     if ((rights & Rights::SEND) == 0) {
         VIPC_TRY(quick_check());
         return fail(IpcError::PermissionDenied,
                     "this connection to '%s' has no SEND right (no descriptor for that ring)",
                     name.c_str());
     }
-    VIPC_TRY(check_sendable(msg));
+    if (region == nullptr) VIPC_TRY(check_sendable(msg));
     // Another sending thread holds the producer side (and is blocked only on a full ring).
     if (!send_mu.lock_until(blocking ? deadline : deadline_after_ns(NONBLOCKING_LOCK_WAIT_NS))) {
         return blocking ? IpcError::Timeout : IpcError::ChannelFull;
@@ -408,7 +423,8 @@ Result<void> Connection::Impl::send(const Message& msg, TransactionId txid, Dead
     DeadlineLock guard(send_mu, std::adopt_lock);
     for (;;) {
         VIPC_TRY(quick_check());
-        auto r = c2s.try_push(msg, txid);
+        auto r = region == nullptr ? c2s.try_push(msg, txid)
+                                   : push_with_region(msg, txid, *region, deadline);
         if (r) {
             notify_server();
             return ok();
@@ -417,6 +433,7 @@ Result<void> Connection::Impl::send(const Message& msg, TransactionId txid, Dead
             broken.store(true);
             return quick_check();
         }
+        if (r.error() != IpcError::ChannelFull) return r.error();
         if (!blocking) return IpcError::ChannelFull;
         auto w = wait_for_space(c2s, send_spin, deadline, &state->cpu, *this);
         if (!w) {
@@ -426,6 +443,34 @@ Result<void> Connection::Impl::send(const Message& msg, TransactionId txid, Dead
             return w.error();
         }
     }
+}
+
+Result<void> Connection::Impl::push_with_region(const Message& msg, TransactionId txid,
+                                                const OutgoingRegion& region, Deadline deadline) {
+    // The sending steps of region_wire.hpp: (1) a free slot, (2) the record, (3) the slot.
+    if (VIPC_TRY(c2s.free_slots()) == 0) return IpcError::ChannelFull;
+    const u64 sequence = regions_out.next_sequence;
+    // A non-blocking send may still wait briefly for room in the socket (it holds one small
+    // record per slot in flight, so it is full only when the peer stopped reading it).
+    VIPC_TRY(send_region_record(socket.get(), sequence, region.transfer, region.fd,
+                                deadline.expired(now_ns()) ? deadline_after_ms(100) : deadline));
+    ++regions_out.next_sequence;
+    Message out = msg;
+    out.large_message().region.base = sequence;
+    return c2s.try_push(out, txid);  // (3) cannot be full: we are the only producer
+}
+
+Result<void> Connection::Impl::send_region(const Message& msg, Region& region, Transfer transfer,
+                                           TransactionId txid, Deadline deadline, bool blocking) {
+    if ((rights & Rights::SEND) == 0) return send(msg, txid, deadline, blocking);  // its error
+    Message out = VIPC_TRY(prepare_region_message(msg, region, transfer));
+    if (transfer == Transfer::Copy) return send(out, txid, deadline, blocking);
+    if (transfer == Transfer::Move) VIPC_TRY(Region::Access::seal_for_move(region));
+    const OutgoingRegion outgoing{VIPC_TRY(Region::Access::descriptor_for(region, transfer)),
+                                  transfer};
+    VIPC_TRY(send(out, txid, deadline, blocking, &outgoing));
+    if (transfer == Transfer::Move) region.reset();  // the sender loses access
+    return ok();
 }
 
 Result<void> Connection::Impl::fast_send(const SmallMessage& msg) {
@@ -461,6 +506,12 @@ Result<Message> Connection::Impl::read_one(Deadline deadline, bool blocking) {
         return r.error();
     }
     notify_producer(s2c);
+    if (r->is_large() && r->large_message().region.size != 0) {
+        if (auto g = receive_region_record(socket.get(), regions_in, *r); !g) {
+            broken.store(true);
+            return g.error();
+        }
+    }
     r->set_sender(server_pid);
     return r;
 }
@@ -592,6 +643,17 @@ Result<void> Connection::send_async(const Message& msg) {
     return impl_->send(msg, 0, Deadline::past(), false);
 }
 
+Result<void> Connection::send_sync(const Message& msg, Region& region, Transfer transfer,
+                                   Deadline deadline) {
+    if (!impl_) return moved_from();
+    return impl_->send_region(msg, region, transfer, 0, deadline, true);
+}
+
+Result<void> Connection::send_async(const Message& msg, Region& region, Transfer transfer) {
+    if (!impl_) return moved_from();
+    return impl_->send_region(msg, region, transfer, 0, Deadline::past(), false);
+}
+
 Result<void> Connection::fast_send(const SmallMessage& msg) {
     if (!impl_) return moved_from();
     return impl_->fast_send(msg);
@@ -635,6 +697,16 @@ Result<Message> Connection::try_receive() {
 }
 
 Result<Message> Connection::call(const Message& request, Deadline deadline) {
+    return call_with(request, nullptr, Transfer::Copy, deadline);
+}
+
+Result<Message> Connection::call(const Message& request, Region& region, Transfer transfer,
+                                 Deadline deadline) {
+    return call_with(request, &region, transfer, deadline);
+}
+
+Result<Message> Connection::call_with(const Message& request, Region* region, Transfer transfer,
+                                      Deadline deadline) {
     if (!impl_) return moved_from();
     Impl& c = *impl_;
     if ((c.rights & (Rights::SEND | Rights::RECEIVE)) != (Rights::SEND | Rights::RECEIVE)) {
@@ -649,7 +721,10 @@ Result<Message> Connection::call(const Message& request, Deadline deadline) {
         c.pending.push_back(Impl::PendingCall{txid, std::nullopt});
     }
     // (1) send
-    if (auto s = c.send(request, txid, deadline, true); !s) {
+    if (auto s = region == nullptr
+                     ? c.send(request, txid, deadline, true)
+                     : c.send_region(request, *region, transfer, txid, deadline, true);
+        !s) {
         std::lock_guard<std::mutex> lock(c.mu);
         c.erase_pending(txid);
         return s.error();

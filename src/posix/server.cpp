@@ -36,6 +36,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "posix/region_wire.hpp"
 #include "posix/shm.hpp"
 #include "posix/wire.hpp"
 #include "veridian/ipc/posix/runtime.hpp"
@@ -62,10 +63,12 @@ struct ServerConnection {
     // c2s.ctl and s2c.data by us.
     Mapping c2s_data, c2s_ctl, s2c_data, s2c_ctl;
 
-    RingConsumer c2s;  // guarded by Server::Impl::receive_mu_
+    RingConsumer c2s;           // guarded by Server::Impl::receive_mu_
+    RegionReceiver regions_in;  // guarded by Server::Impl::receive_mu_
     DeadlineMutex send_mu;
     RingProducer s2c VIPC_GUARDED_BY(send_mu);
     SpinBudget send_spin VIPC_GUARDED_BY(send_mu);
+    RegionSender regions_out VIPC_GUARDED_BY(send_mu);
 
     std::atomic<bool> dead{false};    // the client closed or died (socket hung up)
     std::atomic<bool> broken{false};  // the client broke the protocol
@@ -136,8 +139,15 @@ struct Server::Impl {
     Result<Received> take_one() VIPC_REQUIRES(receive_mu);
     bool anything_queued() VIPC_REQUIRES(receive_mu);
     Result<Received> receive(Deadline deadline, bool blocking);
+    struct OutgoingRegion {
+        int fd;
+        Transfer transfer;
+    };
     Result<void> send_to(ConnectionId to, const Message& msg, TransactionId txid, Deadline deadline,
-                         bool blocking, bool is_reply);
+                         bool blocking, bool is_reply, const OutgoingRegion* region = nullptr);
+    Result<void> send_region_to(ConnectionId to, const Message& msg, Region& region,
+                                Transfer transfer, TransactionId txid, Deadline deadline,
+                                bool blocking, bool is_reply);
     std::shared_ptr<ServerConnection> find(ConnectionId id) const;
     void mark_broken(ServerConnection& c);
     void drain_notify();
@@ -287,8 +297,8 @@ void Server::Impl::monitor_loop() {
                 continue;
             }
             if (auto it = live.find(s); it != live.end()) {
-                // A connection socket only ever becomes readable by hanging up (clients send
-                // nothing after their Hello): the client closed or died.
+                // A live connection's socket is watched for hang-ups only (region records
+                // arrive on it as data): the client closed or died.
                 ServerConnection& c = *it->second;
                 c.dead.store(true, std::memory_order_release);
                 // Wake our threads blocked sending to it (they re-check and see it dead).
@@ -374,7 +384,7 @@ void Server::Impl::handle_hello(int raw_sock,
     conn->socket = static_cast<Fd&&>(sock);
     const int s = conn->socket.get();
     epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.events = EPOLLRDHUP;  // hang-ups only: region records arrive as data
     ev.data.u64 = TAG_SOCKET_BASE + static_cast<u64>(s);
     epoll_ctl(epfd, EPOLL_CTL_ADD, s, &ev);
     live.emplace(s, conn);
@@ -538,8 +548,16 @@ Result<Received> Server::Impl::take_one() {
         ServerConnection& c = *conns[i];
         if (c.broken.load(std::memory_order_relaxed)) continue;
         auto r = c.c2s.try_pop();
-        if (r) {
+        if (r && r->is_large() && r->large_message().region.size != 0) {
             notify_producer(c.c2s);
+            if (auto g = receive_region_record(c.socket.get(), c.regions_in, *r); !g) {
+                mark_broken(c);
+                continue;
+            }
+        } else if (r) {
+            notify_producer(c.c2s);
+        }
+        if (r) {
             rr_next = i + 1;
             c.received.fetch_add(1, std::memory_order_relaxed);
             received_total.fetch_add(1, std::memory_order_relaxed);
@@ -670,7 +688,8 @@ private:
 }  // namespace
 
 Result<void> Server::Impl::send_to(ConnectionId to, const Message& msg, TransactionId txid,
-                                   Deadline deadline, bool blocking, bool is_reply) {
+                                   Deadline deadline, bool blocking, bool is_reply,
+                                   const OutgoingRegion* region) {
     const IpcError gone = is_reply ? IpcError::ProcessNotFound : IpcError::EndpointNotFound;
     if (closed.load(std::memory_order_acquire)) {
         return fail(IpcError::EndpointNotFound, "endpoint '%s' is closed", name.c_str());
@@ -685,7 +704,7 @@ Result<void> Server::Impl::send_to(ConnectionId to, const Message& msg, Transact
                     "client pid %d of '%s' connected without RECEIVE: it cannot get messages",
                     c->pid, name.c_str());
     }
-    VIPC_TRY(check_sendable(msg));
+    if (region == nullptr) VIPC_TRY(check_sendable(msg));
     Message out = msg;
     if (is_reply) out.set_flags(out.flags() | MessageFlags::IS_REPLY);
     // Another sending thread holds the producer side (and is blocked only on a full ring).
@@ -697,7 +716,27 @@ Result<void> Server::Impl::send_to(ConnectionId to, const Message& msg, Transact
     ServerSendCheck check(closed, *c, gone);
     for (;;) {
         VIPC_TRY(check.check(false));
-        auto r = c->s2c.try_push(out, txid);
+        Result<void> r = ok();
+        if (region == nullptr) {
+            r = c->s2c.try_push(out, txid);
+        } else {
+            // The sending steps of region_wire.hpp: (1) a free slot, (2) the record, (3) the
+            // slot, which cannot be full now.
+            const auto free = c->s2c.free_slots();
+            if (!free) {
+                r = free.error();
+            } else if (*free == 0) {
+                r = IpcError::ChannelFull;
+            } else {
+                const u64 sequence = c->regions_out.next_sequence;
+                VIPC_TRY(send_region_record(
+                    c->socket.get(), sequence, region->transfer, region->fd,
+                    deadline.expired(now_ns()) ? deadline_after_ms(100) : deadline));
+                ++c->regions_out.next_sequence;
+                out.large_message().region.base = sequence;
+                r = c->s2c.try_push(out, txid);
+            }
+        }
         if (r) {
             notify_consumer(c->s2c);
             c->sent.fetch_add(1, std::memory_order_relaxed);
@@ -717,6 +756,19 @@ Result<void> Server::Impl::send_to(ConnectionId to, const Message& msg, Transact
             return w.error();
         }
     }
+}
+
+Result<void> Server::Impl::send_region_to(ConnectionId to, const Message& msg, Region& region,
+                                          Transfer transfer, TransactionId txid, Deadline deadline,
+                                          bool blocking, bool is_reply) {
+    Message out = VIPC_TRY(prepare_region_message(msg, region, transfer));
+    if (transfer == Transfer::Copy) return send_to(to, out, txid, deadline, blocking, is_reply);
+    if (transfer == Transfer::Move) VIPC_TRY(Region::Access::seal_for_move(region));
+    const OutgoingRegion outgoing{VIPC_TRY(Region::Access::descriptor_for(region, transfer)),
+                                  transfer};
+    VIPC_TRY(send_to(to, out, txid, deadline, blocking, is_reply, &outgoing));
+    if (transfer == Transfer::Move) region.reset();  // the sender loses access
+    return ok();
 }
 
 // ---- close -------------------------------------------------------------------------------------
@@ -826,6 +878,25 @@ Result<void> Server::send_sync(ConnectionId to, const Message& msg, Deadline dea
 Result<void> Server::send_async(ConnectionId to, const Message& msg) {
     if (!impl_) return moved_from();
     return impl_->send_to(to, msg, 0, Deadline::past(), false, false);
+}
+
+Result<void> Server::send_sync(ConnectionId to, const Message& msg, Region& region,
+                               Transfer transfer, Deadline deadline) {
+    if (!impl_) return moved_from();
+    return impl_->send_region_to(to, msg, region, transfer, 0, deadline, true, false);
+}
+
+Result<void> Server::send_async(ConnectionId to, const Message& msg, Region& region,
+                                Transfer transfer) {
+    if (!impl_) return moved_from();
+    return impl_->send_region_to(to, msg, region, transfer, 0, Deadline::past(), false, false);
+}
+
+Result<void> Server::reply(const Received& request, const Message& response, Region& region,
+                           Transfer transfer, Deadline deadline) {
+    if (!impl_) return moved_from();
+    return impl_->send_region_to(request.connection, response, region, transfer,
+                                 request.message.transaction_id(), deadline, true, true);
 }
 
 Result<void> Server::disconnect(ConnectionId connection) {

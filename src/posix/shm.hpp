@@ -56,9 +56,8 @@ static_assert(sizeof(SlotHeader) + sizeof(SmallMessage) == 64);
 inline constexpr u32 SLOT_BODY_BYTES = sizeof(LargeMessage);
 inline constexpr u32 SLOT_SIZE = 192;
 static_assert(sizeof(SlotHeader) + SLOT_BODY_BYTES <= SLOT_SIZE && SLOT_SIZE % 64 == 0);
-// Zero-copy large messages (a later step) would pass the region as its own memfd capability
-// next to the connection's descriptors and name it in the slot; until then a slot carries
-// the LargeMessage by value and a region (size != 0) is refused.
+// A LargeMessage with a region (size != 0) names it in the slot (see region_wire.hpp); the
+// region's memfd travels over the connection's socket.
 
 // Each header is two cache lines: the index, written for every message, alone on the first;
 // the flags, written only around sleeps and closes, on the second. A peer reads the flags on

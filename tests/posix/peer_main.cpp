@@ -20,6 +20,19 @@
 //                         far past the depth; "slot": a slot with a bad kind) and ring the
 //                         server's doorbell; then wait
 //   bench-client <count> <warmup>  call round trips; prints "RTT p50 p99 min (ns)"
+//   region-echo         publish; answer OP_REGION calls with a report on the region (or the
+//                       inline bytes) they carry (see inspect_region); OP_REGION_BACK calls
+//                       with a new region of data[0] bytes (first byte 0x11, last 0x22), moved;
+//                       OP_EXIT exits 0
+//   region-sender <count> <mode>  connect, send_sync count regions of 64 KiB whose first byte
+//                       is 0..count-1 ("share": read-only, "move"), print DONE, then wait
+//   bad-region <what>   connect, send an OP_REGION message whose region is bad, then a small
+//                       OP_DATA message, print SENT, then wait. what: "small" (a 4 KiB memfd
+//                       claimed as 1 MiB), "pipe" (a pipe, not a memfd), "unsealed" (a memfd
+//                       without F_SEAL_SHRINK, truncated to 0 after sending), "sealed" (a good
+//                       1 MiB region whose last byte is 0x5A; the sender then tries to truncate
+//                       it and prints TRUNCATE-REFUSED when the kernel refuses)
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -31,6 +44,7 @@
 #include <string>
 #include <vector>
 
+#include "posix/region_wire.hpp"
 #include "posix/shm.hpp"
 #include "test_ops.hpp"
 #include "veridian/ipc/posix/runtime.hpp"
@@ -114,6 +128,17 @@ int corrupt(Connection& c, const char* what) {
     auto* header = static_cast<RingDataHeader*>(data);
     if (std::strcmp(what, "tail") == 0) {
         header->tail.store(0x40000000u, std::memory_order_release);
+    } else if (std::strcmp(what, "region") == 0) {
+        // A well-formed slot naming region 1, with no record on the socket.
+        auto* slot = static_cast<unsigned char*>(data) + RING_HEADER_BYTES;
+        const SlotHeader h{static_cast<u32>(MessageKind::Large), sizeof(LargeMessage), 0};
+        LargeMessage m{};
+        m.header.total_size = 4096;
+        m.region = MemoryRegion{1, 4096, static_cast<u32>(Transfer::ShareReadOnly),
+                                CachePolicy::WriteBack};
+        std::memcpy(slot, &h, sizeof h);
+        std::memcpy(slot + sizeof h, &m, sizeof m);
+        header->tail.store(1, std::memory_order_release);
     } else {
         auto* slot = static_cast<unsigned char*>(data) + RING_HEADER_BYTES;
         std::memset(slot, 0xA5, SLOT_SIZE);  // kind 0xA5A5A5A5: no such kind
@@ -145,6 +170,141 @@ int bench(Connection& c, int count, int warmup) {
                 static_cast<unsigned long long>(rtt[n * 999 / 1000]),
                 static_cast<unsigned long long>(rtt[0]), n);
     return 0;
+}
+
+// The report on an OP_REGION request: data[0] = 0 or the error (as -error_code), data[1] =
+// size, data[2] = first byte | last byte << 8 | REPORT_* bits, data[3] = the checksum of the
+// whole payload when it is at most REPORT_CHECKSUM_LIMIT bytes. A writable region gets 0xEE
+// written to its first byte after the report was taken.
+SmallMessage inspect_region(const Message& m) {
+    SmallMessage rep{0, test::OP_REGION, 0, {0, 0, 0, 0}};
+    if (!m.is_large()) {
+        rep.data[0] = static_cast<u64>(-error_code(IpcError::InvalidMessage));
+        return rep;
+    }
+    const LargeMessage& lm = m.large_message();
+    if (lm.region.size == 0) {  // copied: the inline bytes
+        const u64 n = lm.header.total_size;
+        rep.data[1] = n;
+        if (n > 0) rep.data[2] = lm.inline_data[0] | u64{lm.inline_data[n - 1]} << 8;
+        rep.data[3] = payload_checksum(lm.inline_data, n);
+        return rep;
+    }
+    auto r = Region::receive(m);
+    if (!r) {
+        std::fprintf(stderr, "vipc_test_peer: Region::receive: %s (%s)\n", error_name(r.error()),
+                     last_error_detail());
+        rep.data[0] = static_cast<u64>(-error_code(r.error()));
+        return rep;
+    }
+    rep.data[1] = r->size();
+    rep.data[2] = r->data()[0] | u64{r->data()[r->size() - 1]} << 8;
+    if (r->size() <= test::REPORT_CHECKSUM_LIMIT)
+        rep.data[3] = payload_checksum(r->data(), r->size());
+    if (r->writable()) {
+        rep.data[2] |= test::REPORT_WRITABLE;
+        r->data()[0] = 0xEE;
+    } else {
+        // Every way to write it must fail: making our mapping writable, and a writable
+        // mapping through a read-write reopen of the descriptor.
+        const bool mprotect_refused = mprotect(r->data(), r->size(), PROT_READ | PROT_WRITE) != 0;
+        char path[64];
+        std::snprintf(path, sizeof path, "/proc/self/fd/%d", r->fd());
+        const int rw = ::open(path, O_RDWR | O_CLOEXEC);
+        bool map_refused = true;
+        if (rw >= 0) {
+            void* w = mmap(nullptr, r->size(), PROT_READ | PROT_WRITE, MAP_SHARED, rw, 0);
+            if (w != MAP_FAILED) {
+                map_refused = false;
+                munmap(w, r->size());
+            }
+            ::close(rw);
+        }
+        if (mprotect_refused && map_refused) rep.data[2] |= test::REPORT_WRITE_REFUSED;
+    }
+    return rep;
+}
+
+int region_echo(const std::string& dir, const std::string& name) {
+    ServerOptions options;
+    options.runtime_dir = dir;
+    auto server = Server::publish(name, options);
+    if (!server) die("publish", server.error());
+    ready();
+    for (;;) {
+        auto r = server->receive();
+        if (!r) die("receive", r.error());
+        const Message& m = r->message;
+        if (m.opcode() == test::OP_EXIT) return 0;
+        if (m.transaction_id() == 0) continue;
+        if (m.opcode() == test::OP_REGION_BACK && m.is_small()) {
+            auto region = Region::create(m.small_message().data[0]);
+            if (!region) die("Region::create", region.error());
+            region->data()[0] = 0x11;
+            region->data()[region->size() - 1] = 0x22;
+            LargeMessage lm{};
+            lm.header.opcode = test::OP_REGION_BACK;
+            auto s =
+                server->reply(*r, Message(lm), *region, Transfer::Move, deadline_after_ms(5000));
+            if (!s) die("reply with a region", s.error());
+            continue;
+        }
+        auto s = server->reply(*r, Message(inspect_region(m)), deadline_after_ms(5000));
+        if (!s && s.error() != IpcError::ProcessNotFound) die("reply", s.error());
+    }
+}
+
+int region_sender(Connection& c, int count, const char* mode) {
+    const Transfer t = std::strcmp(mode, "move") == 0 ? Transfer::Move : Transfer::ShareReadOnly;
+    for (int i = 0; i < count; ++i) {
+        auto region = Region::create(64 * 1024);
+        if (!region) die("Region::create", region.error());
+        region->data()[0] = static_cast<u8>(i);
+        LargeMessage lm{};
+        lm.header.opcode = test::OP_REGION;
+        auto s = c.send_sync(Message(lm), *region, t, deadline_after_ms(10000));
+        if (!s) die("send_sync with a region", s.error());
+    }
+    std::printf("DONE\n");
+    std::fflush(stdout);
+    wait_forever();
+}
+
+int bad_region(Connection& c, const char* what) {
+    LargeMessage lm{};
+    lm.header.opcode = test::OP_REGION;
+    Region bad;
+    int truncate_fd = -1;
+    if (std::strcmp(what, "small") == 0) {
+        auto good = Region::create(4096);
+        if (!good) die("Region::create", good.error());
+        bad = Region::Access::adopt_unchecked(dup(good->fd()), 1u << 20, nullptr, false);
+    } else if (std::strcmp(what, "pipe") == 0) {
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) != 0) return 2;
+        bad = Region::Access::adopt_unchecked(p[0], 4096, nullptr, false);
+    } else if (std::strcmp(what, "unsealed") == 0) {
+        const int fd = memfd_create("vipc-test-unsealed", MFD_CLOEXEC);
+        if (fd < 0 || ftruncate(fd, 1 << 20) != 0) return 2;
+        bad = Region::Access::adopt_unchecked(fd, 1u << 20, nullptr, false);
+        truncate_fd = fd;
+    } else {
+        auto good = Region::create(1u << 20);
+        if (!good) die("Region::create", good.error());
+        good->data()[good->size() - 1] = 0x5A;
+        bad = static_cast<Region&&>(*good);
+        truncate_fd = bad.fd();
+    }
+    auto s = c.send_sync(Message(lm), bad, Transfer::ShareReadWrite, deadline_after_ms(5000));
+    if (!s) die("send_sync with a bad region", s.error());
+    if (truncate_fd >= 0) {
+        if (ftruncate(truncate_fd, 0) != 0) std::printf("TRUNCATE-REFUSED\n");
+    }
+    auto d = c.send_sync(Message::small(0, test::OP_DATA), deadline_after_ms(5000));
+    if (!d) die("send_sync", d.error());
+    std::printf("SENT\n");
+    std::fflush(stdout);
+    wait_forever();
 }
 
 }  // namespace
@@ -225,6 +385,17 @@ int main(int argc, char** argv) {
     if (role == "client-corrupt") {
         Connection c = open(dir, name, Rights::SEND | Rights::RECEIVE);
         return corrupt(c, arg ? arg : "tail");
+    }
+    if (role == "region-echo") return region_echo(dir, name);
+    if (role == "region-sender") {
+        Connection c = open(dir, name, Rights::SEND);
+        ready();
+        return region_sender(c, arg ? std::atoi(arg) : 1, arg2 ? arg2 : "share");
+    }
+    if (role == "bad-region") {
+        Connection c = open(dir, name, Rights::SEND);
+        ready();
+        return bad_region(c, arg ? arg : "small");
     }
     if (role == "bench-client") {
         Connection c = open(dir, name, Rights::SEND | Rights::RECEIVE);

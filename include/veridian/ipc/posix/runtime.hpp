@@ -118,9 +118,12 @@
 //   Rights: SEND for send_sync/send_async/fast_send, RECEIVE for receive_sync/try_receive,
 //   both for call; missing → PermissionDenied.
 //   Messages: a SmallMessage fills one cache line of its slot (the fast path); a
-//   LargeMessage travels by value (120 bytes, 64 inline). Zero-copy memory regions across
-//   processes are not carried yet: a region (size != 0) → InvalidMemoryRegion, an inline
-//   payload over 64 bytes → MessageTooLarge.
+//   LargeMessage travels by value (120 bytes, 64 inline). A larger payload travels as a
+//   Region (see region.hpp) with the send_sync/send_async/reply overloads that take one:
+//   moved, shared or copied, zero-copy. The plain overloads refuse a message that names a
+//   region (size != 0: InvalidMemoryRegion) and an inline payload over 64 bytes
+//   (MessageTooLarge). The region's descriptor travels over the connection's Unix socket, so
+//   either side's monitor watches that socket for hang-ups only (EPOLLRDHUP), not for data.
 //   Received messages carry sender() (the peer's pid: from SO_PEERCRED on the server, the
 //   server's pid on a client) and transaction_id().
 //
@@ -149,6 +152,7 @@
 #include "veridian/ipc/core/message.hpp"
 #include "veridian/ipc/core/platform.hpp"
 #include "veridian/ipc/core/types.hpp"
+#include "veridian/ipc/posix/region.hpp"
 
 namespace veridian::ipc::posix {
 
@@ -290,6 +294,13 @@ public:
     Result<void> send_sync(ConnectionId to, const Message& msg,
                            Deadline deadline = Deadline::never());
     Result<void> send_async(ConnectionId to, const Message& msg);
+    // The same with a region attached (see region.hpp): `msg` must be a LargeMessage; with
+    // Transfer::Move, `region` is empty once the send succeeded.
+    Result<void> send_sync(ConnectionId to, const Message& msg, Region& region, Transfer transfer,
+                           Deadline deadline = Deadline::never());
+    Result<void> send_async(ConnectionId to, const Message& msg, Region& region, Transfer transfer);
+    Result<void> reply(const Received& request, const Message& response, Region& region,
+                       Transfer transfer, Deadline deadline = Deadline::never());
 
     // Drops one client's connection (it sees EndpointNotFound).
     Result<void> disconnect(ConnectionId connection);
@@ -357,10 +368,18 @@ public:
 
     Result<void> send_sync(const Message& msg, Deadline deadline = Deadline::never());
     Result<void> send_async(const Message& msg);
+    // With a region attached (see region.hpp): `msg` must be a LargeMessage; with
+    // Transfer::Move, `region` is empty once the send succeeded.
+    Result<void> send_sync(const Message& msg, Region& region, Transfer transfer,
+                           Deadline deadline = Deadline::never());
+    Result<void> send_async(const Message& msg, Region& region, Transfer transfer);
     Result<void> fast_send(const SmallMessage& msg);
     Result<Message> receive_sync(Deadline deadline = Deadline::never());
     Result<Message> try_receive();
     Result<Message> call(const Message& request, Deadline deadline = Deadline::never());
+    // A call whose request carries a region (see region.hpp).
+    Result<Message> call(const Message& request, Region& region, Transfer transfer,
+                         Deadline deadline = Deadline::never());
     Result<void> close();
 
     ConnectionDescriptors descriptors() const;
@@ -368,6 +387,8 @@ public:
     struct Impl;
 
 private:
+    Result<Message> call_with(const Message& request, Region* region, Transfer transfer,
+                              Deadline deadline);
     explicit Connection(std::shared_ptr<Impl> impl);
     std::shared_ptr<Impl> impl_;  // shared with the process's peer-death monitor (weakly)
 };
