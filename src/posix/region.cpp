@@ -211,6 +211,56 @@ Result<Region> Region::receive(const Message& msg) {
     return r;
 }
 
+// ---- RegionPool ----------------------------------------------------------------------------
+
+RegionPool::RegionPool(RegionPool&& o) noexcept
+    : max_cached_(o.max_cached_), slots_(o.slots_), count_(o.count_), created_(o.created_) {
+    o.slots_ = nullptr;
+    o.count_ = 0;
+}
+
+RegionPool& RegionPool::operator=(RegionPool&& o) noexcept {
+    if (this != &o) {
+        delete[] slots_;
+        max_cached_ = o.max_cached_;
+        slots_ = o.slots_;
+        count_ = o.count_;
+        created_ = o.created_;
+        o.slots_ = nullptr;
+        o.count_ = 0;
+    }
+    return *this;
+}
+
+RegionPool::~RegionPool() {
+    delete[] slots_;
+}
+
+Result<Region> RegionPool::acquire(u64 bytes) {
+    for (usize i = 0; i < count_; ++i) {
+        if (slots_[i].size() == bytes) {
+            Region r = static_cast<Region&&>(slots_[i]);
+            slots_[i] = static_cast<Region&&>(slots_[count_ - 1]);
+            --count_;
+            return r;
+        }
+    }
+    Region r = VIPC_TRY(Region::create(bytes));
+    ++created_;
+    return r;
+}
+
+void RegionPool::release(Region&& region) {
+    Region r = static_cast<Region&&>(region);
+    if (!r.valid() || !r.writable() || max_cached_ == 0) return;
+    if (slots_ == nullptr) slots_ = new Region[max_cached_];
+    if (count_ == max_cached_) {
+        slots_[0] = static_cast<Region&&>(slots_[count_ - 1]);  // drop the oldest-placed one
+        --count_;
+    }
+    slots_[count_++] = static_cast<Region&&>(r);
+}
+
 Region Region::Access::adopt_unchecked(int fd, u64 size, void* addr, bool writable) {
     Region r;
     r.fd_ = fd;

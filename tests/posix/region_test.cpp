@@ -59,6 +59,26 @@ TEST(Region, AMessageWithoutARegionHasNoneToReceive) {
     EXPECT_EQ(Region::receive(Message::small(0, 1)).error(), IpcError::InvalidMemoryRegion);
 }
 
+TEST(RegionPool, SteadyStateSendingReusesTheSameRegions) {
+    RegionPool pool(2);
+    for (int i = 0; i < 10; ++i) {
+        auto r = pool.acquire(64 * KiB);
+        ASSERT_TRUE(r);
+        pool.release(static_cast<Region&&>(*r));
+    }
+    EXPECT_EQ(pool.created(), 1u);
+    EXPECT_EQ(pool.cached(), 1u);
+}
+
+TEST(RegionPool, AMovedRegionDoesNotComeBack) {
+    RegionPool pool;
+    auto r = pool.acquire(4 * KiB);
+    ASSERT_TRUE(r);
+    ASSERT_TRUE(Region::Access::seal_for_move(*r));  // as a move does before sending
+    pool.release(static_cast<Region&&>(*r));
+    EXPECT_EQ(pool.cached(), 0u);
+}
+
 // ---- sharing, moving, copying between processes ------------------------------------------------
 
 // The report region-echo sends back (see inspect_region in peer_main.cpp).

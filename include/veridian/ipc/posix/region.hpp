@@ -112,4 +112,41 @@ private:
     bool writable_ = false;
 };
 
+// A sender's cache of regions, so that steady-state sending allocates nothing: acquire()
+// hands out a cached region of exactly the size asked for (or creates one), release() takes
+// it back once the receiver is done with it (the application knows when: e.g. the reply to
+// the call that shared it). Regions shared read-only stay writable for their creator and
+// can be reused; a moved region is gone and is not released. Keeps at most `max_cached`
+// regions. Not thread-safe: one pool per sending thread, or a lock around it.
+//
+//   posix::RegionPool pool;
+//   for (;;) {
+//       posix::Region r = VIPC_TRY(pool.acquire(frame_bytes));   // no syscall once warm
+//       fill(r.data());
+//       VIPC_TRY(conn.call(request, r, posix::Transfer::ShareReadOnly));
+//       pool.release(static_cast<posix::Region&&>(r));
+//   }
+class RegionPool {
+public:
+    explicit RegionPool(usize max_cached = 16) : max_cached_(max_cached) {}
+    RegionPool(RegionPool&&) noexcept;
+    RegionPool& operator=(RegionPool&&) noexcept;
+    RegionPool(const RegionPool&) = delete;
+    RegionPool& operator=(const RegionPool&) = delete;
+    ~RegionPool();
+
+    Result<Region> acquire(u64 bytes);
+    // Takes a region back (an empty or read-only one is simply dropped).
+    void release(Region&& region);
+    usize cached() const { return count_; }
+    // Regions created because none of the size asked for was cached.
+    u64 created() const { return created_; }
+
+private:
+    usize max_cached_;
+    Region* slots_ = nullptr;  // max_cached_ entries, the first count_ in use
+    usize count_ = 0;
+    u64 created_ = 0;
+};
+
 }  // namespace veridian::ipc::posix
