@@ -36,6 +36,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "posix/rate_limit.hpp"
 #include "posix/region_wire.hpp"
 #include "posix/shm.hpp"
 #include "posix/wire.hpp"
@@ -124,6 +125,17 @@ struct Connection::Impl final : WaitCheck {
     RingProducer c2s VIPC_GUARDED_BY(send_mu);
     SpinBudget send_spin VIPC_GUARDED_BY(send_mu);
     RegionSender regions_out VIPC_GUARDED_BY(send_mu);
+    // Rate limits: the server's and our own, each a bucket of messages and one of bytes.
+    static constexpr int LIMIT_BUCKETS = 4;
+    TokenBucket limits[LIMIT_BUCKETS] VIPC_GUARDED_BY(send_mu);
+    bool rate_limited = false;  // any bucket enabled (fixed at connect)
+    // Waits (blocking) or refuses (RateLimitExceeded) until `msg` fits every limit; charge()
+    // takes its tokens once it was pushed (the producer lock is held throughout).
+    Result<void> admit(const Message& msg, Deadline deadline, bool blocking) VIPC_REQUIRES(send_mu);
+    void charge(const Message& msg) VIPC_REQUIRES(send_mu);
+    static u64 charged_bytes(const Message& msg) {
+        return msg.is_small() ? sizeof(SmallMessage) : msg.large_message().header.total_size;
+    }
 
     std::mutex mu;
     std::condition_variable cv;
@@ -322,6 +334,14 @@ Result<void> Connection::Impl::connect(std::string_view name_, const ConnectOpti
         DeadlineLock lock(send_mu);
         c2s = RingProducer(geometry, c2s_data.as<RingDataHeader>(), c2s_ctl.as<const RingCtl>());
         send_spin = SpinBudget(options.spin_ns);
+        const u64 now = now_ns();
+        const RateLimit& own = options.rate_limit;
+        limits[0] = TokenBucket(state->limit_messages_per_second, state->limit_burst_messages, now);
+        limits[1] = TokenBucket(state->limit_bytes_per_second, state->limit_burst_bytes, now);
+        limits[2] = TokenBucket(own.messages_per_second, own.burst_messages, now);
+        limits[3] = TokenBucket(own.bytes_per_second, own.burst_bytes, now);
+        for (const TokenBucket& b : limits)
+            rate_limited = rate_limited || b.enabled();
     }
     if ((rights & Rights::RECEIVE) != 0) {
         s2c_data = VIPC_TRY(map_peer_memfd(s2c_data_fd.get(), geometry.data_bytes, false));
@@ -421,11 +441,13 @@ Result<void> Connection::Impl::send(const Message& msg, TransactionId txid, Dead
         return blocking ? IpcError::Timeout : IpcError::ChannelFull;
     }
     DeadlineLock guard(send_mu, std::adopt_lock);
+    if (rate_limited) VIPC_TRY(admit(msg, deadline, blocking));
     for (;;) {
         VIPC_TRY(quick_check());
         auto r = region == nullptr ? c2s.try_push(msg, txid)
                                    : push_with_region(msg, txid, *region, deadline);
         if (r) {
+            if (rate_limited) charge(msg);
             notify_server();
             return ok();
         }
@@ -442,6 +464,44 @@ Result<void> Connection::Impl::send(const Message& msg, TransactionId txid, Dead
             }
             return w.error();
         }
+    }
+}
+
+Result<void> Connection::Impl::admit(const Message& msg, Deadline deadline, bool blocking) {
+    const u64 bytes = charged_bytes(msg);
+    for (;;) {
+        const u64 now = now_ns();
+        u64 wait = 0;
+        for (int i = 0; i < LIMIT_BUCKETS; ++i) {
+            if (!limits[i].enabled()) continue;
+            const u64 w = limits[i].wait_ns(i % 2 == 0 ? 1 : bytes, now);
+            wait = w > wait ? w : wait;
+        }
+        if (wait == 0) break;
+        if (!blocking) {
+            return fail(IpcError::RateLimitExceeded,
+                        "the rate limit of the connection to '%s' is reached; retry in %llu us",
+                        name.c_str(), static_cast<unsigned long long>(wait / 1000));
+        }
+        if (!deadline.is_never() && now + wait > deadline.ns()) {
+            // The limit will not let it through in time: wait out the deadline, as any
+            // blocking send does, then say so.
+            if (deadline.ns() > now)
+                std::this_thread::sleep_for(std::chrono::nanoseconds(deadline.ns() - now));
+            return IpcError::Timeout;
+        }
+        // Sleep in slices so that a close or the server's death is noticed meanwhile.
+        const u64 slice = u64{PEER_CHECK_INTERVAL_MS} * 1'000'000u;
+        std::this_thread::sleep_for(std::chrono::nanoseconds(wait < slice ? wait : slice));
+        VIPC_TRY(quick_check());
+    }
+    return ok();
+}
+
+void Connection::Impl::charge(const Message& msg) {
+    const u64 bytes = charged_bytes(msg);
+    for (int i = 0; i < LIMIT_BUCKETS; ++i) {
+        if (limits[i].enabled()) limits[i].take(i % 2 == 0 ? 1 : bytes);
     }
 }
 
@@ -476,7 +536,8 @@ Result<void> Connection::Impl::send_region(const Message& msg, Region& region, T
 Result<void> Connection::Impl::fast_send(const SmallMessage& msg) {
     // Straight line: a few cheap checks, one slot write, one release store. Anything unusual
     // (no right, closed, gone, full, corrupt) leaves for send(), which handles everything.
-    if (VIPC_UNLIKELY((rights & Rights::SEND) == 0 || closed.load(std::memory_order_relaxed) ||
+    if (VIPC_UNLIKELY((rights & Rights::SEND) == 0 || rate_limited ||
+                      closed.load(std::memory_order_relaxed) ||
                       dead.load(std::memory_order_relaxed) ||
                       broken.load(std::memory_order_relaxed) ||
                       state->closed.load(std::memory_order_relaxed) != 0)) {

@@ -224,6 +224,10 @@ Result<void> Server::Impl::start() {
     state = new (state_map.get()) ServerState{};
     state->magic = STATE_MAGIC;
     state->version = WIRE_VERSION;
+    state->limit_messages_per_second = options.client_rate_limit.messages_per_second;
+    state->limit_burst_messages = options.client_rate_limit.burst_messages;
+    state->limit_bytes_per_second = options.client_rate_limit.bytes_per_second;
+    state->limit_burst_bytes = options.client_rate_limit.burst_bytes;
 
     CreatedMemfd db = VIPC_TRY(create_memfd("vipc-server-doorbell", PAGE_BYTES));
     VIPC_TRY(finish_seals(db.fd.get(), /*future_write_sealed=*/false));

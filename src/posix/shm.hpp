@@ -91,7 +91,13 @@ struct alignas(64) ServerState {
     std::atomic<u32> poll_armed;  // 1 once pollable_fd() was asked for: producers signal it
     std::atomic<u32> closed;      // 1 once the server closed
     std::atomic<u32> cpu;         // CPU the server's receiver last ran on, + 1
-    u32 reserved[10];
+    // ServerOptions::client_rate_limit, for every client to apply to its sends (0 = none).
+    // Written once before the first client connects.
+    u32 limit_messages_per_second;
+    u32 limit_burst_messages;
+    u64 limit_bytes_per_second;
+    u64 limit_burst_bytes;
+    u32 reserved[4];
 };
 static_assert(sizeof(ServerState) == 64);
 

@@ -6,6 +6,8 @@
 //   echo [depth] [spin_ns]  publish; answer every call with the request, data[0] + 1; a plain
 //                       message with OP_SEND_BACK is sent back to its connection; OP_EXIT
 //                       exits 0; OP_HOLD requests are taken and never answered
+//   echo-limited <msgs/s> <burst msgs> <bytes/s> <burst bytes>  echo, with that
+//                       ServerOptions::client_rate_limit
 //   idle [depth]        publish and never receive
 //   hold                publish and wait (to hold the name)
 //   client-idle [rights]  connect (rights: "s", "r" or "sr") and wait, reading nothing
@@ -70,8 +72,9 @@ void ready() {
 }
 
 int serve(const std::string& dir, const std::string& name, u32 depth, bool idle,
-          u32 spin_ns = DEFAULT_SPIN_NS) {
+          u32 spin_ns = DEFAULT_SPIN_NS, RateLimit limit = {}) {
     ServerOptions options;
+    options.client_rate_limit = limit;
     options.runtime_dir = dir;
     options.queue_depth = depth;
     options.spin_ns = spin_ns;
@@ -324,6 +327,14 @@ int main(int argc, char** argv) {
     if (role == "echo") {
         return serve(dir, name, arg ? std::atoi(arg) : 64, false,
                      arg2 ? static_cast<u32>(std::atol(arg2)) : DEFAULT_SPIN_NS);
+    }
+    if (role == "echo-limited") {
+        RateLimit limit;
+        limit.messages_per_second = argc > 4 ? static_cast<u32>(std::atol(argv[4])) : 0;
+        limit.burst_messages = argc > 5 ? static_cast<u32>(std::atol(argv[5])) : 0;
+        limit.bytes_per_second = argc > 6 ? std::strtoull(argv[6], nullptr, 10) : 0;
+        limit.burst_bytes = argc > 7 ? std::strtoull(argv[7], nullptr, 10) : 0;
+        return serve(dir, name, 64, false, DEFAULT_SPIN_NS, limit);
     }
     if (role == "idle") return serve(dir, name, arg ? std::atoi(arg) : 64, true);
     if (role == "hold") return serve(dir, name, 64, true);

@@ -194,11 +194,28 @@ Result<void> validate_name(std::string_view name);
 
 // ---- Options -----------------------------------------------------------------------------------
 
+// A limit on what one connection sends: messages per second and bytes per second (0 = no
+// limit), with bursts of up to burst_* at once (0 = one second's worth). A message counts
+// its header.total_size in bytes (a region's whole size: the data it makes available), a
+// SmallMessage 48. Over the limit, send_async and fast_send give RateLimitExceeded and
+// send_sync and call wait for the limit (or their deadline: Timeout).
+//   Where it comes from: ServerOptions::client_rate_limit is published by the server in its
+// state page, ConnectOptions::rate_limit is the client's own; a client applies each of the
+// two that is set. The limit is enforced by the client library: a client process that
+// bypasses the library is not throttled by the server (see docs/LARGE_MESSAGES.md).
+struct RateLimit {
+    u32 messages_per_second = 0;
+    u64 bytes_per_second = 0;
+    u32 burst_messages = 0;
+    u64 burst_bytes = 0;
+};
+
 struct ServerOptions {
     u32 queue_depth = DEFAULT_QUEUE_DEPTH;  // per ring; rounded up to a power of two, 1..1024
     u32 spin_ns = DEFAULT_SPIN_NS;          // spin bound before sleeping; 0 = always sleep
     u32 max_connections = DEFAULT_MAX_CONNECTIONS;
-    std::string runtime_dir;  // "" = runtime_directory()
+    std::string runtime_dir;      // "" = runtime_directory()
+    RateLimit client_rate_limit;  // what each client may send (see RateLimit)
 };
 
 struct ConnectOptions {
@@ -207,6 +224,7 @@ struct ConnectOptions {
     std::string runtime_dir;  // "" = runtime_directory()
     // How long connect() may wait for the server's answer.
     u32 connect_timeout_ms = 2000;
+    RateLimit rate_limit;  // this connection's own limit on its sends (see RateLimit)
 };
 
 // ---- Statistics (for `vipc ls` / `vipc stat`) --------------------------------------------------
