@@ -196,12 +196,19 @@ struct Connection::Impl final : WaitCheck {
         cv.notify_all();
     }
 
-    Result<void> connect(std::string_view name_, const ConnectOptions& options);
-    // `region`: a region's descriptor to pass with msg (already prepared, see region_wire.hpp).
-    struct OutgoingRegion {
-        int fd;
-        Transfer transfer;
-    };
+    // Through a capability, `presocket` is the connection socket already handed to the server.
+    Result<void> connect(std::string_view name_, const ConnectOptions& options,
+                         Fd* presocket = nullptr);
+    bool revoked() const {
+        return (c2s.valid() && c2s_ctl.as<const RingCtl>()->closed.load(
+                                   std::memory_order_acquire) == CLOSED_REVOKED) ||
+               (s2c.valid() && s2c_data.as<const RingDataHeader>()->closed.load(
+                                   std::memory_order_acquire) == CLOSED_REVOKED);
+    }
+    // `region`: a region's or a capability's descriptor to pass with msg (see region_wire.hpp).
+    using OutgoingRegion = OutgoingAttachment;
+    Result<void> send_capability(const Message& msg, const EndpointCapability& cap,
+                                 Deadline deadline, bool blocking);
     Result<void> send(const Message& msg, TransactionId txid, Deadline deadline, bool blocking,
                       const OutgoingRegion* region = nullptr);
     Result<void> send_region(const Message& msg, Region& region, Transfer transfer,
@@ -237,6 +244,10 @@ Result<void> Connection::Impl::quick_check() {
     if (!gone && s2c.valid()) gone = s2c_data.as<const RingDataHeader>()->closed.load() != 0;
     if (gone) {
         dead.store(true, std::memory_order_release);
+        if (revoked()) {
+            return fail(IpcError::InvalidCapability,
+                        "the capability this connection was made with has been revoked");
+        }
         return fail(IpcError::EndpointNotFound, "endpoint '%s' is gone (its server closed or died)",
                     name.c_str());
     }
@@ -263,7 +274,8 @@ Result<void> Connection::Impl::check(bool slice_ended) {
 
 // ---- connect -----------------------------------------------------------------------------------
 
-Result<void> Connection::Impl::connect(std::string_view name_, const ConnectOptions& options) {
+Result<void> Connection::Impl::connect(std::string_view name_, const ConnectOptions& options,
+                                       Fd* presocket) {
     name = std::string(name_);
     VIPC_TRY(validate_name(name));
     rights = options.rights & (Rights::SEND | Rights::RECEIVE);
@@ -271,8 +283,12 @@ Result<void> Connection::Impl::connect(std::string_view name_, const ConnectOpti
         return fail(IpcError::PermissionDenied,
                     "a connection to '%s' needs Rights::SEND or Rights::RECEIVE", name.c_str());
     }
-    const std::string dir = resolve_runtime_dir(options.runtime_dir);
-    socket = VIPC_TRY(open_endpoint_socket(dir, name));
+    if (presocket != nullptr) {
+        socket = static_cast<Fd&&>(*presocket);
+    } else {
+        const std::string dir = resolve_runtime_dir(options.runtime_dir);
+        socket = VIPC_TRY(open_endpoint_socket(dir, name));
+    }
 
     const Hello hello{HELLO_MAGIC, WIRE_VERSION, static_cast<u16>(HelloOp::Connect), rights, 0, 0};
     if (!send_with_fds(socket.get(), &hello, sizeof hello, nullptr, 0)) {
@@ -350,6 +366,38 @@ Result<void> Connection::Impl::connect(std::string_view name_, const ConnectOpti
         receive_spin = SpinBudget(options.spin_ns);
     }
     return ok();
+}
+
+Result<Connection> Connection::connect(const EndpointCapability& capability,
+                                       const ConnectOptions& options) {
+    clear_error_detail();
+    if (!capability.valid()) return fail(IpcError::InvalidCapability, "the capability is empty");
+    ConnectOptions through = options;
+    through.rights = static_cast<u16>(options.rights & capability.rights());
+    if ((through.rights & (Rights::SEND | Rights::RECEIVE)) == 0) {
+        return fail(IpcError::PermissionDenied,
+                    "the capability gives neither SEND nor RECEIVE of what was asked");
+    }
+    // (1) a fresh socket pair; (2) its far end to the server over the capability socket;
+    // (3) the usual Hello/Welcome over our end.
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+        return fail(IpcError::OutOfMemory, "socketpair(): %s", strerror(errno));
+    }
+    Fd mine(pair[0]);
+    Fd theirs(pair[1]);
+    VIPC_TRY(send_cap_request(capability.fd(), CapOp::Connect, through.rights, theirs.get()));
+    theirs.reset();
+    auto impl = std::make_shared<Impl>();
+    if (auto r = impl->connect("capability", through, &mine); !r) {
+        // A server that dropped our request (revoked meanwhile) or is gone hangs up on us.
+        if (r.error() == IpcError::EndpointNotFound || r.error() == IpcError::Timeout) {
+            return capability_gone(capability.fd());
+        }
+        return r.error();
+    }
+    impl->monitor_id.store(ClientMonitor::instance().add(impl->socket.get(), impl));
+    return Connection(static_cast<std::shared_ptr<Impl>&&>(impl));
 }
 
 Result<Connection> Connection::connect(std::string_view name, const ConnectOptions& options) {
@@ -435,7 +483,7 @@ Result<void> Connection::Impl::send(const Message& msg, TransactionId txid, Dead
                     "this connection to '%s' has no SEND right (no descriptor for that ring)",
                     name.c_str());
     }
-    if (region == nullptr) VIPC_TRY(check_sendable(msg));
+    if (region == nullptr || region->is_capability()) VIPC_TRY(check_sendable(msg));
     // Another sending thread holds the producer side (and is blocked only on a full ring).
     if (!send_mu.lock_until(blocking ? deadline : deadline_after_ns(NONBLOCKING_LOCK_WAIT_NS))) {
         return blocking ? IpcError::Timeout : IpcError::ChannelFull;
@@ -512,11 +560,11 @@ Result<void> Connection::Impl::push_with_region(const Message& msg, TransactionI
     const u64 sequence = regions_out.next_sequence;
     // A non-blocking send may still wait briefly for room in the socket (it holds one small
     // record per slot in flight, so it is full only when the peer stopped reading it).
-    VIPC_TRY(send_region_record(socket.get(), sequence, region.transfer, region.fd,
+    VIPC_TRY(send_region_record(socket.get(), sequence, region.kind, region.fd,
                                 deadline.expired(now_ns()) ? deadline_after_ms(100) : deadline));
     ++regions_out.next_sequence;
     Message out = msg;
-    out.large_message().region.base = sequence;
+    region.stamp(out, sequence);
     return c2s.try_push(out, txid);  // (3) cannot be full: we are the only producer
 }
 
@@ -527,7 +575,7 @@ Result<void> Connection::Impl::send_region(const Message& msg, Region& region, T
     if (transfer == Transfer::Copy) return send(out, txid, deadline, blocking);
     if (transfer == Transfer::Move) VIPC_TRY(Region::Access::seal_for_move(region));
     const OutgoingRegion outgoing{VIPC_TRY(Region::Access::descriptor_for(region, transfer)),
-                                  transfer};
+                                  static_cast<u32>(transfer)};
     VIPC_TRY(send(out, txid, deadline, blocking, &outgoing));
     if (transfer == Transfer::Move) region.reset();  // the sender loses access
     return ok();
@@ -567,8 +615,9 @@ Result<Message> Connection::Impl::read_one(Deadline deadline, bool blocking) {
         return r.error();
     }
     notify_producer(s2c);
-    if (r->is_large() && r->large_message().region.size != 0) {
-        if (auto g = receive_region_record(socket.get(), regions_in, *r); !g) {
+    if ((r->is_large() && r->large_message().region.size != 0) ||
+        (r->flags() & MessageFlags::HAS_CAPABILITY) != 0) {
+        if (auto g = receive_attachments(socket.get(), regions_in, *r); !g) {
             broken.store(true);
             return g.error();
         }
@@ -713,6 +762,19 @@ Result<void> Connection::send_sync(const Message& msg, Region& region, Transfer 
 Result<void> Connection::send_async(const Message& msg, Region& region, Transfer transfer) {
     if (!impl_) return moved_from();
     return impl_->send_region(msg, region, transfer, 0, Deadline::past(), false);
+}
+
+Result<void> Connection::send_sync(const Message& msg, const EndpointCapability& capability,
+                                   Deadline deadline) {
+    if (!impl_) return moved_from();
+    if (!capability.valid()) return fail(IpcError::InvalidCapability, "the capability is empty");
+    if ((capability.rights() & Rights::GRANT) == 0) {
+        return fail(IpcError::PermissionDenied,
+                    "passing a capability on needs Rights::GRANT in it (derive keeps it only "
+                    "when asked)");
+    }
+    const OutgoingAttachment att{capability.fd(), capability_record_kind(capability.rights())};
+    return impl_->send(msg, 0, deadline, true, &att);
 }
 
 Result<void> Connection::fast_send(const SmallMessage& msg) {

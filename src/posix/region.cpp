@@ -56,10 +56,10 @@ public:
         u64 claimed_size;
         u32 transfer;
     };
-    bool take(u64 handle, Entry* out) {
+    bool take(u64 handle, u32 kind, Entry* out) {
         std::lock_guard<std::mutex> lock(mu_);
         for (auto it = entries_.begin(); it != entries_.end(); ++it) {
-            if (it->handle == handle) {
+            if (it->handle == handle && (it->transfer & 0xFFFF) == (kind & 0xFFFF)) {
                 *out = static_cast<Entry&&>(*it);
                 entries_.erase(it);
                 return true;
@@ -157,7 +157,12 @@ Result<Region> Region::receive(const Message& msg) {
     }
     const MemoryRegion& mr = msg.large_message().region;
     UnclaimedRegions::Entry e{};
-    if (!UnclaimedRegions::instance().take(mr.base, &e)) {
+    // A region was parked under its transfer mode: look for each (handles are unique).
+    const bool found =
+        UnclaimedRegions::instance().take(mr.base, static_cast<u32>(Transfer::Move), &e) ||
+        UnclaimedRegions::instance().take(mr.base, static_cast<u32>(Transfer::ShareReadOnly), &e) ||
+        UnclaimedRegions::instance().take(mr.base, static_cast<u32>(Transfer::ShareReadWrite), &e);
+    if (!found) {
         return fail(IpcError::InvalidMemoryRegion,
                     "the message's region was already taken (or dropped: more than %zu were "
                     "left unclaimed)",
@@ -366,9 +371,92 @@ Result<Message> prepare_region_message(const Message& msg, const Region& region,
     return out;
 }
 
-Result<void> send_region_record(int sock, u64 sequence, Transfer transfer, int fd,
-                                Deadline deadline) {
-    const RegionRecord rec{REGION_RECORD_MAGIC, static_cast<u32>(transfer), sequence};
+u64 park_descriptor(Fd fd, u64 value, u32 kind) {
+    return UnclaimedRegions::instance().park(static_cast<Fd&&>(fd), value, kind);
+}
+
+bool take_descriptor(u64 handle, u32 kind, Fd* fd, u64* value, u32* full_kind) {
+    UnclaimedRegions::Entry e{};
+    if (!UnclaimedRegions::instance().take(handle, kind, &e)) return false;
+    *fd = static_cast<Fd&&>(e.fd);
+    *value = e.claimed_size;
+    *full_kind = e.transfer;
+    return true;
+}
+
+void OutgoingAttachment::stamp(Message& msg, u64 sequence) const {
+    if (!is_capability()) {
+        msg.large_message().region.base = sequence;
+    } else if (msg.is_small()) {
+        msg.small_message().capability = sequence;
+        msg.set_flags(msg.flags() | MessageFlags::HAS_CAPABILITY);
+    } else {
+        msg.large_message().header.capability = sequence;
+        msg.set_flags(msg.flags() | MessageFlags::HAS_CAPABILITY);
+    }
+}
+
+Result<void> receive_attachments(int sock, RegionReceiver& receiver, Message& msg) {
+    if (msg.is_large() && msg.large_message().region.size != 0) {
+        VIPC_TRY(receive_region_record(sock, receiver, msg));
+    }
+    if ((msg.flags() & MessageFlags::HAS_CAPABILITY) == 0) return ok();
+    // Look before taking: a record that is not this message's stays for its own message.
+    RegionRecord rec{};
+    ssize_t n;
+    do {
+        n = recv(sock, &rec, sizeof rec, MSG_PEEK | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    const u64 named = msg.capability();
+    const bool matches = n == static_cast<ssize_t>(sizeof rec) &&
+                         rec.magic == REGION_RECORD_MAGIC &&
+                         (rec.transfer & 0xFFFF) == CAPABILITY_RECORD &&
+                         rec.sequence == receiver.next_sequence && rec.sequence == named;
+    u64 handle = 0;
+    if (matches) {
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)];
+        iovec iov{&rec, sizeof rec};
+        msghdr mh{};
+        mh.msg_iov = &iov;
+        mh.msg_iovlen = 1;
+        mh.msg_control = control;
+        mh.msg_controllen = sizeof control;
+        do {
+            n = recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        } while (n < 0 && errno == EINTR);
+        Fd fds[4];
+        int nfds = 0;
+        for (cmsghdr* c = CMSG_FIRSTHDR(&mh); n > 0 && c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
+            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+            const usize count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (usize i = 0; i < count; ++i) {
+                int fd;
+                std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+                if (nfds < 4) {
+                    fds[nfds++] = Fd(fd);
+                } else {
+                    ::close(fd);
+                }
+            }
+        }
+        if (n != static_cast<ssize_t>(sizeof rec) || nfds != 1) {
+            return fail(IpcError::InvalidMessage,
+                        "the peer sent a capability record without its descriptor");
+        }
+        ++receiver.next_sequence;
+        handle = park_descriptor(static_cast<Fd&&>(fds[0]), rec.transfer >> 16, rec.transfer);
+    }
+    if (msg.is_small()) {
+        msg.small_message().capability = handle;
+    } else {
+        msg.large_message().header.capability = handle;
+    }
+    if (handle == 0) msg.set_flags(msg.flags() & ~MessageFlags::HAS_CAPABILITY);
+    return ok();
+}
+
+Result<void> send_region_record(int sock, u64 sequence, u32 kind, int fd, Deadline deadline) {
+    const RegionRecord rec{REGION_RECORD_MAGIC, kind, sequence};
     iovec iov{const_cast<RegionRecord*>(&rec), sizeof rec};
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
     std::memset(control, 0, sizeof control);

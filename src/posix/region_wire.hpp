@@ -23,6 +23,7 @@
 #pragma once
 
 #include "posix/shm.hpp"
+#include "veridian/ipc/posix/endpoint_capability.hpp"
 #include "veridian/ipc/posix/region.hpp"
 
 namespace veridian::ipc::posix {
@@ -38,9 +39,18 @@ struct Region::Access {
     static Result<void> seal_for_move(Region& r);
 };
 
+struct EndpointCapability::Access {
+    static EndpointCapability adopt(int fd, u16 rights);
+};
+
 namespace detail {
 
 inline constexpr u32 REGION_RECORD_MAGIC = 0x52504956;  // "VIPR"
+// A record's `transfer` for a capability: this in the low 16 bits, its rights in the high.
+inline constexpr u32 CAPABILITY_RECORD = 5;
+inline constexpr u32 capability_record_kind(u16 rights) {
+    return CAPABILITY_RECORD | u32{rights} << 16;
+}
 
 struct RegionRecord {
     u32 magic;
@@ -60,15 +70,57 @@ struct RegionSender {
 };
 
 // Step (2) of sending: the record and its descriptor on the socket (waits for socket space
-// until the deadline). EndpointNotFound when the socket is gone.
-Result<void> send_region_record(int sock, u64 sequence, Transfer transfer, int fd,
-                                Deadline deadline);
+// until the deadline). EndpointNotFound when the socket is gone. `kind` is a Transfer or a
+// capability_record_kind().
+Result<void> send_region_record(int sock, u64 sequence, u32 kind, int fd, Deadline deadline);
+
+// What travels with an outgoing message: a region (sent as `transfer`) or a capability.
+struct OutgoingAttachment {
+    int fd;
+    u32 kind;  // Transfer, or capability_record_kind(rights)
+    bool is_capability() const { return (kind & 0xFFFF) == CAPABILITY_RECORD; }
+    // Names the record's sequence number in the message: region.base, or the capability
+    // field (and sets HAS_CAPABILITY).
+    void stamp(Message& msg, u64 sequence) const;
+};
 
 // Steps (1)-(3) of receiving, for a popped message with region.size != 0.
 struct RegionReceiver {
     u64 next_sequence = 1;
 };
 Result<void> receive_region_record(int sock, RegionReceiver& receiver, Message& msg);
+// Everything a popped message needs from the socket: its region record (a missing or wrong
+// one is InvalidMessage), then, with HAS_CAPABILITY, its capability record. A capability
+// flag without a matching record is not a protocol error (a peer may set the flag on a plain
+// message): the message is delivered with HAS_CAPABILITY cleared and nothing is consumed.
+Result<void> receive_attachments(int sock, RegionReceiver& receiver, Message& msg);
+
+// The process-local table of received descriptors not taken yet (regions and capabilities;
+// at most MAX_UNCLAIMED_REGIONS, the oldest closed first). `value` is a region's claimed
+// size or a capability's rights.
+u64 park_descriptor(Fd fd, u64 value, u32 kind);
+// Takes the entry `handle` if it is of `kind` (the low 16 bits compared).
+bool take_descriptor(u64 handle, u32 kind, Fd* fd, u64* value, u32* full_kind);
+
+// Capability sockets: a holder's request, with one new socket end (SCM_RIGHTS).
+inline constexpr u32 CAP_REQUEST_MAGIC = 0x51504956;  // "VIPQ"
+enum class CapOp : u16 { Connect = 1, Derive = 2 };
+struct CapRequest {
+    u32 magic;
+    u16 op;  // CapOp
+    u16 rights;
+    u64 reserved;
+};
+static_assert(sizeof(CapRequest) == 16);
+// Sends a request with `new_end` over the capability socket `cap_fd`. InvalidCapability when
+// the server revoked it, EndpointNotFound when the server is gone.
+Result<void> send_cap_request(int cap_fd, CapOp op, u16 rights, int new_end);
+// Why a capability socket failed: InvalidCapability (revoked) or EndpointNotFound.
+IpcError capability_gone(int cap_fd);
+// The byte a server writes to a capability socket it revokes.
+inline constexpr char CAP_REVOKED_BYTE = 'R';
+// The value of a ring's `closed` word when the connection's capability was revoked.
+inline constexpr u32 CLOSED_REVOKED = 2;
 
 // Whether a slot's region fields are well-formed (checked by the ring on every pop):
 // no region and at most 64 inline bytes, or a region of 1..MAX_REGION_BYTES sent as Move or

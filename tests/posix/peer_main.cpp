@@ -28,6 +28,13 @@
 //                       OP_EXIT exits 0
 //   region-sender <count> <mode>  connect, send_sync count regions of 64 KiB whose first byte
 //                       is 0..count-1 ("share": read-only, "move"), print DONE, then wait
+//   cap-owner           publish; mint a capability (SEND|RECEIVE|GRANT); answer OP_GIVE_CAP
+//                       calls with a reply carrying it, OP_REVOKE calls by revoking it (the
+//                       reply's data[0] is CLOCK_MONOTONIC just before the revoke), OP_COUNT
+//                       calls with the number of OP_DATA messages received, OP_CALL as echo
+//   cap-user            publish; wait for a message carrying a capability, connect through
+//                       it, print CONNECTED, then send_sync OP_DATA every 2 ms until an error:
+//                       print "ERROR <error name> <CLOCK_MONOTONIC ns>" and exit 0
 //   bad-region <what>   connect, send an OP_REGION message whose region is bad, then a small
 //                       OP_DATA message, print SENT, then wait. what: "small" (a 4 KiB memfd
 //                       claimed as 1 MiB), "pipe" (a pipe, not a memfd), "unsealed" (a memfd
@@ -257,6 +264,74 @@ int region_echo(const std::string& dir, const std::string& name) {
     }
 }
 
+int cap_owner(const std::string& dir, const std::string& name) {
+    ServerOptions options;
+    options.runtime_dir = dir;
+    auto server = Server::publish(name, options);
+    if (!server) die("publish", server.error());
+    auto minted = server->mint_capability(Rights::SEND | Rights::RECEIVE | Rights::GRANT);
+    if (!minted) die("mint_capability", minted.error());
+    ready();
+    u64 data_messages = 0;
+    for (;;) {
+        auto r = server->receive();
+        if (!r) die("receive", r.error());
+        Message m = r->message;
+        const u32 op = m.opcode();
+        if (op == test::OP_EXIT) return 0;
+        if (op == test::OP_DATA) ++data_messages;
+        if (m.transaction_id() == 0 || !m.is_small()) continue;
+        Result<void> s = ok();
+        if (op == test::OP_GIVE_CAP) {
+            s = server->reply(*r, Message::small(0, op), minted->capability,
+                              deadline_after_ms(5000));
+        } else if (op == test::OP_REVOKE) {
+            m.small_message().data[0] = now_ns();
+            if (auto v = server->revoke(minted->id); !v) die("revoke", v.error());
+            s = server->reply(*r, m, deadline_after_ms(5000));
+        } else if (op == test::OP_COUNT) {
+            m.small_message().data[0] = data_messages;
+            s = server->reply(*r, m, deadline_after_ms(5000));
+        } else {
+            m.small_message().data[0] += 1;
+            s = server->reply(*r, m, deadline_after_ms(5000));
+        }
+        if (!s && s.error() != IpcError::ProcessNotFound) die("reply", s.error());
+    }
+}
+
+int cap_user(const std::string& dir, const std::string& name) {
+    ServerOptions options;
+    options.runtime_dir = dir;
+    auto server = Server::publish(name, options);
+    if (!server) die("publish", server.error());
+    ready();
+    EndpointCapability cap;
+    while (!cap.valid()) {
+        auto r = server->receive();
+        if (!r) die("receive", r.error());
+        auto got = EndpointCapability::receive(r->message);
+        if (got) cap = static_cast<EndpointCapability&&>(*got);
+    }
+    ConnectOptions connect_options;
+    connect_options.rights = Rights::SEND | Rights::RECEIVE;  // limited to the capability's
+    auto conn = Connection::connect(cap, connect_options);
+    if (!conn) die("connect through the capability", conn.error());
+    std::printf("CONNECTED rights=%u\n", conn->rights());
+    std::fflush(stdout);
+    for (u64 i = 0;; ++i) {
+        auto s = conn->send_sync(Message::small(0, test::OP_DATA), deadline_after_ms(5000));
+        if (!s) {
+            const u64 at = now_ns();
+            std::printf("ERROR %s %llu\n", error_name(s.error()),
+                        static_cast<unsigned long long>(at));
+            std::fflush(stdout);
+            return 0;
+        }
+        usleep(2000);
+    }
+}
+
 int region_sender(Connection& c, int count, const char* mode) {
     const Transfer t = std::strcmp(mode, "move") == 0 ? Transfer::Move : Transfer::ShareReadOnly;
     for (int i = 0; i < count; ++i) {
@@ -398,6 +473,8 @@ int main(int argc, char** argv) {
         return corrupt(c, arg ? arg : "tail");
     }
     if (role == "region-echo") return region_echo(dir, name);
+    if (role == "cap-owner") return cap_owner(dir, name);
+    if (role == "cap-user") return cap_user(dir, name);
     if (role == "region-sender") {
         Connection c = open(dir, name, Rights::SEND);
         ready();

@@ -11,6 +11,8 @@ inline constexpr u32 OP_HOLD = 4;         // the echo server takes it and never 
 inline constexpr u32 OP_EXIT = 5;         // the echo server exits
 inline constexpr u32 OP_REGION = 6;       // region-echo: inspect the region (or inline bytes)
 inline constexpr u32 OP_REGION_BACK = 7;  // region-echo: reply with a new region of data[0] bytes
+inline constexpr u32 OP_GIVE_CAP = 9;     // cap-owner: reply carrying its minted capability
+inline constexpr u32 OP_REVOKE = 10;      // cap-owner: revoke it; reply data[0] = revoke time (ns)
 inline constexpr u32 OP_COUNT = 8;        // region-echo: how many regions were taken so far
 
 // What region-echo reports about an OP_REGION request (a small reply's data[2] bits).

@@ -152,6 +152,7 @@
 #include "veridian/ipc/core/message.hpp"
 #include "veridian/ipc/core/platform.hpp"
 #include "veridian/ipc/core/types.hpp"
+#include "veridian/ipc/posix/endpoint_capability.hpp"
 #include "veridian/ipc/posix/region.hpp"
 
 namespace veridian::ipc::posix {
@@ -277,6 +278,12 @@ struct Received {
     ConnectionId connection = 0;
 };
 
+// A capability minted by a Server: the descriptor to hand out and the id to revoke it by.
+struct MintedCapability {
+    EndpointCapability capability;
+    CapabilityId id = 0;
+};
+
 class Server {
 public:
     // Publishes `name`. EndpointBusy when a live process already has it (the detail names
@@ -319,6 +326,21 @@ public:
     Result<void> send_async(ConnectionId to, const Message& msg, Region& region, Transfer transfer);
     Result<void> reply(const Received& request, const Message& response, Region& region,
                        Transfer transfer, Deadline deadline = Deadline::never());
+
+    // A message carrying a capability (see endpoint_capability.hpp); it needs Rights::GRANT.
+    Result<void> send_sync(ConnectionId to, const Message& msg,
+                           const EndpointCapability& capability,
+                           Deadline deadline = Deadline::never());
+    Result<void> reply(const Received& request, const Message& response,
+                       const EndpointCapability& capability, Deadline deadline = Deadline::never());
+
+    // A new capability to connect to this endpoint with `rights` (SEND, RECEIVE: what a
+    // connection made with it may do; GRANT: it may be passed on in messages).
+    Result<MintedCapability> mint_capability(u16 rights);
+    // Revokes a minted or derived capability and every one derived from it: their
+    // connections end and their holders get InvalidCapability. InvalidCapability for an
+    // unknown id. Revoking twice is harmless.
+    Result<void> revoke(CapabilityId id);
 
     // Drops one client's connection (it sees EndpointNotFound).
     Result<void> disconnect(ConnectionId connection);
@@ -371,6 +393,11 @@ public:
     // server has max_connections; Timeout when it does not answer within
     // connect_timeout_ms; InvalidMessage when its answer is malformed.
     static Result<Connection> connect(std::string_view name, const ConnectOptions& options = {});
+    // Connects through a capability (see endpoint_capability.hpp) with options.rights limited
+    // to the capability's. InvalidCapability when it was revoked; EndpointNotFound when its
+    // server is gone. The connection's name() is "capability".
+    static Result<Connection> connect(const EndpointCapability& capability,
+                                      const ConnectOptions& options = {});
 
     Connection(Connection&&) noexcept;
     Connection& operator=(Connection&&) noexcept;
@@ -391,6 +418,9 @@ public:
     Result<void> send_sync(const Message& msg, Region& region, Transfer transfer,
                            Deadline deadline = Deadline::never());
     Result<void> send_async(const Message& msg, Region& region, Transfer transfer);
+    // A message carrying a capability (see endpoint_capability.hpp); it needs Rights::GRANT.
+    Result<void> send_sync(const Message& msg, const EndpointCapability& capability,
+                           Deadline deadline = Deadline::never());
     Result<void> fast_send(const SmallMessage& msg);
     Result<Message> receive_sync(Deadline deadline = Deadline::never());
     Result<Message> try_receive();
