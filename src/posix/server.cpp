@@ -47,6 +47,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "posix/rate_limit.hpp"
 #include "posix/region_wire.hpp"
 #include "posix/shm.hpp"
 #include "posix/wire.hpp"
@@ -77,6 +78,21 @@ struct ServerConnection {
 
     RingConsumer c2s;           // guarded by Server::Impl::receive_mu_
     RegionReceiver regions_in;  // guarded by Server::Impl::receive_mu_
+    // ServerOptions::client_rate_limit as the server enforces it, with twice the burst (a
+    // client that keeps the limit is never held back by it): while a bucket is empty, the
+    // server does not read this client's ring. Guarded by Server::Impl::receive_mu_.
+    TokenBucket limit_messages, limit_bytes;
+    bool throttled(u64 now) {
+        return (limit_messages.enabled() && limit_messages.wait_ns(1, now) != 0) ||
+               (limit_bytes.enabled() && limit_bytes.wait_ns(1, now) != 0);
+    }
+    void charge(const Message& m) {
+        if (limit_messages.enabled()) limit_messages.take(1);
+        if (limit_bytes.enabled()) {
+            limit_bytes.take(m.is_small() ? sizeof(SmallMessage)
+                                          : m.large_message().header.total_size);
+        }
+    }
     DeadlineMutex send_mu;
     RingProducer s2c VIPC_GUARDED_BY(send_mu);
     SpinBudget send_spin VIPC_GUARDED_BY(send_mu);
@@ -128,6 +144,7 @@ struct Server::Impl {
     SpinBudget receive_spin VIPC_GUARDED_BY(receive_mu);
     u32 last_client_cpu = 0;
 
+    bool limits_clients = false;  // client_rate_limit set: take_one throttles
     std::atomic<bool> closed{false};
     std::mutex close_mu;
     std::thread monitor;
@@ -528,6 +545,13 @@ Result<std::shared_ptr<ServerConnection>> Server::Impl::create_connection(pid_t 
     auto* s2c_header = new (c->s2c_data.get()) RingDataHeader{};
     auto* s2c_control = new (c->s2c_ctl.get()) RingCtl{};
     c->c2s = RingConsumer(geometry, c2s_header, c2s_control);
+    const RateLimit& limit = options.client_rate_limit;
+    const u64 now = now_ns();
+    const u64 burst_messages =
+        limit.burst_messages != 0 ? limit.burst_messages : limit.messages_per_second;
+    const u64 burst_bytes = limit.burst_bytes != 0 ? limit.burst_bytes : limit.bytes_per_second;
+    c->limit_messages = TokenBucket(limit.messages_per_second, 2 * burst_messages, now);
+    c->limit_bytes = TokenBucket(limit.bytes_per_second, 2 * burst_bytes, now);
     {
         DeadlineLock lock(c->send_mu);
         c->s2c = RingProducer(geometry, s2c_header, s2c_control);
@@ -631,7 +655,9 @@ Result<Received> Server::Impl::take_one() {
         const usize i = (rr_next + k) % n;
         ServerConnection& c = *conns[i];
         if (c.broken.load(std::memory_order_relaxed)) continue;
+        if (limits_clients && c.throttled(now_ns())) continue;  // over its rate limit
         auto r = c.c2s.try_pop();
+        if (r && limits_clients) c.charge(*r);
         if (r && ((r->is_large() && r->large_message().region.size != 0) ||
                   (r->flags() & MessageFlags::HAS_CAPABILITY) != 0)) {
             notify_producer(c.c2s);
@@ -677,6 +703,8 @@ bool Server::Impl::anything_queued() {
     std::lock_guard<std::mutex> lock(conns_mu);
     for (const auto& c : conns) {
         if (c->broken.load(std::memory_order_relaxed)) continue;
+        // A throttled client's messages wait: the next scan after a sleep slice finds them.
+        if (limits_clients && c->throttled(now_ns())) continue;
         const auto a = c->c2s.available();
         if (!a || *a > 0) return true;  // a corrupt tail is handled by take_one
     }
@@ -1036,6 +1064,8 @@ Result<Server> Server::publish(std::string_view name, const ServerOptions& optio
     impl->options = options;
     impl->dir = resolve_runtime_dir(options.runtime_dir);
     impl->geometry = *RingGeometry::for_depth(normalize_depth(options.queue_depth));
+    impl->limits_clients = options.client_rate_limit.messages_per_second != 0 ||
+                           options.client_rate_limit.bytes_per_second != 0;
     {
         DeadlineLock lock(impl->receive_mu);
         impl->receive_spin = SpinBudget(options.spin_ns);

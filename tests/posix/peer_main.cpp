@@ -28,6 +28,9 @@
 //                       OP_EXIT exits 0
 //   region-sender <count> <mode>  connect, send_sync count regions of 64 KiB whose first byte
 //                       is 0..count-1 ("share": read-only, "move"), print DONE, then wait
+//   client-flood        connect, then write OP_DATA messages straight into its client→server
+//                       ring until it is full (ignoring any rate limit) and ring the server's
+//                       doorbell; print READY; then wait
 //   cap-owner           publish; mint a capability (SEND|RECEIVE|GRANT); answer OP_GIVE_CAP
 //                       calls with a reply carrying it, OP_REVOKE calls by revoking it (the
 //                       reply's data[0] is CLOCK_MONOTONIC just before the revoke), OP_COUNT
@@ -153,6 +156,27 @@ int corrupt(Connection& c, const char* what) {
         auto* slot = static_cast<unsigned char*>(data) + RING_HEADER_BYTES;
         std::memset(slot, 0xA5, SLOT_SIZE);  // kind 0xA5A5A5A5: no such kind
         header->tail.store(1, std::memory_order_release);
+    }
+    auto* doorbell = static_cast<ServerDoorbell*>(bell);
+    doorbell->ring.fetch_add(1);
+    futex_wake_all(&doorbell->ring);
+    ready();
+    wait_forever();
+}
+
+int flood(Connection& c) {
+    using namespace veridian::ipc::posix::detail;
+    const ConnectionDescriptors d = c.descriptors();
+    const auto geometry = *RingGeometry::for_depth(c.queue_depth());
+    void* data =
+        mmap(nullptr, geometry.data_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, d.c2s_data, 0);
+    void* ctl = mmap(nullptr, geometry.ctl_bytes, PROT_READ, MAP_SHARED, d.c2s_ctl, 0);
+    void* bell =
+        mmap(nullptr, PAGE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, d.server_doorbell, 0);
+    if (data == MAP_FAILED || ctl == MAP_FAILED || bell == MAP_FAILED) return 2;
+    RingProducer ring(geometry, static_cast<RingDataHeader*>(data),
+                      static_cast<const RingCtl*>(ctl));
+    while (ring.try_push(Message::small(0, test::OP_DATA), 0)) {
     }
     auto* doorbell = static_cast<ServerDoorbell*>(bell);
     doorbell->ring.fetch_add(1);
@@ -467,6 +491,10 @@ int main(int argc, char** argv) {
             if (r->small_message().data[0] != static_cast<u64>(i) + 1) return 3;
         }
         return 0;
+    }
+    if (role == "client-flood") {
+        Connection c = open(dir, name, Rights::SEND);
+        return flood(c);
     }
     if (role == "client-corrupt") {
         Connection c = open(dir, name, Rights::SEND | Rights::RECEIVE);

@@ -97,3 +97,30 @@ TEST(RateLimit, NoLimitByDefault) {
 
 }  // namespace
 }  // namespace veridian::ipc::posix::test
+
+namespace veridian::ipc::posix::test {
+namespace {
+
+TEST(RateLimit, AClientThatBypassesTheLibraryIsThrottledByTheServer) {
+    RuntimeDir dir;
+    ServerOptions options = dir.server_options(64);
+    options.client_rate_limit.messages_per_second = 1;
+    options.client_rate_limit.burst_messages = 4;  // the server allows twice that at once
+    auto server = Server::publish("demo/throttle", options);
+    ASSERT_TRUE(server);
+    Peer flood("client-flood", dir.path(), "demo/throttle");
+    ASSERT_TRUE(flood.ready());  // its ring is full: 64 messages
+    int taken = 0;
+    while (server->try_receive())
+        ++taken;
+    std::printf("[ measured ] the server took %d of 64 flooded messages at once\n", taken);
+    EXPECT_GE(taken, 8);
+    EXPECT_LE(taken, 9);  // 8, or 9 if a second passed meanwhile
+    // The rest wait in the client's ring: the server reads it no faster than the limit.
+    const EndpointInfo info = server->info();
+    ASSERT_EQ(info.per_connection.size(), 1u);
+    EXPECT_EQ(info.per_connection[0].to_server_queued, static_cast<u32>(64 - taken));
+}
+
+}  // namespace
+}  // namespace veridian::ipc::posix::test

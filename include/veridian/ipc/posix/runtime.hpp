@@ -202,8 +202,12 @@ Result<void> validate_name(std::string_view name);
 // send_sync and call wait for the limit (or their deadline: Timeout).
 //   Where it comes from: ServerOptions::client_rate_limit is published by the server in its
 // state page, ConnectOptions::rate_limit is the client's own; a client applies each of the
-// two that is set. The limit is enforced by the client library: a client process that
-// bypasses the library is not throttled by the server (see docs/LARGE_MESSAGES.md).
+// two that is set. The client library enforces it exactly; the server enforces the server's
+// limit too, with twice the burst (a client that keeps the limit is held back only when more
+// than that has piled up unread while the server was busy): while a client is over it, the
+// server does not read that client's ring (its messages wait there, and once the ring is
+// full its sends block or give ChannelFull), which bounds what a client that bypasses the
+// library gets through.
 struct RateLimit {
     u32 messages_per_second = 0;
     u64 bytes_per_second = 0;
