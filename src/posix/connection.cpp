@@ -560,8 +560,8 @@ Result<void> Connection::Impl::push_with_region(const Message& msg, TransactionI
     const u64 sequence = regions_out.next_sequence;
     // A non-blocking send may still wait briefly for room in the socket (it holds one small
     // record per slot in flight, so it is full only when the peer stopped reading it).
-    VIPC_TRY(send_region_record(socket.get(), sequence, region.kind, region.fd,
-                                deadline.expired(now_ns()) ? deadline_after_ms(100) : deadline));
+    VIPC_TRY(send_record(socket.get(), sequence, region,
+                         deadline.expired(now_ns()) ? deadline_after_ms(100) : deadline));
     ++regions_out.next_sequence;
     Message out = msg;
     region.stamp(out, sequence);
@@ -574,8 +574,8 @@ Result<void> Connection::Impl::send_region(const Message& msg, Region& region, T
     Message out = VIPC_TRY(prepare_region_message(msg, region, transfer));
     if (transfer == Transfer::Copy) return send(out, txid, deadline, blocking);
     if (transfer == Transfer::Move) VIPC_TRY(Region::Access::seal_for_move(region));
-    const OutgoingRegion outgoing{VIPC_TRY(Region::Access::descriptor_for(region, transfer)),
-                                  static_cast<u32>(transfer)};
+    const OutgoingRegion outgoing = OutgoingAttachment::region(
+        VIPC_TRY(Region::Access::descriptor_for(region, transfer)), transfer);
     VIPC_TRY(send(out, txid, deadline, blocking, &outgoing));
     if (transfer == Transfer::Move) region.reset();  // the sender loses access
     return ok();
@@ -766,14 +766,14 @@ Result<void> Connection::send_async(const Message& msg, Region& region, Transfer
 
 Result<void> Connection::send_sync(const Message& msg, const EndpointCapability& capability,
                                    Deadline deadline) {
+    return send_sync(msg, std::span<const EndpointCapability>(&capability, 1), deadline);
+}
+
+Result<void> Connection::send_sync(const Message& msg,
+                                   std::span<const EndpointCapability> capabilities,
+                                   Deadline deadline) {
     if (!impl_) return moved_from();
-    if (!capability.valid()) return fail(IpcError::InvalidCapability, "the capability is empty");
-    if ((capability.rights() & Rights::GRANT) == 0) {
-        return fail(IpcError::PermissionDenied,
-                    "passing a capability on needs Rights::GRANT in it (derive keeps it only "
-                    "when asked)");
-    }
-    const OutgoingAttachment att{capability.fd(), capability_record_kind(capability.rights())};
+    const OutgoingAttachment att = VIPC_TRY(OutgoingAttachment::capabilities(capabilities));
     return impl_->send(msg, 0, deadline, true, &att);
 }
 

@@ -54,14 +54,20 @@ Result<EndpointCapability> EndpointCapability::derive(u16 rights) const {
     return Access::adopt(mine.release(), kept);
 }
 
-Result<EndpointCapability> EndpointCapability::receive(const Message& msg) {
-    if ((msg.flags() & MessageFlags::HAS_CAPABILITY) == 0) {
-        return fail(IpcError::InvalidCapability, "the message carries no capability");
+u32 EndpointCapability::count(const Message& msg) {
+    if ((msg.flags() & MessageFlags::HAS_CAPABILITY) == 0) return 0;
+    return static_cast<u32>(msg.capability() >> 56);
+}
+
+Result<EndpointCapability> EndpointCapability::receive(const Message& msg, u32 index) {
+    if (index >= count(msg)) {
+        return fail(IpcError::InvalidCapability, "the message carries no capability %u", index);
     }
+    const u64 first = msg.capability() & ((u64{1} << 56) - 1);
     Fd fd;
     u64 rights = 0;
     u32 kind = 0;
-    if (!take_descriptor(msg.capability(), CAPABILITY_RECORD, &fd, &rights, &kind)) {
+    if (!take_descriptor(first + index, CAPABILITY_RECORD, &fd, &rights, &kind)) {
         return fail(IpcError::InvalidCapability,
                     "the message's capability was already taken (or dropped: more than %zu "
                     "descriptors were left unclaimed)",

@@ -43,12 +43,15 @@ public:
         static UnclaimedRegions* table = new UnclaimedRegions();  // outlives every thread
         return *table;
     }
-    u64 park(Fd fd, u64 claimed_size, u32 transfer) {
+    u64 park(Fd* fds, const u64* values, u32 count, u32 transfer) {
         std::lock_guard<std::mutex> lock(mu_);
-        if (entries_.size() >= MAX_UNCLAIMED_REGIONS) entries_.pop_front();  // closes it
-        const u64 handle = next_handle_++;
-        entries_.push_back(Entry{handle, static_cast<Fd&&>(fd), claimed_size, transfer});
-        return handle;
+        const u64 first = next_handle_;
+        for (u32 i = 0; i < count; ++i) {
+            if (entries_.size() >= MAX_UNCLAIMED_REGIONS) entries_.pop_front();  // closes it
+            entries_.push_back(
+                Entry{next_handle_++, static_cast<Fd&&>(fds[i]), values[i], transfer});
+        }
+        return first;
     }
     struct Entry {
         u64 handle;
@@ -372,7 +375,33 @@ Result<Message> prepare_region_message(const Message& msg, const Region& region,
 }
 
 u64 park_descriptor(Fd fd, u64 value, u32 kind) {
-    return UnclaimedRegions::instance().park(static_cast<Fd&&>(fd), value, kind);
+    return UnclaimedRegions::instance().park(&fd, &value, 1, kind);
+}
+
+u64 park_descriptors(Fd* fds, const u64* values, u32 count, u32 kind) {
+    return UnclaimedRegions::instance().park(fds, values, count, kind);
+}
+
+Result<OutgoingAttachment> OutgoingAttachment::capabilities(
+    std::span<const EndpointCapability> caps) {
+    if (caps.empty() || caps.size() > MAX_CAPABILITIES_PER_MESSAGE) {
+        return fail(IpcError::InvalidMessage, "a message carries 1..%u capabilities, not %zu",
+                    MAX_CAPABILITIES_PER_MESSAGE, caps.size());
+    }
+    OutgoingAttachment a;
+    a.kind = CAPABILITY_RECORD;
+    for (const EndpointCapability& c : caps) {
+        if (!c.valid()) return fail(IpcError::InvalidCapability, "a capability is empty");
+        if ((c.rights() & Rights::GRANT) == 0) {
+            return fail(IpcError::PermissionDenied,
+                        "passing a capability on needs Rights::GRANT in it (derive keeps it "
+                        "only when asked)");
+        }
+        a.fds[a.count] = c.fd();
+        a.rights[a.count] = c.rights();
+        ++a.count;
+    }
+    return a;
 }
 
 bool take_descriptor(u64 handle, u32 kind, Fd* fd, u64* value, u32* full_kind) {
@@ -402,19 +431,19 @@ Result<void> receive_attachments(int sock, RegionReceiver& receiver, Message& ms
     }
     if ((msg.flags() & MessageFlags::HAS_CAPABILITY) == 0) return ok();
     // Look before taking: a record that is not this message's stays for its own message.
-    RegionRecord rec{};
+    CapabilityRecord rec{};
     ssize_t n;
     do {
-        n = recv(sock, &rec, sizeof rec, MSG_PEEK | MSG_DONTWAIT);
+        n = recv(sock, &rec.head, sizeof rec.head, MSG_PEEK | MSG_DONTWAIT);
     } while (n < 0 && errno == EINTR);
-    const u64 named = msg.capability();
-    const bool matches = n == static_cast<ssize_t>(sizeof rec) &&
-                         rec.magic == REGION_RECORD_MAGIC &&
-                         (rec.transfer & 0xFFFF) == CAPABILITY_RECORD &&
-                         rec.sequence == receiver.next_sequence && rec.sequence == named;
-    u64 handle = 0;
+    const u32 count = rec.head.transfer >> 16;
+    const bool matches =
+        n == static_cast<ssize_t>(sizeof rec.head) && rec.head.magic == REGION_RECORD_MAGIC &&
+        (rec.head.transfer & 0xFFFF) == CAPABILITY_RECORD &&
+        rec.head.sequence == receiver.next_sequence && rec.head.sequence == msg.capability();
+    u64 field = 0;
     if (matches) {
-        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)];
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 8)];
         iovec iov{&rec, sizeof rec};
         msghdr mh{};
         mh.msg_iov = &iov;
@@ -424,55 +453,67 @@ Result<void> receive_attachments(int sock, RegionReceiver& receiver, Message& ms
         do {
             n = recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
         } while (n < 0 && errno == EINTR);
-        Fd fds[4];
-        int nfds = 0;
+        Fd fds[MAX_CAPABILITIES_PER_MESSAGE];
+        u32 nfds = 0;
+        bool extra = false;
         for (cmsghdr* c = CMSG_FIRSTHDR(&mh); n > 0 && c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
             if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-            const usize count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            for (usize i = 0; i < count; ++i) {
+            const usize k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (usize i = 0; i < k; ++i) {
                 int fd;
                 std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-                if (nfds < 4) {
+                if (nfds < MAX_CAPABILITIES_PER_MESSAGE) {
                     fds[nfds++] = Fd(fd);
                 } else {
                     ::close(fd);
+                    extra = true;
                 }
             }
         }
-        if (n != static_cast<ssize_t>(sizeof rec) || nfds != 1) {
+        if (n != static_cast<ssize_t>(sizeof rec) || (mh.msg_flags & MSG_CTRUNC) != 0 || extra ||
+            count == 0 || count > MAX_CAPABILITIES_PER_MESSAGE || nfds != count) {
             return fail(IpcError::InvalidMessage,
-                        "the peer sent a capability record without its descriptor");
+                        "the peer sent a capability record that does not match its descriptors");
         }
         ++receiver.next_sequence;
-        handle = park_descriptor(static_cast<Fd&&>(fds[0]), rec.transfer >> 16, rec.transfer);
+        u64 rights[MAX_CAPABILITIES_PER_MESSAGE];
+        for (u32 i = 0; i < count; ++i)
+            rights[i] = rec.rights[i];
+        field = capability_field(park_descriptors(fds, rights, count, CAPABILITY_RECORD), count);
     }
     if (msg.is_small()) {
-        msg.small_message().capability = handle;
+        msg.small_message().capability = field;
     } else {
-        msg.large_message().header.capability = handle;
+        msg.large_message().header.capability = field;
     }
-    if (handle == 0) msg.set_flags(msg.flags() & ~MessageFlags::HAS_CAPABILITY);
+    if (field == 0) msg.set_flags(msg.flags() & ~MessageFlags::HAS_CAPABILITY);
     return ok();
 }
 
-Result<void> send_region_record(int sock, u64 sequence, u32 kind, int fd, Deadline deadline) {
-    const RegionRecord rec{REGION_RECORD_MAGIC, kind, sequence};
-    iovec iov{const_cast<RegionRecord*>(&rec), sizeof rec};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+Result<void> send_record(int sock, u64 sequence, const OutgoingAttachment& a, Deadline deadline) {
+    // A region's record is a RegionRecord; capabilities add their rights (CapabilityRecord).
+    CapabilityRecord rec{};
+    rec.head = RegionRecord{REGION_RECORD_MAGIC,
+                            a.is_capability() ? a.kind | a.count << 16 : a.kind, sequence};
+    for (u32 i = 0; i < a.count && a.is_capability(); ++i)
+        rec.rights[i] = a.rights[i];
+    const usize size = a.is_capability() ? sizeof(CapabilityRecord) : sizeof(RegionRecord);
+    iovec iov{&rec, size};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * MAX_CAPABILITIES_PER_MESSAGE)];
     std::memset(control, 0, sizeof control);
     msghdr mh{};
     mh.msg_iov = &iov;
     mh.msg_iovlen = 1;
     mh.msg_control = control;
-    mh.msg_controllen = sizeof control;
+    mh.msg_controllen = CMSG_SPACE(sizeof(int) * a.count);
     cmsghdr* c = CMSG_FIRSTHDR(&mh);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    c->cmsg_len = CMSG_LEN(sizeof(int) * a.count);
+    std::memcpy(CMSG_DATA(c), a.fds, sizeof(int) * a.count);
     for (;;) {
         const ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n == static_cast<ssize_t>(sizeof rec)) return ok();
+        if (n == static_cast<ssize_t>(size)) return ok();
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             // The socket holds at most one record per ring slot; it is full only while the
@@ -533,8 +574,7 @@ Result<void> receive_region_record(int sock, RegionReceiver& receiver, Message& 
     ++receiver.next_sequence;
     // (3) park it; Region::receive validates and maps it
     const u32 transfer = m.region.permissions;
-    m.region.base =
-        UnclaimedRegions::instance().park(static_cast<Fd&&>(fds[0]), m.region.size, transfer);
+    m.region.base = park_descriptor(static_cast<Fd&&>(fds[0]), m.region.size, transfer);
     m.region.permissions = transfer == static_cast<u32>(Transfer::ShareReadWrite)
                                ? RegionPermissions::READ | RegionPermissions::WRITE
                                : RegionPermissions::READ;

@@ -22,6 +22,8 @@
 // can no longer be matched with the ring).
 #pragma once
 
+#include <span>
+
 #include "posix/shm.hpp"
 #include "veridian/ipc/posix/endpoint_capability.hpp"
 #include "veridian/ipc/posix/region.hpp"
@@ -46,11 +48,9 @@ struct EndpointCapability::Access {
 namespace detail {
 
 inline constexpr u32 REGION_RECORD_MAGIC = 0x52504956;  // "VIPR"
-// A record's `transfer` for a capability: this in the low 16 bits, its rights in the high.
+// A record's `transfer` for capabilities: this in the low 16 bits, their count in the high.
+// A capability record is a RegionRecord followed by the rights of each (CapabilityRecord).
 inline constexpr u32 CAPABILITY_RECORD = 5;
-inline constexpr u32 capability_record_kind(u16 rights) {
-    return CAPABILITY_RECORD | u32{rights} << 16;
-}
 
 struct RegionRecord {
     u32 magic;
@@ -58,6 +58,18 @@ struct RegionRecord {
     u64 sequence;
 };
 static_assert(sizeof(RegionRecord) == 16);
+
+struct CapabilityRecord {
+    RegionRecord head;  // transfer = CAPABILITY_RECORD | count << 16
+    u16 rights[MAX_CAPABILITIES_PER_MESSAGE];
+};
+static_assert(sizeof(CapabilityRecord) == 24);
+
+// A received message's capability field: the first handle of its capabilities in the table
+// of unclaimed descriptors (consecutive handles), and their count in the top byte.
+inline constexpr u64 capability_field(u64 first_handle, u32 count) {
+    return u64{count} << 56 | first_handle;
+}
 
 // Builds the message that goes into the slot for `msg` with `region` sent as `transfer`
 // (region.base is filled in by send_region_record's caller). Copy fills the inline bytes.
@@ -69,20 +81,31 @@ struct RegionSender {
     u64 next_sequence = 1;
 };
 
-// Step (2) of sending: the record and its descriptor on the socket (waits for socket space
-// until the deadline). EndpointNotFound when the socket is gone. `kind` is a Transfer or a
-// capability_record_kind().
-Result<void> send_region_record(int sock, u64 sequence, u32 kind, int fd, Deadline deadline);
-
-// What travels with an outgoing message: a region (sent as `transfer`) or a capability.
+// What travels with an outgoing message: a region (sent as a Transfer) or 1..4 capabilities.
 struct OutgoingAttachment {
-    int fd;
-    u32 kind;  // Transfer, or capability_record_kind(rights)
-    bool is_capability() const { return (kind & 0xFFFF) == CAPABILITY_RECORD; }
+    u32 kind = 0;  // Transfer, or CAPABILITY_RECORD
+    u32 count = 0;
+    int fds[MAX_CAPABILITIES_PER_MESSAGE] = {-1, -1, -1, -1};
+    u16 rights[MAX_CAPABILITIES_PER_MESSAGE] = {};
+
+    static OutgoingAttachment region(int fd, Transfer transfer) {
+        OutgoingAttachment a;
+        a.kind = static_cast<u32>(transfer);
+        a.count = 1;
+        a.fds[0] = fd;
+        return a;
+    }
+    // InvalidCapability (empty one), PermissionDenied (no GRANT), InvalidMessage (count).
+    static Result<OutgoingAttachment> capabilities(std::span<const EndpointCapability> caps);
+    bool is_capability() const { return kind == CAPABILITY_RECORD; }
     // Names the record's sequence number in the message: region.base, or the capability
     // field (and sets HAS_CAPABILITY).
     void stamp(Message& msg, u64 sequence) const;
 };
+
+// Step (2) of sending: the record and its descriptors on the socket (waits for socket space
+// until the deadline). EndpointNotFound when the socket is gone.
+Result<void> send_record(int sock, u64 sequence, const OutgoingAttachment& a, Deadline deadline);
 
 // Steps (1)-(3) of receiving, for a popped message with region.size != 0.
 struct RegionReceiver {
@@ -99,6 +122,8 @@ Result<void> receive_attachments(int sock, RegionReceiver& receiver, Message& ms
 // at most MAX_UNCLAIMED_REGIONS, the oldest closed first). `value` is a region's claimed
 // size or a capability's rights.
 u64 park_descriptor(Fd fd, u64 value, u32 kind);
+// Several at once, under consecutive handles; returns the first.
+u64 park_descriptors(Fd* fds, const u64* values, u32 count, u32 kind);
 // Takes the entry `handle` if it is of `kind` (the low 16 bits compared).
 bool take_descriptor(u64 handle, u32 kind, Fd* fd, u64* value, u32* full_kind);
 

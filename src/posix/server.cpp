@@ -206,7 +206,7 @@ struct Server::Impl {
                                 Transfer transfer, TransactionId txid, Deadline deadline,
                                 bool blocking, bool is_reply);
     Result<void> send_capability_to(ConnectionId to, const Message& msg,
-                                    const EndpointCapability& cap, TransactionId txid,
+                                    std::span<const EndpointCapability> given, TransactionId txid,
                                     Deadline deadline, bool is_reply);
     std::shared_ptr<ServerConnection> find(ConnectionId id) const;
     void mark_broken(ServerConnection& c);
@@ -842,9 +842,9 @@ Result<void> Server::Impl::send_to(ConnectionId to, const Message& msg, Transact
                 r = IpcError::ChannelFull;
             } else {
                 const u64 sequence = c->regions_out.next_sequence;
-                VIPC_TRY(send_region_record(
-                    c->socket.get(), sequence, region->kind, region->fd,
-                    deadline.expired(now_ns()) ? deadline_after_ms(100) : deadline));
+                VIPC_TRY(
+                    send_record(c->socket.get(), sequence, *region,
+                                deadline.expired(now_ns()) ? deadline_after_ms(100) : deadline));
                 ++c->regions_out.next_sequence;
                 region->stamp(out, sequence);
                 r = c->s2c.try_push(out, txid);
@@ -872,15 +872,10 @@ Result<void> Server::Impl::send_to(ConnectionId to, const Message& msg, Transact
 }
 
 Result<void> Server::Impl::send_capability_to(ConnectionId to, const Message& msg,
-                                              const EndpointCapability& cap, TransactionId txid,
-                                              Deadline deadline, bool is_reply) {
-    if (!cap.valid()) return fail(IpcError::InvalidCapability, "the capability is empty");
-    if ((cap.rights() & Rights::GRANT) == 0) {
-        return fail(IpcError::PermissionDenied,
-                    "passing a capability on needs Rights::GRANT in it (derive keeps it only "
-                    "when asked)");
-    }
-    const OutgoingAttachment att{cap.fd(), capability_record_kind(cap.rights())};
+                                              std::span<const EndpointCapability> given,
+                                              TransactionId txid, Deadline deadline,
+                                              bool is_reply) {
+    const OutgoingAttachment att = VIPC_TRY(OutgoingAttachment::capabilities(given));
     return send_to(to, msg, txid, deadline, true, is_reply, &att);
 }
 
@@ -890,8 +885,8 @@ Result<void> Server::Impl::send_region_to(ConnectionId to, const Message& msg, R
     Message out = VIPC_TRY(prepare_region_message(msg, region, transfer));
     if (transfer == Transfer::Copy) return send_to(to, out, txid, deadline, blocking, is_reply);
     if (transfer == Transfer::Move) VIPC_TRY(Region::Access::seal_for_move(region));
-    const OutgoingRegion outgoing{VIPC_TRY(Region::Access::descriptor_for(region, transfer)),
-                                  static_cast<u32>(transfer)};
+    const OutgoingRegion outgoing = OutgoingAttachment::region(
+        VIPC_TRY(Region::Access::descriptor_for(region, transfer)), transfer);
     VIPC_TRY(send_to(to, out, txid, deadline, blocking, is_reply, &outgoing));
     if (transfer == Transfer::Move) region.reset();  // the sender loses access
     return ok();
@@ -1189,13 +1184,22 @@ Result<void> Server::revoke(CapabilityId id) {
 Result<void> Server::send_sync(ConnectionId to, const Message& msg,
                                const EndpointCapability& capability, Deadline deadline) {
     if (!impl_) return moved_from();
-    return impl_->send_capability_to(to, msg, capability, 0, deadline, false);
+    return impl_->send_capability_to(to, msg, std::span<const EndpointCapability>(&capability, 1),
+                                     0, deadline, false);
+}
+
+Result<void> Server::send_sync(ConnectionId to, const Message& msg,
+                               std::span<const EndpointCapability> capabilities,
+                               Deadline deadline) {
+    if (!impl_) return moved_from();
+    return impl_->send_capability_to(to, msg, capabilities, 0, deadline, false);
 }
 
 Result<void> Server::reply(const Received& request, const Message& response,
                            const EndpointCapability& capability, Deadline deadline) {
     if (!impl_) return moved_from();
-    return impl_->send_capability_to(request.connection, response, capability,
+    return impl_->send_capability_to(request.connection, response,
+                                     std::span<const EndpointCapability>(&capability, 1),
                                      request.message.transaction_id(), deadline, true);
 }
 

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "posix/region_wire.hpp"
 #include "test_support.hpp"
@@ -79,6 +80,50 @@ TEST(Capability, ADelegatedCapabilityLetsAThirdProcessTalkDirectlyUntilItIsRevok
     auto echo = to_b->call(small_message(OP_CALL, 1), deadline_after_ms(5000));
     ASSERT_TRUE(echo);
     EXPECT_EQ(echo->small_message().data[0], 2u);
+}
+
+TEST(Capability, AMessageCarriesSeveralCapabilitiesEachUsableAtOnce) {
+    RuntimeDir dir;
+    auto owner = Server::publish("demo/owner", dir.server_options());
+    ASSERT_TRUE(owner);
+    std::vector<EndpointCapability> caps;
+    for (const u16 rights :
+         {u16{Rights::SEND | Rights::GRANT}, u16{Rights::RECEIVE | Rights::GRANT},
+          u16{Rights::SEND | Rights::RECEIVE | Rights::GRANT}}) {
+        auto minted = owner->mint_capability(rights);
+        ASSERT_TRUE(minted);
+        caps.push_back(static_cast<EndpointCapability&&>(minted->capability));
+    }
+    Peer counter("cap-count", dir.path(), "demo/count");
+    ASSERT_TRUE(counter.ready());
+    auto c = Connection::connect("demo/count", dir.connect_options());
+    ASSERT_TRUE(c);
+    ASSERT_TRUE(c->send_sync(Message::small(0, OP_DATA), std::span<const EndpointCapability>(caps),
+                             deadline_after_ms(5000)));
+    auto note = c->call(Message::small(0, OP_COUNT), deadline_after_ms(10000));
+    ASSERT_TRUE(note);
+    const SmallMessage& got = note->small_message();
+    EXPECT_EQ(got.data[0], 3u);
+    EXPECT_EQ(got.data[1], u64{Rights::SEND | Rights::GRANT} |
+                               u64{Rights::RECEIVE | Rights::GRANT} << 16 |
+                               u64{Rights::SEND | Rights::RECEIVE | Rights::GRANT} << 32);
+    EXPECT_EQ(got.data[2], 3u);  // connected through each
+    // One OP_DATA reached the owner through each capability with SEND.
+    for (int i = 0; i < 2; ++i) {
+        auto in = owner->receive(deadline_after_ms(5000));
+        ASSERT_TRUE(in) << i;
+        EXPECT_EQ(in->message.opcode(), OP_DATA);
+    }
+    std::vector<EndpointCapability> too_many;
+    for (int i = 0; i < 5; ++i) {
+        auto minted = owner->mint_capability(Rights::SEND | Rights::GRANT);
+        ASSERT_TRUE(minted);
+        too_many.push_back(static_cast<EndpointCapability&&>(minted->capability));
+    }
+    EXPECT_EQ(
+        c->send_sync(Message::small(0, OP_DATA), std::span<const EndpointCapability>(too_many))
+            .error(),
+        IpcError::InvalidMessage);
 }
 
 TEST(Capability, RevokingEndsAConnectionInThisProcessToo) {

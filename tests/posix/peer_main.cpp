@@ -38,6 +38,10 @@
 //   cap-user            publish; wait for a message carrying a capability, connect through
 //                       it, print CONNECTED, then send_sync OP_DATA every 2 ms until an error:
 //                       print "ERROR <error name> <CLOCK_MONOTONIC ns>" and exit 0
+//   cap-count           publish; for each message carrying capabilities, note data[0] = how
+//                       many, data[1] = their rights (16 bits each, first lowest), data[2] =
+//                       how many it could connect through (sending one OP_DATA through each
+//                       with SEND); answer each call with the last such note
 //   bad-region <what>   connect, send an OP_REGION message whose region is bad, then a small
 //                       OP_DATA message, print SENT, then wait. what: "small" (a 4 KiB memfd
 //                       claimed as 1 MiB), "pipe" (a pipe, not a memfd), "unsealed" (a memfd
@@ -356,6 +360,39 @@ int cap_user(const std::string& dir, const std::string& name) {
     }
 }
 
+int cap_count(const std::string& dir, const std::string& name) {
+    ServerOptions options;
+    options.runtime_dir = dir;
+    auto server = Server::publish(name, options);
+    if (!server) die("publish", server.error());
+    ready();
+    SmallMessage note{0, test::OP_COUNT, 0, {0, 0, 0, 0}};
+    for (;;) {
+        auto r = server->receive();
+        if (!r) die("receive", r.error());
+        if (r->message.transaction_id() != 0) {
+            auto s = server->reply(*r, Message(note), deadline_after_ms(5000));
+            if (!s) die("reply", s.error());
+            continue;
+        }
+        const u32 n = EndpointCapability::count(r->message);
+        if (n == 0) continue;
+        SmallMessage rep{0, test::OP_COUNT, 0, {n, 0, 0, 0}};
+        for (u32 i = 0; i < n; ++i) {
+            auto cap = EndpointCapability::receive(r->message, i);
+            if (!cap) continue;
+            rep.data[1] |= u64{cap->rights()} << (16 * i);
+            auto conn = Connection::connect(*cap, ConnectOptions{});
+            if (!conn) continue;
+            ++rep.data[2];
+            if ((conn->rights() & Rights::SEND) != 0) {
+                (void)conn->send_sync(Message::small(0, test::OP_DATA), deadline_after_ms(5000));
+            }
+        }
+        note = rep;
+    }
+}
+
 int region_sender(Connection& c, int count, const char* mode) {
     const Transfer t = std::strcmp(mode, "move") == 0 ? Transfer::Move : Transfer::ShareReadOnly;
     for (int i = 0; i < count; ++i) {
@@ -503,6 +540,7 @@ int main(int argc, char** argv) {
     if (role == "region-echo") return region_echo(dir, name);
     if (role == "cap-owner") return cap_owner(dir, name);
     if (role == "cap-user") return cap_user(dir, name);
+    if (role == "cap-count") return cap_count(dir, name);
     if (role == "region-sender") {
         Connection c = open(dir, name, Rights::SEND);
         ready();

@@ -37,9 +37,10 @@
 // a revoked capability → InvalidCapability; with one whose server has closed or died →
 // EndpointNotFound.
 //
-// A message carries at most one capability (flag MessageFlags::HAS_CAPABILITY, set by the
-// runtime). Passing one on needs Rights::GRANT in it (as the holder knows it). The rights a
-// receiver learns with it are what the sender says; the server checks them again on use.
+// A message carries 1..MAX_CAPABILITIES_PER_MESSAGE capabilities (flag
+// MessageFlags::HAS_CAPABILITY, set by the runtime). Passing one on needs Rights::GRANT in it
+// (as the holder knows it). The rights a receiver learns with it are what the sender says;
+// the server checks them again on use.
 #pragma once
 
 #include "veridian/ipc/core/capability.hpp"
@@ -51,6 +52,8 @@ namespace veridian::ipc::posix {
 
 // Names a capability minted by a Server (for revoke); never reused within that Server.
 using CapabilityId = u64;
+
+inline constexpr u32 MAX_CAPABILITIES_PER_MESSAGE = 4;
 
 class EndpointCapability {
 public:
@@ -69,9 +72,11 @@ public:
     // InvalidCapability when this one is revoked; EndpointNotFound when its server is gone.
     Result<EndpointCapability> derive(u16 rights) const;
 
-    // Takes the capability a received message carries (once). InvalidCapability when it
-    // carries none (or it was taken already).
-    static Result<EndpointCapability> receive(const Message& msg);
+    // Takes capability `index` of those a received message carries (each once).
+    // InvalidCapability when it carries none at that index (or it was taken already).
+    static Result<EndpointCapability> receive(const Message& msg, u32 index = 0);
+    // How many capabilities a received message carries.
+    static u32 count(const Message& msg);
 
     // Internal: used by the runtime.
     struct Access;

@@ -143,6 +143,7 @@
 #pragma once
 
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -337,6 +338,10 @@ public:
                            Deadline deadline = Deadline::never());
     Result<void> reply(const Received& request, const Message& response,
                        const EndpointCapability& capability, Deadline deadline = Deadline::never());
+    // Up to MAX_CAPABILITIES_PER_MESSAGE at once.
+    Result<void> send_sync(ConnectionId to, const Message& msg,
+                           std::span<const EndpointCapability> capabilities,
+                           Deadline deadline = Deadline::never());
 
     // A new capability to connect to this endpoint with `rights` (SEND, RECEIVE: what a
     // connection made with it may do; GRANT: it may be passed on in messages).
@@ -424,6 +429,9 @@ public:
     Result<void> send_async(const Message& msg, Region& region, Transfer transfer);
     // A message carrying a capability (see endpoint_capability.hpp); it needs Rights::GRANT.
     Result<void> send_sync(const Message& msg, const EndpointCapability& capability,
+                           Deadline deadline = Deadline::never());
+    // Up to MAX_CAPABILITIES_PER_MESSAGE at once.
+    Result<void> send_sync(const Message& msg, std::span<const EndpointCapability> capabilities,
                            Deadline deadline = Deadline::never());
     Result<void> fast_send(const SmallMessage& msg);
     Result<Message> receive_sync(Deadline deadline = Deadline::never());
