@@ -61,6 +61,12 @@
 //   and the write end of the pipe behind pollable_fd().
 //   A client's descriptors can be listed with Connection::descriptors().
 //
+//   Capabilities also travel: a server mints an EndpointCapability (a socket it watches), a
+//   message carries it to another process, which connects through it directly; derived
+//   capabilities only drop rights, and Server::revoke ends every connection made through a
+//   capability or anything derived from it (see endpoint_capability.hpp). Large payloads
+//   travel as Regions (see region.hpp and docs/LARGE_MESSAGES.md).
+//
 // Waiting (every blocking operation takes a Deadline on CLOCK_MONOTONIC)
 //
 //   A blocked party spins for a bounded, adaptive time, then sleeps on a futex (shared, not
