@@ -36,6 +36,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "posix/rate_limit.hpp"
+#include "posix/region_wire.hpp"
 #include "posix/shm.hpp"
 #include "posix/wire.hpp"
 #include "veridian/ipc/posix/runtime.hpp"
@@ -122,6 +124,18 @@ struct Connection::Impl final : WaitCheck {
     DeadlineMutex send_mu;
     RingProducer c2s VIPC_GUARDED_BY(send_mu);
     SpinBudget send_spin VIPC_GUARDED_BY(send_mu);
+    RegionSender regions_out VIPC_GUARDED_BY(send_mu);
+    // Rate limits: the server's and our own, each a bucket of messages and one of bytes.
+    static constexpr int LIMIT_BUCKETS = 4;
+    TokenBucket limits[LIMIT_BUCKETS] VIPC_GUARDED_BY(send_mu);
+    bool rate_limited = false;  // any bucket enabled (fixed at connect)
+    // Waits (blocking) or refuses (RateLimitExceeded) until `msg` fits every limit; charge()
+    // takes its tokens once it was pushed (the producer lock is held throughout).
+    Result<void> admit(const Message& msg, Deadline deadline, bool blocking) VIPC_REQUIRES(send_mu);
+    void charge(const Message& msg) VIPC_REQUIRES(send_mu);
+    static u64 charged_bytes(const Message& msg) {
+        return msg.is_small() ? sizeof(SmallMessage) : msg.large_message().header.total_size;
+    }
 
     std::mutex mu;
     std::condition_variable cv;
@@ -153,6 +167,7 @@ struct Connection::Impl final : WaitCheck {
     // The ring's consumer side belongs to whoever is the reader (reader_active).
     RingConsumer s2c;
     SpinBudget receive_spin;
+    RegionReceiver regions_in;  // the reader's, like s2c
 
     std::atomic<u64> next_txid{1};
     std::atomic<bool> closed{false};  // closed by us
@@ -181,8 +196,26 @@ struct Connection::Impl final : WaitCheck {
         cv.notify_all();
     }
 
-    Result<void> connect(std::string_view name_, const ConnectOptions& options);
-    Result<void> send(const Message& msg, TransactionId txid, Deadline deadline, bool blocking);
+    // Through a capability, `presocket` is the connection socket already handed to the server.
+    Result<void> connect(std::string_view name_, const ConnectOptions& options,
+                         Fd* presocket = nullptr);
+    bool revoked() const {
+        return (c2s.valid() && c2s_ctl.as<const RingCtl>()->closed.load(
+                                   std::memory_order_acquire) == CLOSED_REVOKED) ||
+               (s2c.valid() && s2c_data.as<const RingDataHeader>()->closed.load(
+                                   std::memory_order_acquire) == CLOSED_REVOKED);
+    }
+    // `region`: a region's or a capability's descriptor to pass with msg (see region_wire.hpp).
+    using OutgoingRegion = OutgoingAttachment;
+    Result<void> send_capability(const Message& msg, const EndpointCapability& cap,
+                                 Deadline deadline, bool blocking);
+    Result<void> send(const Message& msg, TransactionId txid, Deadline deadline, bool blocking,
+                      const OutgoingRegion* region = nullptr);
+    Result<void> send_region(const Message& msg, Region& region, Transfer transfer,
+                             TransactionId txid, Deadline deadline, bool blocking);
+    Result<void> push_with_region(const Message& msg, TransactionId txid,
+                                  const OutgoingRegion& region, Deadline deadline)
+        VIPC_REQUIRES(send_mu);
     Result<void> fast_send(const SmallMessage& msg);
     void notify_server();
     Result<Message> read_one(Deadline deadline, bool blocking);
@@ -211,6 +244,10 @@ Result<void> Connection::Impl::quick_check() {
     if (!gone && s2c.valid()) gone = s2c_data.as<const RingDataHeader>()->closed.load() != 0;
     if (gone) {
         dead.store(true, std::memory_order_release);
+        if (revoked()) {
+            return fail(IpcError::InvalidCapability,
+                        "the capability this connection was made with has been revoked");
+        }
         return fail(IpcError::EndpointNotFound, "endpoint '%s' is gone (its server closed or died)",
                     name.c_str());
     }
@@ -225,8 +262,9 @@ Result<void> Connection::Impl::check(bool slice_ended) {
     }
     if (slice_ended) {
         // The server never writes to the socket after its Welcome: readable means hung up.
-        pollfd p{socket.get(), POLLIN | POLLRDHUP, 0};
-        if (poll(&p, 1, 0) > 0) {
+        // Region records may be waiting on it: only a hang-up counts.
+        pollfd p{socket.get(), POLLRDHUP, 0};
+        if (poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
             server_gone();
             return quick_check();
         }
@@ -236,7 +274,8 @@ Result<void> Connection::Impl::check(bool slice_ended) {
 
 // ---- connect -----------------------------------------------------------------------------------
 
-Result<void> Connection::Impl::connect(std::string_view name_, const ConnectOptions& options) {
+Result<void> Connection::Impl::connect(std::string_view name_, const ConnectOptions& options,
+                                       Fd* presocket) {
     name = std::string(name_);
     VIPC_TRY(validate_name(name));
     rights = options.rights & (Rights::SEND | Rights::RECEIVE);
@@ -244,8 +283,12 @@ Result<void> Connection::Impl::connect(std::string_view name_, const ConnectOpti
         return fail(IpcError::PermissionDenied,
                     "a connection to '%s' needs Rights::SEND or Rights::RECEIVE", name.c_str());
     }
-    const std::string dir = resolve_runtime_dir(options.runtime_dir);
-    socket = VIPC_TRY(open_endpoint_socket(dir, name));
+    if (presocket != nullptr) {
+        socket = static_cast<Fd&&>(*presocket);
+    } else {
+        const std::string dir = resolve_runtime_dir(options.runtime_dir);
+        socket = VIPC_TRY(open_endpoint_socket(dir, name));
+    }
 
     const Hello hello{HELLO_MAGIC, WIRE_VERSION, static_cast<u16>(HelloOp::Connect), rights, 0, 0};
     if (!send_with_fds(socket.get(), &hello, sizeof hello, nullptr, 0)) {
@@ -307,6 +350,14 @@ Result<void> Connection::Impl::connect(std::string_view name_, const ConnectOpti
         DeadlineLock lock(send_mu);
         c2s = RingProducer(geometry, c2s_data.as<RingDataHeader>(), c2s_ctl.as<const RingCtl>());
         send_spin = SpinBudget(options.spin_ns);
+        const u64 now = now_ns();
+        const RateLimit& own = options.rate_limit;
+        limits[0] = TokenBucket(state->limit_messages_per_second, state->limit_burst_messages, now);
+        limits[1] = TokenBucket(state->limit_bytes_per_second, state->limit_burst_bytes, now);
+        limits[2] = TokenBucket(own.messages_per_second, own.burst_messages, now);
+        limits[3] = TokenBucket(own.bytes_per_second, own.burst_bytes, now);
+        for (const TokenBucket& b : limits)
+            rate_limited = rate_limited || b.enabled();
     }
     if ((rights & Rights::RECEIVE) != 0) {
         s2c_data = VIPC_TRY(map_peer_memfd(s2c_data_fd.get(), geometry.data_bytes, false));
@@ -315,6 +366,38 @@ Result<void> Connection::Impl::connect(std::string_view name_, const ConnectOpti
         receive_spin = SpinBudget(options.spin_ns);
     }
     return ok();
+}
+
+Result<Connection> Connection::connect(const EndpointCapability& capability,
+                                       const ConnectOptions& options) {
+    clear_error_detail();
+    if (!capability.valid()) return fail(IpcError::InvalidCapability, "the capability is empty");
+    ConnectOptions through = options;
+    through.rights = static_cast<u16>(options.rights & capability.rights());
+    if ((through.rights & (Rights::SEND | Rights::RECEIVE)) == 0) {
+        return fail(IpcError::PermissionDenied,
+                    "the capability gives neither SEND nor RECEIVE of what was asked");
+    }
+    // (1) a fresh socket pair; (2) its far end to the server over the capability socket;
+    // (3) the usual Hello/Welcome over our end.
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+        return fail(IpcError::OutOfMemory, "socketpair(): %s", strerror(errno));
+    }
+    Fd mine(pair[0]);
+    Fd theirs(pair[1]);
+    VIPC_TRY(send_cap_request(capability.fd(), CapOp::Connect, through.rights, theirs.get()));
+    theirs.reset();
+    auto impl = std::make_shared<Impl>();
+    if (auto r = impl->connect("capability", through, &mine); !r) {
+        // A server that dropped our request (revoked meanwhile) or is gone hangs up on us.
+        if (r.error() == IpcError::EndpointNotFound || r.error() == IpcError::Timeout) {
+            return capability_gone(capability.fd());
+        }
+        return r.error();
+    }
+    impl->monitor_id.store(ClientMonitor::instance().add(impl->socket.get(), impl));
+    return Connection(static_cast<std::shared_ptr<Impl>&&>(impl));
 }
 
 Result<Connection> Connection::connect(std::string_view name, const ConnectOptions& options) {
@@ -337,7 +420,7 @@ u64 ClientMonitor::add(int sock, std::weak_ptr<Connection::Impl> conn) {
     }
     const u64 id = next_id_++;
     epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.events = EPOLLRDHUP;  // hang-ups only: region records arrive as data
     ev.data.u64 = id;
     if (epoll_ctl(epfd_, EPOLL_CTL_ADD, sock, &ev) != 0) return 0;
     conns_.emplace(id, static_cast<std::weak_ptr<Connection::Impl>&&>(conn));
@@ -393,23 +476,26 @@ void Connection::Impl::notify_server() {
 }
 
 Result<void> Connection::Impl::send(const Message& msg, TransactionId txid, Deadline deadline,
-                                    bool blocking) {
+                                    bool blocking, const OutgoingRegion* region) {
     if ((rights & Rights::SEND) == 0) {
         VIPC_TRY(quick_check());
         return fail(IpcError::PermissionDenied,
                     "this connection to '%s' has no SEND right (no descriptor for that ring)",
                     name.c_str());
     }
-    VIPC_TRY(check_sendable(msg));
+    if (region == nullptr || region->is_capability()) VIPC_TRY(check_sendable(msg));
     // Another sending thread holds the producer side (and is blocked only on a full ring).
     if (!send_mu.lock_for(blocking, deadline)) {
         return blocking ? IpcError::Timeout : IpcError::ChannelFull;
     }
     DeadlineLock guard(send_mu, std::adopt_lock);
+    if (rate_limited) VIPC_TRY(admit(msg, deadline, blocking));
     for (;;) {
         VIPC_TRY(quick_check());
-        auto r = c2s.try_push(msg, txid);
+        auto r = region == nullptr ? c2s.try_push(msg, txid)
+                                   : push_with_region(msg, txid, *region, deadline);
         if (r) {
+            if (rate_limited) charge(msg);
             notify_server();
             return ok();
         }
@@ -417,6 +503,7 @@ Result<void> Connection::Impl::send(const Message& msg, TransactionId txid, Dead
             broken.store(true);
             return quick_check();
         }
+        if (r.error() != IpcError::ChannelFull) return r.error();
         if (!blocking) return IpcError::ChannelFull;
         auto w = wait_for_space(c2s, send_spin, deadline, &state->cpu, *this);
         if (!w) {
@@ -428,10 +515,77 @@ Result<void> Connection::Impl::send(const Message& msg, TransactionId txid, Dead
     }
 }
 
+Result<void> Connection::Impl::admit(const Message& msg, Deadline deadline, bool blocking) {
+    const u64 bytes = charged_bytes(msg);
+    for (;;) {
+        const u64 now = now_ns();
+        u64 wait = 0;
+        for (int i = 0; i < LIMIT_BUCKETS; ++i) {
+            if (!limits[i].enabled()) continue;
+            const u64 w = limits[i].wait_ns(i % 2 == 0 ? 1 : bytes, now);
+            wait = w > wait ? w : wait;
+        }
+        if (wait == 0) break;
+        if (!blocking) {
+            return fail(IpcError::RateLimitExceeded,
+                        "the rate limit of the connection to '%s' is reached; retry in %llu us",
+                        name.c_str(), static_cast<unsigned long long>(wait / 1000));
+        }
+        if (!deadline.is_never() && now + wait > deadline.ns()) {
+            // The limit will not let it through in time: wait out the deadline, as any
+            // blocking send does, then say so.
+            if (deadline.ns() > now)
+                std::this_thread::sleep_for(std::chrono::nanoseconds(deadline.ns() - now));
+            return IpcError::Timeout;
+        }
+        // Sleep in slices so that a close or the server's death is noticed meanwhile.
+        const u64 slice = u64{PEER_CHECK_INTERVAL_MS} * 1'000'000u;
+        std::this_thread::sleep_for(std::chrono::nanoseconds(wait < slice ? wait : slice));
+        VIPC_TRY(quick_check());
+    }
+    return ok();
+}
+
+void Connection::Impl::charge(const Message& msg) {
+    const u64 bytes = charged_bytes(msg);
+    for (int i = 0; i < LIMIT_BUCKETS; ++i) {
+        if (limits[i].enabled()) limits[i].take(i % 2 == 0 ? 1 : bytes);
+    }
+}
+
+Result<void> Connection::Impl::push_with_region(const Message& msg, TransactionId txid,
+                                                const OutgoingRegion& region, Deadline deadline) {
+    // The sending steps of region_wire.hpp: (1) a free slot, (2) the record, (3) the slot.
+    if (VIPC_TRY(c2s.free_slots()) == 0) return IpcError::ChannelFull;
+    const u64 sequence = regions_out.next_sequence;
+    // A non-blocking send may still wait briefly for room in the socket (it holds one small
+    // record per slot in flight, so it is full only when the peer stopped reading it).
+    VIPC_TRY(send_record(socket.get(), sequence, region,
+                         deadline.expired(now_ns()) ? deadline_after_ms(100) : deadline));
+    ++regions_out.next_sequence;
+    Message out = msg;
+    region.stamp(out, sequence);
+    return c2s.try_push(out, txid);  // (3) cannot be full: we are the only producer
+}
+
+Result<void> Connection::Impl::send_region(const Message& msg, Region& region, Transfer transfer,
+                                           TransactionId txid, Deadline deadline, bool blocking) {
+    if ((rights & Rights::SEND) == 0) return send(msg, txid, deadline, blocking);  // its error
+    Message out = VIPC_TRY(prepare_region_message(msg, region, transfer));
+    if (transfer == Transfer::Copy) return send(out, txid, deadline, blocking);
+    if (transfer == Transfer::Move) VIPC_TRY(Region::Access::seal_for_move(region));
+    const OutgoingRegion outgoing = OutgoingAttachment::region(
+        VIPC_TRY(Region::Access::descriptor_for(region, transfer)), transfer);
+    VIPC_TRY(send(out, txid, deadline, blocking, &outgoing));
+    if (transfer == Transfer::Move) region.reset();  // the sender loses access
+    return ok();
+}
+
 Result<void> Connection::Impl::fast_send(const SmallMessage& msg) {
     // Straight line: a few cheap checks, one slot write, one release store. Anything unusual
     // (no right, closed, gone, full, corrupt) leaves for send(), which handles everything.
-    if (VIPC_UNLIKELY((rights & Rights::SEND) == 0 || closed.load(std::memory_order_relaxed) ||
+    if (VIPC_UNLIKELY((rights & Rights::SEND) == 0 || rate_limited ||
+                      closed.load(std::memory_order_relaxed) ||
                       dead.load(std::memory_order_relaxed) ||
                       broken.load(std::memory_order_relaxed) ||
                       state->closed.load(std::memory_order_relaxed) != 0)) {
@@ -461,6 +615,13 @@ Result<Message> Connection::Impl::read_one(Deadline deadline, bool blocking) {
         return r.error();
     }
     notify_producer(s2c);
+    if ((r->is_large() && r->large_message().region.size != 0) ||
+        (r->flags() & MessageFlags::HAS_CAPABILITY) != 0) {
+        if (auto g = receive_attachments(socket.get(), regions_in, *r); !g) {
+            broken.store(true);
+            return g.error();
+        }
+    }
     r->set_sender(server_pid);
     return r;
 }
@@ -592,6 +753,30 @@ Result<void> Connection::send_async(const Message& msg) {
     return impl_->send(msg, 0, Deadline::past(), false);
 }
 
+Result<void> Connection::send_sync(const Message& msg, Region& region, Transfer transfer,
+                                   Deadline deadline) {
+    if (!impl_) return moved_from();
+    return impl_->send_region(msg, region, transfer, 0, deadline, true);
+}
+
+Result<void> Connection::send_async(const Message& msg, Region& region, Transfer transfer) {
+    if (!impl_) return moved_from();
+    return impl_->send_region(msg, region, transfer, 0, Deadline::past(), false);
+}
+
+Result<void> Connection::send_sync(const Message& msg, const EndpointCapability& capability,
+                                   Deadline deadline) {
+    return send_sync(msg, std::span<const EndpointCapability>(&capability, 1), deadline);
+}
+
+Result<void> Connection::send_sync(const Message& msg,
+                                   std::span<const EndpointCapability> capabilities,
+                                   Deadline deadline) {
+    if (!impl_) return moved_from();
+    const OutgoingAttachment att = VIPC_TRY(OutgoingAttachment::capabilities(capabilities));
+    return impl_->send(msg, 0, deadline, true, &att);
+}
+
 Result<void> Connection::fast_send(const SmallMessage& msg) {
     if (!impl_) return moved_from();
     return impl_->fast_send(msg);
@@ -635,6 +820,16 @@ Result<Message> Connection::try_receive() {
 }
 
 Result<Message> Connection::call(const Message& request, Deadline deadline) {
+    return call_with(request, nullptr, Transfer::Copy, deadline);
+}
+
+Result<Message> Connection::call(const Message& request, Region& region, Transfer transfer,
+                                 Deadline deadline) {
+    return call_with(request, &region, transfer, deadline);
+}
+
+Result<Message> Connection::call_with(const Message& request, Region* region, Transfer transfer,
+                                      Deadline deadline) {
     if (!impl_) return moved_from();
     Impl& c = *impl_;
     if ((c.rights & (Rights::SEND | Rights::RECEIVE)) != (Rights::SEND | Rights::RECEIVE)) {
@@ -649,7 +844,10 @@ Result<Message> Connection::call(const Message& request, Deadline deadline) {
         c.pending.push_back(Impl::PendingCall{txid, std::nullopt});
     }
     // (1) send
-    if (auto s = c.send(request, txid, deadline, true); !s) {
+    if (auto s = region == nullptr
+                     ? c.send(request, txid, deadline, true)
+                     : c.send_region(request, *region, transfer, txid, deadline, true);
+        !s) {
         std::lock_guard<std::mutex> lock(c.mu);
         c.erase_pending(txid);
         return s.error();

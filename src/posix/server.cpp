@@ -5,7 +5,18 @@
 //     client→server ring at a time),
 //   - callers of reply/send_* (serialized per connection by ServerConnection::send_mu),
 //   - the monitor thread: accepts clients on the discovery socket, answers stat requests,
-//     and notices hang-ups of connection sockets (peer death) with epoll.
+//     notices hang-ups of connection sockets (peer death) with epoll, and serves the
+//     capability sockets (connect and derive requests; see endpoint_capability.hpp).
+//
+// Revocation, paired with handle_hello for connections made through a capability:
+//   (1) revoke(): under caps_mu, mark the capability and its descendants revoked, tell their
+//       sockets (CAP_REVOKED_BYTE) and shut them down
+//   (2) under conns_mu, end every listed connection tagged with one of them: its closed words
+//       = CLOSED_REVOKED, wake, hang up (the client's monitor turns that into
+//       InvalidCapability at once)
+//   handle_hello: (a) refuses a revoked capability under caps_mu, (b) lists the connection
+//   under conns_mu, (c) looks again under caps_mu and ends it if it was revoked meanwhile.
+//   Either (2) sees the listed connection, or (c) sees the mark: none survives a revoke.
 //
 // The receive protocol, one doorbell for all connections (paired with the client's
 // notify_server in connection.cpp):
@@ -36,6 +47,8 @@
 #include <thread>
 #include <unordered_map>
 
+#include "posix/rate_limit.hpp"
+#include "posix/region_wire.hpp"
 #include "posix/shm.hpp"
 #include "posix/wire.hpp"
 #include "veridian/ipc/posix/runtime.hpp"
@@ -64,16 +77,34 @@ struct ServerConnection {
     pid_t pid = 0;
     uid_t uid = 0;
     u16 rights = 0;
-    Fd socket;  // closed only when the last reference goes
+    CapabilityId capability = 0;  // made through this capability (0: by name)
+    Fd socket;                    // closed only when the last reference goes
 
     // Mappings: c2s.data and s2c.ctl are written by the client (trusted for nothing);
     // c2s.ctl and s2c.data by us.
     Mapping c2s_data, c2s_ctl, s2c_data, s2c_ctl;
 
-    RingConsumer c2s;  // guarded by Server::Impl::receive_mu_
+    RingConsumer c2s;           // guarded by Server::Impl::receive_mu_
+    RegionReceiver regions_in;  // guarded by Server::Impl::receive_mu_
+    // ServerOptions::client_rate_limit as the server enforces it, with twice the burst (a
+    // client that keeps the limit is never held back by it): while a bucket is empty, the
+    // server does not read this client's ring. Guarded by Server::Impl::receive_mu_.
+    TokenBucket limit_messages, limit_bytes;
+    bool throttled(u64 now) {
+        return (limit_messages.enabled() && limit_messages.wait_ns(1, now) != 0) ||
+               (limit_bytes.enabled() && limit_bytes.wait_ns(1, now) != 0);
+    }
+    void charge(const Message& m) {
+        if (limit_messages.enabled()) limit_messages.take(1);
+        if (limit_bytes.enabled()) {
+            limit_bytes.take(m.is_small() ? sizeof(SmallMessage)
+                                          : m.large_message().header.total_size);
+        }
+    }
     DeadlineMutex send_mu;
     RingProducer s2c VIPC_GUARDED_BY(send_mu);
     SpinBudget send_spin VIPC_GUARDED_BY(send_mu);
+    RegionSender regions_out VIPC_GUARDED_BY(send_mu);
 
     std::atomic<bool> dead{false};    // the client closed or died (socket hung up)
     std::atomic<bool> broken{false};  // the client broke the protocol
@@ -127,6 +158,7 @@ struct Server::Impl {
     usize rr_next VIPC_GUARDED_BY(receive_mu) = 0;
     u32 last_client_cpu = 0;
 
+    bool limits_clients = false;  // client_rate_limit set: take_one throttles
     std::atomic<bool> closed{false};
     std::mutex close_mu;
     std::thread monitor;
@@ -136,13 +168,44 @@ struct Server::Impl {
     std::atomic<u64> sent_total{0};
     std::atomic<u64> broken_total{0};
 
+    // Capabilities minted by this server and derived from them. Entries stay (for the
+    // lineage) after their socket is gone.
+    struct CapEntry {
+        CapabilityId id;
+        CapabilityId parent;  // 0 for a minted one
+        u16 rights;
+        bool revoked;
+        bool watched;  // added to the monitor's epoll
+        Fd socket;     // our end of the capability socket
+    };
+    std::mutex caps_mu;
+    std::vector<CapEntry> caps VIPC_GUARDED_BY(caps_mu);
+    CapabilityId next_cap VIPC_GUARDED_BY(caps_mu) = 1;
+    Fd caps_wake;  // eventfd: new capability sockets to watch
+    CapEntry* find_cap(CapabilityId id) VIPC_REQUIRES(caps_mu) {
+        for (CapEntry& e : caps) {
+            if (e.id == id) return &e;
+        }
+        return nullptr;
+    }
+    bool cap_revoked(CapabilityId id) {
+        std::lock_guard<std::mutex> lock(caps_mu);
+        const CapEntry* e = find_cap(id);
+        return e == nullptr || e->revoked;
+    }
+    void watch_new_caps(int epfd);
+    void handle_cap_request(CapabilityId id, int epfd, std::unordered_map<int, Fd>& pending,
+                            std::unordered_map<int, CapabilityId>& pending_cap);
+    Result<void> revoke(CapabilityId id);
+    void end_revoked(ServerConnection& c);
+
     ~Impl() { close(); }
 
     Result<void> start();
     void close();
     void monitor_loop();
     void handle_hello(int sock, std::unordered_map<int, std::shared_ptr<ServerConnection>>& live,
-                      int epfd);
+                      int epfd, CapabilityId through = 0);
     Result<std::shared_ptr<ServerConnection>> create_connection(pid_t peer_pid, uid_t peer_uid,
                                                                 u16 rights, int fds[], int* nfds);
     void answer_stat(int sock);
@@ -152,8 +215,15 @@ struct Server::Impl {
     Result<Received> take_one() VIPC_REQUIRES(receive_mu);
     bool anything_queued() VIPC_REQUIRES(receive_mu);
     Result<Received> receive(Deadline deadline, bool blocking);
+    using OutgoingRegion = OutgoingAttachment;
     Result<void> send_to(ConnectionId to, const Message& msg, TransactionId txid, Deadline deadline,
-                         bool blocking, bool is_reply);
+                         bool blocking, bool is_reply, const OutgoingRegion* region = nullptr);
+    Result<void> send_region_to(ConnectionId to, const Message& msg, Region& region,
+                                Transfer transfer, TransactionId txid, Deadline deadline,
+                                bool blocking, bool is_reply);
+    Result<void> send_capability_to(ConnectionId to, const Message& msg,
+                                    std::span<const EndpointCapability> given, TransactionId txid,
+                                    Deadline deadline, bool is_reply);
     std::shared_ptr<ServerConnection> find(ConnectionId id) const;
     void mark_broken(ServerConnection& c);
     void drain_notify();
@@ -230,6 +300,10 @@ Result<void> Server::Impl::start() {
     state = new (state_map.get()) ServerState{};
     state->magic = STATE_MAGIC;
     state->version = WIRE_VERSION;
+    state->limit_messages_per_second = options.client_rate_limit.messages_per_second;
+    state->limit_burst_messages = options.client_rate_limit.burst_messages;
+    state->limit_bytes_per_second = options.client_rate_limit.bytes_per_second;
+    state->limit_burst_bytes = options.client_rate_limit.burst_bytes;
 
     CreatedMemfd db = VIPC_TRY(create_memfd("vipc-server-doorbell", PAGE_BYTES));
     VIPC_TRY(finish_seals(db.fd.get(), /*future_write_sealed=*/false));
@@ -245,6 +319,8 @@ Result<void> Server::Impl::start() {
     notify_write = Fd(pipe_fds[1]);
     monitor_wake = Fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!monitor_wake.valid()) return fail(IpcError::OutOfMemory, "eventfd(): %s", strerror(errno));
+    caps_wake = Fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!caps_wake.valid()) return fail(IpcError::OutOfMemory, "eventfd(): %s", strerror(errno));
 
     monitor = std::thread([this] { monitor_loop(); });
     return ok();
@@ -255,6 +331,9 @@ Result<void> Server::Impl::start() {
 namespace {
 constexpr u64 TAG_LISTEN = 1;
 constexpr u64 TAG_WAKE = 2;
+constexpr u64 TAG_CAPS = 3;
+// A capability socket's tag: this bit | its CapabilityId.
+constexpr u64 TAG_CAPABILITY = u64{1} << 62;
 // Other epoll tags are socket fds + 16: pending (hello not read yet) or a live connection.
 constexpr u64 TAG_SOCKET_BASE = 16;
 }  // namespace
@@ -270,8 +349,10 @@ void Server::Impl::monitor_loop() {
     };
     add(listen_fd.get(), TAG_LISTEN, EPOLLIN);
     add(monitor_wake.get(), TAG_WAKE, EPOLLIN);
+    add(caps_wake.get(), TAG_CAPS, EPOLLIN);
     // Sockets whose Hello has not arrived yet, and the sockets of live connections.
     std::unordered_map<int, Fd> pending;
+    std::unordered_map<int, CapabilityId> pending_cap;  // pending sockets from a capability
     std::unordered_map<int, std::shared_ptr<ServerConnection>> live;
 
     for (;;) {
@@ -284,6 +365,17 @@ void Server::Impl::monitor_loop() {
         for (int i = 0; i < n; ++i) {
             const u64 tag = events[i].data.u64;
             if (tag == TAG_WAKE) return;  // close(): the Impl tears everything down
+            if (tag == TAG_CAPS) {
+                u64 count = 0;
+                if (read(caps_wake.get(), &count, sizeof count) < 0) {
+                }
+                watch_new_caps(epfd.get());
+                continue;
+            }
+            if ((tag & TAG_CAPABILITY) != 0) {
+                handle_cap_request(tag & ~TAG_CAPABILITY, epfd.get(), pending, pending_cap);
+                continue;
+            }
             if (tag == TAG_LISTEN) {
                 for (;;) {
                     const int s =
@@ -299,12 +391,17 @@ void Server::Impl::monitor_loop() {
                 Fd sock = static_cast<Fd&&>(it->second);
                 pending.erase(it);
                 epoll_ctl(epfd.get(), EPOLL_CTL_DEL, s, nullptr);
-                handle_hello(sock.release(), live, epfd.get());
+                CapabilityId through = 0;
+                if (auto pc = pending_cap.find(s); pc != pending_cap.end()) {
+                    through = pc->second;
+                    pending_cap.erase(pc);
+                }
+                handle_hello(sock.release(), live, epfd.get(), through);
                 continue;
             }
             if (auto it = live.find(s); it != live.end()) {
-                // A connection socket only ever becomes readable by hanging up (clients send
-                // nothing after their Hello): the client closed or died.
+                // A live connection's socket is watched for hang-ups only (region records
+                // arrive on it as data): the client closed or died.
                 ServerConnection& c = *it->second;
                 c.dead.store(true, std::memory_order_release);
                 // Wake our threads blocked sending to it (they re-check and see it dead).
@@ -318,7 +415,7 @@ void Server::Impl::monitor_loop() {
 
 void Server::Impl::handle_hello(int raw_sock,
                                 std::unordered_map<int, std::shared_ptr<ServerConnection>>& live,
-                                int epfd) {
+                                int epfd, CapabilityId through) {
     Fd sock(raw_sock);
     alignas(8) u8 buf[sizeof(Hello) + 1];
     const ssize_t n = recv(sock.get(), buf, sizeof buf, MSG_DONTWAIT);
@@ -363,6 +460,18 @@ void Server::Impl::handle_hello(int raw_sock,
         refused = true;
         refusal = IpcError::EndpointNotFound;
     }
+    if (!refused && through != 0) {
+        // (a) through a capability: not revoked, and no more rights than it carries
+        std::lock_guard<std::mutex> lock(caps_mu);
+        const CapEntry* e = find_cap(through);
+        if (e == nullptr || e->revoked) {
+            refused = true;
+            refusal = IpcError::InvalidCapability;
+        } else if ((hello->rights & ~e->rights) != 0) {
+            refused = true;
+            refusal = IpcError::PermissionDenied;
+        }
+    }
     int fds[MAX_WELCOME_FDS];
     int nfds = 0;
     std::shared_ptr<ServerConnection> conn;
@@ -390,15 +499,17 @@ void Server::Impl::handle_hello(int raw_sock,
     conn->socket = static_cast<Fd&&>(sock);
     const int s = conn->socket.get();
     epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.events = EPOLLRDHUP;  // hang-ups only: region records arrive as data
     ev.data.u64 = TAG_SOCKET_BASE + static_cast<u64>(s);
     epoll_ctl(epfd, EPOLL_CTL_ADD, s, &ev);
     live.emplace(s, conn);
+    conn->capability = through;
     {
-        std::lock_guard<std::mutex> lock(conns_mu);
+        std::lock_guard<std::mutex> lock(conns_mu);  // (b)
         conns.push_back(conn);
         conns_version.fetch_add(1, std::memory_order_seq_cst);
     }
+    if (through != 0 && cap_revoked(through)) end_revoked(*conn);  // (c)
     const bool sent = send_with_fds(s, &w, sizeof w, fds, nfds);
     // fds[] are ours (fresh read-only reopens, or the memfds themselves, plus dup()s of the
     // shared ones): close them either way.
@@ -451,6 +562,13 @@ Result<std::shared_ptr<ServerConnection>> Server::Impl::create_connection(pid_t 
     auto* s2c_header = new (c->s2c_data.get()) RingDataHeader{};
     auto* s2c_control = new (c->s2c_ctl.get()) RingCtl{};
     c->c2s = RingConsumer(geometry, c2s_header, c2s_control);
+    const RateLimit& limit = options.client_rate_limit;
+    const u64 now = now_ns();
+    const u64 burst_messages =
+        limit.burst_messages != 0 ? limit.burst_messages : limit.messages_per_second;
+    const u64 burst_bytes = limit.burst_bytes != 0 ? limit.burst_bytes : limit.bytes_per_second;
+    c->limit_messages = TokenBucket(limit.messages_per_second, 2 * burst_messages, now);
+    c->limit_bytes = TokenBucket(limit.bytes_per_second, 2 * burst_bytes, now);
     {
         DeadlineLock lock(c->send_mu);
         c->s2c = RingProducer(geometry, s2c_header, s2c_control);
@@ -586,9 +704,20 @@ Result<Received> Server::Impl::take_one() {
             any_gone = true;
             continue;
         }
+        if (limits_clients && c.throttled(now_ns())) continue;  // over its rate limit
         auto r = c.c2s.try_pop();
-        if (r) {
+        if (r && limits_clients) c.charge(*r);
+        if (r && ((r->is_large() && r->large_message().region.size != 0) ||
+                  (r->flags() & MessageFlags::HAS_CAPABILITY) != 0)) {
             notify_producer(c.c2s);
+            if (auto g = receive_attachments(c.socket.get(), c.regions_in, *r); !g) {
+                mark_broken(c);
+                continue;
+            }
+        } else if (r) {
+            notify_producer(c.c2s);
+        }
+        if (r) {
             rr_next = i + 1;
             bump(c.received);
             bump(received_total);
@@ -618,6 +747,8 @@ bool Server::Impl::anything_queued() {
     refresh_rx_conns();
     for (const auto& c : rx_conns) {
         if (c->broken.load(std::memory_order_relaxed)) continue;
+        // A throttled client's messages wait: the next scan after a sleep slice finds them.
+        if (limits_clients && c->throttled(now_ns())) continue;
         const auto a = c->c2s.available();
         if (!a || *a > 0) return true;  // a corrupt tail is handled by take_one
     }
@@ -713,7 +844,8 @@ private:
 }  // namespace
 
 Result<void> Server::Impl::send_to(ConnectionId to, const Message& msg, TransactionId txid,
-                                   Deadline deadline, bool blocking, bool is_reply) {
+                                   Deadline deadline, bool blocking, bool is_reply,
+                                   const OutgoingRegion* region) {
     const IpcError gone = is_reply ? IpcError::ProcessNotFound : IpcError::EndpointNotFound;
     if (closed.load(std::memory_order_acquire)) {
         return fail(IpcError::EndpointNotFound, "endpoint '%s' is closed", name.c_str());
@@ -728,7 +860,7 @@ Result<void> Server::Impl::send_to(ConnectionId to, const Message& msg, Transact
                     "client pid %d of '%s' connected without RECEIVE: it cannot get messages",
                     c->pid, name.c_str());
     }
-    VIPC_TRY(check_sendable(msg));
+    if (region == nullptr || region->is_capability()) VIPC_TRY(check_sendable(msg));
     Message out = msg;
     if (is_reply) out.set_flags(out.flags() | MessageFlags::IS_REPLY);
     // Another sending thread holds the producer side (and is blocked only on a full ring).
@@ -739,7 +871,27 @@ Result<void> Server::Impl::send_to(ConnectionId to, const Message& msg, Transact
     ServerSendCheck check(closed, *c, gone);
     for (;;) {
         VIPC_TRY(check.check(false));
-        auto r = c->s2c.try_push(out, txid);
+        Result<void> r = ok();
+        if (region == nullptr) {
+            r = c->s2c.try_push(out, txid);
+        } else {
+            // The sending steps of region_wire.hpp: (1) a free slot, (2) the record, (3) the
+            // slot, which cannot be full now.
+            const auto free = c->s2c.free_slots();
+            if (!free) {
+                r = free.error();
+            } else if (*free == 0) {
+                r = IpcError::ChannelFull;
+            } else {
+                const u64 sequence = c->regions_out.next_sequence;
+                VIPC_TRY(
+                    send_record(c->socket.get(), sequence, *region,
+                                deadline.expired(now_ns()) ? deadline_after_ms(100) : deadline));
+                ++c->regions_out.next_sequence;
+                region->stamp(out, sequence);
+                r = c->s2c.try_push(out, txid);
+            }
+        }
         if (r) {
             notify_consumer(c->s2c);
             bump(c->sent);
@@ -761,6 +913,145 @@ Result<void> Server::Impl::send_to(ConnectionId to, const Message& msg, Transact
     }
 }
 
+Result<void> Server::Impl::send_capability_to(ConnectionId to, const Message& msg,
+                                              std::span<const EndpointCapability> given,
+                                              TransactionId txid, Deadline deadline,
+                                              bool is_reply) {
+    const OutgoingAttachment att = VIPC_TRY(OutgoingAttachment::capabilities(given));
+    return send_to(to, msg, txid, deadline, true, is_reply, &att);
+}
+
+Result<void> Server::Impl::send_region_to(ConnectionId to, const Message& msg, Region& region,
+                                          Transfer transfer, TransactionId txid, Deadline deadline,
+                                          bool blocking, bool is_reply) {
+    Message out = VIPC_TRY(prepare_region_message(msg, region, transfer));
+    if (transfer == Transfer::Copy) return send_to(to, out, txid, deadline, blocking, is_reply);
+    if (transfer == Transfer::Move) VIPC_TRY(Region::Access::seal_for_move(region));
+    const OutgoingRegion outgoing = OutgoingAttachment::region(
+        VIPC_TRY(Region::Access::descriptor_for(region, transfer)), transfer);
+    VIPC_TRY(send_to(to, out, txid, deadline, blocking, is_reply, &outgoing));
+    if (transfer == Transfer::Move) region.reset();  // the sender loses access
+    return ok();
+}
+
+// ---- capabilities ------------------------------------------------------------------------------
+
+void Server::Impl::watch_new_caps(int epfd) {
+    std::lock_guard<std::mutex> lock(caps_mu);
+    for (CapEntry& e : caps) {
+        if (e.watched || !e.socket.valid()) continue;
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLRDHUP;
+        ev.data.u64 = TAG_CAPABILITY | e.id;
+        epoll_ctl(epfd, EPOLL_CTL_ADD, e.socket.get(), &ev);
+        e.watched = true;
+    }
+}
+
+void Server::Impl::handle_cap_request(CapabilityId id, int epfd,
+                                      std::unordered_map<int, Fd>& pending,
+                                      std::unordered_map<int, CapabilityId>& pending_cap) {
+    std::lock_guard<std::mutex> lock(caps_mu);
+    CapEntry* e = find_cap(id);
+    if (e == nullptr || !e->socket.valid()) return;
+    CapRequest req{};
+    int fds[MAX_WELCOME_FDS];
+    int nfds = 0;
+    bool truncated = false;
+    const long n = receive_with_fds(e->socket.get(), &req, sizeof req, fds, MAX_WELCOME_FDS, &nfds,
+                                    &truncated);
+    Fd received[MAX_WELCOME_FDS];
+    for (int i = 0; i < nfds; ++i)
+        received[i] = Fd(fds[i]);
+    if (n <= 0) {
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+        // Every holder let go (or we shut it down revoking it): stop watching.
+        epoll_ctl(epfd, EPOLL_CTL_DEL, e->socket.get(), nullptr);
+        e->socket.reset();
+        return;
+    }
+    // Anything malformed, and anything asked of a revoked capability, is dropped (the
+    // holder's new socket end closes: it sees a hang-up).
+    if (e->revoked || truncated || n != static_cast<long>(sizeof req) || nfds != 1 ||
+        req.magic != CAP_REQUEST_MAGIC) {
+        return;
+    }
+    const u16 rights = static_cast<u16>(req.rights & e->rights);
+    const int s = received[0].get();
+    if (req.op == static_cast<u16>(CapOp::Connect)) {
+        // The new socket is a connection socket whose Hello follows, as from accept().
+        pending.emplace(s, static_cast<Fd&&>(received[0]));
+        pending_cap[s] = id;
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLRDHUP;
+        ev.data.u64 = TAG_SOCKET_BASE + static_cast<u64>(s);
+        epoll_ctl(epfd, EPOLL_CTL_ADD, s, &ev);
+    } else if (req.op == static_cast<u16>(CapOp::Derive)) {
+        const CapabilityId child = next_cap++;
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLRDHUP;
+        ev.data.u64 = TAG_CAPABILITY | child;
+        epoll_ctl(epfd, EPOLL_CTL_ADD, s, &ev);
+        caps.push_back(CapEntry{child, id, rights, false, true, static_cast<Fd&&>(received[0])});
+    }
+}
+
+void Server::Impl::end_revoked(ServerConnection& c) {
+    c.c2s_ctl.as<RingCtl>()->closed.store(CLOSED_REVOKED, std::memory_order_release);
+    c.s2c_data.as<RingDataHeader>()->closed.store(CLOSED_REVOKED, std::memory_order_release);
+    futex_wake_all(&c.c2s_ctl.as<RingCtl>()->head);
+    futex_wake_all(&c.s2c_data.as<RingDataHeader>()->tail);
+    c.dead.store(true, std::memory_order_release);
+    futex_wake_all(&c.s2c_control()->head);
+    if (c.socket.valid()) shutdown(c.socket.get(), SHUT_RDWR);
+}
+
+Result<void> Server::Impl::revoke(CapabilityId id) {
+    std::vector<CapabilityId> gone;
+    {
+        // (1) the capability and, transitively, every one derived from it
+        std::lock_guard<std::mutex> lock(caps_mu);
+        if (find_cap(id) == nullptr) {
+            return fail(IpcError::InvalidCapability, "endpoint '%s' minted no capability %llu",
+                        name.c_str(), static_cast<unsigned long long>(id));
+        }
+        gone.push_back(id);
+        for (bool grew = true; grew;) {
+            grew = false;
+            for (const CapEntry& e : caps) {
+                bool parent_gone = false;
+                bool listed = false;
+                for (const CapabilityId g : gone) {
+                    parent_gone = parent_gone || e.parent == g;
+                    listed = listed || e.id == g;
+                }
+                if (parent_gone && !listed) {
+                    gone.push_back(e.id);
+                    grew = true;
+                }
+            }
+        }
+        for (const CapabilityId g : gone) {
+            CapEntry* e = find_cap(g);
+            e->revoked = true;
+            if (e->socket.valid()) {
+                const char last = CAP_REVOKED_BYTE;
+                if (send(e->socket.get(), &last, 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+                }
+                shutdown(e->socket.get(), SHUT_RDWR);
+            }
+        }
+    }
+    // (2) every connection made through one of them
+    std::lock_guard<std::mutex> lock(conns_mu);
+    for (const auto& c : conns) {
+        for (const CapabilityId g : gone) {
+            if (c->capability == g) end_revoked(*c);
+        }
+    }
+    return ok();
+}
+
 // ---- close -------------------------------------------------------------------------------------
 
 void Server::Impl::close() {
@@ -777,6 +1068,13 @@ void Server::Impl::close() {
             futex_wake_all(&c->s2c_data.as<RingDataHeader>()->tail);
             futex_wake_all(&c->s2c_control()->head);  // our own blocked senders
             if (c->socket.valid()) shutdown(c->socket.get(), SHUT_RDWR);
+        }
+    }
+    {
+        // Holders of our capabilities see the endpoint gone (EndpointNotFound).
+        std::lock_guard<std::mutex> lock(caps_mu);
+        for (CapEntry& e : caps) {
+            if (e.socket.valid()) shutdown(e.socket.get(), SHUT_RDWR);
         }
     }
     if (doorbell != nullptr) futex_wake_all(&doorbell->ring);  // our blocked receivers
@@ -803,6 +1101,8 @@ Result<Server> Server::publish(std::string_view name, const ServerOptions& optio
     impl->options = options;
     impl->dir = resolve_runtime_dir(options.runtime_dir);
     impl->geometry = *RingGeometry::for_depth(normalize_depth(options.queue_depth));
+    impl->limits_clients = options.client_rate_limit.messages_per_second != 0 ||
+                           options.client_rate_limit.bytes_per_second != 0;
     {
         DeadlineLock lock(impl->receive_mu);
         impl->receive_spin = SpinBudget(options.spin_ns);
@@ -868,6 +1168,81 @@ Result<void> Server::send_sync(ConnectionId to, const Message& msg, Deadline dea
 Result<void> Server::send_async(ConnectionId to, const Message& msg) {
     if (!impl_) return moved_from();
     return impl_->send_to(to, msg, 0, Deadline::past(), false, false);
+}
+
+Result<void> Server::send_sync(ConnectionId to, const Message& msg, Region& region,
+                               Transfer transfer, Deadline deadline) {
+    if (!impl_) return moved_from();
+    return impl_->send_region_to(to, msg, region, transfer, 0, deadline, true, false);
+}
+
+Result<void> Server::send_async(ConnectionId to, const Message& msg, Region& region,
+                                Transfer transfer) {
+    if (!impl_) return moved_from();
+    return impl_->send_region_to(to, msg, region, transfer, 0, Deadline::past(), false, false);
+}
+
+Result<void> Server::reply(const Received& request, const Message& response, Region& region,
+                           Transfer transfer, Deadline deadline) {
+    if (!impl_) return moved_from();
+    return impl_->send_region_to(request.connection, response, region, transfer,
+                                 request.message.transaction_id(), deadline, true, true);
+}
+
+Result<MintedCapability> Server::mint_capability(u16 rights) {
+    if (!impl_) return moved_from();
+    Impl& s = *impl_;
+    if (s.closed.load()) {
+        return fail(IpcError::EndpointNotFound, "endpoint '%s' is closed", s.name.c_str());
+    }
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+        return fail(IpcError::OutOfMemory, "socketpair(): %s", strerror(errno));
+    }
+    Fd ours(pair[0]);
+    Fd theirs(pair[1]);
+    if (fcntl(ours.get(), F_SETFL, O_NONBLOCK) != 0) {
+        return fail(IpcError::OutOfMemory, "fcntl(): %s", strerror(errno));
+    }
+    const u16 kept = static_cast<u16>(rights & Rights::ALL);
+    MintedCapability out;
+    {
+        std::lock_guard<std::mutex> lock(s.caps_mu);
+        out.id = s.next_cap++;
+        s.caps.push_back(Impl::CapEntry{out.id, 0, kept, false, false, static_cast<Fd&&>(ours)});
+    }
+    const u64 one = 1;
+    if (write(s.caps_wake.get(), &one, sizeof one) < 0) {
+    }
+    out.capability = EndpointCapability::Access::adopt(theirs.release(), kept);
+    return out;
+}
+
+Result<void> Server::revoke(CapabilityId id) {
+    if (!impl_) return moved_from();
+    return impl_->revoke(id);
+}
+
+Result<void> Server::send_sync(ConnectionId to, const Message& msg,
+                               const EndpointCapability& capability, Deadline deadline) {
+    if (!impl_) return moved_from();
+    return impl_->send_capability_to(to, msg, std::span<const EndpointCapability>(&capability, 1),
+                                     0, deadline, false);
+}
+
+Result<void> Server::send_sync(ConnectionId to, const Message& msg,
+                               std::span<const EndpointCapability> capabilities,
+                               Deadline deadline) {
+    if (!impl_) return moved_from();
+    return impl_->send_capability_to(to, msg, capabilities, 0, deadline, false);
+}
+
+Result<void> Server::reply(const Received& request, const Message& response,
+                           const EndpointCapability& capability, Deadline deadline) {
+    if (!impl_) return moved_from();
+    return impl_->send_capability_to(request.connection, response,
+                                     std::span<const EndpointCapability>(&capability, 1),
+                                     request.message.transaction_id(), deadline, true);
 }
 
 Result<void> Server::disconnect(ConnectionId connection) {

@@ -16,6 +16,7 @@
 #include <cstdarg>
 #include <cstdio>
 
+#include "posix/region_wire.hpp"
 #include "veridian/ipc/posix/runtime.hpp"
 
 namespace veridian::ipc::posix {
@@ -166,9 +167,8 @@ Result<Message> RingConsumer::try_pop() {
     } else if (h.kind == static_cast<u32>(MessageKind::Large) && h.length == sizeof(LargeMessage)) {
         LargeMessage m;
         std::memcpy(&m, s + sizeof h, sizeof m);
-        if (m.region.size != 0 || m.header.total_size > LARGE_MESSAGE_INLINE_BYTES) {
-            return IpcError::InvalidMessage;
-        }
+        // A region (size != 0) is resolved by the caller from the connection's socket.
+        if (!region_fields_valid(m)) return IpcError::InvalidMessage;
         msg = Message(m);
     } else {
         return IpcError::InvalidMessage;

@@ -65,9 +65,8 @@ static_assert(sizeof(SlotHeader) + sizeof(SmallMessage) == 64);
 inline constexpr u32 SLOT_BODY_BYTES = sizeof(LargeMessage);
 inline constexpr u32 SLOT_SIZE = 192;
 static_assert(sizeof(SlotHeader) + SLOT_BODY_BYTES <= SLOT_SIZE && SLOT_SIZE % 64 == 0);
-// Zero-copy large messages (a later step) would pass the region as its own memfd capability
-// next to the connection's descriptors and name it in the slot; until then a slot carries
-// the LargeMessage by value and a region (size != 0) is refused.
+// A LargeMessage with a region (size != 0) names it in the slot (see region_wire.hpp); the
+// region's memfd travels over the connection's socket.
 
 // Each header is two cache lines: the index, written for every message, alone on the first;
 // the flags, written only around sleeps and closes, on the second. A peer reads the flags on
@@ -101,7 +100,13 @@ struct alignas(64) ServerState {
     std::atomic<u32> poll_armed;  // 1 once pollable_fd() was asked for: producers signal it
     std::atomic<u32> closed;      // 1 once the server closed
     std::atomic<u32> cpu;         // CPU the server's receiver last ran on, + 1
-    u32 reserved[10];
+    // ServerOptions::client_rate_limit, for every client to apply to its sends (0 = none).
+    // Written once before the first client connects.
+    u32 limit_messages_per_second;
+    u32 limit_burst_messages;
+    u64 limit_bytes_per_second;
+    u64 limit_burst_bytes;
+    u32 reserved[4];
 };
 static_assert(sizeof(ServerState) == 64);
 

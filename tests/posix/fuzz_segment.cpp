@@ -15,6 +15,7 @@
 #include <cstring>
 #include <new>
 
+#include "posix/region_wire.hpp"
 #include "posix/shm.hpp"
 #include "posix/wire.hpp"
 
@@ -78,8 +79,8 @@ public:
 void check_message(const Message& m) {
     // A delivered message must be one of the two well-formed kinds.
     if (m.is_large()) {
-        if (m.large_message().region.size != 0) __builtin_trap();
-        if (m.large_message().header.total_size > LARGE_MESSAGE_INLINE_BYTES) __builtin_trap();
+        // A region is only named (its descriptor comes from the socket), and well-formed.
+        if (!region_fields_valid(m.large_message())) __builtin_trap();
     } else if (!m.is_small()) {
         __builtin_trap();
     }

@@ -6,6 +6,8 @@
 //   echo [depth] [spin_ns]  publish; answer every call with the request, data[0] + 1; a plain
 //                       message with OP_SEND_BACK is sent back to its connection; OP_EXIT
 //                       exits 0; OP_HOLD requests are taken and never answered
+//   echo-limited <msgs/s> <burst msgs> <bytes/s> <burst bytes>  echo, with that
+//                       ServerOptions::client_rate_limit
 //   idle [depth]        publish and never receive
 //   hold                publish and wait (to hold the name)
 //   client-idle [rights]  connect (rights: "s", "r" or "sr") and wait, reading nothing
@@ -20,6 +22,33 @@
 //                         far past the depth; "slot": a slot with a bad kind) and ring the
 //                         server's doorbell; then wait
 //   bench-client <count> <warmup>  call round trips; prints "RTT p50 p99 min (ns)"
+//   region-echo         publish; answer OP_REGION calls with a report on the region (or the
+//                       inline bytes) they carry (see inspect_region); OP_REGION_BACK calls
+//                       with a new region of data[0] bytes (first byte 0x11, last 0x22), moved;
+//                       OP_EXIT exits 0
+//   region-sender <count> <mode>  connect, send_sync count regions of 64 KiB whose first byte
+//                       is 0..count-1 ("share": read-only, "move"), print DONE, then wait
+//   client-flood        connect, then write OP_DATA messages straight into its client→server
+//                       ring until it is full (ignoring any rate limit) and ring the server's
+//                       doorbell; print READY; then wait
+//   cap-owner           publish; mint a capability (SEND|RECEIVE|GRANT); answer OP_GIVE_CAP
+//                       calls with a reply carrying it, OP_REVOKE calls by revoking it (the
+//                       reply's data[0] is CLOCK_MONOTONIC just before the revoke), OP_COUNT
+//                       calls with the number of OP_DATA messages received, OP_CALL as echo
+//   cap-user            publish; wait for a message carrying a capability, connect through
+//                       it, print CONNECTED, then send_sync OP_DATA every 2 ms until an error:
+//                       print "ERROR <error name> <CLOCK_MONOTONIC ns>" and exit 0
+//   cap-count           publish; for each message carrying capabilities, note data[0] = how
+//                       many, data[1] = their rights (16 bits each, first lowest), data[2] =
+//                       how many it could connect through (sending one OP_DATA through each
+//                       with SEND); answer each call with the last such note
+//   bad-region <what>   connect, send an OP_REGION message whose region is bad, then a small
+//                       OP_DATA message, print SENT, then wait. what: "small" (a 4 KiB memfd
+//                       claimed as 1 MiB), "pipe" (a pipe, not a memfd), "unsealed" (a memfd
+//                       without F_SEAL_SHRINK, truncated to 0 after sending), "sealed" (a good
+//                       1 MiB region whose last byte is 0x5A; the sender then tries to truncate
+//                       it and prints TRUNCATE-REFUSED when the kernel refuses)
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -31,6 +60,7 @@
 #include <string>
 #include <vector>
 
+#include "posix/region_wire.hpp"
 #include "posix/shm.hpp"
 #include "test_ops.hpp"
 #include "veridian/ipc/posix/runtime.hpp"
@@ -56,8 +86,9 @@ void ready() {
 }
 
 int serve(const std::string& dir, const std::string& name, u32 depth, bool idle,
-          u32 spin_ns = DEFAULT_SPIN_NS) {
+          u32 spin_ns = DEFAULT_SPIN_NS, RateLimit limit = {}) {
     ServerOptions options;
+    options.client_rate_limit = limit;
     options.runtime_dir = dir;
     options.queue_depth = depth;
     options.spin_ns = spin_ns;
@@ -114,10 +145,42 @@ int corrupt(Connection& c, const char* what) {
     auto* header = static_cast<RingDataHeader*>(data);
     if (std::strcmp(what, "tail") == 0) {
         header->tail.store(0x40000000u, std::memory_order_release);
+    } else if (std::strcmp(what, "region") == 0) {
+        // A well-formed slot naming region 1, with no record on the socket.
+        auto* slot = static_cast<unsigned char*>(data) + RING_HEADER_BYTES;
+        const SlotHeader h{static_cast<u32>(MessageKind::Large), sizeof(LargeMessage), 0};
+        LargeMessage m{};
+        m.header.total_size = 4096;
+        m.region = MemoryRegion{1, 4096, static_cast<u32>(Transfer::ShareReadOnly),
+                                CachePolicy::WriteBack};
+        std::memcpy(slot, &h, sizeof h);
+        std::memcpy(slot + sizeof h, &m, sizeof m);
+        header->tail.store(1, std::memory_order_release);
     } else {
         auto* slot = static_cast<unsigned char*>(data) + RING_HEADER_BYTES;
         std::memset(slot, 0xA5, SLOT_SIZE);  // kind 0xA5A5A5A5: no such kind
         header->tail.store(1, std::memory_order_release);
+    }
+    auto* doorbell = static_cast<ServerDoorbell*>(bell);
+    doorbell->ring.fetch_add(1);
+    futex_wake_all(&doorbell->ring);
+    ready();
+    wait_forever();
+}
+
+int flood(Connection& c) {
+    using namespace veridian::ipc::posix::detail;
+    const ConnectionDescriptors d = c.descriptors();
+    const auto geometry = *RingGeometry::for_depth(c.queue_depth());
+    void* data =
+        mmap(nullptr, geometry.data_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, d.c2s_data, 0);
+    void* ctl = mmap(nullptr, geometry.ctl_bytes, PROT_READ, MAP_SHARED, d.c2s_ctl, 0);
+    void* bell =
+        mmap(nullptr, PAGE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, d.server_doorbell, 0);
+    if (data == MAP_FAILED || ctl == MAP_FAILED || bell == MAP_FAILED) return 2;
+    RingProducer ring(geometry, static_cast<RingDataHeader*>(data),
+                      static_cast<const RingCtl*>(ctl));
+    while (ring.try_push(Message::small(0, test::OP_DATA), 0)) {
     }
     auto* doorbell = static_cast<ServerDoorbell*>(bell);
     doorbell->ring.fetch_add(1);
@@ -147,6 +210,242 @@ int bench(Connection& c, int count, int warmup) {
     return 0;
 }
 
+// The report on an OP_REGION request: data[0] = 0 or the error (as -error_code), data[1] =
+// size, data[2] = first byte | last byte << 8 | REPORT_* bits, data[3] = the checksum of the
+// whole payload when it is at most REPORT_CHECKSUM_LIMIT bytes. A writable region gets 0xEE
+// written to its first byte after the report was taken.
+SmallMessage inspect_region(const Message& m) {
+    SmallMessage rep{0, test::OP_REGION, 0, {0, 0, 0, 0}};
+    if (!m.is_large()) {
+        rep.data[0] = static_cast<u64>(-error_code(IpcError::InvalidMessage));
+        return rep;
+    }
+    const LargeMessage& lm = m.large_message();
+    if (lm.region.size == 0) {  // copied: the inline bytes
+        const u64 n = lm.header.total_size;
+        rep.data[1] = n;
+        if (n > 0) rep.data[2] = lm.inline_data[0] | u64{lm.inline_data[n - 1]} << 8;
+        rep.data[3] = payload_checksum(lm.inline_data, n);
+        return rep;
+    }
+    auto r = Region::receive(m);
+    if (!r) {
+        std::fprintf(stderr, "vipc_test_peer: Region::receive: %s (%s)\n", error_name(r.error()),
+                     last_error_detail());
+        rep.data[0] = static_cast<u64>(-error_code(r.error()));
+        return rep;
+    }
+    rep.data[1] = r->size();
+    rep.data[2] = r->data()[0] | u64{r->data()[r->size() - 1]} << 8;
+    if (r->size() <= test::REPORT_CHECKSUM_LIMIT)
+        rep.data[3] = payload_checksum(r->data(), r->size());
+    if (r->writable()) {
+        rep.data[2] |= test::REPORT_WRITABLE;
+        r->data()[0] = 0xEE;
+    } else {
+        // Every way to write it must fail: making our mapping writable, and a writable
+        // mapping through a read-write reopen of the descriptor.
+        const bool mprotect_refused = mprotect(r->data(), r->size(), PROT_READ | PROT_WRITE) != 0;
+        char path[64];
+        std::snprintf(path, sizeof path, "/proc/self/fd/%d", r->fd());
+        const int rw = ::open(path, O_RDWR | O_CLOEXEC);
+        bool map_refused = true;
+        if (rw >= 0) {
+            void* w = mmap(nullptr, r->size(), PROT_READ | PROT_WRITE, MAP_SHARED, rw, 0);
+            if (w != MAP_FAILED) {
+                map_refused = false;
+                munmap(w, r->size());
+            }
+            ::close(rw);
+        }
+        if (mprotect_refused && map_refused) rep.data[2] |= test::REPORT_WRITE_REFUSED;
+    }
+    return rep;
+}
+
+int region_echo(const std::string& dir, const std::string& name) {
+    ServerOptions options;
+    options.runtime_dir = dir;
+    auto server = Server::publish(name, options);
+    if (!server) die("publish", server.error());
+    ready();
+    for (;;) {
+        auto r = server->receive();
+        if (!r) die("receive", r.error());
+        const Message& m = r->message;
+        if (m.opcode() == test::OP_EXIT) return 0;
+        if (m.transaction_id() == 0) continue;
+        if (m.opcode() == test::OP_REGION_BACK && m.is_small()) {
+            auto region = Region::create(m.small_message().data[0]);
+            if (!region) die("Region::create", region.error());
+            region->data()[0] = 0x11;
+            region->data()[region->size() - 1] = 0x22;
+            LargeMessage lm{};
+            lm.header.opcode = test::OP_REGION_BACK;
+            auto s =
+                server->reply(*r, Message(lm), *region, Transfer::Move, deadline_after_ms(5000));
+            if (!s) die("reply with a region", s.error());
+            continue;
+        }
+        auto s = server->reply(*r, Message(inspect_region(m)), deadline_after_ms(5000));
+        if (!s && s.error() != IpcError::ProcessNotFound) die("reply", s.error());
+    }
+}
+
+int cap_owner(const std::string& dir, const std::string& name) {
+    ServerOptions options;
+    options.runtime_dir = dir;
+    auto server = Server::publish(name, options);
+    if (!server) die("publish", server.error());
+    auto minted = server->mint_capability(Rights::SEND | Rights::RECEIVE | Rights::GRANT);
+    if (!minted) die("mint_capability", minted.error());
+    ready();
+    u64 data_messages = 0;
+    for (;;) {
+        auto r = server->receive();
+        if (!r) die("receive", r.error());
+        Message m = r->message;
+        const u32 op = m.opcode();
+        if (op == test::OP_EXIT) return 0;
+        if (op == test::OP_DATA) ++data_messages;
+        if (m.transaction_id() == 0 || !m.is_small()) continue;
+        Result<void> s = ok();
+        if (op == test::OP_GIVE_CAP) {
+            s = server->reply(*r, Message::small(0, op), minted->capability,
+                              deadline_after_ms(5000));
+        } else if (op == test::OP_REVOKE) {
+            m.small_message().data[0] = now_ns();
+            if (auto v = server->revoke(minted->id); !v) die("revoke", v.error());
+            s = server->reply(*r, m, deadline_after_ms(5000));
+        } else if (op == test::OP_COUNT) {
+            m.small_message().data[0] = data_messages;
+            s = server->reply(*r, m, deadline_after_ms(5000));
+        } else {
+            m.small_message().data[0] += 1;
+            s = server->reply(*r, m, deadline_after_ms(5000));
+        }
+        if (!s && s.error() != IpcError::ProcessNotFound) die("reply", s.error());
+    }
+}
+
+int cap_user(const std::string& dir, const std::string& name) {
+    ServerOptions options;
+    options.runtime_dir = dir;
+    auto server = Server::publish(name, options);
+    if (!server) die("publish", server.error());
+    ready();
+    EndpointCapability cap;
+    while (!cap.valid()) {
+        auto r = server->receive();
+        if (!r) die("receive", r.error());
+        auto got = EndpointCapability::receive(r->message);
+        if (got) cap = static_cast<EndpointCapability&&>(*got);
+    }
+    ConnectOptions connect_options;
+    connect_options.rights = Rights::SEND | Rights::RECEIVE;  // limited to the capability's
+    auto conn = Connection::connect(cap, connect_options);
+    if (!conn) die("connect through the capability", conn.error());
+    std::printf("CONNECTED rights=%u\n", conn->rights());
+    std::fflush(stdout);
+    for (u64 i = 0;; ++i) {
+        auto s = conn->send_sync(Message::small(0, test::OP_DATA), deadline_after_ms(5000));
+        if (!s) {
+            const u64 at = now_ns();
+            std::printf("ERROR %s %llu\n", error_name(s.error()),
+                        static_cast<unsigned long long>(at));
+            std::fflush(stdout);
+            return 0;
+        }
+        usleep(2000);
+    }
+}
+
+int cap_count(const std::string& dir, const std::string& name) {
+    ServerOptions options;
+    options.runtime_dir = dir;
+    auto server = Server::publish(name, options);
+    if (!server) die("publish", server.error());
+    ready();
+    SmallMessage note{0, test::OP_COUNT, 0, {0, 0, 0, 0}};
+    for (;;) {
+        auto r = server->receive();
+        if (!r) die("receive", r.error());
+        if (r->message.transaction_id() != 0) {
+            auto s = server->reply(*r, Message(note), deadline_after_ms(5000));
+            if (!s) die("reply", s.error());
+            continue;
+        }
+        const u32 n = EndpointCapability::count(r->message);
+        if (n == 0) continue;
+        SmallMessage rep{0, test::OP_COUNT, 0, {n, 0, 0, 0}};
+        for (u32 i = 0; i < n; ++i) {
+            auto cap = EndpointCapability::receive(r->message, i);
+            if (!cap) continue;
+            rep.data[1] |= u64{cap->rights()} << (16 * i);
+            auto conn = Connection::connect(*cap, ConnectOptions{});
+            if (!conn) continue;
+            ++rep.data[2];
+            if ((conn->rights() & Rights::SEND) != 0) {
+                (void)conn->send_sync(Message::small(0, test::OP_DATA), deadline_after_ms(5000));
+            }
+        }
+        note = rep;
+    }
+}
+
+int region_sender(Connection& c, int count, const char* mode) {
+    const Transfer t = std::strcmp(mode, "move") == 0 ? Transfer::Move : Transfer::ShareReadOnly;
+    for (int i = 0; i < count; ++i) {
+        auto region = Region::create(64 * 1024);
+        if (!region) die("Region::create", region.error());
+        region->data()[0] = static_cast<u8>(i);
+        LargeMessage lm{};
+        lm.header.opcode = test::OP_REGION;
+        auto s = c.send_sync(Message(lm), *region, t, deadline_after_ms(10000));
+        if (!s) die("send_sync with a region", s.error());
+    }
+    std::printf("DONE\n");
+    std::fflush(stdout);
+    wait_forever();
+}
+
+int bad_region(Connection& c, const char* what) {
+    LargeMessage lm{};
+    lm.header.opcode = test::OP_REGION;
+    Region bad;
+    int truncate_fd = -1;
+    if (std::strcmp(what, "small") == 0) {
+        auto good = Region::create(4096);
+        if (!good) die("Region::create", good.error());
+        bad = Region::Access::adopt_unchecked(dup(good->fd()), 1u << 20, nullptr, false);
+    } else if (std::strcmp(what, "pipe") == 0) {
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) != 0) return 2;
+        bad = Region::Access::adopt_unchecked(p[0], 4096, nullptr, false);
+    } else if (std::strcmp(what, "unsealed") == 0) {
+        const int fd = memfd_create("vipc-test-unsealed", MFD_CLOEXEC);
+        if (fd < 0 || ftruncate(fd, 1 << 20) != 0) return 2;
+        bad = Region::Access::adopt_unchecked(fd, 1u << 20, nullptr, false);
+        truncate_fd = fd;
+    } else {
+        auto good = Region::create(1u << 20);
+        if (!good) die("Region::create", good.error());
+        good->data()[good->size() - 1] = 0x5A;
+        bad = static_cast<Region&&>(*good);
+        truncate_fd = bad.fd();
+    }
+    auto s = c.send_sync(Message(lm), bad, Transfer::ShareReadWrite, deadline_after_ms(5000));
+    if (!s) die("send_sync with a bad region", s.error());
+    if (truncate_fd >= 0) {
+        if (ftruncate(truncate_fd, 0) != 0) std::printf("TRUNCATE-REFUSED\n");
+    }
+    auto d = c.send_sync(Message::small(0, test::OP_DATA), deadline_after_ms(5000));
+    if (!d) die("send_sync", d.error());
+    std::printf("SENT\n");
+    std::fflush(stdout);
+    wait_forever();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -164,6 +463,14 @@ int main(int argc, char** argv) {
     if (role == "echo") {
         return serve(dir, name, arg ? std::atoi(arg) : 64, false,
                      arg2 ? static_cast<u32>(std::atol(arg2)) : DEFAULT_SPIN_NS);
+    }
+    if (role == "echo-limited") {
+        RateLimit limit;
+        limit.messages_per_second = argc > 4 ? static_cast<u32>(std::atol(argv[4])) : 0;
+        limit.burst_messages = argc > 5 ? static_cast<u32>(std::atol(argv[5])) : 0;
+        limit.bytes_per_second = argc > 6 ? std::strtoull(argv[6], nullptr, 10) : 0;
+        limit.burst_bytes = argc > 7 ? std::strtoull(argv[7], nullptr, 10) : 0;
+        return serve(dir, name, 64, false, DEFAULT_SPIN_NS, limit);
     }
     if (role == "idle") return serve(dir, name, arg ? std::atoi(arg) : 64, true);
     if (role == "hold") return serve(dir, name, 64, true);
@@ -222,9 +529,27 @@ int main(int argc, char** argv) {
         }
         return 0;
     }
+    if (role == "client-flood") {
+        Connection c = open(dir, name, Rights::SEND);
+        return flood(c);
+    }
     if (role == "client-corrupt") {
         Connection c = open(dir, name, Rights::SEND | Rights::RECEIVE);
         return corrupt(c, arg ? arg : "tail");
+    }
+    if (role == "region-echo") return region_echo(dir, name);
+    if (role == "cap-owner") return cap_owner(dir, name);
+    if (role == "cap-user") return cap_user(dir, name);
+    if (role == "cap-count") return cap_count(dir, name);
+    if (role == "region-sender") {
+        Connection c = open(dir, name, Rights::SEND);
+        ready();
+        return region_sender(c, arg ? std::atoi(arg) : 1, arg2 ? arg2 : "share");
+    }
+    if (role == "bad-region") {
+        Connection c = open(dir, name, Rights::SEND);
+        ready();
+        return bad_region(c, arg ? arg : "small");
     }
     if (role == "bench-client") {
         Connection c = open(dir, name, Rights::SEND | Rights::RECEIVE);

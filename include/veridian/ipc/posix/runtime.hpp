@@ -61,6 +61,12 @@
 //   and the write end of the pipe behind pollable_fd().
 //   A client's descriptors can be listed with Connection::descriptors().
 //
+//   Capabilities also travel: a server mints an EndpointCapability (a socket it watches), a
+//   message carries it to another process, which connects through it directly; derived
+//   capabilities only drop rights, and Server::revoke ends every connection made through a
+//   capability or anything derived from it (see endpoint_capability.hpp). Large payloads
+//   travel as Regions (see region.hpp and docs/LARGE_MESSAGES.md).
+//
 // Waiting (every blocking operation takes a Deadline on CLOCK_MONOTONIC)
 //
 //   A blocked party spins for a bounded, adaptive time, then sleeps on a futex (shared, not
@@ -123,9 +129,12 @@
 //   Rights: SEND for send_sync/send_async/fast_send, RECEIVE for receive_sync/try_receive,
 //   both for call; missing → PermissionDenied.
 //   Messages: a SmallMessage fills one cache line of its slot (the fast path); a
-//   LargeMessage travels by value (120 bytes, 64 inline). Zero-copy memory regions across
-//   processes are not carried yet: a region (size != 0) → InvalidMemoryRegion, an inline
-//   payload over 64 bytes → MessageTooLarge.
+//   LargeMessage travels by value (120 bytes, 64 inline). A larger payload travels as a
+//   Region (see region.hpp) with the send_sync/send_async/reply overloads that take one:
+//   moved, shared or copied, zero-copy. The plain overloads refuse a message that names a
+//   region (size != 0: InvalidMemoryRegion) and an inline payload over 64 bytes
+//   (MessageTooLarge). The region's descriptor travels over the connection's Unix socket, so
+//   either side's monitor watches that socket for hang-ups only (EPOLLRDHUP), not for data.
 //   Received messages carry sender() (the peer's pid: from SO_PEERCRED on the server, the
 //   server's pid on a client) and transaction_id().
 //
@@ -145,6 +154,7 @@
 #pragma once
 
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -154,6 +164,8 @@
 #include "veridian/ipc/core/message.hpp"
 #include "veridian/ipc/core/platform.hpp"
 #include "veridian/ipc/core/types.hpp"
+#include "veridian/ipc/posix/endpoint_capability.hpp"
+#include "veridian/ipc/posix/region.hpp"
 
 namespace veridian::ipc::posix {
 
@@ -195,11 +207,32 @@ Result<void> validate_name(std::string_view name);
 
 // ---- Options -----------------------------------------------------------------------------------
 
+// A limit on what one connection sends: messages per second and bytes per second (0 = no
+// limit), with bursts of up to burst_* at once (0 = one second's worth). A message counts
+// its header.total_size in bytes (a region's whole size: the data it makes available), a
+// SmallMessage 48. Over the limit, send_async and fast_send give RateLimitExceeded and
+// send_sync and call wait for the limit (or their deadline: Timeout).
+//   Where it comes from: ServerOptions::client_rate_limit is published by the server in its
+// state page, ConnectOptions::rate_limit is the client's own; a client applies each of the
+// two that is set. The client library enforces it exactly; the server enforces the server's
+// limit too, with twice the burst (a client that keeps the limit is held back only when more
+// than that has piled up unread while the server was busy): while a client is over it, the
+// server does not read that client's ring (its messages wait there, and once the ring is
+// full its sends block or give ChannelFull), which bounds what a client that bypasses the
+// library gets through.
+struct RateLimit {
+    u32 messages_per_second = 0;
+    u64 bytes_per_second = 0;
+    u32 burst_messages = 0;
+    u64 burst_bytes = 0;
+};
+
 struct ServerOptions {
     u32 queue_depth = DEFAULT_QUEUE_DEPTH;  // per ring; rounded up to a power of two, 1..1024
     u32 spin_ns = DEFAULT_SPIN_NS;          // spin bound before sleeping; 0 = always sleep
     u32 max_connections = DEFAULT_MAX_CONNECTIONS;
-    std::string runtime_dir;  // "" = runtime_directory()
+    std::string runtime_dir;      // "" = runtime_directory()
+    RateLimit client_rate_limit;  // what each client may send (see RateLimit)
 };
 
 struct ConnectOptions {
@@ -208,6 +241,7 @@ struct ConnectOptions {
     std::string runtime_dir;  // "" = runtime_directory()
     // How long connect() may wait for the server's answer.
     u32 connect_timeout_ms = 2000;
+    RateLimit rate_limit;  // this connection's own limit on its sends (see RateLimit)
 };
 
 // ---- Statistics (for `vipc ls` / `vipc stat`) --------------------------------------------------
@@ -260,6 +294,12 @@ struct Received {
     ConnectionId connection = 0;
 };
 
+// A capability minted by a Server: the descriptor to hand out and the id to revoke it by.
+struct MintedCapability {
+    EndpointCapability capability;
+    CapabilityId id = 0;
+};
+
 class Server {
 public:
     // Publishes `name`. EndpointBusy when a live process already has it (the detail names
@@ -295,6 +335,32 @@ public:
     Result<void> send_sync(ConnectionId to, const Message& msg,
                            Deadline deadline = Deadline::never());
     Result<void> send_async(ConnectionId to, const Message& msg);
+    // The same with a region attached (see region.hpp): `msg` must be a LargeMessage; with
+    // Transfer::Move, `region` is empty once the send succeeded.
+    Result<void> send_sync(ConnectionId to, const Message& msg, Region& region, Transfer transfer,
+                           Deadline deadline = Deadline::never());
+    Result<void> send_async(ConnectionId to, const Message& msg, Region& region, Transfer transfer);
+    Result<void> reply(const Received& request, const Message& response, Region& region,
+                       Transfer transfer, Deadline deadline = Deadline::never());
+
+    // A message carrying a capability (see endpoint_capability.hpp); it needs Rights::GRANT.
+    Result<void> send_sync(ConnectionId to, const Message& msg,
+                           const EndpointCapability& capability,
+                           Deadline deadline = Deadline::never());
+    Result<void> reply(const Received& request, const Message& response,
+                       const EndpointCapability& capability, Deadline deadline = Deadline::never());
+    // Up to MAX_CAPABILITIES_PER_MESSAGE at once.
+    Result<void> send_sync(ConnectionId to, const Message& msg,
+                           std::span<const EndpointCapability> capabilities,
+                           Deadline deadline = Deadline::never());
+
+    // A new capability to connect to this endpoint with `rights` (SEND, RECEIVE: what a
+    // connection made with it may do; GRANT: it may be passed on in messages).
+    Result<MintedCapability> mint_capability(u16 rights);
+    // Revokes a minted or derived capability and every one derived from it: their
+    // connections end and their holders get InvalidCapability. InvalidCapability for an
+    // unknown id. Revoking twice is harmless.
+    Result<void> revoke(CapabilityId id);
 
     // Drops one client's connection (it sees EndpointNotFound).
     Result<void> disconnect(ConnectionId connection);
@@ -347,6 +413,11 @@ public:
     // server has max_connections; Timeout when it does not answer within
     // connect_timeout_ms; InvalidMessage when its answer is malformed.
     static Result<Connection> connect(std::string_view name, const ConnectOptions& options = {});
+    // Connects through a capability (see endpoint_capability.hpp) with options.rights limited
+    // to the capability's. InvalidCapability when it was revoked; EndpointNotFound when its
+    // server is gone. The connection's name() is "capability".
+    static Result<Connection> connect(const EndpointCapability& capability,
+                                      const ConnectOptions& options = {});
 
     Connection(Connection&&) noexcept;
     Connection& operator=(Connection&&) noexcept;
@@ -362,10 +433,24 @@ public:
 
     Result<void> send_sync(const Message& msg, Deadline deadline = Deadline::never());
     Result<void> send_async(const Message& msg);
+    // With a region attached (see region.hpp): `msg` must be a LargeMessage; with
+    // Transfer::Move, `region` is empty once the send succeeded.
+    Result<void> send_sync(const Message& msg, Region& region, Transfer transfer,
+                           Deadline deadline = Deadline::never());
+    Result<void> send_async(const Message& msg, Region& region, Transfer transfer);
+    // A message carrying a capability (see endpoint_capability.hpp); it needs Rights::GRANT.
+    Result<void> send_sync(const Message& msg, const EndpointCapability& capability,
+                           Deadline deadline = Deadline::never());
+    // Up to MAX_CAPABILITIES_PER_MESSAGE at once.
+    Result<void> send_sync(const Message& msg, std::span<const EndpointCapability> capabilities,
+                           Deadline deadline = Deadline::never());
     Result<void> fast_send(const SmallMessage& msg);
     Result<Message> receive_sync(Deadline deadline = Deadline::never());
     Result<Message> try_receive();
     Result<Message> call(const Message& request, Deadline deadline = Deadline::never());
+    // A call whose request carries a region (see region.hpp).
+    Result<Message> call(const Message& request, Region& region, Transfer transfer,
+                         Deadline deadline = Deadline::never());
     Result<void> close();
 
     ConnectionDescriptors descriptors() const;
@@ -373,6 +458,8 @@ public:
     struct Impl;
 
 private:
+    Result<Message> call_with(const Message& request, Region* region, Transfer transfer,
+                              Deadline deadline);
     explicit Connection(std::shared_ptr<Impl> impl);
     std::shared_ptr<Impl> impl_;  // shared with the process's peer-death monitor (weakly)
 };
