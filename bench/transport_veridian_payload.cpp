@@ -53,6 +53,20 @@ constexpr vi::u32 kOpcode = 1;
 // A loan waits this long for a chunk of a full pool before the case fails.
 constexpr vi::u64 kLoanWaitMs = 20000;
 
+// The ring capacity option is `queue_depth` in older runtimes and `capacity` in newer ones.
+template <class Options>
+void set_capacity(Options& options, vi::u32 messages) {
+    if constexpr (requires { options.capacity; })
+        options.capacity = messages;
+    else
+        options.queue_depth = messages;
+}
+
+// A deadline `ms` from now on CLOCK_MONOTONIC, the clock of every runtime Deadline.
+vi::Deadline after_ms(vi::u64 ms) {
+    return vi::Deadline::at(vp::now_ns() + ms * 1'000'000);
+}
+
 Status failure(const std::string& what, vi::IpcError e) {
     std::string text = what + ": " + vi::error_name(e);
     const char* detail = vp::last_error_detail();
@@ -112,7 +126,7 @@ public:
             static_cast<vi::u32>(std::min<std::size_t>(params_.queue_depth, 1024));
         if (role == Role::server) {
             vp::ServerOptions options;
-            options.queue_depth = depth;
+            set_capacity(options, depth);
             options.max_connections = 1;
             options.runtime_dir = runtime_dir_;
             options.max_inline_payload = static_cast<vi::u32>(
@@ -209,7 +223,7 @@ private:
     }
 
     Status send_loan(std::span<const std::byte> message) {
-        const vi::Deadline wait = vp::deadline_after_ms(kLoanWaitMs);
+        const vi::Deadline wait = after_ms(kLoanWaitMs);
         auto loan = server_ ? server_->loan(peer_, message.size(), wait)
                             : connection_->loan(message.size(), wait);
         if (!loan) return failure("loan", loan.error());
