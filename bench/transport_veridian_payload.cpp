@@ -26,7 +26,9 @@
 // directory; the client connects by name (retrying until the server published).
 //
 // Built when the runtime has the payload API (CMake compiles this file against the header
-// first, as for transport_veridian.cpp); otherwise the rows are listed with the reason.
+// first, as for transport_veridian.cpp: once for inline records, VIPC_BENCH_HAVE_PAYLOAD_API,
+// once more with loans, VIPC_BENCH_HAVE_LOAN_API); a row whose API is missing is listed with
+// the reason.
 #include "transport.hpp"
 
 #if VIPC_BENCH_HAVE_POSIX_RUNTIME && VIPC_BENCH_HAVE_PAYLOAD_API
@@ -62,6 +64,12 @@ void set_capacity(Options& options, vi::u32 messages) {
         options.queue_depth = messages;
 }
 
+// The loan pool option exists only in runtimes with loans.
+template <class Options>
+void set_pool_bytes(Options& options, vi::u64 bytes) {
+    if constexpr (requires { options.pool_bytes; }) options.pool_bytes = bytes;
+}
+
 // A deadline `ms` from now on CLOCK_MONOTONIC, the clock of every runtime Deadline.
 vi::Deadline after_ms(vi::u64 ms) {
     return vi::Deadline::at(vp::now_ns() + ms * 1'000'000);
@@ -74,6 +82,7 @@ Status failure(const std::string& what, vi::IpcError e) {
     return Status::fail(text);
 }
 
+#if VIPC_BENCH_HAVE_LOAN_API
 // The bytes of a message the harness checks: the 8-byte header and the last byte.
 void write_checked_bytes(std::span<std::byte> chunk, std::span<const std::byte> message) {
     std::memcpy(chunk.data(), message.data(), std::min<std::size_t>(8, message.size()));
@@ -90,6 +99,7 @@ Status read_checked_bytes(const vp::Incoming& in, std::span<std::byte> message) 
     message[message.size() - 1] = in.payload[message.size() - 1];
     return {};
 }
+#endif
 
 Status copy_payload(const vp::Incoming& in, std::span<std::byte> message) {
     if (in.kind != vp::Incoming::Kind::Payload)
@@ -117,7 +127,7 @@ public:
         runtime_dir_ = params.scratch_dir + "/vipc";
         // Four messages per direction, at least the default pool.
         pool_bytes_ = std::max<vi::u64>(
-            vp::DEFAULT_POOL_BYTES, std::bit_ceil(static_cast<vi::u64>(params.message_size)) * 4);
+            vi::u64{1} << 20, std::bit_ceil(static_cast<vi::u64>(params.message_size)) * 4);
         return {};
     }
 
@@ -132,7 +142,7 @@ public:
             options.max_inline_payload = static_cast<vi::u32>(
                 std::clamp<std::size_t>(params_.message_size, vp::DEFAULT_MAX_INLINE_PAYLOAD,
                                         vp::MAX_INLINE_PAYLOAD_LIMIT));
-            options.pool_bytes = mode_ == PayloadMode::loans ? pool_bytes_ : 0;
+            set_pool_bytes(options, mode_ == PayloadMode::loans ? pool_bytes_ : 0);
             auto server = vp::Server::publish(name_, options);
             if (!server) return failure("publish " + name_, server.error());
             server_.emplace(std::move(server.value()));
@@ -140,7 +150,7 @@ public:
         }
         vp::ConnectOptions options;
         options.runtime_dir = runtime_dir_;
-        options.pool_bytes = mode_ == PayloadMode::loans ? pool_bytes_ : 0;
+        set_pool_bytes(options, mode_ == PayloadMode::loans ? pool_bytes_ : 0);
         reply_.reserve(params_.message_size);
         // The server may not have published yet: retry for a bounded time.
         const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -158,7 +168,9 @@ public:
     }
 
     Status send(std::span<const std::byte> message) override {
+#if VIPC_BENCH_HAVE_LOAN_API
         if (mode_ == PayloadMode::loans) return send_loan(message);
+#endif
         if (server_) {
             // The server answers the client it heard from (it always receives first).
             if (auto r = server_->send_sync(peer_, kOpcode, 0, message); !r)
@@ -176,7 +188,9 @@ public:
     }
 
     Status receive(std::span<std::byte> message) override {
+#if VIPC_BENCH_HAVE_LOAN_API
         if (mode_ == PayloadMode::loans) return receive_loan(message);
+#endif
         std::size_t needed = 0;
         auto r = server_ ? server_->receive_into(message, &needed)
                          : connection_->receive_into(message, &needed);
@@ -222,6 +236,7 @@ private:
         return {};
     }
 
+#if VIPC_BENCH_HAVE_LOAN_API
     Status send_loan(std::span<const std::byte> message) {
         const vi::Deadline wait = after_ms(kLoanWaitMs);
         auto loan = server_ ? server_->loan(peer_, message.size(), wait)
@@ -248,6 +263,7 @@ private:
         }
         return read;
     }
+#endif
 
     PayloadMode mode_;
     std::string name_;
@@ -271,6 +287,7 @@ std::vector<TransportInfo> veridian_payload_transports() {
     inline_row.make = [] {
         return std::make_unique<VeridianPayloadTransport>(PayloadMode::inline_records);
     };
+#if VIPC_BENCH_HAVE_LOAN_API
     TransportInfo loan_row;
     loan_row.name = "veridian_loan";
     loan_row.description =
@@ -278,6 +295,11 @@ std::vector<TransportInfo> veridian_payload_transports() {
     loan_row.group = "veridian";
     loan_row.max_message_size = std::size_t{64} << 20;
     loan_row.make = [] { return std::make_unique<VeridianPayloadTransport>(PayloadMode::loans); };
+#else
+    TransportInfo loan_row = unavailable_transport(
+        "veridian_loan", "veridian-ipc zero-copy loans (send_loan/receive_view/release)",
+        "veridian", VIPC_BENCH_LOAN_API_MISSING);
+#endif
     return {inline_row, loan_row};
 }
 
@@ -294,7 +316,7 @@ std::vector<TransportInfo> veridian_payload_transports() {
                                   "veridian", VIPC_BENCH_PAYLOAD_API_MISSING),
             unavailable_transport("veridian_loan",
                                   "veridian-ipc zero-copy loans (send_loan/receive_view/release)",
-                                  "veridian", VIPC_BENCH_PAYLOAD_API_MISSING)};
+                                  "veridian", VIPC_BENCH_LOAN_API_MISSING)};
 }
 
 }  // namespace vipc::bench
