@@ -11,11 +11,14 @@ namespace {
 using namespace vipc_user;
 
 enum Role : uint64_t {
-    FORGER = 0,           // (own endpoint, all rights; the victim's handle value; own
-                          //  SEND-only handle to the victim's endpoint)
-    VICTIM = 1,           // (endpoint): the one message it receives must be the legitimate one
-    FAULTING_SERVER = 2,  // (endpoint, fault kind, clients): take one call, wait, fault
-    EXITER = 3,           // (endpoint E, endpoint F, callers on E): take one call, wait, exit
+    FORGER = 0,             // (own endpoint, all rights; the victim's handle value; own
+                            //  SEND-only handle to the victim's endpoint)
+    VICTIM = 1,             // (endpoint): the one message it receives must be the legitimate one
+    FAULTING_SERVER = 2,    // (endpoint, fault kind, clients): take one call, wait, fault
+    EXITER = 3,             // (endpoint E, endpoint F, callers on E): take one call, wait, exit
+    TAKE_ONE_AND_EXIT = 4,  // (endpoint): take one call, exit without answering
+    REVOKER = 5,            // (endpoint V, all rights; S, SEND): revoke V, signal on S, receive V
+    STALE_CALLER = 6,       // (S, RECEIVE; a SEND handle to V made before the revoke)
 };
 
 constexpr uint64_t LEGITIMATE = 0x1E617;
@@ -54,6 +57,11 @@ int64_t forger(uint64_t own, uint64_t victims, uint64_t send_only) {
     c.expect_status(receive(send_only, m), vipc_abi::ERR_PERMISSION_DENIED, "receive, SEND only");
     c.expect_status(close(send_only), vipc_abi::ERR_PERMISSION_DENIED, "close, SEND only");
     c.expect_status(revoke(send_only), vipc_abi::ERR_PERMISSION_DENIED, "revoke, SEND only");
+    // A handle with no rights at all cannot call, not even with a receiver parked.
+    uint64_t none = 0;
+    c.expect_status(derive(send_only, vipc_abi::RIGHT_RECEIVE, none), 0, "derive no rights");
+    c.expect_status(call(none, m), vipc_abi::ERR_PERMISSION_DENIED, "call without SEND");
+    c.expect_status(fast_send(none, m), vipc_abi::ERR_PERMISSION_DENIED, "send without SEND");
     uint64_t raised = 0;
     c.expect_status(derive(send_only, 0xF, raised), 0, "derive");
     c.expect_status(receive(raised, m), vipc_abi::ERR_PERMISSION_DENIED,
@@ -109,6 +117,35 @@ int64_t victim(uint64_t endpoint) {
         return 1;
     }
     return 0;
+}
+
+// Revokes V while a stale handle to it is held elsewhere, then parks in receive on V with
+// its fresh handle: a call through the stale handle must not reach it (on any path).
+int64_t revoker(uint64_t v, uint64_t s) {
+    Checker c;
+    c.expect_status(revoke(v), 0, "revoke");
+    Message ready;
+    c.expect_status(fast_send(s, ready), 0, "signal");
+    Message m;
+    // Woken only when V's owner (the stale caller) exits and V closes.
+    c.expect_status(receive(v, m), vipc_abi::ERR_ENDPOINT_NOT_FOUND, "receive until V closes");
+    return c.exit_code();
+}
+
+int64_t stale_caller(uint64_t s, uint64_t stale) {
+    Message m;
+    if (receive(s, m) != 0) return 1;
+    // Its revoked handle cannot observe V, so give the revoker the CPU a few times: it only
+    // has to reach its receive on V and park (the first yield suffices unless a timer tick
+    // preempted it in between).
+    for (int i = 0; i < 8; ++i)
+        yield();
+    Checker c;
+    Message request;
+    request.data[0] = 0xBAD;
+    c.expect_status(call(stale, request), vipc_abi::ERR_INVALID_CAPABILITY,
+                    "a call through a revoked handle while a receiver is parked");
+    return c.exit_code();
 }
 
 [[noreturn]] void fault(uint64_t kind) {
@@ -173,6 +210,14 @@ extern "C" int64_t user_main(uint64_t role, uint64_t a1, uint64_t a2, uint64_t a
             return faulting_server(a1, a2, a3);
         case EXITER:
             return exiter(a1, a2, a3);
+        case REVOKER:
+            return revoker(a1, a2);
+        case STALE_CALLER:
+            return stale_caller(a1, a2);
+        case TAKE_ONE_AND_EXIT: {
+            Message m;
+            return receive(a1, m) == 0 && m.handle != 0 ? 0 : 1;
+        }
         default:
             return 99;
     }

@@ -55,6 +55,20 @@ int64_t closer(uint64_t a, uint64_t b, uint64_t d) {
     c.expect_status(close(b), 0, "close B");
     c.expect_status(close(d), 0, "close D");
     c.expect_status(close(a), 0, "closing A again (idempotent)");
+    // Every party must have left its wait because of the close, while this process (the
+    // endpoints' owner, whose exit would also wake them) still runs.
+    for (;;) {
+        EndpointStats sa, sb, sd;
+        if (stats(a, sa) != 0 || stats(b, sb) != 0 || stats(d, sd) != 0) {
+            Line() << "closer: stats on the closed endpoints failed";
+            return 1;
+        }
+        if (sa.blocked_receivers == 0 && sb.blocked_senders == 0 && sd.awaiting_reply == 0 &&
+            sd.blocked_receivers == 0) {
+            break;
+        }
+        yield();
+    }
     return c.exit_code();
 }
 
