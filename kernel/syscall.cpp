@@ -264,14 +264,17 @@ InterruptFrame* sys_fast_send(Task* self, InterruptFrame* f) {
     KernelEndpoint* k = e->kernel_endpoint;
     auto m = message_from_frame(f, 0);
     if (!m) return fail(f, m.error());
-    if (Task* r = k->receivers.pop_front()) {
-        // A parked receiver: the registers go straight into its frame.
-        r->park = IpcPark::None;
-        r->parked_on = nullptr;
+    // A parked receiver, and a handle the fast path would accept (not revoked since it was
+    // made; the endpoint open): the registers go straight into the receiver's frame.
+    // Anything else is the core's to decide.
+    Task* receiver = e->epoch == k->epoch && !k->closed ? k->receivers.pop_front() : nullptr;
+    if (receiver != nullptr) {
+        receiver->park = IpcPark::None;
+        receiver->parked_on = nullptr;
         const SmallMessage& s = m->small_message();
-        deliver(r->user_frame(), 0, s.opcode | (std::uint64_t{s.flags} << 32), s.data,
+        deliver(receiver->user_frame(), 0, s.opcode | (std::uint64_t{s.flags} << 32), s.data,
                 self->pid.value);
-        make_ready(r);
+        make_ready(receiver);
         return succeed(f);
     }
     // Otherwise the core's fast path: queue, or ChannelFull; it never blocks.
