@@ -103,13 +103,24 @@ void deliver(InterruptFrame* f, std::uint64_t reply_handle, std::uint64_t opcode
     f->r12 = sender;
 }
 
+// A call token: bit 63 set, the caller's call number in bits 8-62, its task slot + 1 in
+// bits 0-7. Every message the kernel hands to the core has 0 or a call token in its
+// capability word (user registers never reach it).
+constexpr std::uint64_t CALL_TOKEN_MARK = 1ull << 63;
+
 std::uint64_t call_token(const Task* t) {
-    return static_cast<std::uint64_t>(t - task_table() + 1) | (t->call_seq << 8);
+    return CALL_TOKEN_MARK | static_cast<std::uint64_t>(t - task_table() + 1) |
+           ((t->call_seq << 8) & ~CALL_TOKEN_MARK);
+}
+
+std::uint64_t call_seq_of(std::uint64_t token) {
+    return (token & ~CALL_TOKEN_MARK) >> 8;
 }
 
 Task* task_from_token(std::uint64_t token) {
     const std::uint64_t index = (token & 0xff) - 1;
-    return index < MAX_TASKS ? &task_table()[index] : nullptr;
+    if ((token & CALL_TOKEN_MARK) == 0 || index >= MAX_TASKS) return nullptr;
+    return &task_table()[index];
 }
 
 // P3/C1: the outcome of a Pending call is in its frame; wake it if it is parked.
@@ -154,7 +165,7 @@ void complete_receive(Task* self, InterruptFrame* f, KernelEndpoint* k, const Me
     if (s.capability != 0) {
         Task* client = task_from_token(s.capability);
         if (client != nullptr && client->call_state == CallState::Pending &&
-            client->call_seq == (s.capability >> 8)) {
+            (client->call_seq & (~CALL_TOKEN_MARK >> 8)) == call_seq_of(s.capability)) {
             if (ReplySlot* r = reply_slot_alloc(self)) {
                 r->client = client;
                 r->call_seq = client->call_seq;
@@ -277,11 +288,9 @@ InterruptFrame* sys_fast_send(Task* self, InterruptFrame* f) {
         make_ready(receiver);
         return succeed(f);
     }
-    // Otherwise the core's fast path: queue, or ChannelFull; it never blocks.
-    SmallMessage s = m->small_message();
-    s.capability = e->endpoint.capability().raw();
+    // Otherwise the core queues it, or says ChannelFull; it never blocks.
     k->maybe_queued = true;
-    const auto r = veridian::ipc::fast_ipc_send(kernel_registry(), s);
+    const auto r = e->endpoint.send_async(*m);
     return r ? succeed(f) : fail(f, r.error());
 }
 
