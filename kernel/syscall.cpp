@@ -18,9 +18,10 @@
 //       (rax still the call number).
 //   S1. send/call: resolve (SEND), set maybe_queued, hand the message to the core
 //       (send_sync; it may block there while the queue is full).
-//   S2. then restart one parked receiver: remove it from the list, move its rip back over
-//       the 2-byte `syscall`, make it ready. It executes its receive again (R1) and finds
-//       the message. (The fast path instead writes the message into its frame: F below.)
+//   S2. then wake one parked receiver: remove it from the list and, on its behalf, take a
+//       message from the core through its own handle (R1 for it) and complete the receive
+//       into its frame; make it ready. (The fast path instead writes the registers straight
+//       into its frame, without the core.)
 //   C1. close / teardown of the owner: every parked receiver is made ready with
 //       EndpointNotFound in rax, every caller still awaiting a reply through the endpoint
 //       gets EndpointNotFound (fail_call), then the core's close wakes whoever blocks
@@ -187,7 +188,36 @@ void park_receiver(Task* self, KernelEndpoint* k) {
     k->receivers.push_back(self);
 }
 
-// S2: the first parked receiver executes its receive again.
+// S2: the first parked receiver takes the message now, on its own behalf: the core's
+// try_receive through the receiver's own handle (its frame's rdi), then the receive
+// completes into its frame and it is made ready. If the core has nothing for it after all
+// (a receiver blocked inside the core took the message), it stays parked.
+void wake_one_receiver(KernelEndpoint* k) {
+    Task* t = k->receivers.pop_front();
+    if (t == nullptr) return;
+    t->park = IpcPark::None;
+    t->parked_on = nullptr;
+    InterruptFrame* tf = t->user_frame();
+    auto e = t->handles.resolve(tf->rdi, Rights::RECEIVE);
+    if (!e) {
+        set_status(tf, e.error());
+        make_ready(t);
+        return;
+    }
+    auto m = (*e)->endpoint.try_receive();
+    if (m) {
+        complete_receive(t, tf, k, *m);
+    } else if (m.error() == IpcError::ChannelEmpty) {
+        park_receiver(t, k);
+        return;
+    } else {
+        set_status(tf, m.error());
+    }
+    make_ready(t);
+}
+
+// The first parked receiver executes its receive again (after a revoke: whether its
+// handle went stale is for its own receive to find out).
 void restart_one_receiver(KernelEndpoint* k) {
     Task* t = k->receivers.pop_front();
     if (t == nullptr) return;
@@ -266,7 +296,7 @@ InterruptFrame* sys_send(Task* self, InterruptFrame* f, std::uint64_t timeout_ns
         timeout_ns != 0 ? kernel_platform().after_ns(timeout_ns) : Deadline::never();
     k->maybe_queued = true;  // S1
     if (auto r = e->endpoint.send_sync(*m, self->pid, deadline); !r) return fail(f, r.error());
-    restart_one_receiver(k);  // S2
+    wake_one_receiver(k);  // S2
     return succeed(f);
 }
 
@@ -310,8 +340,9 @@ InterruptFrame* sys_call(Task* self, InterruptFrame* f) {
         self->call_endpoint = nullptr;
         return fail(f, sent.error());
     }
-    restart_one_receiver(k);      // S2
-    self->park = IpcPark::Reply;  // P4
+    wake_one_receiver(k);                               // S2
+    if (self->call_state == CallState::Done) return f;  // the receiver failed the call
+    self->park = IpcPark::Reply;                        // P4
     self->state = TaskState::Blocked;
     self->wait_deadline = Deadline::never();
     return switch_task(f);
