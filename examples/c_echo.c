@@ -49,6 +49,15 @@ static int serve(const char* name, long count) {
         ++served;
     }
     printf("c_echo: served %ld calls\n", served);
+    /* Closing discards what the clients have not read yet (the last reply, say): first let
+     * them hang up, for up to 5 s. */
+    vipc_endpoint_stats stats;
+    const uint64_t give_up = vipc_deadline_after_ms(5000);
+    while (vipc_server_stats(server, &stats) == VIPC_OK && stats.connections > 0 &&
+           vipc_now_ns() < give_up) {
+        const struct timespec one_ms = {0, 1000000};
+        nanosleep(&one_ms, NULL);
+    }
     vipc_server_free(server);
     return rc == VIPC_OK ? 0 : 1;
 }
