@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
     auto begin_next = [&] {
         Message request = Message::small(0, 1);
         request.small_message().data[0] = answered;
-        auto txid = client->begin_call(request, posix::deadline_after_ms(1000));
+        auto txid = client->begin_call(request, posix::after_ms(1000));
         if (!txid) return stop(report("begin_call", txid.error()));
         pending = *txid;
     };
@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
                 }
                 Message response = Message::small(0, 2);
                 response.small_message().data[0] = req->message.small_message().data[0] + 1;
-                if (auto r = server->reply(*req, response, posix::deadline_after_ms(1000)); !r)
+                if (auto r = server->reply(*req, response, posix::after_ms(1000)); !r)
                     return stop(report("reply", r.error()));
             }
             serve();

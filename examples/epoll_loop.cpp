@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
         while (in_flight.size() < IN_FLIGHT && begun < calls) {
             Message request = Message::small(0, 1);
             request.small_message().data[0] = begun;
-            auto txid = client->begin_call(request, posix::deadline_after_ms(1000));
+            auto txid = client->begin_call(request, posix::after_ms(1000));
             if (!txid) return fail("begin_call", txid.error());
             in_flight.push_back(*txid);
             ++begun;
@@ -96,7 +96,7 @@ int main(int argc, char** argv) {
                     }
                     Message response = Message::small(0, 2);
                     response.small_message().data[0] = req->message.small_message().data[0] * 2;
-                    if (auto r = server->reply(*req, response, posix::deadline_after_ms(1000)); !r)
+                    if (auto r = server->reply(*req, response, posix::after_ms(1000)); !r)
                         rc = fail("reply", r.error());
                 }
             } else {

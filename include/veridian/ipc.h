@@ -148,7 +148,7 @@ typedef struct vipc_message {
 
 /** Options of vipc_server_publish (vipc_server_options_init sets the defaults). */
 typedef struct vipc_server_options {
-    uint32_t queue_depth;     /**< per ring, rounded up to a power of two, 1..1024 */
+    uint32_t capacity;        /**< messages per ring, rounded up to a power of two, 1..1024 */
     uint32_t spin_ns;         /**< spin bound before sleeping; 0 = always sleep */
     uint32_t max_connections; /**< more clients → they get VIPC_ERR_RESOURCE_BUSY */
     uint32_t reserved;
@@ -168,7 +168,7 @@ typedef struct vipc_connect_options {
 typedef struct vipc_endpoint_stats {
     uint64_t owner_pid;
     uint32_t owner_uid;
-    uint32_t queue_depth;
+    uint32_t capacity;    /**< messages per ring */
     uint32_t connections; /**< live connections */
     uint32_t reserved;
     uint64_t accepted; /**< connections accepted since publish */
@@ -193,7 +193,7 @@ uint64_t vipc_deadline_after_ms(uint64_t ms);
 
 /* ---- Server ------------------------------------------------------------------------------ */
 
-/** Fills *options with the defaults (depth 64, spin 20 µs, 64 connections, default
+/** Fills *options with the defaults (capacity 64, spin 20 µs, 64 connections, default
  * directory). Errors: INVALID_MESSAGE for NULL. Thread-safe. */
 int vipc_server_options_init(vipc_server_options* options);
 

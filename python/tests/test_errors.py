@@ -55,7 +55,7 @@ def test_errors_the_runtime_finds(runtime_dir):
     assert "py/nobody" in info.value.detail
     with pytest.raises(vipc.InvalidMessage):
         vipc.Server.publish("py//bad", runtime_dir=runtime_dir)
-    with vipc.Server.publish("py/natural", runtime_dir=runtime_dir, queue_depth=1,
+    with vipc.Server.publish("py/natural", runtime_dir=runtime_dir, capacity=1,
                              max_connections=1) as server:
         with pytest.raises(vipc.EndpointBusy):
             vipc.Server.publish("py/natural", runtime_dir=runtime_dir)

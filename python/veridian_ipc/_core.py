@@ -239,12 +239,12 @@ class Server(_Handle):
         self.name = name
 
     @classmethod
-    def publish(cls, name, *, runtime_dir=None, queue_depth=None, spin_ns=None,
+    def publish(cls, name, *, runtime_dir=None, capacity=None, spin_ns=None,
                 max_connections=None):
         options = ffi.new("vipc_server_options*")
         lib.vipc_server_options_init(options)
-        if queue_depth is not None:
-            options.queue_depth = queue_depth
+        if capacity is not None:
+            options.capacity = capacity
         if spin_ns is not None:
             options.spin_ns = spin_ns
         if max_connections is not None:
@@ -325,7 +325,7 @@ class Server(_Handle):
 
 
 def _stats(s):
-    return {k: getattr(s, k) for k in ("owner_pid", "owner_uid", "queue_depth", "connections",
+    return {k: getattr(s, k) for k in ("owner_pid", "owner_uid", "capacity", "connections",
                                        "accepted", "received", "sent", "broken")}
 
 

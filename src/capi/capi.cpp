@@ -178,7 +178,7 @@ void stats_to_c(const posix::EndpointInfo& in, vipc_endpoint_stats* out) {
     std::memset(out, 0, sizeof *out);
     out->owner_pid = in.owner.value;
     out->owner_uid = in.owner_uid;
-    out->queue_depth = in.queue_depth;
+    out->capacity = in.capacity;
     out->connections = in.connections;
     out->accepted = in.accepted;
     out->received = in.received;
@@ -209,7 +209,7 @@ std::uint64_t vipc_now_ns(void) {
 
 std::uint64_t vipc_deadline_after_ms(std::uint64_t ms) {
     if (ms >= ~std::uint64_t{0} / 1'000'000u) return VIPC_DEADLINE_NEVER;
-    const Deadline d = posix::deadline_after_ns(ms * 1'000'000u);
+    const Deadline d = posix::after_ns(ms * 1'000'000u);
     return d.is_never() ? VIPC_DEADLINE_NEVER : d.ns();
 }
 
@@ -219,7 +219,7 @@ int vipc_server_options_init(vipc_server_options* options) {
     if (options == nullptr) return invalid("options");
     const posix::ServerOptions d;
     std::memset(options, 0, sizeof *options);
-    options->queue_depth = d.queue_depth;
+    options->capacity = d.capacity;
     options->spin_ns = d.spin_ns;
     options->max_connections = d.max_connections;
     options->runtime_dir = nullptr;
@@ -232,7 +232,7 @@ int vipc_server_publish(const char* name, const vipc_server_options* options, vi
     return guard([&]() -> int {
         posix::ServerOptions o;
         if (options != nullptr) {
-            o.queue_depth = options->queue_depth;
+            o.capacity = options->capacity;
             o.spin_ns = options->spin_ns;
             o.max_connections = options->max_connections;
             if (options->runtime_dir != nullptr) o.runtime_dir = options->runtime_dir;
@@ -248,7 +248,7 @@ int vipc_server_receive(vipc_server* server, vipc_message* out, std::uint64_t de
     if (server == nullptr) return invalid("server");
     if (out == nullptr) return invalid("out");
     return guard([&]() -> int {
-        Result<posix::Received> r = server->server.receive(to_deadline(deadline));
+        Result<posix::Received> r = server->server.receive_sync(to_deadline(deadline));
         if (!r) return runtime_error(r.error());
         to_c(r->message, r->connection, out);
         return VIPC_OK;

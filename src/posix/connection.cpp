@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "posix/error_reply.hpp"
+#include "posix/parked_count.hpp"
 #include "posix/pollable.hpp"
 #include "posix/rate_limit.hpp"
 #include "posix/region_wire.hpp"
@@ -50,6 +51,12 @@ namespace veridian::ipc::posix {
 using namespace detail;
 
 namespace {
+
+// Adds one to a counter with a single writer at a time (the holder of the lock named at its
+// declaration): a plain load and store, no read-modify-write on the hot path.
+void bump(std::atomic<u64>& counter) {
+    counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
 
 std::chrono::steady_clock::time_point to_steady(Deadline d) {
     if (d.is_never()) return std::chrono::steady_clock::time_point::max();
@@ -187,6 +194,13 @@ struct Connection::Impl final : WaitCheck {
     void signal_poll() {
         if (poll_armed.load(std::memory_order_acquire)) poll.signal_local();
     }
+    // Statistics (Connection::stats()): the parked counts (see parked_count.hpp) and the
+    // messages this side sent (written under send_mu) and received (written under mu).
+    std::atomic<u32> waiting_senders{0};
+    std::atomic<u32> waiting_receivers{0};
+    std::atomic<u32> waiting_callers{0};
+    std::atomic<u64> sent_count{0};
+    std::atomic<u64> received_count{0};
 
     Impl() = default;
     Impl(const Impl&) = delete;
@@ -507,7 +521,7 @@ Result<void> Connection::Impl::send(const Message& msg, TransactionId txid, Dead
     }
     if (region == nullptr || region->is_capability()) VIPC_TRY(check_sendable(msg));
     // Another sending thread holds the producer side (and is blocked only on a full ring).
-    if (!send_mu.lock_for(blocking, deadline)) {
+    if (!lock_counting_parked(send_mu, blocking, deadline, waiting_senders)) {
         return blocking ? IpcError::Timeout : IpcError::ChannelFull;
     }
     DeadlineLock guard(send_mu, std::adopt_lock);
@@ -518,6 +532,7 @@ Result<void> Connection::Impl::send(const Message& msg, TransactionId txid, Dead
                                    : push_with_region(msg, txid, *region, deadline);
         if (r) {
             if (rate_limited) charge(msg);
+            bump(sent_count);
             notify_server();
             return ok();
         }
@@ -527,6 +542,7 @@ Result<void> Connection::Impl::send(const Message& msg, TransactionId txid, Dead
         }
         if (r.error() != IpcError::ChannelFull) return r.error();
         if (!blocking) return IpcError::ChannelFull;
+        ParkedScope parked(waiting_senders);
         auto w = wait_for_space(c2s, send_spin, deadline, &state->cpu, *this);
         if (!w) {
             if (w.error() == IpcError::InvalidMessage && !closed.load() && !dead.load()) {
@@ -583,7 +599,7 @@ Result<void> Connection::Impl::push_with_region(const Message& msg, TransactionI
     // A non-blocking send may still wait briefly for room in the socket (it holds one small
     // record per slot in flight, so it is full only when the peer stopped reading it).
     VIPC_TRY(send_record(socket.get(), sequence, region,
-                         deadline.expired(now_ns()) ? deadline_after_ms(100) : deadline));
+                         deadline.expired(now_ns()) ? after_ms(100) : deadline));
     ++regions_out.next_sequence;
     Message out = msg;
     region.stamp(out, sequence);
@@ -616,6 +632,7 @@ Result<void> Connection::Impl::fast_send(const SmallMessage& msg) {
     if (VIPC_LIKELY(send_mu.lock_for(false, Deadline::past()))) {
         DeadlineLock guard(send_mu, std::adopt_lock);
         if (VIPC_LIKELY(c2s.try_push_small(msg, 0).has_value())) {
+            bump(sent_count);
             notify_server();
             return ok();
         }
@@ -667,8 +684,10 @@ Result<Message> Connection::Impl::wait_message(TransactionId txid, Deadline dead
     std::unique_lock<std::mutex> lock(mu);
     auto finish = [&](Result<Message> r) -> Result<Message> {
         if (txid != 0) erase_pending(txid);  // (4) end the wait
+        if (r) bump(received_count);
         return r;
     };
+    std::atomic<u32>& parked = txid != 0 ? waiting_callers : waiting_receivers;
     for (;;) {
         // (2) delivered?
         if (txid != 0) {
@@ -680,7 +699,7 @@ Result<Message> Connection::Impl::wait_message(TransactionId txid, Deadline dead
         } else if (!inbox.empty()) {
             Message m = inbox.front();
             inbox.pop_front();
-            return m;
+            return finish(m);
         }
         // (3) the other ways out
         if (auto c = quick_check(); !c) return finish(c.error());         // (4C)
@@ -690,7 +709,11 @@ Result<Message> Connection::Impl::wait_message(TransactionId txid, Deadline dead
         if (!reader_active && inbox.size() < geometry.depth) {
             reader_active = true;
             lock.unlock();
-            auto r = read_one(deadline, true);
+            Result<Message> r = IpcError::Timeout;
+            {
+                ParkedScope scope(parked);
+                r = read_one(deadline, true);
+            }
             lock.lock();
             reader_active = false;
             if (r) dispatch(*r, txid, txid == 0);
@@ -698,7 +721,8 @@ Result<Message> Connection::Impl::wait_message(TransactionId txid, Deadline dead
             if (!r && r.error() != IpcError::Timeout) return finish(r.error());  // (4C)
             continue;
         }
-        const Deadline slice = deadline_after_ns(u64{PEER_CHECK_INTERVAL_MS} * 1'000'000u);
+        const Deadline slice = after_ns(u64{PEER_CHECK_INTERVAL_MS} * 1'000'000u);
+        ParkedScope scope(parked);
         cv.wait_until(lock, to_steady(earlier(deadline, slice)));
     }
 }
@@ -764,7 +788,7 @@ ProcessId Connection::server_pid() const {
 ConnectionId Connection::id() const {
     return impl_ ? impl_->id : 0;
 }
-u32 Connection::queue_depth() const {
+u32 Connection::capacity() const {
     return impl_ ? impl_->geometry.depth : 0;
 }
 
@@ -832,6 +856,7 @@ Result<Message> Connection::try_receive() {
         if (!c.inbox.empty()) {
             Message m = c.inbox.front();
             c.inbox.pop_front();
+            bump(c.received_count);
             return m;
         }
         VIPC_TRY(c.quick_check());
@@ -984,6 +1009,31 @@ Result<void> Connection::close() {
     if (!impl_) return moved_from();
     impl_->close();
     return ok();
+}
+
+Result<EndpointStats> Connection::stats() const {
+    if (!impl_) return moved_from();
+    const Impl& c = *impl_;
+    EndpointStats s;
+    s.sent = c.sent_count.load(std::memory_order_relaxed);
+    s.received = c.received_count.load(std::memory_order_relaxed);
+    s.capacity = c.geometry.depth;
+    {
+        std::lock_guard<std::mutex> lock(impl_->mu);
+        s.queued = static_cast<u32>(c.inbox.size());
+    }
+    if (c.s2c.valid()) {
+        // A racy snapshot of the ring's indexes, clamped: statistics only.
+        const u32 tail =
+            c.s2c_data.as<const RingDataHeader>()->tail.load(std::memory_order_relaxed);
+        const u32 head = c.s2c_ctl.as<const RingCtl>()->head.load(std::memory_order_relaxed);
+        s.queued += tail - head > c.geometry.depth ? 0 : tail - head;
+    }
+    s.waiting_senders = c.waiting_senders.load(std::memory_order_seq_cst);
+    s.waiting_receivers = c.waiting_receivers.load(std::memory_order_seq_cst);
+    s.waiting_callers = c.waiting_callers.load(std::memory_order_seq_cst);
+    s.active = !c.closed.load() && !c.dead.load() && !c.broken.load();
+    return s;
 }
 
 ConnectionDescriptors Connection::descriptors() const {

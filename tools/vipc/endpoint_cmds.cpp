@@ -90,14 +90,13 @@ void echo(posix::Server& server, const posix::Received& r, const std::string* pa
         Result<Message> out = outgoing_message(m.opcode(), p, &region);
         if (!out) return;
         if (region.valid()) {
-            (void)server.reply(r, *out, region, posix::Transfer::Move,
-                               posix::deadline_after_ms(1000));
+            (void)server.reply(r, *out, region, posix::Transfer::Move, posix::after_ms(1000));
         } else {
-            (void)server.reply(r, *out, posix::deadline_after_ms(1000));
+            (void)server.reply(r, *out, posix::after_ms(1000));
         }
         return;
     }
-    (void)server.reply(r, m, posix::deadline_after_ms(1000));
+    (void)server.reply(r, m, posix::after_ms(1000));
 }
 
 // Publishes o.name and takes messages until o.count have arrived, the deadline, or a stop
@@ -117,8 +116,7 @@ int serve_loop(const std::string& command, const ServeOptions& o) {
                      command.c_str(), o.name.c_str(), dir.c_str(), static_cast<int>(getpid()));
     }
 
-    const Deadline give_up =
-        o.timeout_ms == 0 ? Deadline::never() : posix::deadline_after_ms(o.timeout_ms);
+    const Deadline give_up = o.timeout_ms == 0 ? Deadline::never() : posix::after_ms(o.timeout_ms);
     u64 taken = 0;
     while (!stop_requested() && (o.count == 0 || taken < o.count)) {
         const u64 now = posix::now_ns();
@@ -131,9 +129,9 @@ int serve_loop(const std::string& command, const ServeOptions& o) {
                                      static_cast<unsigned long long>(o.count), o.name.c_str(),
                                      static_cast<unsigned long long>(o.timeout_ms)));
         }
-        Deadline slice = posix::deadline_after_ms(kSliceMs);
+        Deadline slice = posix::after_ms(kSliceMs);
         if (!give_up.is_never() && give_up.ns() < slice.ns()) slice = give_up;
-        Result<posix::Received> r = server.receive(slice);
+        Result<posix::Received> r = server.receive_sync(slice);
         if (!r) {
             if (r.error() == IpcError::Timeout) continue;
             const IpcError e = r.error();
@@ -180,7 +178,7 @@ bool server_flag(Args& args, ServeOptions* o, int* rc) {
     if (args.is("--json")) {
         o->json = true;
     } else if (args.is("--depth")) {
-        if (!args.number(&o->server.queue_depth, 1, 1024)) *rc = EXIT_USAGE;
+        if (!args.number(&o->server.capacity, 1, 1024)) *rc = EXIT_USAGE;
     } else if (args.is("--spin-ns")) {
         if (!args.number(&o->server.spin_ns, 0, 1'000'000'000)) *rc = EXIT_USAGE;
     } else {
@@ -236,7 +234,7 @@ bool client_flag(Args& args, ClientOptions* o, int* rc) {
 
 // Connects to o.name; while it is not published yet, retries for up to o.wait_ms.
 Result<posix::Connection> connect_waiting(const ClientOptions& o) {
-    const Deadline until = posix::deadline_after_ms(o.wait_ms);
+    const Deadline until = posix::after_ms(o.wait_ms);
     for (;;) {
         Result<posix::Connection> c = posix::Connection::connect(o.name);
         if (c || c.error() != IpcError::EndpointNotFound || until.expired(posix::now_ns()) ||
@@ -288,7 +286,7 @@ Result<void> send_one(posix::Connection& conn, const ClientOptions& o, Message* 
     posix::Region region;
     Result<Message> msg = outgoing_message(o.opcode, o.payload, &region);
     if (!msg) return msg.error();
-    const Deadline d = posix::deadline_after_ms(o.timeout_ms);
+    const Deadline d = posix::after_ms(o.timeout_ms);
     if (reply == nullptr) {
         return region.valid() ? conn.send_sync(*msg, region, posix::Transfer::Move, d)
                               : conn.send_sync(*msg, d);

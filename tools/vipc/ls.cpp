@@ -36,7 +36,7 @@ constexpr const char* kLsHelp =
     "\n"
     "  -v, --verbose  one more row per connection: client pid, rights, messages queued in\n"
     "                 each direction, counters\n"
-    "  --json         {\"runtime_dir\": ..., \"endpoints\": [{name, pid, uid, queue_depth,\n"
+    "  --json         {\"runtime_dir\": ..., \"endpoints\": [{name, pid, uid, capacity,\n"
     "                 connections, accepted, received, sent, broken, per_connection: [...]}]}\n"
     "                 (a pid in a pid namespace not visible from here is null, with\n"
     "                 \"pid_namespace\": \"other\"; a runtime_dir that is not UTF-8 also\n"
@@ -120,7 +120,7 @@ void endpoint_json(cli::Json& j, const posix::EndpointInfo& e, const std::string
     if (pid.other_namespace) {
         j.key("pid_namespace").string("other").key("pid_in_namespace").number(pid.reported);
     }
-    j.key("uid").number(u64{e.owner_uid}).key("queue_depth").number(u64{e.queue_depth});
+    j.key("uid").number(u64{e.owner_uid}).key("capacity").number(u64{e.capacity});
     j.key("connections").number(u64{e.connections}).key("accepted").number(e.accepted);
     j.key("received").number(e.received).key("sent").number(e.sent);
     j.key("broken").number(e.broken);
@@ -130,8 +130,8 @@ void endpoint_json(cli::Json& j, const posix::EndpointInfo& e, const std::string
         j.key("id").number(c.id);
         pid_json(j, "pid", c.peer.value);
         j.key("uid").number(u64{c.peer_uid}).key("rights").string(rights_text(c.rights));
-        j.key("queue_depth").number(u64{c.queue_depth});
-        j.key("to_server_queued").number(u64{c.to_server_queued});
+        j.key("capacity").number(u64{c.capacity});
+        j.key("queued").number(u64{c.queued});
         j.key("to_client_queued").number(u64{c.to_client_queued});
         j.key("received").number(c.received).key("sent").number(c.sent);
         j.key("alive").boolean(c.alive);
@@ -147,7 +147,7 @@ void print_connections(const posix::EndpointInfo& e) {
             "  conn %-4llu pid %-8s rights %s  queued c2s %u s2c %u  recv %llu  sent "
             "%llu%s\n",
             static_cast<unsigned long long>(c.id), pid_text(c.peer.value).c_str(),
-            rights_text(c.rights).c_str(), c.to_server_queued, c.to_client_queued,
+            rights_text(c.rights).c_str(), c.queued, c.to_client_queued,
             static_cast<unsigned long long>(c.received), static_cast<unsigned long long>(c.sent),
             c.alive ? "" : "  (gone)");
     }
@@ -199,7 +199,7 @@ int run_ls(Args& args) {
                 "SENT", "BROKEN");
     for (const posix::EndpointInfo& e : endpoints) {
         std::printf("%-*s %8s %6u %6u %12llu %12llu %7llu\n", w, e.name.c_str(),
-                    server_pid_text(server_pid(dir, e)).c_str(), e.connections, e.queue_depth,
+                    server_pid_text(server_pid(dir, e)).c_str(), e.connections, e.capacity,
                     static_cast<unsigned long long>(e.received),
                     static_cast<unsigned long long>(e.sent),
                     static_cast<unsigned long long>(e.broken));
@@ -247,7 +247,7 @@ int run_stat(Args& args) {
     }
     std::printf("%s  pid %s  uid %u  depth %u\n", e.name.c_str(),
                 server_pid_text(server_pid(posix::runtime_directory(), e)).c_str(), e.owner_uid,
-                e.queue_depth);
+                e.capacity);
     std::printf("  connections %u live, %llu accepted, %llu broken\n", e.connections,
                 static_cast<unsigned long long>(e.accepted),
                 static_cast<unsigned long long>(e.broken));
