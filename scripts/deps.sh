@@ -10,6 +10,7 @@ packages=(
   clang-14 libclang-rt-14-dev                  # libFuzzer targets
   qemu-system-x86                              # the bare-metal kernel test
   valgrind                                     # instruction counts (bench)
+  nats-server libnats-dev                      # the NATS bridge and its tests
 )
 if [[ -f "$here/bench/packages.txt" ]]; then
   while read -r p; do [[ -n "$p" && "$p" != \#* ]] && packages+=("$p"); done < "$here/bench/packages.txt"
