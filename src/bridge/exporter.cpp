@@ -231,8 +231,9 @@ private:
             const IpcError err = answer.error();
             std::string detail = posix::last_error_detail();
             if (err == IpcError::Timeout) {
-                detail = "the remote endpoint '" + name + "' did not answer within " +
-                         std::to_string(timeout_ns / 1'000'000u) + " ms";
+                // Details travel in 64 bytes: the essential first.
+                detail = "no answer within " + std::to_string(timeout_ns / 1'000'000u) +
+                         " ms from '" + name + "'";
             }
             if (connection_gone(err)) drop_local(c);
             call_errors_.fetch_add(1, std::memory_order_relaxed);

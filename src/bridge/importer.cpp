@@ -210,7 +210,7 @@ private:
         }
         if (!link_.connected()) {
             return answer_error(request, IpcError::EndpointNotFound,
-                                "bridge not connected to NATS (reconnecting)");
+                                "not connected to NATS (reconnecting)");
         }
         const u64 timeout_ns = u64{opts_.call_timeout_ms} * MS;
         u64 id = 0;
@@ -381,7 +381,7 @@ private:
         if (!p) return;  // its time was up: the caller got Timeout already
         if (natsMsg_IsNoResponders(msg)) {
             return answer_error(p->request, IpcError::EndpointNotFound,
-                                "no exporter of '" + name + "' on NATS (" + subject + ")");
+                                "no exporter on NATS subject " + subject);
         }
         const std::string error = header_value(msg, HEADER_ERROR);
         if (!error.empty()) {
@@ -410,8 +410,7 @@ private:
             if (stopping_.load()) break;
             if (disconnect_event_.exchange(false)) {
                 fail_all_pending(IpcError::EndpointNotFound,
-                                 "lost the NATS connection with the call in flight (it may "
-                                 "have run remotely)");
+                                 "NATS connection lost mid-call (it may have run remotely)");
             }
             if (reconnect_event_.exchange(false)) end_stream(StreamEnd::Reconnected);
             expire_pending();
@@ -434,9 +433,9 @@ private:
             }
         }
         for (const Pending& p : expired) {
-            answer_error(p.request, IpcError::Timeout,
-                         "no answer from '" + name + "' over NATS within " +
-                             std::to_string(opts_.call_timeout_ms) + " ms");
+            answer_error(
+                p.request, IpcError::Timeout,
+                "no answer over NATS within " + std::to_string(opts_.call_timeout_ms) + " ms");
         }
     }
 
