@@ -381,10 +381,12 @@ TEST_F(BridgeTest, OneWayStreamArrivesWholeInOrderWithBoundedMemory) {
     NatsServer nats;
     ASSERT_TRUE(nats.ready());
     HostBServer server(kName, host_b.path(), 1024);
-    auto exporter = start_bridge("export", kName, host_b.path(), nats.url());
+    auto exporter =
+        start_bridge("export", kName, host_b.path(), nats.url(), {}, {}, measured_memory_env());
     ASSERT_TRUE(exporter->wait_for("exporting"));
-    auto importer = start_bridge("import", kName, host_a.path(), nats.url(),
-                                 {"--window", "1024", "--depth", "1024"});
+    auto importer =
+        start_bridge("import", kName, host_a.path(), nats.url(),
+                     {"--window", "1024", "--depth", "1024"}, {}, measured_memory_env());
     ASSERT_TRUE(importer->wait_for("importing"));
     Result<posix::Connection> c = connect_to(kName, host_a.path());
     ASSERT_TRUE(c);
