@@ -228,14 +228,14 @@ int role_server(const std::string& dir, const std::string& name, u64 count) {
     signal(SIGTERM, on_term);
     posix::ServerOptions o;
     o.runtime_dir = dir;
-    o.queue_depth = 1024;
+    o.capacity = 1024;
     Result<posix::Server> s = posix::Server::publish(name, o);
     if (!s) return 2;
     std::printf("READY\n");
     std::fflush(stdout);
     u64 got = 0;
     while (!g_stop) {
-        Result<posix::Received> r = s->receive(posix::deadline_after_ms(100));
+        Result<posix::Received> r = s->receive_sync(posix::after_ms(100));
         if (!r) continue;
         if (r->message.transaction_id() != 0) {
             (void)s->reply(*r, r->message);
@@ -357,7 +357,7 @@ int main(int argc, char** argv) {
         std::vector<double> l50, l99, n50, n99, b50, b99, nats_tput, bridge_tput;
         for (u64 rep = 0; rep < reps; ++rep) {
             const Latency l = measure(calls, [&] {
-                return static_cast<bool>(local->call(request, posix::deadline_after_ms(2000)));
+                return static_cast<bool>(local->call(request, posix::after_ms(2000)));
             });
             const Latency n = measure(calls, [&] {
                 natsMsg* reply = nullptr;
@@ -368,7 +368,7 @@ int main(int argc, char** argv) {
             });
             const Latency b = measure(calls, [&] {
                 return static_cast<bool>(
-                    bridge::check_reply(bridged->call(request, posix::deadline_after_ms(2000))));
+                    bridge::check_reply(bridged->call(request, posix::after_ms(2000))));
             });
             l50.push_back(l.p50_us), l99.push_back(l.p99_us);
             n50.push_back(n.p50_us), n99.push_back(n.p99_us);
@@ -386,7 +386,7 @@ int main(int argc, char** argv) {
             Message m = Message::small(0, OP_DATA);
             for (u64 i = 0; i < stream; ++i) {
                 m.small_message().data[0] = i;
-                if (!bridged->send_sync(m, posix::deadline_after_ms(10'000))) return 1;
+                if (!bridged->send_sync(m, posix::after_ms(10'000))) return 1;
             }
             if (!server_b.wait_for("GOT", 60'000)) return 1;
             bridge_tput.push_back(static_cast<double>(stream) /

@@ -217,7 +217,7 @@ private:
         request.set_flags(request.flags() & ~MessageFlags::IS_REPLY);
         if (!is_call) {
             // A one-way message from a plain NATS publisher (the bridge's own go in streams).
-            const Result<void> sent = c->send_sync(request, posix::deadline_after_ns(timeout_ns));
+            const Result<void> sent = c->send_sync(request, posix::after_ns(timeout_ns));
             if (sent) {
                 sends_.fetch_add(1, std::memory_order_relaxed);
             } else {
@@ -226,7 +226,7 @@ private:
             }
             return;
         }
-        Result<Message> answer = c->call(request, posix::deadline_after_ns(timeout_ns));
+        Result<Message> answer = c->call(request, posix::after_ns(timeout_ns));
         if (!answer) {
             const IpcError err = answer.error();
             std::string detail = posix::last_error_detail();
@@ -296,7 +296,7 @@ private:
             const std::shared_ptr<posix::Connection> c = local(&e, &why);
             if (!c) return false;
             // Sliced, so that stop() is noticed while the local receiver is slow.
-            const Result<void> sent = c->send_sync(m, posix::deadline_after_ms(100));
+            const Result<void> sent = c->send_sync(m, posix::after_ms(100));
             if (sent) return true;
             if (sent.error() == IpcError::Timeout && !stopping_.load()) continue;
             if (connection_gone(sent.error())) drop_local(c);

@@ -23,8 +23,26 @@
 
 #include "veridian/ipc/core/error.hpp"
 #include "veridian/ipc/core/message.hpp"
+#include "veridian/ipc/posix/runtime.hpp"
 
 namespace veridian::ipc::bridge {
+
+// When the posix runtime can answer a call with an error (Server::reply_error), the import
+// bridge uses it: the caller's call() then returns the remote error's kind itself, and the
+// detail stays with the import bridge (its counters; it cannot travel in that answer).
+// Otherwise it answers with the error reply described above. check_reply() is right in both
+// cases.
+template <typename S>
+concept ServerRepliesErrors = requires(S& s, const posix::Received& r) {
+    s.reply_error(r, IpcError::Timeout, Deadline::never());
+};
+inline constexpr bool NATIVE_ERROR_REPLIES = ServerRepliesErrors<posix::Server>;
+
+// Answers `request` on `server` with `error` (natively where the runtime can, else with an
+// error reply carrying `detail`).
+template <typename S>
+Result<void> reply_with_error(S& server, const posix::Received& request, IpcError error,
+                              std::string_view detail, Deadline deadline);
 
 inline constexpr u32 ERROR_REPLY_OPCODE = 0xFFFF'FFF0u;
 inline constexpr u64 ERROR_REPLY_MAGIC = 0x7669'7063'0000'0000u;  // "vipc" in the high half
@@ -38,5 +56,16 @@ bool decode_error_reply(const Message& msg, IpcError* error, std::string* detail
 Result<Message> check_reply(Result<Message> result);
 // The detail of the last error reply check_reply() turned into an error on this thread.
 const char* remote_error_detail();
+
+template <typename S>
+Result<void> reply_with_error(S& server, const posix::Received& request, IpcError error,
+                              std::string_view detail, Deadline deadline) {
+    if constexpr (ServerRepliesErrors<S>) {
+        (void)detail;
+        return server.reply_error(request, error, deadline);
+    } else {
+        return server.reply(request, make_error_reply(error, detail), deadline);
+    }
+}
 
 }  // namespace veridian::ipc::bridge

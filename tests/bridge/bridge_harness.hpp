@@ -313,7 +313,7 @@ public:
     HostBServer(const std::string& name, const std::string& dir, u32 depth = 64) {
         posix::ServerOptions o;
         o.runtime_dir = dir;
-        o.queue_depth = depth;
+        o.capacity = depth;
         Result<posix::Server> s = posix::Server::publish(name, o);
         if (!s) {
             ADD_FAILURE() << "publish " << name << ": " << posix::last_error_detail();
@@ -347,7 +347,7 @@ public:
 private:
     void run() {
         while (!stop_.load()) {
-            Result<posix::Received> r = server_->receive(posix::deadline_after_ms(100));
+            Result<posix::Received> r = server_->receive_sync(posix::after_ms(100));
             if (!r) continue;
             const Message& m = r->message;
             if (m.transaction_id() != 0) {
@@ -362,7 +362,7 @@ private:
                 calls_.fetch_add(1);
                 Message answer = m;
                 if (answer.is_small()) answer.small_message().data[0] += 1;
-                (void)server_->reply(*r, answer, posix::deadline_after_ms(1000));
+                (void)server_->reply(*r, answer, posix::after_ms(1000));
                 continue;
             }
             if (const u32 us = slow_us_.load()) usleep(us);
@@ -411,8 +411,8 @@ inline Message call_message(u32 opcode, u64 data0) {
 inline Result<Message> call_until_ok(posix::Connection& c, u64 data0, int timeout_ms) {
     const u64 give_up = now_ms() + static_cast<u64>(timeout_ms);
     for (;;) {
-        Result<Message> r = check_reply(
-            c.call(call_message(posix::test::OP_CALL, data0), posix::deadline_after_ms(1000)));
+        Result<Message> r =
+            check_reply(c.call(call_message(posix::test::OP_CALL, data0), posix::after_ms(1000)));
         if (r || now_ms() >= give_up) return r;
         usleep(20'000);
     }

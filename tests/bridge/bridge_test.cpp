@@ -49,8 +49,7 @@ TEST_F(BridgeTest, CallsAndSendsCrossThroughImportAndExport) {
     Result<posix::Connection> c = connect_to(kName, host_a.path());
     ASSERT_TRUE(c) << posix::last_error_detail();
     for (u64 i = 0; i < 200; ++i) {
-        Result<Message> r =
-            check_reply(c->call(call_message(OP_CALL, i), posix::deadline_after_ms(2000)));
+        Result<Message> r = check_reply(c->call(call_message(OP_CALL, i), posix::after_ms(2000)));
         ASSERT_TRUE(r) << i << ": " << error_name(r.error()) << " " << remote_error_detail();
         ASSERT_TRUE(r->is_small());
         EXPECT_EQ(r->small_message().data[0], i + 1);
@@ -64,14 +63,14 @@ TEST_F(BridgeTest, CallsAndSendsCrossThroughImportAndExport) {
     l.header.total_size = 64;
     for (int i = 0; i < 64; ++i)
         l.inline_data[i] = static_cast<u8>(200 - i);
-    Result<Message> big = check_reply(c->call(Message(l), posix::deadline_after_ms(2000)));
+    Result<Message> big = check_reply(c->call(Message(l), posix::after_ms(2000)));
     ASSERT_TRUE(big) << remote_error_detail();
     ASSERT_TRUE(big->is_large());
     EXPECT_EQ(big->large_message().header.total_size, 64u);
     EXPECT_EQ(0, std::memcmp(big->large_message().inline_data, l.inline_data, 64));
 
     for (u64 i = 0; i < 1000; ++i)
-        ASSERT_TRUE(c->send_sync(call_message(OP_DATA, i), posix::deadline_after_ms(2000)));
+        ASSERT_TRUE(c->send_sync(call_message(OP_DATA, i), posix::after_ms(2000)));
     const u64 give_up = now_ms() + 10'000;
     while (server.received() < 1000 && now_ms() < give_up)
         usleep(5000);
@@ -126,12 +125,13 @@ TEST_F(BridgeTest, NoExporterIsEndpointNotFound) {
     Result<posix::Connection> c = connect_to(kName, host_a.path());
     ASSERT_TRUE(c);
     const u64 t0 = now_ms();
-    Result<Message> r =
-        check_reply(c->call(call_message(OP_CALL, 1), posix::deadline_after_ms(5000)));
+    Result<Message> r = check_reply(c->call(call_message(OP_CALL, 1), posix::after_ms(5000)));
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error(), IpcError::EndpointNotFound);
-    EXPECT_NE(std::string(remote_error_detail()).find("no exporter"), std::string::npos)
-        << remote_error_detail();
+    if (!NATIVE_ERROR_REPLIES) {
+        EXPECT_NE(std::string(remote_error_detail()).find("no exporter"), std::string::npos)
+            << remote_error_detail();
+    }
     // NATS answers "no responders" at once: no waiting for the deadline.
     EXPECT_LT(now_ms() - t0, 2000u);
 }
@@ -153,7 +153,7 @@ TEST_F(BridgeTest, DeadlinesPropagateAsDurations) {
 
     // (1) The caller's own deadline, shorter: Timeout at that deadline, from call() itself.
     u64 t0 = posix::now_ns();
-    Result<Message> r = c->call(call_message(OP_HOLD, 0), posix::deadline_after_ms(200));
+    Result<Message> r = c->call(call_message(OP_HOLD, 0), posix::after_ms(200));
     u64 took_ms = (posix::now_ns() - t0) / 1'000'000u;
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error(), IpcError::Timeout);
@@ -163,12 +163,15 @@ TEST_F(BridgeTest, DeadlinesPropagateAsDurations) {
     // (2) A longer caller deadline: the remote side gives up at the forwarded duration and
     // its Timeout, with its detail, comes back.
     t0 = posix::now_ns();
-    r = check_reply(c->call(call_message(OP_HOLD, 0), posix::deadline_after_ms(5000)));
+    r = check_reply(c->call(call_message(OP_HOLD, 0), posix::after_ms(5000)));
     took_ms = (posix::now_ns() - t0) / 1'000'000u;
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error(), IpcError::Timeout);
-    EXPECT_NE(std::string(remote_error_detail()).find("no answer within 600 ms"), std::string::npos)
-        << remote_error_detail();
+    if (!NATIVE_ERROR_REPLIES) {
+        EXPECT_NE(std::string(remote_error_detail()).find("no answer within 600 ms"),
+                  std::string::npos)
+            << remote_error_detail();
+    }
     EXPECT_GE(took_ms, 600u);
     EXPECT_LT(took_ms, 5000u);
     EXPECT_EQ(server.held(), 2u);
@@ -187,13 +190,14 @@ TEST_F(BridgeTest, RemotePermissionDeniedStaysPermissionDenied) {
     ASSERT_TRUE(importer->wait_for("importing"));
     Result<posix::Connection> c = connect_to(kName, host_a.path());
     ASSERT_TRUE(c);
-    Result<Message> r =
-        check_reply(c->call(call_message(OP_CALL, 1), posix::deadline_after_ms(3000)));
+    Result<Message> r = check_reply(c->call(call_message(OP_CALL, 1), posix::after_ms(3000)));
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error(), IpcError::PermissionDenied);
-    EXPECT_NE(std::string(remote_error_detail()).find("remote"), std::string::npos);
+    if (!NATIVE_ERROR_REPLIES) {
+        EXPECT_NE(std::string(remote_error_detail()).find("remote"), std::string::npos);
+    }
     // One-way messages still go.
-    ASSERT_TRUE(c->send_sync(call_message(OP_DATA, 0), posix::deadline_after_ms(2000)));
+    ASSERT_TRUE(c->send_sync(call_message(OP_DATA, 0), posix::after_ms(2000)));
     const u64 give_up = now_ms() + 5000;
     while (server.received() < 1 && now_ms() < give_up)
         usleep(5000);
@@ -215,11 +219,13 @@ TEST_F(BridgeTest, CapabilitiesAndRegionsDoNotCross) {
     ASSERT_TRUE(region);
     LargeMessage l{};
     l.header.opcode = OP_CALL;
-    Result<Message> r = check_reply(c->call(Message(l), *region, posix::Transfer::ShareReadOnly,
-                                            posix::deadline_after_ms(3000)));
+    Result<Message> r = check_reply(
+        c->call(Message(l), *region, posix::Transfer::ShareReadOnly, posix::after_ms(3000)));
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error(), IpcError::InvalidMemoryRegion);
-    EXPECT_NE(std::string(remote_error_detail()).find("region"), std::string::npos);
+    if (!NATIVE_ERROR_REPLIES) {
+        EXPECT_NE(std::string(remote_error_detail()).find("region"), std::string::npos);
+    }
 
     // A one-way message with a capability cannot be refused to its sender: it is counted.
     posix::ServerOptions so = host_a.server_options();
@@ -228,10 +234,9 @@ TEST_F(BridgeTest, CapabilitiesAndRegionsDoNotCross) {
     Result<posix::MintedCapability> cap =
         other->mint_capability(Rights::SEND | Rights::RECEIVE | Rights::GRANT);
     ASSERT_TRUE(cap);
-    ASSERT_TRUE(
-        c->send_sync(call_message(OP_DATA, 0), cap->capability, posix::deadline_after_ms(2000)));
+    ASSERT_TRUE(c->send_sync(call_message(OP_DATA, 0), cap->capability, posix::after_ms(2000)));
     // A message after it arrives; the one with the capability never does.
-    ASSERT_TRUE(c->send_sync(call_message(OP_DATA, 1), posix::deadline_after_ms(2000)));
+    ASSERT_TRUE(c->send_sync(call_message(OP_DATA, 1), posix::after_ms(2000)));
     const u64 give_up = now_ms() + 5000;
     while (server.received() < 1 && now_ms() < give_up)
         usleep(5000);
@@ -259,8 +264,7 @@ TEST_F(BridgeTest, QueueGroupSurvivesAnExporterKilledMidStream) {
 
     // Calls are spread over both exporters.
     for (u64 i = 0; i < 100; ++i) {
-        Result<Message> r =
-            check_reply(c->call(call_message(OP_CALL, i), posix::deadline_after_ms(2000)));
+        Result<Message> r = check_reply(c->call(call_message(OP_CALL, i), posix::after_ms(2000)));
         ASSERT_TRUE(r) << remote_error_detail();
     }
     EXPECT_EQ(server.call_senders().size(), 2u);
@@ -271,7 +275,7 @@ TEST_F(BridgeTest, QueueGroupSurvivesAnExporterKilledMidStream) {
     std::atomic<u64> send_failures{0};
     std::thread sender([&] {
         for (u64 i = 0; i < total; ++i) {
-            if (!c->send_sync(call_message(OP_DATA, i), posix::deadline_after_ms(10'000)))
+            if (!c->send_sync(call_message(OP_DATA, i), posix::after_ms(10'000)))
                 send_failures.fetch_add(1);
         }
         sending_done.store(true);
@@ -288,7 +292,7 @@ TEST_F(BridgeTest, QueueGroupSurvivesAnExporterKilledMidStream) {
     // Calls keep working through the survivor (at most one in flight was lost).
     u64 ok = 0;
     for (u64 i = 0; i < 50; ++i) {
-        if (check_reply(c->call(call_message(OP_CALL, i), posix::deadline_after_ms(2000)))) ++ok;
+        if (check_reply(c->call(call_message(OP_CALL, i), posix::after_ms(2000)))) ++ok;
     }
     EXPECT_GE(ok, 49u);
     sender.join();
@@ -328,7 +332,7 @@ TEST_F(BridgeTest, NatsServerKilledAndRestartedMidCall) {
     u64 took_ms = 0;
     std::thread caller([&] {
         const u64 t0 = posix::now_ns();
-        in_flight = check_reply(c->call(call_message(OP_HOLD, 0), posix::deadline_after_ms(3000)));
+        in_flight = check_reply(c->call(call_message(OP_HOLD, 0), posix::after_ms(3000)));
         took_ms = (posix::now_ns() - t0) / 1'000'000u;
         in_flight_detail = remote_error_detail();
     });
@@ -340,12 +344,14 @@ TEST_F(BridgeTest, NatsServerKilledAndRestartedMidCall) {
     caller.join();
     ASSERT_FALSE(in_flight);
     EXPECT_EQ(in_flight.error(), IpcError::EndpointNotFound);
-    EXPECT_NE(in_flight_detail.find("NATS connection lost"), std::string::npos) << in_flight_detail;
+    if (!NATIVE_ERROR_REPLIES) {
+        EXPECT_NE(in_flight_detail.find("NATS connection lost"), std::string::npos)
+            << in_flight_detail;
+    }
     EXPECT_LT(took_ms, 3000u);
 
     // While NATS is down, calls fail at once, nothing hangs.
-    Result<Message> down =
-        check_reply(c->call(call_message(OP_CALL, 2), posix::deadline_after_ms(2000)));
+    Result<Message> down = check_reply(c->call(call_message(OP_CALL, 2), posix::after_ms(2000)));
     ASSERT_FALSE(down);
 
     // The same server comes back on the same port: both bridges reconnect by themselves.
@@ -357,8 +363,7 @@ TEST_F(BridgeTest, NatsServerKilledAndRestartedMidCall) {
     // And one-way messages flow again.
     const u64 before = server.received();
     for (u64 i = 0; i < 100; ++i)
-        ASSERT_TRUE(
-            c->send_sync(call_message(OP_DATA, 1'000'000 + i), posix::deadline_after_ms(5000)));
+        ASSERT_TRUE(c->send_sync(call_message(OP_DATA, 1'000'000 + i), posix::after_ms(5000)));
     give_up = now_ms() + 10'000;
     while (server.received() < before + 100 && now_ms() < give_up)
         usleep(5000);
@@ -397,7 +402,7 @@ TEST_F(BridgeTest, OneWayStreamArrivesWholeInOrderWithBoundedMemory) {
     u64 rss_import_max = 0, rss_export_max = 0;
     const u64 t0 = posix::now_ns();
     for (u64 i = 0; i < total; ++i) {
-        ASSERT_TRUE(c->send_sync(call_message(OP_DATA, i), posix::deadline_after_ms(30'000))) << i;
+        ASSERT_TRUE(c->send_sync(call_message(OP_DATA, i), posix::after_ms(30'000))) << i;
         if (i == total / 10) {
             rss_import_early = importer->rss_kib();
             rss_export_early = exporter->rss_kib();
@@ -448,7 +453,7 @@ TEST_F(BridgeTest, BackpressureReachesTheLocalSender) {
     // bridge waits for credit on the way.
     const u64 t0 = now_ms();
     for (u64 i = 0; i < 300; ++i)
-        ASSERT_TRUE(c->send_sync(call_message(OP_DATA, i), posix::deadline_after_ms(10'000)));
+        ASSERT_TRUE(c->send_sync(call_message(OP_DATA, i), posix::after_ms(10'000)));
     EXPECT_GE(now_ms() - t0, (300u - 32u - 16u - 16u - 16u) * 2u);
     // send_async never waits: once the window, the remote queue and the local ring are full,
     // it gets ChannelFull (instead of the bridge queueing without bound).
@@ -496,13 +501,12 @@ TEST_F(BridgeTest, ClusterOfTwoServersWithBridgesOnDifferentOnes) {
     // The route between the servers carries the exporter's interest after a moment.
     ASSERT_TRUE(call_until_ok(*c, 1, 15'000)) << remote_error_detail();
     for (u64 i = 0; i < 100; ++i) {
-        Result<Message> r =
-            check_reply(c->call(call_message(OP_CALL, i), posix::deadline_after_ms(2000)));
+        Result<Message> r = check_reply(c->call(call_message(OP_CALL, i), posix::after_ms(2000)));
         ASSERT_TRUE(r) << remote_error_detail();
         EXPECT_EQ(r->small_message().data[0], i + 1);
     }
     for (u64 i = 0; i < 5000; ++i)
-        ASSERT_TRUE(c->send_sync(call_message(OP_DATA, i), posix::deadline_after_ms(5000)));
+        ASSERT_TRUE(c->send_sync(call_message(OP_DATA, i), posix::after_ms(5000)));
     const u64 give_up = now_ms() + 10'000;
     while (server.received() < 5000 && now_ms() < give_up)
         usleep(5000);
