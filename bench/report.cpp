@@ -339,6 +339,11 @@ std::vector<Table> sweep_tables(const RunInfo& run, const std::vector<TransportR
             else
                 t.footnotes.insert(t.footnotes.begin(),
                                    "n/a: the transport does not carry messages of that size.");
+            if (kind == 2)
+                t.footnotes.push_back(
+                    "MiB/s = message size × messages per second. veridian_loan hands chunks "
+                    "over without touching their bytes (beyond the 9 the harness checks): its "
+                    "MiB/s are bytes made available, the others' are bytes copied.");
             tables.push_back(t);
         }
     }
