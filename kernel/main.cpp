@@ -10,6 +10,10 @@
 extern "C" void (*__init_array_start[])();
 extern "C" void (*__init_array_end[])();
 
+namespace vipc_kernel {
+bool run_contract_cases();  // tests/contract/kernel_contract.cpp
+}
+
 namespace {
 
 constexpr std::uint32_t MULTIBOOT_BOOTLOADER_MAGIC = 0x2BADB002;
@@ -22,7 +26,8 @@ void run_global_constructors() {
 
 // The first task: runs every scenario, then ends the machine with the verdict.
 void main_task(void*) {
-    const bool all_passed = vipc_kernel::run_scenarios();
+    bool all_passed = vipc_kernel::run_scenarios();
+    all_passed = vipc_kernel::run_contract_cases() && all_passed;
     const auto stats = vipc_kernel::scheduler_stats();
     vipc_kernel::kprint("scheduler: ", stats.ticks, " ticks, ", stats.switches, " switches, ",
                         stats.preemptions, " preemptions, ", stats.timeouts, " wait timeouts\n");
