@@ -30,6 +30,7 @@ public:
     static constexpr bool kReplyKnowsCallerGaveUp = true;      // "reply to a caller that gave up"
     static constexpr bool kServerOutlivesItsClients = false;   // "one endpoint, many clients"
     static constexpr bool kReplyToAFullRingFails = false;      // "reply never blocks"
+    static constexpr bool kRevokeWakesBlocked = false;         // "revoke and blocked parties"
 
     explicit CoreAdapter(Runner& runner) : runner_(runner) {
         registry_ = new (registry_storage_)

@@ -65,6 +65,7 @@ public:
     static constexpr bool kReplyKnowsCallerGaveUp = false;
     static constexpr bool kServerOutlivesItsClients = true;
     static constexpr bool kReplyToAFullRingFails = true;
+    static constexpr bool kRevokeWakesBlocked = true;
 
     Deadline after_ms(u64 ms) { return posix::after_ms(ms); }
     Deadline bound() { return after_ms(20'000); }
