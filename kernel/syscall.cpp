@@ -79,16 +79,19 @@ InterruptFrame* succeed(InterruptFrame* f) {
         entry = *resolved;                                       \
     }
 
+// Capabilities do not travel through this ABI (HAS_CAPABILITY: InvalidMessage).
+bool carries_capability(const InterruptFrame* f) {
+    return ((f->rsi >> 32) & MessageFlags::HAS_CAPABILITY) != 0;
+}
+
 // The message in a frame's six registers, as the core carries it. The kernel owns the
 // capability word (a call token or 0) and the IS_REPLY flag.
-Result<Message> message_from_frame(const InterruptFrame* f, std::uint64_t call_token) {
+Message message_from_frame(const InterruptFrame* f, std::uint64_t call_token) {
     const auto flags = static_cast<std::uint32_t>(f->rsi >> 32);
-    if ((flags & MessageFlags::HAS_CAPABILITY) != 0) return IpcError::InvalidMessage;
-    SmallMessage m{call_token,
-                   static_cast<std::uint32_t>(f->rsi),
-                   flags & ~MessageFlags::IS_REPLY,
-                   {f->rdx, f->r10, f->r8, f->r9}};
-    return Message(m);
+    return Message(SmallMessage{call_token,
+                                static_cast<std::uint32_t>(f->rsi),
+                                flags & ~MessageFlags::IS_REPLY,
+                                {f->rdx, f->r10, f->r8, f->r9}});
 }
 
 // Writes a received message into a frame (the receive registers of abi.hpp).
@@ -290,12 +293,12 @@ InterruptFrame* sys_receive(Task* self, InterruptFrame* f, std::uint64_t handle,
 InterruptFrame* sys_send(Task* self, InterruptFrame* f, std::uint64_t timeout_ns) {
     VIPC_RESOLVE_OR_FAIL(e, self, f->rdi, Rights::SEND);
     KernelEndpoint* k = e->kernel_endpoint;
-    auto m = message_from_frame(f, 0);
-    if (!m) return fail(f, m.error());
+    if (carries_capability(f)) return fail(f, IpcError::InvalidMessage);
+    const Message m = message_from_frame(f, 0);
     const Deadline deadline =
         timeout_ns != 0 ? kernel_platform().after_ns(timeout_ns) : Deadline::never();
     k->maybe_queued = true;  // S1
-    if (auto r = e->endpoint.send_sync(*m, self->pid, deadline); !r) return fail(f, r.error());
+    if (auto r = e->endpoint.send_sync(m, self->pid, deadline); !r) return fail(f, r.error());
     wake_one_receiver(k);  // S2
     return succeed(f);
 }
@@ -303,8 +306,8 @@ InterruptFrame* sys_send(Task* self, InterruptFrame* f, std::uint64_t timeout_ns
 InterruptFrame* sys_fast_send(Task* self, InterruptFrame* f) {
     VIPC_RESOLVE_OR_FAIL(e, self, f->rdi, Rights::SEND);
     KernelEndpoint* k = e->kernel_endpoint;
-    auto m = message_from_frame(f, 0);
-    if (!m) return fail(f, m.error());
+    if (carries_capability(f)) return fail(f, IpcError::InvalidMessage);
+    const Message m = message_from_frame(f, 0);
     // A parked receiver, and a handle the fast path would accept (not revoked since it was
     // made; the endpoint open): the registers go straight into the receiver's frame.
     // Anything else is the core's to decide.
@@ -312,7 +315,7 @@ InterruptFrame* sys_fast_send(Task* self, InterruptFrame* f) {
     if (receiver != nullptr) {
         receiver->park = IpcPark::None;
         receiver->parked_on = nullptr;
-        const SmallMessage& s = m->small_message();
+        const SmallMessage& s = m.small_message();
         deliver(receiver->user_frame(), 0, s.opcode | (std::uint64_t{s.flags} << 32), s.data,
                 self->pid.value);
         make_ready(receiver);
@@ -320,7 +323,7 @@ InterruptFrame* sys_fast_send(Task* self, InterruptFrame* f) {
     }
     // Otherwise the core queues it, or says ChannelFull; it never blocks.
     k->maybe_queued = true;
-    const auto r = e->endpoint.send_async(*m);
+    const auto r = e->endpoint.send_async(m);
     return r ? succeed(f) : fail(f, r.error());
 }
 
@@ -328,12 +331,12 @@ InterruptFrame* sys_call(Task* self, InterruptFrame* f) {
     VIPC_RESOLVE_OR_FAIL(e, self, f->rdi, Rights::SEND);
     KernelEndpoint* k = e->kernel_endpoint;
     ++self->call_seq;  // P1
-    auto m = message_from_frame(f, call_token(self));
-    if (!m) return fail(f, m.error());
+    if (carries_capability(f)) return fail(f, IpcError::InvalidMessage);
+    const Message m = message_from_frame(f, call_token(self));
     self->call_state = CallState::Pending;
     self->call_endpoint = k;
     k->maybe_queued = true;  // S1
-    const auto sent = e->endpoint.send_sync(*m, self->pid, Deadline::never());
+    const auto sent = e->endpoint.send_sync(m, self->pid, Deadline::never());
     if (self->call_state == CallState::Done) return f;  // P4: replied, or failed by C1
     if (!sent) {
         self->call_state = CallState::None;
