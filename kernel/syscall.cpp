@@ -13,10 +13,10 @@
 //
 // The receive/send protocol (interrupts off throughout each step):
 //   R1. receive: resolve the handle (RECEIVE), try_receive on the core. A message: done.
-//   R2. ChannelEmpty: the queue is empty now, so clear maybe_queued, and park on the
+//   R2. ChannelEmpty: the queue is empty now (note_empty), and park on the
 //       endpoint's receivers (Blocked, no wait key, no deadline) with the frame unchanged
 //       (rax still the call number).
-//   S1. send/call: resolve (SEND), set maybe_queued, hand the message to the core
+//   S1. send/call: resolve (SEND), hand the message to the core, count it (note_sent)
 //       (send_sync; it may block there while the queue is full).
 //   S2. then wake one parked receiver: remove it from the list and, on its behalf, take a
 //       message from the core through its own handle (R1 for it) and complete the receive
@@ -209,8 +209,10 @@ void wake_one_receiver(KernelEndpoint* k) {
     }
     auto m = (*e)->endpoint.try_receive();
     if (m) {
+        k->note_taken();
         complete_receive(t, tf, k, *m);
     } else if (m.error() == IpcError::ChannelEmpty) {
+        k->note_empty();
         park_receiver(t, k);
         return;
     } else {
@@ -233,6 +235,7 @@ void restart_one_receiver(KernelEndpoint* k) {
 // C1.
 void endpoint_closed(KernelEndpoint* k) {
     k->closed = true;
+    k->note_empty();  // the core discarded the queue
     while (Task* t = k->receivers.pop_front()) {
         t->park = IpcPark::None;
         t->parked_on = nullptr;
@@ -274,18 +277,28 @@ InterruptFrame* sys_receive(Task* self, InterruptFrame* f, std::uint64_t handle,
     KernelEndpoint* k = e->kernel_endpoint;
     if (timeout_ns != 0) {
         // A deadline: the core's blocking receive, which ends with Timeout.
+        ++k->core_receivers;
         auto m = e->endpoint.receive_sync(self->pid, kernel_platform().after_ns(timeout_ns));
+        --k->core_receivers;
+        if (m) k->queue_uncertain = true;  // from the queue, or handed over: not known
         if (!m) return fail(f, m.error());
         complete_receive(self, f, k, *m);
         return f;
     }
-    auto m = e->endpoint.try_receive();  // R1
+    // R1. When the kernel knows the queue is empty and the handle is one the fast path
+    // would accept, there is nothing to ask the core: park at once.
+    if (k->known_empty() && e->epoch == k->epoch && !k->closed) {
+        park_receiver(self, k);
+        return switch_task(f);
+    }
+    auto m = e->endpoint.try_receive();
     if (m) {
+        k->note_taken();
         complete_receive(self, f, k, *m);
         return f;
     }
     if (m.error() != IpcError::ChannelEmpty) return fail(f, m.error());
-    k->maybe_queued = false;  // R2
+    k->note_empty();  // R2
     park_receiver(self, k);
     return switch_task(f);
 }
@@ -297,8 +310,8 @@ InterruptFrame* sys_send(Task* self, InterruptFrame* f, std::uint64_t timeout_ns
     const Message m = message_from_frame(f, 0);
     const Deadline deadline =
         timeout_ns != 0 ? kernel_platform().after_ns(timeout_ns) : Deadline::never();
-    k->maybe_queued = true;  // S1
     if (auto r = e->endpoint.send_sync(m, self->pid, deadline); !r) return fail(f, r.error());
+    k->note_sent();
     wake_one_receiver(k);  // S2
     return succeed(f);
 }
@@ -322,9 +335,10 @@ InterruptFrame* sys_fast_send(Task* self, InterruptFrame* f) {
         return succeed(f);
     }
     // Otherwise the core queues it, or says ChannelFull; it never blocks.
-    k->maybe_queued = true;
-    const auto r = e->endpoint.send_async(m);
-    return r ? succeed(f) : fail(f, r.error());
+    if (const auto r = e->endpoint.send_async(m); !r) return fail(f, r.error());
+    k->note_sent();
+    wake_one_receiver(k);  // a receiver parked through a handle the hand-off would not use
+    return succeed(f);
 }
 
 InterruptFrame* sys_call(Task* self, InterruptFrame* f) {
@@ -335,17 +349,20 @@ InterruptFrame* sys_call(Task* self, InterruptFrame* f) {
     const Message m = message_from_frame(f, call_token(self));
     self->call_state = CallState::Pending;
     self->call_endpoint = k;
-    k->maybe_queued = true;  // S1
     const auto sent = e->endpoint.send_sync(m, self->pid, Deadline::never());
+    if (sent) {
+        // Counted and a parked receiver woken even if the call is already answered: the
+        // count must match what entered the queue (kernel_objects.hpp).
+        k->note_sent();
+        wake_one_receiver(k);  // S2
+    }
     if (self->call_state == CallState::Done) return f;  // P4: replied, or failed by C1
     if (!sent) {
         self->call_state = CallState::None;
         self->call_endpoint = nullptr;
         return fail(f, sent.error());
     }
-    wake_one_receiver(k);                               // S2
-    if (self->call_state == CallState::Done) return f;  // the receiver failed the call
-    self->park = IpcPark::Reply;                        // P4
+    self->park = IpcPark::Reply;  // P4
     self->state = TaskState::Blocked;
     self->wait_deadline = Deadline::never();
     return switch_task(f);
