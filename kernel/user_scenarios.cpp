@@ -345,7 +345,8 @@ bool scenario_deadlines(const char* name) {
         if (!full->endpoint.send_async(Message::small(0, 1))) return false;
         full->note_sent();
     }
-    g.args(p, B_DEADLINES, g.grant(p, empty, Rights::RECEIVE), g.grant(p, full, Rights::SEND));
+    g.args(p, B_DEADLINES, g.grant(p, empty, Rights::RECEIVE | Rights::SEND),
+           g.grant(p, full, Rights::SEND));
     return g.run() && g.all_exited_zero();
 }
 
