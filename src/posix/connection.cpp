@@ -1046,6 +1046,7 @@ ConnectionDescriptors Connection::descriptors() const {
     d.s2c_ctl = impl_->s2c_ctl_fd.get();
     d.server_state = impl_->state_fd.get();
     d.server_doorbell = impl_->doorbell_fd.get();
+    d.notify = impl_->notify_fd.get();
     return d;
 }
 

@@ -418,6 +418,7 @@ struct ConnectionDescriptors {
     int s2c_ctl = -1;          // read-write, only with RECEIVE
     int server_state = -1;     // read-only
     int server_doorbell = -1;  // read-write
+    int notify = -1;           // this client's end of its notification socket (pollable_fd)
 };
 
 class Connection {
