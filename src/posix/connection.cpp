@@ -17,7 +17,10 @@
 //       other waiters, go back to (2). Otherwise sleep on the condition variable until a
 //       dispatch, at most one slice.
 //   (3) the ways out besides a reply: the deadline (4B, Timeout), the connection closed, the
-//       server gone or the ring corrupted (4C, its error)
+//       server gone or the ring corrupted (4C, its error). (3A) When the server is gone (it
+//       closed or died, and neither did we close nor was our capability revoked), what it
+//       wrote before stays readable: become the reader, take one message without waiting,
+//       dispatch it, back to (2); once the ring is empty, (4C).
 //   (4) end the wait: unregister the txid (a reply arriving later is dropped and counted).
 #include <poll.h>
 #include <pthread.h>
@@ -191,6 +194,15 @@ struct Connection::Impl final : WaitCheck {
     PollSet poll;
     std::atomic<bool> poll_armed{false};
     int arm_poll();
+    // Ok, or the error a reply_error() answer carries (with the server's detail).
+    Result<void> check_error_reply(const Message& reply) const {
+        std::string detail;
+        if (auto e = error_in_reply(reply, &detail); !e) {
+            return fail(e.error(), "the server of '%s' answered the call with %s%s%s", name.c_str(),
+                        error_name(e.error()), detail.empty() ? "" : ": ", detail.c_str());
+        }
+        return ok();
+    }
     void signal_poll() {
         if (poll_armed.load(std::memory_order_acquire)) poll.signal_local();
     }
@@ -246,7 +258,17 @@ struct Connection::Impl final : WaitCheck {
         VIPC_REQUIRES(send_mu);
     Result<void> fast_send(const SmallMessage& msg);
     void notify_server();
-    Result<Message> read_one(Deadline deadline, bool blocking);
+    // Wait: block until a message (wait_for_data); Look: take one if there is one; Drain:
+    // take one even though the server is gone (what it wrote before stays readable).
+    enum class ReadMode : u8 { Wait, Look, Drain };
+    Result<Message> read_one(Deadline deadline, ReadMode mode);
+    // After quick_check() failed with `e`: true when what the server wrote before it went
+    // away may still be read (it closed or died; we did not close, it broke nothing, and our
+    // capability was not revoked).
+    bool may_drain(IpcError e) const {
+        return e == IpcError::EndpointNotFound && !closed.load(std::memory_order_acquire) &&
+               s2c.valid();
+    }
     // Delivers `m` to its call or the inbox. The caller takes itself the reply to `own_txid`
     // (when != 0) or, with `takes_inbox`, the inbox message: anything else is for another
     // thread or the event loop, so the pollable descriptor is signalled.
@@ -261,7 +283,9 @@ struct Connection::Impl final : WaitCheck {
 
 Result<void> Connection::Impl::quick_check() {
     if (closed.load(std::memory_order_acquire)) {
-        return fail(IpcError::InvalidCapability, "the connection to '%s' is closed", name.c_str());
+        // The same error as an operation on a closed core endpoint (docs/CONTRACT.md).
+        return fail(IpcError::EndpointNotFound, "the connection to '%s' was closed by this process",
+                    name.c_str());
     }
     if (broken.load(std::memory_order_acquire)) {
         return fail(IpcError::InvalidMessage,
@@ -642,10 +666,10 @@ Result<void> Connection::Impl::fast_send(const SmallMessage& msg) {
 
 // ---- receive and call --------------------------------------------------------------------------
 
-Result<Message> Connection::Impl::read_one(Deadline deadline, bool blocking) {
-    if (blocking) {
+Result<Message> Connection::Impl::read_one(Deadline deadline, ReadMode mode) {
+    if (mode == ReadMode::Wait) {
         VIPC_TRY(wait_for_data(s2c, receive_spin, deadline, &state->cpu, *this));
-    } else {
+    } else if (mode == ReadMode::Look) {
         VIPC_TRY(quick_check());
     }
     auto r = s2c.try_pop();
@@ -702,7 +726,25 @@ Result<Message> Connection::Impl::wait_message(TransactionId txid, Deadline dead
             return finish(m);
         }
         // (3) the other ways out
-        if (auto c = quick_check(); !c) return finish(c.error());         // (4C)
+        if (auto c = quick_check(); !c) {
+            // (3A) the server is gone: what it wrote before stays readable; take it one
+            // message at a time as the reader, and end once the ring is empty.
+            if (!may_drain(c.error())) return finish(c.error());  // (4C)
+            if (reader_active) {
+                cv.wait_until(lock, to_steady(after_ns(u64{PEER_CHECK_INTERVAL_MS} * 1'000'000u)));
+                continue;
+            }
+            if (inbox.size() >= geometry.depth) return finish(c.error());  // nothing for us
+            reader_active = true;
+            lock.unlock();
+            auto r = read_one(Deadline::past(), ReadMode::Drain);
+            lock.lock();
+            reader_active = false;
+            cv.notify_all();
+            if (!r) return finish(c.error());  // (4C) drained
+            dispatch(*r, txid, txid == 0);
+            continue;
+        }
         if (deadline_passed(deadline)) return finish(IpcError::Timeout);  // (4B)
         // Become the reader unless someone is; do not read while the inbox is full (the
         // server is then held back by its full ring: backpressure, not unbounded memory).
@@ -712,7 +754,7 @@ Result<Message> Connection::Impl::wait_message(TransactionId txid, Deadline dead
             Result<Message> r = IpcError::Timeout;
             {
                 ParkedScope scope(parked);
-                r = read_one(deadline, true);
+                r = read_one(deadline, ReadMode::Wait);
             }
             lock.lock();
             reader_active = false;
@@ -859,16 +901,28 @@ Result<Message> Connection::try_receive() {
             bump(c.received_count);
             return m;
         }
-        VIPC_TRY(c.quick_check());
+        Impl::ReadMode mode = Impl::ReadMode::Look;
+        if (auto check = c.quick_check(); !check) {
+            // The server is gone: what it wrote before stays readable (docs/CONTRACT.md).
+            if (!c.may_drain(check.error()) || c.reader_active) return check.error();
+            if (c.inbox.size() >= c.geometry.depth) return check.error();
+            mode = Impl::ReadMode::Drain;
+        }
         // Another thread is the reader: whatever arrives is its to take and dispatch.
         if (c.reader_active || c.inbox.size() >= c.geometry.depth) return IpcError::ChannelEmpty;
-        auto r = c.read_one(Deadline::past(), false);
-        if (!r && r.error() == IpcError::ChannelEmpty && c.poll_armed.load()) {
+        auto r = c.read_one(Deadline::past(), mode);
+        if (!r && r.error() == IpcError::ChannelEmpty && mode == Impl::ReadMode::Look &&
+            c.poll_armed.load()) {
             // Steps (3), (4) of pollable.hpp: re-arm, then look once more.
             c.poll.drain(OnPeerHangup::KeepReadable);
-            r = c.read_one(Deadline::past(), false);
+            r = c.read_one(Deadline::past(), mode);
         }
-        if (!r) return r.error();
+        if (!r) {
+            if (mode == Impl::ReadMode::Drain && r.error() == IpcError::ChannelEmpty) {
+                return c.quick_check().error();  // drained (the check fails for good once gone)
+            }
+            return r.error();
+        }
         c.dispatch(*r, 0, true);
         c.cv.notify_all();
     }
@@ -909,12 +963,7 @@ Result<Message> Connection::call_with(const Message& request, Region* region, Tr
     }
     // (2)-(4)
     Result<Message> reply = c.wait_message(txid, deadline);
-    if (reply) {
-        if (auto e = error_in_reply(*reply); !e) {
-            return fail(e.error(), "the server of '%s' answered the call with %s", c.name.c_str(),
-                        error_name(e.error()));
-        }
-    }
+    if (reply) VIPC_TRY(c.check_error_reply(*reply));
     return reply;
 }
 
@@ -954,26 +1003,37 @@ Result<Message> Connection::take_reply(TransactionId txid) {
         if (p->reply.has_value()) {
             const Message m = *p->reply;
             c.erase_pending(txid);
-            if (auto e = error_in_reply(m); !e) {
-                return fail(e.error(), "the server of '%s' answered the call with %s",
-                            c.name.c_str(), error_name(e.error()));
-            }
+            bump(c.received_count);
+            VIPC_TRY(c.check_error_reply(m));
             return m;
-        }
-        if (auto q = c.quick_check(); !q) {
-            c.erase_pending(txid);
-            return q.error();
         }
         // Another thread is the reader (it dispatches our reply and signals the descriptor),
         // or the inbox is full (the application must take its messages first).
-        if (c.reader_active || c.inbox.size() >= c.geometry.depth) return IpcError::ChannelEmpty;
-        auto r = c.read_one(Deadline::past(), false);
-        if (!r && r.error() == IpcError::ChannelEmpty && !drained && c.poll_armed.load()) {
+        const bool cannot_read = c.reader_active || c.inbox.size() >= c.geometry.depth;
+        Impl::ReadMode mode = Impl::ReadMode::Look;
+        if (auto q = c.quick_check(); !q) {
+            // The server is gone: a reply it wrote before stays readable (as for call()).
+            if (!c.may_drain(q.error()) || (!c.reader_active && cannot_read)) {
+                c.erase_pending(txid);
+                return q.error();
+            }
+            mode = Impl::ReadMode::Drain;
+        }
+        if (cannot_read) return IpcError::ChannelEmpty;
+        auto r = c.read_one(Deadline::past(), mode);
+        if (!r && r.error() == IpcError::ChannelEmpty && mode == Impl::ReadMode::Look && !drained &&
+            c.poll_armed.load()) {
             c.poll.drain(OnPeerHangup::KeepReadable);  // (3), (4) of pollable.hpp
             drained = true;
             continue;
         }
-        if (!r) return r.error();
+        if (!r) {
+            if (mode == Impl::ReadMode::Drain) {
+                c.erase_pending(txid);
+                return c.quick_check().error();  // drained, and still no reply
+            }
+            return r.error();
+        }
         c.dispatch(*r, txid, false);
         c.cv.notify_all();
     }

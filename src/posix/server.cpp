@@ -1162,8 +1162,20 @@ Result<Received> Server::try_receive() {
     return impl_->receive(Deadline::past(), false);
 }
 
+namespace {
+// A reply answers a call: a request without a transaction id is refused, as in the core
+// (docs/CONTRACT.md), rather than delivered as an ordinary message.
+Result<void> check_is_call(const Received& request) {
+    if (request.message.transaction_id() != 0) return ok();
+    return fail(IpcError::InvalidMessage,
+                "reply to a message that is not a call (it has no transaction id); use send_sync "
+                "to answer a plain message");
+}
+}  // namespace
+
 Result<void> Server::reply(const Received& request, const Message& response, Deadline deadline) {
     if (!impl_) return moved_from();
+    VIPC_TRY(check_is_call(request));
     return impl_->send_to(request.connection, response, request.message.transaction_id(), deadline,
                           true, true);
 }
@@ -1193,6 +1205,7 @@ Result<void> Server::send_async(ConnectionId to, const Message& msg, Region& reg
 Result<void> Server::reply(const Received& request, const Message& response, Region& region,
                            Transfer transfer, Deadline deadline) {
     if (!impl_) return moved_from();
+    VIPC_TRY(check_is_call(request));
     return impl_->send_region_to(request.connection, response, region, transfer,
                                  request.message.transaction_id(), deadline, true, true);
 }
@@ -1248,6 +1261,7 @@ Result<void> Server::send_sync(ConnectionId to, const Message& msg,
 Result<void> Server::reply(const Received& request, const Message& response,
                            const EndpointCapability& capability, Deadline deadline) {
     if (!impl_) return moved_from();
+    VIPC_TRY(check_is_call(request));
     return impl_->send_capability_to(request.connection, response,
                                      std::span<const EndpointCapability>(&capability, 1),
                                      request.message.transaction_id(), deadline, true);
@@ -1282,7 +1296,13 @@ int Server::pollable_fd() {
 }
 
 Result<void> Server::reply_error(const Received& request, IpcError error, Deadline deadline) {
+    return reply_error(request, error, std::string_view{}, deadline);
+}
+
+Result<void> Server::reply_error(const Received& request, IpcError error, std::string_view detail,
+                                 Deadline deadline) {
     if (!impl_) return moved_from();
+    VIPC_TRY(check_is_call(request));
     int code = error_code(error);
     IpcError checked;
     if (!error_from_code(code, &checked)) {
@@ -1290,7 +1310,7 @@ Result<void> Server::reply_error(const Received& request, IpcError error, Deadli
                     "reply_error: %d is not an IpcError code (they are -1..-%d)", code,
                     IPC_ERROR_KIND_COUNT);
     }
-    return impl_->send_to(request.connection, error_reply_message(checked),
+    return impl_->send_to(request.connection, error_reply_message(checked, detail),
                           request.message.transaction_id(), deadline, true, true);
 }
 

@@ -255,7 +255,8 @@ TEST(ConnectionPollable, ReplyErrorReachesTheCaller) {
             ASSERT_TRUE(req);
             IpcError e;
             ASSERT_TRUE(error_from_code(-k, &e));
-            ASSERT_TRUE(server->reply_error(*req, e, after_ms(1000)));
+            ASSERT_TRUE(k % 2 == 0 ? server->reply_error(*req, e, after_ms(1000))
+                                   : server->reply_error(*req, e, "odd\x01one", after_ms(1000)));
         }
     });
     for (int k = 1; k <= IPC_ERROR_KIND_COUNT; ++k) {
@@ -263,6 +264,9 @@ TEST(ConnectionPollable, ReplyErrorReachesTheCaller) {
         ASSERT_FALSE(r);
         EXPECT_EQ(error_code(r.error()), -k);
         EXPECT_NE(std::string(last_error_detail()).find(error_name(r.error())), std::string::npos);
+        if (k % 2 == 1) {  // the detail travels, its control character neutralized
+            EXPECT_NE(std::string(last_error_detail()).find(": odd?one"), std::string::npos);
+        }
     }
     answer.join();
 }
