@@ -31,12 +31,13 @@
 //   u32 zero, then `count` records. Credit: u64 stream id, u64 messages delivered so far.
 //
 // Record (32-byte head, then the payload):
-//   off  0 u8  kind (0 SmallMessage, 1 LargeMessage with inline bytes only)
+//   off  0 u8  kind (0 SmallMessage, 1 LargeMessage with inline bytes only, 2 a payload of
+//              the runtime's payload API: opcode, flags and 0..MAX_PAYLOAD_BYTES bytes)
 //   off  1 u8[3] zero
 //   off  4 u32 opcode      off  8 u32 flags      off 12 u32 checksum
 //   off 16 u64 capability (the application's word, carried as is)
 //   off 24 u32 payload length    off 28 u32 zero
-//   off 32 payload: the SmallMessage's four data words, or the inline bytes
+//   off 32 payload: the SmallMessage's four data words, the inline bytes, or the payload
 // What cannot be encoded — a message carrying a capability (HAS_CAPABILITY) or a memory
 // region (region.size != 0) — is refused before anything is sent: InvalidCapability and
 // InvalidMemoryRegion, because a descriptor means nothing on another host.
@@ -72,7 +73,10 @@ inline constexpr usize CREDIT_BYTES = 16;
 // The largest record today: a LargeMessage with 64 inline bytes.
 inline constexpr usize MAX_RECORD_BYTES = RECORD_HEAD_BYTES + LARGE_MESSAGE_INLINE_BYTES;
 
-enum class RecordKind : u8 { Small = 0, LargeInline = 1 };
+// The largest payload record (the runtime's hard cap on an endpoint's inline payload).
+inline constexpr usize MAX_PAYLOAD_BYTES = 65536;
+
+enum class RecordKind : u8 { Small = 0, LargeInline = 1, Payload = 2 };
 
 // Ok, or InvalidMessage for a prefix that is not tokens of [A-Za-z0-9_-] separated by '.'.
 Result<void> validate_prefix(std::string_view prefix);
@@ -92,6 +96,20 @@ usize record_size(const Message& msg);
 // InvalidMessage (with *why) for anything malformed: unknown kind, short input, a payload
 // longer than the kind allows, non-zero padding.
 Result<Message> decode_record(std::span<const u8> in, usize* used, std::string* why);
+
+// A payload record (kind 2).
+void encode_payload_record(u32 opcode, u32 flags, std::span<const u8> payload,
+                           std::vector<u8>& out);
+
+// Any record: a Message (kinds 0 and 1) or a payload (kind 2, `payload` pointing into `in`).
+struct Record {
+    RecordKind kind = RecordKind::Small;
+    Message message;
+    u32 opcode = 0;
+    u32 flags = 0;
+    std::span<const u8> payload;
+};
+Result<Record> decode_any_record(std::span<const u8> in, usize* used, std::string* why);
 
 struct FrameHead {
     u64 stream_id = 0;
