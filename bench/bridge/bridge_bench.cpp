@@ -224,9 +224,10 @@ int role_sink(const std::string& url, const std::string& subject, u64 count) {
 
 // The vipc server (for the local call and behind the export bridge): echoes calls, counts
 // one-way messages and prints "GOT n" after each `count` of them.
-int role_server(const std::string& dir, const std::string& name, u64 count) {
+int role_server(const std::string& dir, const std::string& name, u64 count, u32 spin_ns) {
     signal(SIGTERM, on_term);
     posix::ServerOptions o;
+    o.spin_ns = spin_ns;
     o.runtime_dir = dir;
     o.capacity = 1024;
     Result<posix::Server> s = posix::Server::publish(name, o);
@@ -294,11 +295,13 @@ int main(int argc, char** argv) {
         if (role == "responder" && argc == 5) return role_responder(argv[3], argv[4]);
         if (role == "sink" && argc == 6)
             return role_sink(argv[3], argv[4], std::strtoull(argv[5], nullptr, 10));
-        if (role == "server" && argc == 6)
-            return role_server(argv[3], argv[4], std::strtoull(argv[5], nullptr, 10));
+        if (role == "server" && argc == 7)
+            return role_server(argv[3], argv[4], std::strtoull(argv[5], nullptr, 10),
+                               static_cast<u32>(std::strtoul(argv[6], nullptr, 10)));
         return 2;
     }
     u64 calls = 2000, reps = 3, stream = 200'000;
+    std::string spin_ns;  // --spin-ns for both bridges ("" = their default)
     std::string vipc = VIPC_PATH, nats_server = VIPC_NATS_SERVER_PATH;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string a = argv[i];
@@ -308,8 +311,12 @@ int main(int argc, char** argv) {
             reps = std::strtoull(argv[i + 1], nullptr, 10);
         else if (a == "--stream")
             stream = std::strtoull(argv[i + 1], nullptr, 10);
+        else if (a == "--bridge-spin-ns")
+            spin_ns = argv[i + 1];
         else {
-            std::fprintf(stderr, "usage: vipc_bridge_bench [--calls N] [--reps N] [--stream N]\n");
+            std::fprintf(stderr,
+                         "usage: vipc_bridge_bench [--calls N] [--reps N] [--stream N] "
+                         "[--bridge-spin-ns NS]\n");
             return 2;
         }
     }
@@ -329,24 +336,37 @@ int main(int argc, char** argv) {
         }
         Child responder({exe, "--role", "responder", url, "bench.direct"});
         Child sink({exe, "--role", "sink", url, "bench.stream", std::to_string(stream)});
-        Child server_b({exe, "--role", "server", dir_b, name, std::to_string(stream)});
-        Child server_local({exe, "--role", "server", dir_a, "bench/local", "1000000000"});
+        // --bridge-spin-ns applies to every local side of the bridged path (the bridges, the
+        // client and the server behind the export), so that none of them sleeps while a
+        // call is on NATS.
+        const std::string end_spin =
+            spin_ns.empty() ? std::to_string(posix::DEFAULT_SPIN_NS) : spin_ns;
+        Child server_b({exe, "--role", "server", dir_b, name, std::to_string(stream), end_spin});
+        Child server_local({exe, "--role", "server", dir_a, "bench/local", "1000000000",
+                            std::to_string(posix::DEFAULT_SPIN_NS)});
         if (!responder.wait_for("READY", 5000) || !sink.wait_for("READY", 5000) ||
             !server_b.wait_for("READY", 5000) || !server_local.wait_for("READY", 5000)) {
             std::fprintf(stderr, "a child did not start\n");
             return 1;
         }
-        Child exporter({vipc, "bridge", "export", name, "--nats-url", url},
-                       std::string("VIPC_RUNTIME_DIR=") + dir_b);
+        std::vector<std::string> export_argv = {vipc, "bridge", "export", name, "--nats-url", url};
+        std::vector<std::string> import_argv = {vipc,         "bridge", "import",  name,
+                                                "--nats-url", url,      "--depth", "1024"};
+        if (!spin_ns.empty()) {
+            for (auto* v : {&export_argv, &import_argv})
+                v->insert(v->end(), {"--spin-ns", spin_ns});
+        }
+        Child exporter(export_argv, std::string("VIPC_RUNTIME_DIR=") + dir_b);
         if (!exporter.wait_for("exporting", 5000)) return 1;
-        Child importer({vipc, "bridge", "import", name, "--nats-url", url, "--depth", "1024"},
-                       std::string("VIPC_RUNTIME_DIR=") + dir_a);
+        Child importer(import_argv, std::string("VIPC_RUNTIME_DIR=") + dir_a);
         if (!importer.wait_for("importing", 5000)) return 1;
 
         posix::ConnectOptions co;
         co.runtime_dir = dir_a;
         Result<posix::Connection> local = posix::Connection::connect("bench/local", co);
-        Result<posix::Connection> bridged = posix::Connection::connect(name, co);
+        posix::ConnectOptions bco = co;
+        bco.spin_ns = static_cast<u32>(std::stoul(end_spin));
+        Result<posix::Connection> bridged = posix::Connection::connect(name, bco);
         natsConnection* nc = nats_connect(url);
         if (!local || !bridged || nc == nullptr) {
             std::fprintf(stderr, "cannot connect: %s\n", posix::last_error_detail());

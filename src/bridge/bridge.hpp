@@ -35,6 +35,7 @@
 
 #include "veridian/ipc/core/error.hpp"
 #include "veridian/ipc/core/types.hpp"
+#include "veridian/ipc/posix/runtime.hpp"
 
 namespace veridian::ipc::bridge {
 
@@ -73,6 +74,11 @@ struct BridgeOptions {
     u16 local_rights = 3;
     // Import: the local endpoint's queue depth.
     u32 queue_depth = 64;
+    // The local side's spin bound before a futex sleep (ServerOptions/ConnectOptions
+    // spin_ns); the runtime's default unless set. A bridged call waits a whole NATS round
+    // trip (tens of µs), longer than the default spin: a longer spin saves the wake-ups on
+    // an idle machine and wastes CPU on a busy one.
+    u32 spin_ns = posix::DEFAULT_SPIN_NS;
 };
 
 // What a bridge did (monotonic counters, read without stopping it).

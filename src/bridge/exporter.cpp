@@ -138,6 +138,7 @@ private:
         co.runtime_dir = opts_.runtime_dir;
         co.rights = opts_.local_rights;
         co.connect_timeout_ms = 1000;
+        co.spin_ns = opts_.spin_ns;
         Result<posix::Connection> c = posix::Connection::connect(name, co);
         if (!c) {
             *e = c.error();

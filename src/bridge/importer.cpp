@@ -69,6 +69,7 @@ public:
         posix::ServerOptions so;
         so.runtime_dir = options.runtime_dir;
         so.capacity = options.queue_depth;
+        so.spin_ns = options.spin_ns;
         Result<posix::Server> server = posix::Server::publish(endpoint, so);
         if (!server) {
             set_detail("%s", posix::last_error_detail());
