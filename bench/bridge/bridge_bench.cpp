@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 // vipc_bridge_bench: the bridge against its floors, side by side in one run.
 //
-//   latency (call round trip, p50/p99 over --calls calls, median of --reps repetitions):
+//   latency (call round trip, p50/p99 over --calls calls, median of --reps repetitions; the
+//   three paths interleaved in rounds of 50 calls so that they share the machine's load):
 //     local        a posix Connection::call to a server in another process (no bridge)
 //     nats         a NATS request/reply between two plain libnats programs (this one and a
 //                  responder child): the floor of the engine
@@ -264,18 +265,34 @@ Latency summarize(std::vector<u64>& ns) {
     return {at(0.50), at(0.99)};
 }
 
-template <typename F>
-Latency measure(u64 calls, F&& one) {
-    for (u64 i = 0; i < calls / 10 + 10; ++i)
-        if (!one()) return {-1, -1};
-    std::vector<u64> ns;
-    ns.reserve(calls);
-    for (u64 i = 0; i < calls; ++i) {
-        const u64 t0 = posix::now_ns();
-        if (!one()) return {-1, -1};
-        ns.push_back(posix::now_ns() - t0);
+// Times `calls` calls of each of three paths, interleaved in rounds of 50 (A B C A B C ...),
+// so that all three see the same load on a shared machine. False when a call failed.
+template <typename A, typename B, typename C>
+bool measure3(u64 calls, A&& a, B&& b, C&& c, Latency out[3]) {
+    std::vector<u64> ns[3];
+    for (auto& v : ns)
+        v.reserve(calls);
+    auto timed = [&](auto& one, std::vector<u64>& v, u64 n, bool keep) {
+        for (u64 i = 0; i < n; ++i) {
+            const u64 t0 = posix::now_ns();
+            if (!one()) return false;
+            if (keep) v.push_back(posix::now_ns() - t0);
+        }
+        return true;
+    };
+    const u64 warmup = calls / 10 + 10;
+    if (!timed(a, ns[0], warmup, false) || !timed(b, ns[1], warmup, false) ||
+        !timed(c, ns[2], warmup, false)) {
+        return false;
     }
-    return summarize(ns);
+    for (u64 done = 0; done < calls; done += 50) {
+        const u64 n = std::min<u64>(50, calls - done);
+        if (!timed(a, ns[0], n, true) || !timed(b, ns[1], n, true) || !timed(c, ns[2], n, true))
+            return false;
+    }
+    for (int k = 0; k < 3; ++k)
+        out[k] = summarize(ns[k]);
+    return true;
 }
 
 double median(std::vector<double> v) {
@@ -376,20 +393,27 @@ int main(int argc, char** argv) {
         u8 payload[64] = {};
         std::vector<double> l50, l99, n50, n99, b50, b99, nats_tput, bridge_tput;
         for (u64 rep = 0; rep < reps; ++rep) {
-            const Latency l = measure(calls, [&] {
-                return static_cast<bool>(local->call(request, posix::after_ms(2000)));
-            });
-            const Latency n = measure(calls, [&] {
-                natsMsg* reply = nullptr;
-                const natsStatus s = natsConnection_Request(&reply, nc, "bench.direct", payload,
-                                                            sizeof payload, 2000);
-                if (reply) natsMsg_Destroy(reply);
-                return s == NATS_OK;
-            });
-            const Latency b = measure(calls, [&] {
-                return static_cast<bool>(
-                    bridge::check_reply(bridged->call(request, posix::after_ms(2000))));
-            });
+            Latency lat[3];
+            const bool measured = measure3(
+                calls,
+                [&] { return static_cast<bool>(local->call(request, posix::after_ms(2000))); },
+                [&] {
+                    natsMsg* reply = nullptr;
+                    const natsStatus s = natsConnection_Request(&reply, nc, "bench.direct", payload,
+                                                                sizeof payload, 2000);
+                    if (reply) natsMsg_Destroy(reply);
+                    return s == NATS_OK;
+                },
+                [&] {
+                    return static_cast<bool>(
+                        bridge::check_reply(bridged->call(request, posix::after_ms(2000))));
+                },
+                lat);
+            if (!measured) {
+                std::fprintf(stderr, "a call failed: %s\n", posix::last_error_detail());
+                return 1;
+            }
+            const Latency &l = lat[0], &n = lat[1], &b = lat[2];
             l50.push_back(l.p50_us), l99.push_back(l.p99_us);
             n50.push_back(n.p50_us), n99.push_back(n.p99_us);
             b50.push_back(b.p50_us), b99.push_back(b.p99_us);

@@ -63,7 +63,7 @@ struct BridgeOptions {
     std::string runtime_dir;      // "" = posix::runtime_directory()
     // Import: the time a forwarded call may take when the local caller's deadline is unknown
     // to the bridge (the runtime does not carry it to servers): the request's
-    // Vipc-Timeout-Ns. Export: the longest deadline honoured for a remote request.
+    // duration in the request. Export: the longest deadline honoured for a remote request.
     u32 call_timeout_ms = 5000;
     // Import: one-way messages that may be unconfirmed at once (1..65536).
     u32 credit_window = 1024;

@@ -182,7 +182,21 @@ private:
         std::string why;
         usize used = 0;
         const auto* data = reinterpret_cast<const u8*>(natsMsg_GetData(msg));
-        const usize len = static_cast<usize>(natsMsg_GetDataLength(msg));
+        usize len = static_cast<usize>(natsMsg_GetDataLength(msg));
+        // The caller's remaining time, as a duration; never more than our own bound.
+        u64 timeout_ns = u64{opts_.call_timeout_ms} * 1'000'000u;
+        if (is_call) {
+            const auto t = decode_call_head({data, len});
+            if (!t) {
+                calls_.fetch_add(1, std::memory_order_relaxed);
+                call_errors_.fetch_add(1, std::memory_order_relaxed);
+                return publish_error(reply, IpcError::InvalidMessage,
+                                     "remote bridge: a call without its 8-byte duration");
+            }
+            timeout_ns = std::min(timeout_ns, *t);
+            data += CALL_HEAD_BYTES;
+            len -= CALL_HEAD_BYTES;
+        }
         Result<Record> decoded = decode_any_record({data, len}, &used, &why);
         if (decoded && used != len) {
             why = "bytes after the record";
@@ -197,11 +211,6 @@ private:
                 sends_refused_.fetch_add(1, std::memory_order_relaxed);
             }
             return;
-        }
-        // The caller's remaining time, as a duration; never more than our own bound.
-        u64 timeout_ns = u64{opts_.call_timeout_ms} * 1'000'000u;
-        if (const auto t = parse_decimal(header_value(msg, HEADER_TIMEOUT_NS))) {
-            timeout_ns = std::min(timeout_ns, *t);
         }
         IpcError e{};
         const std::shared_ptr<posix::Connection> c = local(&e, &why);

@@ -46,7 +46,7 @@ namespace veridian::ipc::bridge {
 namespace {
 
 constexpr u64 MS = 1'000'000;
-// A forwarded call's pending entry outlives its Vipc-Timeout-Ns by this much, so the remote
+// A forwarded call's pending entry outlives the duration it carries by this much, so the remote
 // side's own Timeout (with its detail) arrives first even on a loaded machine. (The local
 // caller is not held up by it: its own deadline ends its call.)
 constexpr u64 PENDING_GRACE_NS = 1000 * MS;
@@ -236,13 +236,15 @@ private:
         calls_.fetch_add(1, std::memory_order_relaxed);
         std::string why;
         IpcError e{};
+        const u64 timeout_ns = u64{opts_.call_timeout_ms} * MS;
         std::vector<u8> body;
+        // The time the call may take, as a duration (never a clock value), then the record.
+        encode_call_head(timeout_ns, body);
         if (!encode_item(item, body, &e, &why)) return answer_error(request, e, why);
         if (!link_.connected()) {
             return answer_error(request, IpcError::EndpointNotFound,
                                 "not connected to NATS (reconnecting)");
         }
-        const u64 timeout_ns = u64{opts_.call_timeout_ms} * MS;
         u64 id = 0;
         {
             std::lock_guard<std::mutex> lock(calls_mu_);
@@ -250,16 +252,8 @@ private:
             pending_[id] = Pending{request, posix::now_ns() + timeout_ns + PENDING_GRACE_NS};
         }
         const std::string reply = inbox_ + "." + std::to_string(id);
-        natsMsg* m = nullptr;
-        natsStatus s = natsMsg_Create(&m, subject.c_str(), reply.c_str(),
-                                      reinterpret_cast<const char*>(body.data()),
-                                      static_cast<int>(body.size()));
-        if (s == NATS_OK) {
-            // The time the call may take, as a duration (never a clock value).
-            natsMsgHeader_Set(m, HEADER_TIMEOUT_NS, std::to_string(timeout_ns).c_str());
-            s = natsConnection_PublishMsg(link_.nc(), m);
-            natsMsg_Destroy(m);
-        }
+        const natsStatus s = natsConnection_PublishRequest(
+            link_.nc(), subject.c_str(), reply.c_str(), body.data(), static_cast<int>(body.size()));
         if (s != NATS_OK) {
             if (auto p = take_pending(id)) {
                 answer_error(

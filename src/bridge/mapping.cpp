@@ -214,6 +214,15 @@ Result<Message> decode_record(std::span<const u8> in, usize* used, std::string* 
     return r.message;
 }
 
+void encode_call_head(u64 timeout_ns, std::vector<u8>& out) {
+    put_u64(out, timeout_ns);
+}
+
+std::optional<u64> decode_call_head(std::span<const u8> in) {
+    if (in.size() < CALL_HEAD_BYTES) return std::nullopt;
+    return get_u64(in.data());
+}
+
 void encode_frame_head(const FrameHead& head, std::vector<u8>& out) {
     put_u64(out, head.stream_id);
     put_u64(out, head.first_seq);

@@ -14,9 +14,8 @@
 //     BASE.%p.<exporter id>   that exporter's liveness probe (answers at once)
 //   '%' never occurs in a name's subject either, so no name can reach these.
 //
-// Headers (NATS message headers; values are ASCII)
-//   Vipc-Timeout-Ns   on a call: the caller's remaining time, a duration in nanoseconds
-//                     (never a clock value: the hosts' clocks are unrelated)
+// Headers (NATS message headers; values are ASCII). Calls carry none: headers cost a few
+// microseconds per message to build and to parse, a fifth of a NATS round trip.
 //   Vipc-Op           "open" on a stream-open request; absent on a call
 //   Vipc-Stream       on "open": the stream id (16 hex digits)
 //   Vipc-Credit       on "open": the subject the exporter publishes credit to
@@ -26,7 +25,9 @@
 //   Vipc-Detail       with Vipc-Error: the remote side's one-line detail
 //
 // Bodies (little-endian, fixed layout; see encode_record)
-//   A call's request and its successful reply: one record.
+//   A call's request: u64 the time the call may take, a duration in nanoseconds (never a
+//   clock value: the hosts' clocks are unrelated), then one record. Its successful reply:
+//   one record. A one-way message published to BASE without a reply subject: one record.
 //   A stream frame: u64 stream id, u64 sequence number of its first record, u32 count,
 //   u32 zero, then `count` records. Credit: u64 stream id, u64 messages delivered so far.
 //
@@ -57,7 +58,6 @@ namespace veridian::ipc::bridge {
 
 inline constexpr const char* DEFAULT_PREFIX = "vipc";
 
-inline constexpr const char* HEADER_TIMEOUT_NS = "Vipc-Timeout-Ns";
 inline constexpr const char* HEADER_OP = "Vipc-Op";
 inline constexpr const char* HEADER_STREAM = "Vipc-Stream";
 inline constexpr const char* HEADER_CREDIT = "Vipc-Credit";
@@ -67,6 +67,7 @@ inline constexpr const char* HEADER_ERROR = "Vipc-Error";
 inline constexpr const char* HEADER_DETAIL = "Vipc-Detail";
 inline constexpr const char* OP_OPEN = "open";
 
+inline constexpr usize CALL_HEAD_BYTES = 8;
 inline constexpr usize RECORD_HEAD_BYTES = 32;
 inline constexpr usize FRAME_HEAD_BYTES = 24;
 inline constexpr usize CREDIT_BYTES = 16;
@@ -110,6 +111,10 @@ struct Record {
     std::span<const u8> payload;
 };
 Result<Record> decode_any_record(std::span<const u8> in, usize* used, std::string* why);
+
+// A call request's head: the duration it may take.
+void encode_call_head(u64 timeout_ns, std::vector<u8>& out);
+std::optional<u64> decode_call_head(std::span<const u8> in);
 
 struct FrameHead {
     u64 stream_id = 0;
