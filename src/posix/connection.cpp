@@ -17,7 +17,10 @@
 //       other waiters, go back to (2). Otherwise sleep on the condition variable until a
 //       dispatch, at most one slice.
 //   (3) the ways out besides a reply: the deadline (4B, Timeout), the connection closed, the
-//       server gone or the ring corrupted (4C, its error)
+//       server gone or the ring corrupted (4C, its error). (3A) When the server is gone (it
+//       closed or died, and neither did we close nor was our capability revoked), what it
+//       wrote before stays readable: become the reader, take one message without waiting,
+//       dispatch it, back to (2); once the ring is empty, (4C).
 //   (4) end the wait: unregister the txid (a reply arriving later is dropped and counted).
 #include <poll.h>
 #include <pthread.h>
@@ -233,7 +236,17 @@ struct Connection::Impl final : WaitCheck {
         VIPC_REQUIRES(send_mu);
     Result<void> fast_send(const SmallMessage& msg);
     void notify_server();
-    Result<Message> read_one(Deadline deadline, bool blocking);
+    // Wait: block until a message (wait_for_data); Look: take one if there is one; Drain:
+    // take one even though the server is gone (what it wrote before stays readable).
+    enum class ReadMode : u8 { Wait, Look, Drain };
+    Result<Message> read_one(Deadline deadline, ReadMode mode);
+    // After quick_check() failed with `e`: true when what the server wrote before it went
+    // away may still be read (it closed or died; we did not close, it broke nothing, and our
+    // capability was not revoked).
+    bool may_drain(IpcError e) const {
+        return e == IpcError::EndpointNotFound && !closed.load(std::memory_order_acquire) &&
+               s2c.valid();
+    }
     void dispatch(const Message& m) VIPC_REQUIRES(mu);
     // Waits for the reply to `txid` (txid != 0) or for an inbox message (txid == 0).
     Result<Message> wait_message(TransactionId txid, Deadline deadline);
@@ -244,7 +257,9 @@ struct Connection::Impl final : WaitCheck {
 
 Result<void> Connection::Impl::quick_check() {
     if (closed.load(std::memory_order_acquire)) {
-        return fail(IpcError::InvalidCapability, "the connection to '%s' is closed", name.c_str());
+        // The same error as an operation on a closed core endpoint (docs/CONTRACT.md).
+        return fail(IpcError::EndpointNotFound, "the connection to '%s' was closed by this process",
+                    name.c_str());
     }
     if (broken.load(std::memory_order_acquire)) {
         return fail(IpcError::InvalidMessage,
@@ -478,9 +493,14 @@ void ClientMonitor::run() {
 void Connection::Impl::notify_server() {
     // Paired with the server's receive steps (4)/(5): our tail store (seq_cst, in the ring),
     // then the server's flag (seq_cst): either we see it set, or the server sees our tail.
+    // The server sleeps on every client's own tail word (so that it can tell who woke it:
+    // see Server::Impl::receive), and on the shared doorbell only when it says so.
     if (state->waiting.load(std::memory_order_seq_cst) != 0) {
-        doorbell->ring.fetch_add(1, std::memory_order_seq_cst);
-        futex_wake_all(&doorbell->ring);
+        futex_wake_all(&c2s_data.as<const RingDataHeader>()->tail);
+        if (state->wake_doorbell.load(std::memory_order_seq_cst) != 0) {
+            doorbell->ring.fetch_add(1, std::memory_order_seq_cst);
+            futex_wake_all(&doorbell->ring);
+        }
     }
     if (state->poll_armed.load(std::memory_order_seq_cst) != 0) {
         const char byte = 1;
@@ -621,10 +641,10 @@ Result<void> Connection::Impl::fast_send(const SmallMessage& msg) {
 
 // ---- receive and call --------------------------------------------------------------------------
 
-Result<Message> Connection::Impl::read_one(Deadline deadline, bool blocking) {
-    if (blocking) {
+Result<Message> Connection::Impl::read_one(Deadline deadline, ReadMode mode) {
+    if (mode == ReadMode::Wait) {
         VIPC_TRY(wait_for_data(s2c, receive_spin, deadline, &state->cpu, *this));
-    } else {
+    } else if (mode == ReadMode::Look) {
         VIPC_TRY(quick_check());
     }
     auto r = s2c.try_pop();
@@ -679,7 +699,25 @@ Result<Message> Connection::Impl::wait_message(TransactionId txid, Deadline dead
             return finish(m);
         }
         // (3) the other ways out
-        if (auto c = quick_check(); !c) return finish(c.error());         // (4C)
+        if (auto c = quick_check(); !c) {
+            // (3A) the server is gone: what it wrote before stays readable; take it one
+            // message at a time as the reader, and end once the ring is empty.
+            if (!may_drain(c.error())) return finish(c.error());  // (4C)
+            if (reader_active) {
+                cv.wait_until(lock, to_steady(after_ns(u64{PEER_CHECK_INTERVAL_MS} * 1'000'000u)));
+                continue;
+            }
+            if (inbox.size() >= geometry.depth) return finish(c.error());  // nothing for us
+            reader_active = true;
+            lock.unlock();
+            auto r = read_one(Deadline::past(), ReadMode::Drain);
+            lock.lock();
+            reader_active = false;
+            cv.notify_all();
+            if (!r) return finish(c.error());  // (4C) drained
+            dispatch(*r);
+            continue;
+        }
         if (deadline_passed(deadline)) return finish(IpcError::Timeout);  // (4B)
         // Become the reader unless someone is; do not read while the inbox is full (the
         // server is then held back by its full ring: backpressure, not unbounded memory).
@@ -689,7 +727,7 @@ Result<Message> Connection::Impl::wait_message(TransactionId txid, Deadline dead
             Result<Message> r = IpcError::Timeout;
             {
                 ParkedScope scope(parked);
-                r = read_one(deadline, true);
+                r = read_one(deadline, ReadMode::Wait);
             }
             lock.lock();
             reader_active = false;
@@ -835,11 +873,22 @@ Result<Message> Connection::try_receive() {
             bump(c.received_count);
             return m;
         }
-        VIPC_TRY(c.quick_check());
+        Impl::ReadMode mode = Impl::ReadMode::Look;
+        if (auto check = c.quick_check(); !check) {
+            // The server is gone: what it wrote before stays readable (docs/CONTRACT.md).
+            if (!c.may_drain(check.error()) || c.reader_active) return check.error();
+            if (c.inbox.size() >= c.geometry.depth) return check.error();
+            mode = Impl::ReadMode::Drain;
+        }
         // Another thread is the reader: whatever arrives is its to take and dispatch.
         if (c.reader_active || c.inbox.size() >= c.geometry.depth) return IpcError::ChannelEmpty;
-        auto r = c.read_one(Deadline::past(), false);
-        if (!r) return r.error();
+        auto r = c.read_one(Deadline::past(), mode);
+        if (!r) {
+            if (mode == Impl::ReadMode::Drain && r.error() == IpcError::ChannelEmpty) {
+                return c.quick_check().error();  // drained (the check fails for good once gone)
+            }
+            return r.error();
+        }
         c.dispatch(*r);
         c.cv.notify_all();
     }

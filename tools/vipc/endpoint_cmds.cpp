@@ -117,9 +117,10 @@ int serve_loop(const std::string& command, const ServeOptions& o) {
         }
         ++taken;
         if (r->message.transaction_id() != 0) {
-            // An echo. A caller that gave up (ProcessNotFound) or cannot receive is its own
-            // business: the server keeps serving the others.
-            (void)server.reply(*r, r->message, posix::after_ms(1000));
+            // An echo. reply never waits: a caller that gave up (ProcessNotFound), does not
+            // read its replies (ChannelFull) or cannot receive is its own business, and the
+            // server keeps serving the others at once.
+            (void)server.reply(*r, r->message);
         }
         if (!print_received(o, *r)) {
             const int err = errno;
