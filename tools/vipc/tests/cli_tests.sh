@@ -454,5 +454,45 @@ PY
   echo PASS
 }
 
+# A server in a pid namespace of its own: `vipc stat`/`ls` show its pid as seen from here and
+# say that it has another one there; the server, which cannot see our pid, shows the client as
+# in another pid namespace. Needs root (unshare --pid): skipped (exit 77) otherwise.
+case_pid_namespace() {
+  if [[ $(id -u) != 0 ]] || ! command -v unshare >/dev/null; then
+    echo "SKIP: needs root and unshare"
+    exit 77
+  fi
+  timeout 60 unshare --pid --fork --kill-child "$VIPC" serve demo/ns >"$work/ns.out" 2>"$work/ns.err" &
+  background+=("$!")
+  wait_for_endpoint demo/ns
+  run call demo/ns --data "from outside"
+  expect_rc 0 "vipc call to a server in another pid namespace"
+  run stat demo/ns --json
+  expect_rc 0 "vipc stat --json"
+  json_check "$work/last.out" '
+d["pid"] > 1 and d["pid_namespace"] == "other" and d["pid_in_namespace"] == 1'
+  run ls
+  expect_rc 0 "vipc ls"
+  grep -q "(pid 1 in its pid namespace)" "$work/last.out" || fail "vipc ls: $(cat "$work/last.out")"
+  # A client that stays connected (calling until it is stopped), as the server sees it.
+  start_background "$work/caller.out" "$work/caller.err" call demo/ns --count 1000000000
+  local caller=$bg_pid i
+  for ((i = 0; i < 100; i++)); do
+    run stat demo/ns --json
+    python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+sys.exit(0 if any(c["pid"] is None and c["pid_namespace"] == "other" and c["alive"]
+                  for c in d["per_connection"]) else 1)' "$work/last.out" && break
+    sleep 0.05
+  done
+  ((i < 100)) || fail "the server never showed its client as in another pid namespace: $(cat "$work/last.out")"
+  run stat demo/ns
+  expect_rc 0 "vipc stat"
+  grep -q "pid ? (another pid namespace)" "$work/last.out" || fail "vipc stat: $(cat "$work/last.out")"
+  kill -TERM "$caller"
+  echo PASS
+}
+
 declare -F "case_$case_name" >/dev/null || { echo "no case '$case_name'"; exit 2; }
 "case_$case_name"
