@@ -462,7 +462,10 @@ case_pid_namespace() {
     echo "SKIP: needs root and unshare"
     exit 77
   fi
-  timeout 60 unshare --pid --fork --kill-child "$VIPC" serve demo/ns >"$work/ns.out" 2>"$work/ns.err" &
+  # unshare --kill-child: the server dies with unshare, which is the one killed on exit; the
+  # timeout inside bounds it even if this script is killed first.
+  unshare --pid --fork --kill-child timeout 60 "$VIPC" serve demo/ns >"$work/ns.out" \
+    2>"$work/ns.err" &
   background+=("$!")
   wait_for_endpoint demo/ns
   run call demo/ns --data "from outside"
@@ -470,10 +473,10 @@ case_pid_namespace() {
   run stat demo/ns --json
   expect_rc 0 "vipc stat --json"
   json_check "$work/last.out" '
-d["pid"] > 1 and d["pid_namespace"] == "other" and d["pid_in_namespace"] == 1'
+d["pid"] > 2 and d["pid_namespace"] == "other" and d["pid_in_namespace"] == 2'
   run ls
   expect_rc 0 "vipc ls"
-  grep -q "(pid 1 in its pid namespace)" "$work/last.out" || fail "vipc ls: $(cat "$work/last.out")"
+  grep -q "(pid 2 in its pid namespace)" "$work/last.out" || fail "vipc ls: $(cat "$work/last.out")"
   # A client that stays connected (calling until it is stopped), as the server sees it.
   start_background "$work/caller.out" "$work/caller.err" call demo/ns --count 1000000000
   local caller=$bg_pid i
