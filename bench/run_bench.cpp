@@ -349,7 +349,7 @@ int run_bench(int argc, char** argv) {
     }
     // The whole run stops starting cases past this budget; the rest say so.
     // (A case may still take its timeout after the budget.)
-    const double budget_seconds = o.quick ? 60 : 1080;
+    const double budget_seconds = o.quick ? 160 : 1080;
 
     const std::vector<int> cpus = allowed_cpus();
     run.machine = machine_description(cpus.size());

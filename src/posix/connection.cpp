@@ -527,9 +527,14 @@ void ClientMonitor::run() {
 void Connection::Impl::notify_server() {
     // Paired with the server's receive steps (4)/(5): our tail store (seq_cst, in the ring),
     // then the server's flag (seq_cst): either we see it set, or the server sees our tail.
+    // The server sleeps on every client's own tail word (so that it can tell who woke it:
+    // see Server::Impl::receive), and on the shared doorbell only when it says so.
     if (state->waiting.load(std::memory_order_seq_cst) != 0) {
-        doorbell->ring.fetch_add(1, std::memory_order_seq_cst);
-        futex_wake_all(&doorbell->ring);
+        futex_wake_all(&c2s_data.as<const RingDataHeader>()->tail);
+        if (state->wake_doorbell.load(std::memory_order_seq_cst) != 0) {
+            doorbell->ring.fetch_add(1, std::memory_order_seq_cst);
+            futex_wake_all(&doorbell->ring);
+        }
     }
     // Steps (b), (c) of pollable.hpp: the server polls.
     if (state->poll_armed.load(std::memory_order_seq_cst) != 0) notify_peer(notify_fd.get());

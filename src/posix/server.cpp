@@ -18,26 +18,32 @@
 //   under conns_mu, (c) looks again under caps_mu and ends it if it was revoked meanwhile.
 //   Either (2) sees the listed connection, or (c) sees the mark: none survives a revoke.
 //
-// The receive protocol, one doorbell for all connections (paired with the client's
-// notify_server in connection.cpp):
+// The receive protocol (paired with the client's notify_server in connection.cpp):
+//   (0) woken by one client's word: look at that ring alone; nothing new → a spurious wake,
+//       counted against that client's budget (over it: muted for the rest of the window),
+//       and skip to (2) without scanning or spinning
 //   (1) scan the rings round-robin, starting after the connection served last; take the first
 //       message found (fairness: a busy client cannot starve the ones after it)
 //   (2) none: deadline passed → Timeout; closed → EndpointNotFound
-//   (3) spin (bounded, adaptive) re-scanning the tails → (1)
-//   (4) announce: state.waiting = 1 (seq_cst)
-//   (5) read the doorbell d (seq_cst), then re-scan the tails: anything → unannounce, (1)
-//   (6) sleep on the doorbell while it equals d, at most one slice or until the deadline
-//   (7) unannounce, back to (1)
-// A client publishing: store tail (seq_cst), load state.waiting (seq_cst); if set, bump the
-// doorbell and wake it. Either the client sees the flag or the server's (5) sees the tail.
-// The doorbell's value is written by every client and trusted for nothing: the server only
-// ever re-scans the rings, whose indexes it checks.
+//   (3) spin (bounded, adaptive) re-scanning the tails → (1); not after a spurious wake
+//   (4) announce: state.wake_doorbell as needed, then state.waiting = 1 (seq_cst)
+//   (5) read rx_private, the doorbell, and every unmuted client's tail t_i (seq_cst),
+//       re-scanning as we go: anything → unannounce, (1)
+//   (6) futex_waitv on rx_private, each tail while it equals t_i (and the doorbell when
+//       wake_doorbell), at most one slice, the deadline, or the end of a mute
+//   (7) unannounce, back to (0)
+// A client publishing: store tail (seq_cst), load state.waiting (seq_cst); if set, wake its
+// own tail word (and, when state.wake_doorbell, bump and wake the doorbell). Either the client
+// sees the flag or the server's (5) sees the tail. Every word a client writes is trusted for
+// nothing: the server only ever re-scans the rings, whose indexes it checks.
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -68,6 +74,28 @@ namespace {
 void bump(std::atomic<u64>& counter) {
     counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }
+
+// How many doorbell wake-ups that found nothing the receiver tolerates per window before it
+// stops listening to the doorbell for the rest of the window (see receive()).
+inline constexpr u64 DOORBELL_WINDOW_NS = 1'000'000;
+inline constexpr u32 DOORBELL_SPURIOUS_BUDGET = 16;
+
+class DoorbellBudget {
+public:
+    // Counts one spurious wake at `now`; false once the window's budget is spent.
+    bool allow_spurious(u64 now) {
+        if (now - window_start_ >= DOORBELL_WINDOW_NS) {
+            window_start_ = now;
+            spent_ = 0;
+        }
+        return ++spent_ <= DOORBELL_SPURIOUS_BUDGET;
+    }
+    u64 window_end() const { return window_start_ + DOORBELL_WINDOW_NS; }
+
+private:
+    u64 window_start_ = 0;
+    u32 spent_ = 0;
+};
 
 // One client connection, as the server sees it.
 struct ServerConnection {
@@ -104,6 +132,11 @@ struct ServerConnection {
     RingProducer s2c VIPC_GUARDED_BY(send_mu);
     SpinBudget send_spin VIPC_GUARDED_BY(send_mu);
     RegionSender regions_out VIPC_GUARDED_BY(send_mu);
+
+    // Wakes of the receiver by this client that found nothing new, and until when the
+    // receiver no longer listens to its wakes (see Server::Impl::receive). receive_mu.
+    DoorbellBudget wake_budget;
+    u64 muted_until = 0;
 
     std::atomic<bool> dead{false};    // the client closed or died (socket hung up)
     std::atomic<bool> broken{false};  // the client broke the protocol
@@ -155,6 +188,17 @@ struct Server::Impl {
     u64 rx_version VIPC_GUARDED_BY(receive_mu) = ~u64{0};
     usize rr_next VIPC_GUARDED_BY(receive_mu) = 0;
     u32 last_client_cpu = 0;
+    // The receiver's sleep (see "Waking the receiver" above receive()): the words it waits on
+    // and whose they are (nullptr: rx_private or the doorbell), the shared doorbell's budget.
+    futex_waitv waiters[FUTEX_WAITV_MAX] VIPC_GUARDED_BY(receive_mu) = {};
+    ServerConnection* waiter_conn[FUTEX_WAITV_MAX] VIPC_GUARDED_BY(receive_mu) = {};
+    DoorbellBudget doorbell_budget VIPC_GUARDED_BY(receive_mu);
+    u64 doorbell_muted_until VIPC_GUARDED_BY(receive_mu) = 0;
+    bool have_waitv VIPC_GUARDED_BY(receive_mu) = true;
+    // In every sleep of the receiver: process-private, so no client can wake it; close() and
+    // a newly listed connection bump and wake it.
+    std::atomic<u32> rx_private{0};
+    std::atomic<u64> spurious_wakes{0};  // written under receive_mu; for tests and stat
 
     bool limits_clients = false;  // client_rate_limit set: take_one throttles
     std::atomic<bool> closed{false};
@@ -505,6 +549,11 @@ void Server::Impl::handle_hello(int raw_sock,
         conns.push_back(conn);
         conns_version.fetch_add(1, std::memory_order_seq_cst);
     }
+    // A receiver asleep does not wait on the new client's word yet: make it look again.
+    // Paired with receive step (5): it reads rx_private before the connection list, so it
+    // either lists this connection or sees rx_private move.
+    rx_private.fetch_add(1, std::memory_order_seq_cst);
+    futex_wake_all(&rx_private);
     if (through != 0 && cap_revoked(through)) end_revoked(*conn);  // (c)
     const bool sent = send_with_fds(s, &w, sizeof w, fds, nfds);
     // fds[] are ours (fresh read-only reopens, or the memfds themselves, plus dup()s of the
@@ -761,6 +810,38 @@ void Server::Impl::drain_notify() {
     poll.drain(OnPeerHangup::Forget);
 }
 
+// Waking the receiver, attributably. A client that published while the receiver announced it
+// sleeps wakes the futex on its own c2s tail word: a word only that client (and we) can map,
+// so the receiver, sleeping on every connection's tail at once (futex_waitv), learns which
+// client woke it and looks at that ring alone. A wake whose ring has nothing new is spurious
+// (an honest client wakes only after it published, bar a rare race with a scan that took the
+// message first); a connection allowed DOORBELL_SPURIOUS_BUDGET of them per window of
+// DOORBELL_WINDOW_NS is muted for the rest of the window: the receiver stops waiting on its
+// word (its ring is still scanned whenever the receiver wakes for anything else, and at the
+// latest when the window ends). So a hammering client buys at most BUDGET + 1 scans per
+// window, and the others' wakes still reach the receiver at once. A client that instead moves
+// its tail is sending messages (served round-robin, rate-limited), or corrupts its own ring
+// (dropped). The shared doorbell word stays for what futex_waitv cannot hold (more than
+// MAX_WAITED_TAILS connections, or a kernel without futex_waitv): ServerState::wake_doorbell
+// tells clients to ring it too, and it has one budget of its own, muted the same way.
+// The receiver's own private word (rx_private) is in every wait: close() and a newly listed
+// connection bump and wake it.
+namespace {
+inline constexpr usize MAX_WAITED_TAILS = FUTEX_WAITV_MAX - 2;  // + rx_private + doorbell
+
+// Waits until one of the words changes from its value or is woken, or until the absolute
+// CLOCK_MONOTONIC time `until_ns`. Returns the index of the woken word, -1 when a value
+// differed at once or on timeout/signal, -2 when the kernel has no futex_waitv.
+long futex_wait_any(futex_waitv* waiters, u32 count, u64 until_ns) {
+    timespec ts{};
+    ts.tv_sec = static_cast<time_t>(until_ns / 1'000'000'000u);
+    ts.tv_nsec = static_cast<long>(until_ns % 1'000'000'000u);
+    const long r = syscall(SYS_futex_waitv, waiters, count, 0, &ts, CLOCK_MONOTONIC);
+    if (r < 0 && errno == ENOSYS) return -2;
+    return r < 0 ? -1 : r;
+}
+}  // namespace
+
 Result<Received> Server::Impl::receive(Deadline deadline, bool blocking) {
     if (closed.load(std::memory_order_acquire)) {
         return fail(IpcError::EndpointNotFound, "endpoint '%s' is closed", name.c_str());
@@ -770,10 +851,38 @@ Result<Received> Server::Impl::receive(Deadline deadline, bool blocking) {
         return blocking ? IpcError::Timeout : IpcError::ChannelEmpty;
     }
     DeadlineLock guard(receive_mu, std::adopt_lock);
+    // Who ended the last sleep: one client's tail word, the shared doorbell, or neither.
+    ServerConnection* woken_by = nullptr;
+    bool woken_by_doorbell = false;
     for (;;) {
-        // (1) scan round-robin
-        auto r = take_one();
-        if (r) return r;
+        bool spurious = false;
+        if (woken_by != nullptr) {
+            // (0) a wake from one client: look at its ring alone. `woken_by` is still listed
+            // in rx_conns (only take_one and step (5) refresh it, both after this).
+            const auto a = woken_by->c2s.available();
+            if (a && *a == 0 && !woken_by->dead.load(std::memory_order_acquire)) {
+                spurious = true;
+                const u64 now = now_ns();
+                if (!woken_by->wake_budget.allow_spurious(now)) {
+                    woken_by->muted_until = woken_by->wake_budget.window_end();
+                }
+            }
+            woken_by = nullptr;
+        }
+        // (1) scan round-robin (not after a spurious wake: nothing else woke us)
+        if (!spurious) {
+            auto r = take_one();
+            if (r) return r;
+            if (woken_by_doorbell) {
+                // the doorbell cannot say who rang it: the scan was its check
+                spurious = true;
+                if (!doorbell_budget.allow_spurious(now_ns())) {
+                    doorbell_muted_until = doorbell_budget.window_end();
+                }
+            }
+        }
+        woken_by_doorbell = false;
+        if (spurious) bump(spurious_wakes);
         // (2) nothing
         if (closed.load(std::memory_order_acquire)) {
             return fail(IpcError::EndpointNotFound, "endpoint '%s' is closed", name.c_str());
@@ -785,32 +894,84 @@ Result<Received> Server::Impl::receive(Deadline deadline, bool blocking) {
             // of pollable.hpp: a client that published after our scan has written to its
             // notification socket, or we see its tail now).
             drain_notify();
-            r = take_one();
+            auto r = take_one();
             if (r) return r;
             return IpcError::ChannelEmpty;
         }
         if (deadline_passed(deadline)) return IpcError::Timeout;
         ParkedScope parked(waiting_receivers);
-        // (3) spin
+        // (3) spin, unless a wake just proved spurious (spinning is what a hammering client
+        // would buy our CPU with)
         const u32 me = current_cpu_hint();
         if (state->cpu.load(std::memory_order_relaxed) != me) {
             state->cpu.store(me, std::memory_order_relaxed);
         }
-        if (receive_spin.spin([&] { return anything_queued() || closed.load(); }, last_client_cpu,
-                              me)) {
+        if (!spurious && receive_spin.spin([&] { return anything_queued() || closed.load(); },
+                                           last_client_cpu, me)) {
             continue;
         }
-        // (4) announce
+        // (4) announce; say whether clients must ring the shared doorbell too
+        refresh_rx_conns();
+        const u32 use_doorbell = !have_waitv || rx_conns.size() > MAX_WAITED_TAILS ? 1 : 0;
+        if (state->wake_doorbell.load(std::memory_order_relaxed) != use_doorbell) {
+            state->wake_doorbell.store(use_doorbell, std::memory_order_seq_cst);
+        }
         state->waiting.store(1, std::memory_order_seq_cst);
-        // (5) read the doorbell, re-scan
-        const u32 d = doorbell->ring.load(std::memory_order_seq_cst);
-        if (anything_queued() || closed.load()) {
+        // (5) read the words to sleep on, re-scanning every tail as we go
+        const u64 now = now_ns();
+        u64 until = now + sleep_slice_ns(deadline);
+        u32 n = 0;
+        waiters[n] =
+            futex_waitv{rx_private.load(std::memory_order_seq_cst),
+                        reinterpret_cast<u64>(&rx_private), FUTEX_32 | FUTEX_PRIVATE_FLAG, 0};
+        waiter_conn[n++] = nullptr;
+        const u32 bell = doorbell->ring.load(std::memory_order_seq_cst);
+        if (use_doorbell != 0 && doorbell_muted_until <= now) {
+            waiters[n] = futex_waitv{bell, reinterpret_cast<u64>(&doorbell->ring), FUTEX_32, 0};
+            waiter_conn[n++] = nullptr;
+        } else if (use_doorbell != 0 && doorbell_muted_until < until) {
+            until = doorbell_muted_until;
+        }
+        bool anything = closed.load();
+        for (const auto& c : rx_conns) {
+            if (anything) break;
+            if (c->broken.load(std::memory_order_relaxed)) continue;
+            // A throttled client's messages wait: the scan after this slice finds them.
+            if (limits_clients && c->throttled(now)) continue;
+            const auto a = c->c2s.available();
+            if (!a || *a > 0) {
+                anything = true;  // a corrupt tail is handled by take_one
+                break;
+            }
+            if (c->muted_until > now) {
+                until = c->muted_until < until ? c->muted_until : until;
+                continue;
+            }
+            if (n < FUTEX_WAITV_MAX && have_waitv) {
+                waiters[n] = futex_waitv{c->c2s.head(), reinterpret_cast<u64>(&c->c2s.data()->tail),
+                                         FUTEX_32, 0};
+                waiter_conn[n++] = c.get();
+            }
+        }
+        if (anything) {
             state->waiting.store(0, std::memory_order_relaxed);
             continue;
         }
-        // (6) sleep one slice at most
-        const u64 slice = sleep_slice_ns(deadline);
-        if (slice > 0) futex_wait(&doorbell->ring, d, slice);
+        // (6) sleep until one word is woken or changes, a muted one's window ends, the slice
+        // ends or the deadline
+        if (until > now) {
+            long r = have_waitv ? futex_wait_any(waiters, n, until) : -2;
+            if (r == -2 && have_waitv) {
+                have_waitv = false;  // an old kernel: the doorbell from now on; look again
+            } else if (r == -2) {
+                futex_wait(&doorbell->ring, bell, until - now);
+                woken_by_doorbell = now_ns() < until;
+            } else if (r >= 0 && static_cast<u64>(r) < n) {
+                woken_by = waiter_conn[r];
+                woken_by_doorbell = waiter_conn[r] == nullptr &&
+                                    waiters[r].uaddr != reinterpret_cast<u64>(&rx_private);
+            }
+        }
         // (7) unannounce
         state->waiting.store(0, std::memory_order_relaxed);
     }
@@ -886,8 +1047,18 @@ Result<void> Server::Impl::send_to(ConnectionId to, const Message& msg, Transact
                 r = IpcError::ChannelFull;
             } else {
                 const u64 sequence = c->regions_out.next_sequence;
-                VIPC_TRY(send_record(c->socket.get(), sequence, *region,
-                                     deadline.expired(now_ns()) ? after_ms(100) : deadline));
+                // A non-blocking send (send_async, reply) never waits for room in this
+                // client's socket either: a client that does not read its records must not
+                // hold up the thread that serves everyone else.
+                auto rec = send_record(c->socket.get(), sequence, *region,
+                                       blocking ? deadline : Deadline::past());
+                if (!rec) {
+                    if (rec.error() != IpcError::Timeout || blocking) return rec.error();
+                    return fail(IpcError::ChannelFull,
+                                "client pid %d of '%s' is not reading its socket; the %s was "
+                                "not sent",
+                                c->pid, name.c_str(), is_reply ? "reply" : "message");
+                }
                 ++c->regions_out.next_sequence;
                 region->stamp(out, sequence);
                 r = c->s2c.try_push(out, txid);
@@ -910,7 +1081,15 @@ Result<void> Server::Impl::send_to(ConnectionId to, const Message& msg, Transact
                         "client pid %d of '%s' corrupted its ring; connection dropped", c->pid,
                         name.c_str());
         }
-        if (!blocking) return IpcError::ChannelFull;
+        if (!blocking) {
+            // A reply never waits for the client to make room: a client that stopped reading
+            // (its calls gave up, or it is stuck) only loses its own replies, and the
+            // server's thread goes on serving everyone else at once.
+            return fail(IpcError::ChannelFull,
+                        "client pid %d of '%s' has %u unread messages (its ring is full); the "
+                        "%s was dropped",
+                        c->pid, name.c_str(), c->s2c.queued(), is_reply ? "reply" : "message");
+        }
         ParkedScope parked(waiting_senders);
         auto w = wait_for_space(c->s2c, c->send_spin, deadline, &c->s2c_control()->cpu, check);
         if (!w) {
@@ -925,7 +1104,9 @@ Result<void> Server::Impl::send_capability_to(ConnectionId to, const Message& ms
                                               TransactionId txid, Deadline deadline,
                                               bool is_reply) {
     const OutgoingAttachment att = VIPC_TRY(OutgoingAttachment::capabilities(given));
-    return send_to(to, msg, txid, deadline, true, is_reply, &att);
+    // A reply never waits (see send_to); a send_sync waits for space until its deadline.
+    return send_to(to, msg, txid, is_reply ? Deadline::past() : deadline, !is_reply, is_reply,
+                   &att);
 }
 
 Result<void> Server::Impl::send_region_to(ConnectionId to, const Message& msg, Region& region,
@@ -1085,6 +1266,10 @@ void Server::Impl::close() {
         }
     }
     if (doorbell != nullptr) futex_wake_all(&doorbell->ring);  // our blocked receivers
+    // ... and one sleeping out the doorbell budget (see receive()): it reads rx_private
+    // before it checks `closed`, so either it sees closed or its sleep sees the new value.
+    rx_private.fetch_add(1, std::memory_order_seq_cst);
+    futex_wake_all(&rx_private);
     poll.signal_local();  // a poller looks and gets EndpointNotFound
     if (monitor.joinable()) {
         const u64 one = 1;
@@ -1173,11 +1358,11 @@ Result<void> check_is_call(const Received& request) {
 }
 }  // namespace
 
-Result<void> Server::reply(const Received& request, const Message& response, Deadline deadline) {
+Result<void> Server::reply(const Received& request, const Message& response, Deadline) {
     if (!impl_) return moved_from();
     VIPC_TRY(check_is_call(request));
-    return impl_->send_to(request.connection, response, request.message.transaction_id(), deadline,
-                          true, true);
+    return impl_->send_to(request.connection, response, request.message.transaction_id(),
+                          Deadline::past(), false, true);
 }
 
 Result<void> Server::send_sync(ConnectionId to, const Message& msg, Deadline deadline) {
@@ -1203,11 +1388,11 @@ Result<void> Server::send_async(ConnectionId to, const Message& msg, Region& reg
 }
 
 Result<void> Server::reply(const Received& request, const Message& response, Region& region,
-                           Transfer transfer, Deadline deadline) {
+                           Transfer transfer, Deadline) {
     if (!impl_) return moved_from();
     VIPC_TRY(check_is_call(request));
     return impl_->send_region_to(request.connection, response, region, transfer,
-                                 request.message.transaction_id(), deadline, true, true);
+                                 request.message.transaction_id(), Deadline::past(), false, true);
 }
 
 Result<MintedCapability> Server::mint_capability(u16 rights) {

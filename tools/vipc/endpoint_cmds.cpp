@@ -143,8 +143,9 @@ int serve_loop(const std::string& command, const ServeOptions& o) {
         Result<std::string> payload = payload_of(r->message);
         const std::string* bytes = payload ? &*payload : nullptr;
         if (r->message.transaction_id() != 0) {
-            // An echo. A caller that gave up (ProcessNotFound) or cannot receive is its own
-            // business: the server keeps serving the others.
+            // An echo. reply never waits: a caller that gave up (ProcessNotFound), does not
+            // read its replies (ChannelFull) or cannot receive is its own business, and the
+            // server keeps serving the others at once.
             echo(server, *r, bytes);
         }
         if (!print_received(o, *r, bytes)) {

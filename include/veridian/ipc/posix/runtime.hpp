@@ -12,8 +12,10 @@
 //   posix::Server server = VIPC_TRY(posix::Server::publish("demo/echo"));
 //   for (;;) {
 //       posix::Received req = VIPC_TRY(server.receive_sync());        // from any client
-//       VIPC_TRY(server.reply(req, req.message));                // echo it back
+//       (void)server.reply(req, req.message);                    // echo it back
 //   }
+//   (reply never waits: a caller that is gone or does not read its replies only loses its own
+//   reply, with ProcessNotFound or ChannelFull, and the loop goes on serving the others.)
 //
 //   // client process
 //   posix::Connection conn = VIPC_TRY(posix::Connection::connect("demo/echo"));
@@ -55,9 +57,14 @@
 //
 //   Per server there are also two memfds shared by all its connections:
 //     server.state     written by the server (read-only to clients): waiting flags, closed
-//     server.doorbell  the one word every client may write: the server's receive sleeps on
-//                      it. Its value is a hint only; the server never trusts it for anything
-//                      but "look at the rings again".
+//     server.doorbell  the one word every client may write. The server's receive sleeps on
+//                      every client's own c2s tail word at once (futex_waitv), so it knows
+//                      which client woke it and looks at that ring alone; it sleeps on the
+//                      doorbell too only when it has more connections than one futex_waitv
+//                      holds (126) or the kernel lacks futex_waitv (ServerState says so).
+//                      A client whose wakes find nothing new more than 16 times a millisecond
+//                      is not listened to for the rest of that millisecond (its ring is still
+//                      read): wake-ups cannot keep the server busy. Values are hints only.
 //   and, per connection, one end of its notification socket pair (the pollable
 //   descriptors; see pollable_fd()).
 //   A client's descriptors can be listed with Connection::descriptors().
@@ -125,6 +132,9 @@
 //                 with that id (Timeout / EndpointNotFound). Thread-safe: several threads
 //                 may call through one Connection at once; replies are matched by txid.
 //   reply         the server answers a received request; it reaches the caller's call().
+//                 Never waits: a full reply ring (the caller does not read) → ChannelFull and
+//                 the reply is dropped; a caller gone → ProcessNotFound. No client can make
+//                 the server's thread wait, so one stuck client cannot stall the others.
 //   close         idempotent; the other side's blocked parties wake with EndpointNotFound;
 //                 local operations afterwards → InvalidCapability (closed capability).
 //   Rights: SEND for send_sync/send_async/fast_send, RECEIVE for receive_sync/try_receive,
@@ -327,8 +337,12 @@ public:
     Result<Received> try_receive();
 
     // Answers a request taken by receive_sync(): the response goes to the caller's call() with the
-    // request's transaction id (IS_REPLY is set). Blocks while that client's ring is full.
-    // ProcessNotFound when the client is gone; PermissionDenied when it has no RECEIVE.
+    // request's transaction id (IS_REPLY is set). Never waits for the client: ChannelFull
+    // (the reply is dropped) when its ring is full or, with a region or capability, its
+    // socket is: the client is not reading, and waiting would let it stall every other
+    // client of this thread. ProcessNotFound when the client is gone; PermissionDenied when
+    // it has no RECEIVE. The deadline is not used (reply never blocks; kept so that callers
+    // written for a blocking reply still compile).
     Result<void> reply(const Received& request, const Message& response,
                        Deadline deadline = Deadline::never());
 
@@ -343,7 +357,10 @@ public:
 
     // A message to one client (it reads it with receive_sync/try_receive).
     // EndpointNotFound when the connection is gone or unknown; PermissionDenied when the
-    // client has no RECEIVE; send_async: ChannelFull when its ring is full.
+    // client has no RECEIVE; send_async: ChannelFull when its ring (or, with a region, its
+    // socket) is full, never a wait. send_sync waits for that one client's ring until the
+    // deadline: a thread that serves several clients should use send_async or a short
+    // deadline, or a client that stops reading holds it up.
     Result<void> send_sync(ConnectionId to, const Message& msg,
                            Deadline deadline = Deadline::never());
     Result<void> send_async(ConnectionId to, const Message& msg);
