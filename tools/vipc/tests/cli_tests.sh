@@ -401,6 +401,10 @@ and '$serve_pid' in d['error']['message']"
   run bench --help
   if [[ $rc == 0 ]]; then
     grep -q -- "--json-out FILE" "$work/last.out" || fail "vipc bench --help names no --json-out"
+    # vipc bench --json: stdout is the JSON document alone (the tables go to stderr).
+    run bench --quick --only pipe --rtts 50 --msgs 200 --reps 1 --sizes 48 --json
+    expect_rc 0 "vipc bench --json"
+    json_check "$work/last.out" 'd["tool"] == "vipc bench" and [t["name"] for t in d["transports"]] == ["pipe"]'
   fi
   echo PASS
 }
