@@ -95,7 +95,9 @@
 //   one thread for all its connections, started with the first) sees the hang-up at once,
 //   marks the connection dead and wakes every thread blocked on it (the bound to keep is
 //   100 ms; the sliced sleeps are the fallback should a wake be lost):
-//     on a client: send_sync/receive_sync/call/... → EndpointNotFound (the server is gone)
+//     on a client: send_sync/receive_sync/call/... → EndpointNotFound (the server is gone);
+//                  receive_sync/try_receive/call first take what the server had written
+//                  before it went (what was written before a close or death stays readable)
 //     on a server: send_sync/send_async → EndpointNotFound, reply → ProcessNotFound (the
 //                  caller is gone, as in the core); receive keeps serving the other clients
 //                  and first delivers what the dead client had already queued.
@@ -123,9 +125,13 @@
 //   call          send a request tagged with a fresh transaction id, block for the reply
 //                 with that id (Timeout / EndpointNotFound). Thread-safe: several threads
 //                 may call through one Connection at once; replies are matched by txid.
-//   reply         the server answers a received request; it reaches the caller's call().
-//   close         idempotent; the other side's blocked parties wake with EndpointNotFound;
-//                 local operations afterwards → InvalidCapability (closed capability).
+//   reply         the server answers a received call; it reaches the caller's call(). A
+//                 request that is not a call (transaction id 0) → InvalidMessage.
+//   close         idempotent; the other side's blocked parties wake with EndpointNotFound
+//                 (after taking what was written before the close); local operations
+//                 afterwards, and local threads blocked when it closed → EndpointNotFound,
+//                 as on a closed core endpoint. InvalidCapability means a revoked capability.
+//   Where this runtime differs from the core on purpose, and why: docs/CONTRACT.md.
 //   Rights: SEND for send_sync/send_async/fast_send, RECEIVE for receive_sync/try_receive,
 //   both for call; missing → PermissionDenied.
 //   Messages: a SmallMessage fills one cache line of its slot (the fast path); a
@@ -327,7 +333,8 @@ public:
 
     // Answers a request taken by receive_sync(): the response goes to the caller's call() with the
     // request's transaction id (IS_REPLY is set). Blocks while that client's ring is full.
-    // ProcessNotFound when the client is gone; PermissionDenied when it has no RECEIVE.
+    // ProcessNotFound when the client is gone; PermissionDenied when it has no RECEIVE;
+    // InvalidMessage when `request` is not a call (its transaction id is 0).
     Result<void> reply(const Received& request, const Message& response,
                        Deadline deadline = Deadline::never());
 
