@@ -103,12 +103,14 @@ TEST(MessagePort, OneFunctionDrivesACoreEndpointAndAPosixConnection) {
 }
 
 // ---- revoke: the runtimes whose client can be revoked ------------------------------------------
-// (posix: a connection made through a capability; one made by name is ended with
+// (posix: a connection made through a capability — in one process, and across two with the
+// capability minted and sent by the server's process; one made by name is ended with
 // Server::disconnect instead, docs/CONTRACT.md "revoke").
 
 template <typename A>
 class ContractRevoke : public ::testing::Test {};
-using RevocableRuntimes = ::testing::Types<CoreThreads, CoreSim, PosixInProcess>;
+using RevocableRuntimes =
+    ::testing::Types<CoreThreads, CoreSim, PosixInProcess, PosixTwoProcessesThroughCapability>;
 TYPED_TEST_SUITE(ContractRevoke, RevocableRuntimes, AdapterName);
 
 #define CONTRACT_REVOKE_TEST(Name)                                           \
