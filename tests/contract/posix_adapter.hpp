@@ -130,7 +130,10 @@ public:
         return Request{r.message, r.connection};
     }
     Result<void> server_reply(const Request& request, const Message& response) {
-        return server_->reply(posix::Received{request.message, request.token}, response);
+        // A reply never waits for room (docs/CONTRACT.md): the deadline only bounds a
+        // runtime that would, so that such a bug fails the test instead of hanging it.
+        return server_->reply(posix::Received{request.message, request.token}, response,
+                              posix::after_ms(2000));
     }
     Result<void> server_send_sync(const Message& m, Deadline d) {
         return server_->send_sync(connection_, m, d);
