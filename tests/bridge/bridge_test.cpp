@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <cstring>
+#include <optional>
 
 #include "bridge/local_side.hpp"
 #include "bridge/marker.hpp"
@@ -516,6 +517,117 @@ TEST_F(BridgeTest, ClusterOfTwoServersWithBridgesOnDifferentOnes) {
     EXPECT_EQ(importer->stop(), 0);
     EXPECT_NE(importer->lines().front().find(std::to_string(nats_2.port())), std::string::npos);
     EXPECT_NE(exporter->lines().front().find(std::to_string(nats_1.port())), std::string::npos);
+}
+
+TEST_F(BridgeTest, ConcurrentCallersGetTheirOwnReplies) {
+    NatsServer nats;
+    ASSERT_TRUE(nats.ready());
+    HostBServer server(kName, host_b.path());
+    auto exporter =
+        start_bridge("export", kName, host_b.path(), nats.url(), {"--concurrency", "4"});
+    ASSERT_TRUE(exporter->wait_for("exporting"));
+    auto importer = start_bridge("import", kName, host_a.path(), nats.url());
+    ASSERT_TRUE(importer->wait_for("importing"));
+    // Four threads on one connection and two more on connections of their own.
+    Result<posix::Connection> shared = connect_to(kName, host_a.path());
+    ASSERT_TRUE(shared);
+    std::atomic<u64> wrong{0}, failed{0};
+    std::vector<std::thread> threads;
+    for (u64 t = 0; t < 6; ++t) {
+        threads.emplace_back([&, t] {
+            std::optional<posix::Connection> own;
+            if (t >= 4) {
+                Result<posix::Connection> c = connect_to(kName, host_a.path());
+                if (!c) {
+                    failed.fetch_add(1);
+                    return;
+                }
+                own.emplace(std::move(*c));
+            }
+            posix::Connection& c = own ? *own : *shared;
+            for (u64 i = 0; i < 300; ++i) {
+                const u64 v = (t << 32) | i;
+                Result<Message> r =
+                    check_reply(c.call(call_message(OP_CALL, v), posix::after_ms(5000)));
+                if (!r) {
+                    failed.fetch_add(1);
+                } else if (r->small_message().data[0] != v + 1) {
+                    wrong.fetch_add(1);
+                }
+            }
+        });
+    }
+    for (auto& th : threads)
+        th.join();
+    EXPECT_EQ(failed.load(), 0u);
+    EXPECT_EQ(wrong.load(), 0u);
+    EXPECT_EQ(server.calls(), 6u * 300u);
+}
+
+TEST_F(BridgeTest, NatsCredentialsArePassedThrough) {
+    // A NATS server that wants a user and password.
+    const int port = free_port();
+    Process nats({VIPC_NATS_SERVER_PATH, "-a", "127.0.0.1", "-p", std::to_string(port), "--user",
+                  "vipc", "--pass", "s3cret"},
+                 {}, "/dev/null");
+    ASSERT_TRUE(wait_listening("127.0.0.1", port, 5000));
+    const std::string url = "nats://127.0.0.1:" + std::to_string(port);
+    HostBServer server(kName, host_b.path());
+    // Wrong password: refused at start, one line, exit 1.
+    auto refused = start_bridge("export", kName, host_b.path(), url, {"--user", "vipc"}, {},
+                                {"VIPC_NATS_PASSWORD=wrong"});
+    EXPECT_EQ(refused->wait_exit(10'000), 1);
+    // The right one (from the environment, kept off the command line) works end to end.
+    auto exporter = start_bridge("export", kName, host_b.path(), url, {"--user", "vipc"}, {},
+                                 {"VIPC_NATS_PASSWORD=s3cret"});
+    ASSERT_TRUE(exporter->wait_for("exporting"));
+    auto importer = start_bridge("import", kName, host_a.path(), url,
+                                 {"--user", "vipc", "--password", "s3cret"});
+    ASSERT_TRUE(importer->wait_for("importing"));
+    Result<posix::Connection> c = connect_to(kName, host_a.path());
+    ASSERT_TRUE(c);
+    Result<Message> r = check_reply(c->call(call_message(OP_CALL, 41), posix::after_ms(3000)));
+    ASSERT_TRUE(r) << remote_error_detail();
+    EXPECT_EQ(r->small_message().data[0], 42u);
+}
+
+TEST_F(BridgeTest, TlsOptionsArePassedThrough) {
+    // A certificate authority and a server certificate for 127.0.0.1, made for this test.
+    const std::string d = host_a.path() + "-tls";
+    const std::string make =
+        "mkdir -p " + d + " && cd " + d +
+        " && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 1"
+        " -subj /CN=vipc-test-ca && openssl req -newkey rsa:2048 -nodes -keyout server.key"
+        " -out server.csr -subj /CN=127.0.0.1 && printf 'subjectAltName=IP:127.0.0.1\\n' >"
+        " ext.cnf && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial"
+        " -out server.pem -days 1 -extfile ext.cnf";
+    struct Cleanup {
+        std::string dir;
+        ~Cleanup() { (void)std::system(("rm -rf '" + dir + "'").c_str()); }
+    } cleanup{d};
+    if (std::system((make + " >/dev/null 2>&1").c_str()) != 0) {
+        GTEST_SKIP() << "openssl could not make a test certificate";
+    }
+    const int port = free_port();
+    Process nats({VIPC_NATS_SERVER_PATH, "-a", "127.0.0.1", "-p", std::to_string(port), "--tls",
+                  "--tlscert", d + "/server.pem", "--tlskey", d + "/server.key"},
+                 {}, "/dev/null");
+    ASSERT_TRUE(wait_listening("127.0.0.1", port, 5000));
+    const std::string url = "tls://127.0.0.1:" + std::to_string(port);
+    HostBServer server(kName, host_b.path());
+    // Without the CA the server's certificate is not trusted: refused at start.
+    auto untrusted = start_bridge("import", kName, host_a.path(), url);
+    EXPECT_EQ(untrusted->wait_exit(10'000), 1);
+    auto exporter = start_bridge("export", kName, host_b.path(), url, {"--tls-ca", d + "/ca.pem"});
+    ASSERT_TRUE(exporter->wait_for("exporting"));
+    auto importer =
+        start_bridge("import", kName, host_a.path(), url, {"--tls", "--tls-ca", d + "/ca.pem"});
+    ASSERT_TRUE(importer->wait_for("importing"));
+    Result<posix::Connection> c = connect_to(kName, host_a.path());
+    ASSERT_TRUE(c);
+    Result<Message> r = check_reply(c->call(call_message(OP_CALL, 6), posix::after_ms(3000)));
+    ASSERT_TRUE(r) << remote_error_detail();
+    EXPECT_EQ(r->small_message().data[0], 7u);
 }
 
 TEST_F(BridgeTest, BadCommandLinesAndUnreachableNatsFailClearly) {
