@@ -681,7 +681,36 @@ void payloads_of_every_size(C& c, HostBServer& server, Process& importer) {
             usleep(5000);
         EXPECT_EQ(server.received(), 2000u);
         EXPECT_EQ(server.payload_bytes(), bytes);
+        // A zero-copy loan: its bytes cross as a payload (the bridge copies them and gives
+        // the chunk back); one over 64 KiB cannot cross and is counted as refused.
+        u64 expected = 2000;
+        long long refused = 0;
+        if constexpr (requires { c.loan(usize{}); }) {
+            for (const usize n : {usize{10'000}, usize{100'000}}) {
+                auto loan = c.loan(n);
+                if (!loan) {
+                    ADD_FAILURE() << "loan " << n << ": " << posix::last_error_detail();
+                    continue;
+                }
+                std::memset(loan->bytes.data(), 0x5A, n);
+                ASSERT_TRUE(c.send_loan(*loan, n, OP_DATA, 0, posix::after_ms(5000)));
+            }
+            bytes += 10'000;
+            expected += 1;
+            refused = 1;
+            // A message after them shows that the refused one did not stall the stream.
+            std::vector<std::byte> tail(8);
+            bytes += tail.size();
+            expected += 1;
+            ASSERT_TRUE(c.send_sync(OP_DATA, 0, tail, posix::after_ms(5000)));
+            const u64 until = now_ms() + 10'000;
+            while (server.received() < expected && now_ms() < until)
+                usleep(5000);
+            EXPECT_EQ(server.received(), expected);
+            EXPECT_EQ(server.payload_bytes(), bytes);
+        }
         EXPECT_EQ(importer.stop(), 0);
+        EXPECT_EQ(counter(importer, "refused"), refused);
     } else {
         (void)c, (void)server, (void)importer;
         GTEST_SKIP() << "this runtime has no payload API yet: only SmallMessage and 64-byte "
