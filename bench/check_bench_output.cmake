@@ -30,7 +30,7 @@ endif()
 
 execute_process(
   COMMAND ${BENCH} --quick --rtts 200 --msgs 2000 --reps 3 --sizes 8,48,1K,1M
-          --json ${OUT_DIR}/bench.json --markdown ${OUT_DIR}/bench.md --plot-dir ${OUT_DIR}/plots
+          --json-out ${OUT_DIR}/bench.json --markdown ${OUT_DIR}/bench.md --plot-dir ${OUT_DIR}/plots
   OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
 message("${out}")
 if(NOT rc EQUAL 0)
@@ -46,7 +46,8 @@ string(JSON count LENGTH "${json}" transports)
 set(problems "")
 set(seen "")
 string(REPLACE "," ";" more_must_run "${MUST_RUN}")
-set(must_run spin_line yield_line futex_line spin_ring yield_ring futex_ring spin_ring_uncached
+set(must_run spin_line yield_line futex_line spin_ring yield_ring futex_ring spin_slots
+    spin_ring_uncached
     pipe unix_socket eventfd ${more_must_run})
 string(JSON nsizes LENGTH "${json}" sweep_sizes)
 set(sweep_sizes "")
