@@ -48,6 +48,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <thread>
@@ -99,6 +100,37 @@ private:
     u32 spent_ = 0;
 };
 
+// The lock files this process holds (record locks do not exclude their own process).
+class HeldLocks {
+public:
+    bool claim(const std::string& key) {
+        std::lock_guard<std::mutex> lock(mu_);
+        for (const std::string& k : held_) {
+            if (k == key) return false;
+        }
+        held_.push_back(key);
+        return true;
+    }
+    void release(const std::string& key) {
+        std::lock_guard<std::mutex> lock(mu_);
+        for (usize k = 0; k < held_.size(); ++k) {
+            if (held_[k] == key) {
+                held_[k] = held_.back();
+                held_.pop_back();
+                return;
+            }
+        }
+    }
+
+private:
+    std::mutex mu_;
+    std::vector<std::string> held_;
+};
+HeldLocks& held_locks() {
+    static HeldLocks* locks = new HeldLocks();  // never destroyed: Servers may outlive statics
+    return *locks;
+}
+
 // One client connection, as the server sees it.
 struct ServerConnection {
     ConnectionId id = 0;
@@ -107,6 +139,8 @@ struct ServerConnection {
     u16 rights = 0;
     CapabilityId capability = 0;  // made through this capability (0: by name)
     Fd socket;                    // closed only when the last reference goes
+    Fd pidfd;                     // the client process (SO_PEERPIDFD / pidfd_open)
+    u64 unclaimed_owner = 0;      // its key in the table of unclaimed descriptors
 
     // Mappings: c2s.data and s2c.ctl are written by the client (trusted for nothing);
     // c2s.ctl and s2c.data by us.
@@ -163,7 +197,11 @@ struct Server::Impl {
     RingGeometry geometry;
     pid_t pid = getpid();
 
+    OpenedDir opened_dir;  // the runtime directory, checked; every file is reached through it
+    std::string lock_file, socket_file;  // their names in it
     Fd lock_fd;
+    std::string lock_key;  // in held_locks(), while claimed_lock
+    bool claimed_lock = false;
     bool owns_name = false;  // we hold the lock: close() removes the name's files
     Fd listen_fd;
     Fd monitor_wake;  // eventfd: tells the monitor thread to stop
@@ -253,6 +291,15 @@ struct Server::Impl {
     Result<std::shared_ptr<ServerConnection>> create_connection(pid_t peer_pid, uid_t peer_uid,
                                                                 u16 rights, int fds[], int* nfds);
     void answer_stat(int sock);
+    // The rights the access policy grants the peer of `sock` (0: none).
+    u16 granted_rights(int sock, const ucred& cred) const;
+    // One line on stderr (rate-limited) naming who was refused what, and why.
+    void log_refusal(const ucred& cred, const char* what, const char* why);
+    u64 refusal_window_start = 0;  // monitor thread only
+    u32 refusals_in_window = 0;
+    u32 refusals_unlogged = 0;
+    // What a connection holds beyond its rings, freed once it is gone (see region_wire.hpp).
+    void release_connection_resources(ServerConnection& c);
 
     void refresh_rx_conns() VIPC_REQUIRES(receive_mu);
     void forget_gone() VIPC_REQUIRES(receive_mu);
@@ -278,30 +325,63 @@ struct Server::Impl {
 
 Result<void> Server::Impl::start() {
     VIPC_TRY(validate_name(name));
-    VIPC_TRY(prepare_runtime_dir(dir));
+    opened_dir = VIPC_TRY(open_runtime_dir(dir, DirUse::Publish, {static_cast<u32>(geteuid())}));
     paths = endpoint_paths(dir, name);
+    lock_file = endpoint_file(name, ".lock");
+    socket_file = endpoint_file(name, ".sock");
+    const int dfd = opened_dir.fd.get();
 
-    // Who owns the name: whoever holds the flock on its lock file. The kernel drops the lock
-    // when its holder dies, so a dead owner's name is free at once. After locking, check the
-    // file is still the one at the path (a closing owner unlinks it).
+    // Who owns the name: whoever holds a POSIX record lock (F_SETLK) on its lock file. The
+    // kernel drops it when its holder dies, and, unlike flock(), a child made by fork() does
+    // not inherit it, so a dead owner's name is free at once even if its children live on.
+    // Record locks do not exclude the holder's own process: the process-wide table of held
+    // lock files does that. After locking, check the file is still the one at the path (a
+    // closing owner unlinks it).
+    struct stat dir_st {};
+    if (fstat(dfd, &dir_st) != 0) {
+        return fail(IpcError::PermissionDenied, "cannot stat runtime directory '%s': %s",
+                    dir.c_str(), strerror(errno));
+    }
+    // Claimed before the file is opened: closing any descriptor of a locked file drops the
+    // process's record lock, so a second Server of this process must not even open it.
+    lock_key = std::to_string(dir_st.st_dev) + ":" + std::to_string(dir_st.st_ino) + ":" + lock_file;
+    if (!held_locks().claim(lock_key)) {
+        return fail(IpcError::EndpointBusy,
+                    "endpoint name '%s' is taken by this process (pid %d); pick another name or "
+                    "close that Server",
+                    name.c_str(), pid);
+    }
+    claimed_lock = true;
     for (int attempt = 0;; ++attempt) {
-        Fd fd(open(paths.lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+        Fd fd(openat(dfd, lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
         if (!fd.valid()) {
             return fail(IpcError::PermissionDenied, "cannot open lock file '%s': %s",
                         paths.lock.c_str(), strerror(errno));
         }
-        if (flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
-            char buf[32] = {};
-            const ssize_t n = pread(fd.get(), buf, sizeof buf - 1, 0);
-            const long owner = n > 0 ? std::strtol(buf, nullptr, 10) : 0;
+        struct stat held {};
+        if (fstat(fd.get(), &held) != 0 || !S_ISREG(held.st_mode) || held.st_uid != geteuid()) {
+            return fail(IpcError::PermissionDenied,
+                        "lock file '%s' is not a regular file of ours; remove it",
+                        paths.lock.c_str());
+        }
+        struct flock want {};
+        want.l_type = F_WRLCK;
+        want.l_whence = SEEK_SET;
+        if (fcntl(fd.get(), F_SETLK, &want) != 0) {
+            // The holder's pid as the kernel knows it (not what anyone wrote in the file).
+            struct flock who {};
+            who.l_type = F_WRLCK;
+            who.l_whence = SEEK_SET;
+            const long owner = fcntl(fd.get(), F_GETLK, &who) == 0 && who.l_type != F_UNLCK
+                                   ? static_cast<long>(who.l_pid)
+                                   : 0;
             return fail(IpcError::EndpointBusy,
                         "endpoint name '%s' is taken by a live process (pid %ld); pick another "
                         "name or stop that process",
                         name.c_str(), owner);
         }
-        struct stat held {
-        }, at_path{};
-        if (fstat(fd.get(), &held) == 0 && stat(paths.lock.c_str(), &at_path) == 0 &&
+        struct stat at_path {};
+        if (fstatat(dfd, lock_file.c_str(), &at_path, AT_SYMLINK_NOFOLLOW) == 0 &&
             held.st_ino == at_path.st_ino && held.st_dev == at_path.st_dev) {
             char buf[32];
             const int n = std::snprintf(buf, sizeof buf, "%d\n", pid);
@@ -321,17 +401,17 @@ Result<void> Server::Impl::start() {
     }
 
     // We own the name: a socket file still there was left by a dead owner. Replace it.
-    unlink(paths.socket.c_str());
+    unlinkat(dfd, socket_file.c_str(), 0);
     listen_fd = Fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (!listen_fd.valid()) return fail(IpcError::OutOfMemory, "socket(): %s", strerror(errno));
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, paths.socket.c_str(), paths.socket.size() + 1);
-    if (bind(listen_fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    const sockaddr_un addr = VIPC_TRY(socket_address(opened_dir, socket_file));
+    if (bind(listen_fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
         return fail(IpcError::PermissionDenied, "cannot create socket '%s': %s",
                     paths.socket.c_str(), strerror(errno));
     }
-    chmod(paths.socket.c_str(), 0600);
+    // Others may reach the socket only when the access policy lets someone else in (SO_PEERCRED
+    // decides then); the runtime directory's own mode still applies.
+    fchmodat(dfd, socket_file.c_str(), options.access.admits_others() ? 0666 : 0600, 0);
     if (listen(listen_fd.get(), 128) != 0) {
         return fail(IpcError::OutOfMemory, "listen(): %s", strerror(errno));
     }
@@ -445,13 +525,18 @@ void Server::Impl::monitor_loop() {
             }
             if (auto it = live.find(s); it != live.end()) {
                 // A live connection's socket is watched for hang-ups only (region records
-                // arrive on it as data): the client closed or died.
-                ServerConnection& c = *it->second;
-                c.dead.store(true, std::memory_order_release);
+                // arrive on it as data), its client's pidfd for the process's exit: either
+                // way the client closed or died (a child it forked may still hold the
+                // socket; the process's exit counts all the same).
+                std::shared_ptr<ServerConnection> c = it->second;
+                c->dead.store(true, std::memory_order_release);
                 // Wake our threads blocked sending to it (they re-check and see it dead).
-                futex_wake_all(&c.s2c_control()->head);
-                epoll_ctl(epfd.get(), EPOLL_CTL_DEL, s, nullptr);
-                live.erase(it);
+                futex_wake_all(&c->s2c_control()->head);
+                for (const int fd : {c->socket.get(), c->pidfd.get()}) {
+                    if (fd < 0) continue;
+                    epoll_ctl(epfd.get(), EPOLL_CTL_DEL, fd, nullptr);
+                    live.erase(fd);
+                }
             }
         }
     }
@@ -466,14 +551,26 @@ void Server::Impl::handle_hello(int raw_sock,
     if (n <= 0) return;  // hung up (e.g. a liveness probe) or nothing: drop it
     const auto hello = parse_hello(buf, static_cast<usize>(n));
     if (!hello) return;  // not one of ours: drop it
-    // Only our own user (or root) may connect or read statistics. The socket file's mode
-    // (0600, in a 0700 directory) already keeps others out; this is the second lock.
+    // Who may connect or read statistics, and with which rights: the access policy, on the
+    // credentials the kernel gives (SO_PEERCRED, SO_PEERGROUPS), never on what the peer says.
     ucred cred{};
     socklen_t len = sizeof cred;
-    const bool allowed = getsockopt(sock.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
-                         (cred.uid == geteuid() || cred.uid == 0);
+    const bool known = getsockopt(sock.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0;
+    const u16 granted = known ? granted_rights(sock.get(), cred) : 0;
     if (hello->op == static_cast<u16>(HelloOp::Stat)) {
-        if (allowed) answer_stat(sock.get());
+        if (granted != 0) {
+            answer_stat(sock.get());
+        } else {
+            log_refusal(cred, "statistics", "its access policy does not admit that uid or its groups");
+            StatReply r{};
+            r.magic = STAT_MAGIC;
+            r.version = WIRE_VERSION;
+            r.owner_pid = static_cast<u64>(pid);
+            r.owner_uid = geteuid();
+            r.status = error_code(IpcError::PermissionDenied);
+            if (send(sock.get(), &r, sizeof r, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+            }
+        }
         return;
     }
 
@@ -487,9 +584,20 @@ void Server::Impl::handle_hello(int raw_sock,
 
     IpcError refusal = IpcError::NotInitialized;
     bool refused = false;
-    if (!allowed) {
+    char why[160] = "";
+    if (granted == 0) {
         refused = true;
         refusal = IpcError::PermissionDenied;
+        w.reason = static_cast<u16>(Refusal::NotAdmitted);
+        std::snprintf(why, sizeof why, "its access policy does not admit uid %u or its groups",
+                      cred.uid);
+    } else if ((hello->rights & ~granted) != 0) {
+        refused = true;
+        refusal = IpcError::PermissionDenied;
+        w.reason = static_cast<u16>(Refusal::RightsBeyond);
+        w.limit = granted;
+        std::snprintf(why, sizeof why, "it asked for rights 0x%x, the access policy grants 0x%x",
+                      hello->rights, granted);
     } else {
         std::lock_guard<std::mutex> lock(conns_mu);
         u32 alive = 0;
@@ -498,11 +606,17 @@ void Server::Impl::handle_hello(int raw_sock,
         if (alive >= options.max_connections) {
             refused = true;
             refusal = IpcError::ResourceBusy;
+            w.reason = static_cast<u16>(Refusal::TooMany);
+            w.limit = options.max_connections;
+            std::snprintf(why, sizeof why,
+                          "it has its maximum of %u connections (ServerOptions::max_connections)",
+                          options.max_connections);
         }
     }
     if (closed.load()) {
         refused = true;
         refusal = IpcError::EndpointNotFound;
+        w.reason = static_cast<u16>(Refusal::Closed);
     }
     if (!refused && through != 0) {
         // (a) through a capability: not revoked, and no more rights than it carries
@@ -511,10 +625,19 @@ void Server::Impl::handle_hello(int raw_sock,
         if (e == nullptr || e->revoked) {
             refused = true;
             refusal = IpcError::InvalidCapability;
+            w.reason = static_cast<u16>(Refusal::Revoked);
         } else if ((hello->rights & ~e->rights) != 0) {
             refused = true;
             refusal = IpcError::PermissionDenied;
+            w.reason = static_cast<u16>(Refusal::CapRights);
         }
+    }
+    // The client process itself, watched for its exit (see "Peer death" in runtime.hpp).
+    Fd peer_process;
+    if (!refused) {
+        auto pfd = peer_pidfd(sock.get(), cred);
+        if (!pfd) return;  // gone already: nobody to answer
+        peer_process = static_cast<Fd&&>(*pfd);
     }
     int fds[MAX_WELCOME_FDS];
     int nfds = 0;
@@ -524,15 +647,19 @@ void Server::Impl::handle_hello(int raw_sock,
         if (!created) {
             refused = true;
             refusal = created.error();
+            w.reason = static_cast<u16>(Refusal::OutOfResources);
+            std::snprintf(why, sizeof why, "%s", last_error_detail());
         } else {
             conn = *created;
         }
     }
     if (refused) {
+        if (why[0] != '\0') log_refusal(cred, "a connection", why);
         w.status = error_code(refusal);
         send_with_fds(sock.get(), &w, sizeof w, nullptr, 0);
         return;
     }
+    conn->pidfd = static_cast<Fd&&>(peer_process);
     w.status = 0;
     w.rights = hello->rights;
     w.fd_bits = fd_bits_for_rights(hello->rights);
@@ -547,6 +674,12 @@ void Server::Impl::handle_hello(int raw_sock,
     ev.data.u64 = TAG_SOCKET_BASE + static_cast<u64>(s);
     epoll_ctl(epfd, EPOLL_CTL_ADD, s, &ev);
     live.emplace(s, conn);
+    const int pfd = conn->pidfd.get();
+    epoll_event pev{};
+    pev.events = EPOLLIN;  // readable once the client process exited
+    pev.data.u64 = TAG_SOCKET_BASE + static_cast<u64>(pfd);
+    epoll_ctl(epfd, EPOLL_CTL_ADD, pfd, &pev);
+    live.emplace(pfd, conn);
     conn->capability = through;
     {
         std::lock_guard<std::mutex> lock(conns_mu);  // (b)
@@ -576,6 +709,9 @@ Result<std::shared_ptr<ServerConnection>> Server::Impl::create_connection(pid_t 
                                                                           u16 rights, int fds[],
                                                                           int* nfds) {
     auto c = std::make_shared<ServerConnection>();
+    c->unclaimed_owner = new_unclaimed_owner();
+    c->regions_in.owner = c->unclaimed_owner;
+    c->regions_in.quota = options.max_unclaimed_per_connection;
     c->pid = peer_pid;
     c->uid = peer_uid;
     c->rights = rights;
@@ -637,6 +773,55 @@ Result<std::shared_ptr<ServerConnection>> Server::Impl::create_connection(pid_t 
     put(FdBits::DOORBELL, doorbell_dup);
     put(FdBits::NOTIFY, notify_dup);
     return c;
+}
+
+u16 Server::Impl::granted_rights(int sock, const ucred& cred) const {
+    const AccessPolicy& policy = options.access;
+    u16 rights = 0;
+    if (cred.uid == geteuid() || cred.uid == 0) rights |= policy.same_user_rights;
+    for (const AccessGrant& g : policy.users) {
+        if (g.id == cred.uid) rights |= g.rights;
+    }
+    if (!policy.groups.empty()) {
+        gid_t groups[256];
+        socklen_t len = sizeof groups;
+        int count = 0;
+        if (getsockopt(sock, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0) {
+            count = static_cast<int>(len / sizeof(gid_t));
+        }
+        for (const AccessGrant& g : policy.groups) {
+            bool member = g.id == cred.gid;
+            for (int i = 0; i < count && !member; ++i)
+                member = groups[i] == g.id;
+            if (member) rights |= g.rights;
+        }
+    }
+    return static_cast<u16>(rights & (Rights::SEND | Rights::RECEIVE));
+}
+
+void Server::Impl::log_refusal(const ucred& cred, const char* what, const char* why) {
+    if (options.refusal_log == RefusalLog::Silent) return;
+    const u64 now = now_ns();
+    if (now - refusal_window_start >= 1'000'000'000u) {
+        if (refusals_unlogged != 0) {
+            std::fprintf(stderr, "vipc: endpoint '%s' refused %u more peers in the last second\n",
+                         name.c_str(), refusals_unlogged);
+        }
+        refusal_window_start = now;
+        refusals_in_window = 0;
+        refusals_unlogged = 0;
+    }
+    if (++refusals_in_window > 10) {
+        ++refusals_unlogged;
+        return;
+    }
+    std::fprintf(stderr, "vipc: endpoint '%s' refused %s to pid %d (uid %u, gid %u): %s\n",
+                 name.c_str(), what, cred.pid, cred.uid, cred.gid, why);
+}
+
+void Server::Impl::release_connection_resources(ServerConnection& c) {
+    // Regions and capabilities it sent that nobody claimed: closed with the connection.
+    release_unclaimed(c.unclaimed_owner);
 }
 
 void Server::Impl::answer_stat(int sock) {
@@ -733,6 +918,7 @@ void Server::Impl::forget_gone() {
         ServerConnection& c = *conns[i];
         const bool gone = c.broken.load() || (c.dead.load() && !c.c2s.available().value_or(1));
         if (gone) {
+            release_connection_resources(c);
             conns.erase(conns.begin() + static_cast<std::ptrdiff_t>(i));
             changed = true;
         } else {
@@ -1270,12 +1456,16 @@ void Server::Impl::close() {
     }
     if (owns_name) {
         // Unpublish: remove the socket, then the lock file while we still hold the lock.
-        unlink(paths.socket.c_str());
-        unlink(paths.lock.c_str());
+        unlinkat(opened_dir.fd.get(), socket_file.c_str(), 0);
+        unlinkat(opened_dir.fd.get(), lock_file.c_str(), 0);
         owns_name = false;
     }
     listen_fd.reset();
-    lock_fd.reset();
+    lock_fd.reset();  // releases the record lock
+    if (claimed_lock) {
+        held_locks().release(lock_key);
+        claimed_lock = false;
+    }
 }
 
 Result<Server> Server::publish(std::string_view name, const ServerOptions& options) {

@@ -190,6 +190,11 @@ inline constexpr u32 DEFAULT_SPIN_NS = 20'000;
 inline constexpr u32 PEER_CHECK_INTERVAL_MS = 20;
 // Most connections a server accepts at once (more → the client gets ResourceBusy).
 inline constexpr u32 DEFAULT_MAX_CONNECTIONS = 64;
+// Defaults of the per-client budgets in ServerOptions.
+inline constexpr u64 DEFAULT_MAX_REGION_BYTES = u64{1} << 30;
+inline constexpr u32 DEFAULT_MAX_UNCLAIMED_PER_CONNECTION = 64;
+inline constexpr u32 DEFAULT_HANDSHAKE_TIMEOUT_MS = 1000;
+inline constexpr u32 DEFAULT_MAX_PENDING_HANDSHAKES = 64;
 
 // ---- Deadlines on CLOCK_MONOTONIC --------------------------------------------------------------
 
@@ -237,18 +242,61 @@ struct RateLimit {
     u64 burst_bytes = 0;
 };
 
+// Who may connect to a server (or read its statistics), decided on the peer's credentials as
+// the kernel reports them (SO_PEERCRED, SO_PEERGROUPS), never on anything the peer says.
+// A peer gets the union of the rights of every grant that matches it; a connection asking for
+// more than that is refused (PermissionDenied), and so is a peer that matches nothing.
+// Statistics need any grant. The default admits the server's own user (and root) only.
+// Others also need to reach the socket: the runtime directory must be searchable by them
+// (e.g. mode 0711; it must never be writable by them), and the socket file is made 0666 when
+// the policy names anyone else.
+struct AccessGrant {
+    u32 id = 0;                                   // a uid (users) or a gid (groups)
+    u16 rights = Rights::SEND | Rights::RECEIVE;  // what its connections may have
+};
+struct AccessPolicy {
+    u16 same_user_rights = Rights::SEND | Rights::RECEIVE;  // the server's euid and root
+    std::vector<AccessGrant> users;
+    std::vector<AccessGrant> groups;  // the peer's gid or one of its supplementary groups
+    bool admits_others() const { return !users.empty() || !groups.empty(); }
+};
+
+// Where a server tells of the peers it refused (one line each: who, and why).
+enum class RefusalLog : u8 {
+    Stderr,  // to stderr, at most 10 lines a second (the rest are counted, then summarized)
+    Silent,
+};
+
 struct ServerOptions {
     u32 queue_depth = DEFAULT_QUEUE_DEPTH;  // per ring; rounded up to a power of two, 1..1024
     u32 spin_ns = DEFAULT_SPIN_NS;          // spin bound before sleeping; 0 = always sleep
     u32 max_connections = DEFAULT_MAX_CONNECTIONS;
     std::string runtime_dir;      // "" = runtime_directory()
     RateLimit client_rate_limit;  // what each client may send (see RateLimit)
+    AccessPolicy access;          // who may connect, with which rights
+    RefusalLog refusal_log = RefusalLog::Stderr;
+    // Work and resources per client, bounded by the server (never by a number a peer wrote):
+    // the largest region a client may send (published to clients, which refuse bigger ones
+    // with MessageTooLarge; one that sends one anyway is dropped as broken), ...
+    u64 max_region_bytes = DEFAULT_MAX_REGION_BYTES;
+    // ... how many received regions and capabilities of one connection may wait unclaimed
+    // (past it, that connection's oldest is closed, never another's; all of them are closed
+    // when the connection ends), ...
+    u32 max_unclaimed_per_connection = DEFAULT_MAX_UNCLAIMED_PER_CONNECTION;
+    // ... and the handshake: a connected socket must send its hello within this time, and at
+    // most this many may be waiting to (past it, the oldest is dropped).
+    u32 handshake_timeout_ms = DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    u32 max_pending_handshakes = DEFAULT_MAX_PENDING_HANDSHAKES;
 };
 
 struct ConnectOptions {
     u16 rights = Rights::SEND | Rights::RECEIVE;  // only SEND and RECEIVE mean anything here
     u32 spin_ns = DEFAULT_SPIN_NS;
     std::string runtime_dir;  // "" = runtime_directory()
+    // The uids this client accepts as the owner of the runtime directory and as the server
+    // (checked with SO_PEERCRED before anything is sent). Empty: our own euid. Root is always
+    // accepted; so are the uids in $VIPC_TRUSTED_UIDS (comma-separated).
+    std::vector<u32> trusted_server_uids;
     // How long connect() may wait for the server's answer.
     u32 connect_timeout_ms = 2000;
     RateLimit rate_limit;  // this connection's own limit on its sends (see RateLimit)
