@@ -304,13 +304,21 @@ void Connection::Impl::explain_refusal(const Welcome& w, IpcError e, const ucred
                           w.limit);
             why = buf;
             break;
-        case Refusal::Closed: why = "it is closing"; break;
-        case Refusal::Revoked: why = "the capability was revoked"; break;
-        case Refusal::CapRights: why = "we asked for more rights than the capability carries"; break;
+        case Refusal::Closed:
+            why = "it is closing";
+            break;
+        case Refusal::Revoked:
+            why = "the capability was revoked";
+            break;
+        case Refusal::CapRights:
+            why = "we asked for more rights than the capability carries";
+            break;
         case Refusal::OutOfResources:
             why = "it could not make the connection (out of descriptors or memory)";
             break;
-        case Refusal::None: why = error_text(e); break;
+        case Refusal::None:
+            why = error_text(e);
+            break;
     }
     fail(e, "endpoint '%s' (server pid %d, uid %u) refused us (uid %u): %s", name.c_str(),
          server.pid, server.uid, geteuid(), why);
@@ -406,8 +414,8 @@ Result<void> Connection::Impl::connect(std::string_view name_, const ConnectOpti
         return parsed.error();
     }
     const Welcome w = *parsed;
-    if (presocket == nullptr && (w.server_uid != server_cred.uid ||
-                                 w.server_pid != static_cast<u64>(server_cred.pid))) {
+    if (presocket == nullptr &&
+        (w.server_uid != server_cred.uid || w.server_pid != static_cast<u64>(server_cred.pid))) {
         return fail(IpcError::InvalidMessage,
                     "endpoint '%s' announced pid %llu uid %u, but the kernel says pid %d uid %u",
                     name.c_str(), static_cast<unsigned long long>(w.server_pid), w.server_uid,
@@ -689,6 +697,14 @@ Result<void> Connection::Impl::push_with_region(const Message& msg, TransactionI
 Result<void> Connection::Impl::send_region(const Message& msg, Region& region, Transfer transfer,
                                            TransactionId txid, Deadline deadline, bool blocking) {
     if ((rights & Rights::SEND) == 0) return send(msg, txid, deadline, blocking);  // its error
+    if (state->max_region_bytes != 0 && region.size() > state->max_region_bytes &&
+        transfer != Transfer::Copy) {
+        return fail(IpcError::MessageTooLarge,
+                    "a %llu-byte region is over the %llu bytes the server of '%s' accepts "
+                    "(ServerOptions::max_region_bytes); send less, or ask for a bigger cap",
+                    static_cast<unsigned long long>(region.size()),
+                    static_cast<unsigned long long>(state->max_region_bytes), name.c_str());
+    }
     Message out = VIPC_TRY(prepare_region_message(msg, region, transfer));
     if (transfer == Transfer::Copy) return send(out, txid, deadline, blocking);
     if (transfer == Transfer::Move) VIPC_TRY(Region::Access::seal_for_move(region));

@@ -190,7 +190,7 @@ Result<Region> Region::create(u64 bytes) {
     return Access::adopt_unchecked(fd.release(), bytes, addr, true);
 }
 
-Result<Region> Region::receive(const Message& msg) {
+Result<Region> Region::receive(const Message& msg, ChecksumCheck check) {
     if (!msg.is_large() || msg.large_message().region.size == 0) {
         return fail(IpcError::InvalidMemoryRegion, "the message carries no region");
     }
@@ -246,9 +246,11 @@ Result<Region> Region::receive(const Message& msg) {
                     static_cast<unsigned long long>(e.claimed_size), strerror(errno));
     }
     Region r = Access::adopt_unchecked(e.fd.release(), e.claimed_size, addr, writable);
-    // (6) the checksum, when the sender asked for one
+    // (6) the checksum, when the receiver asks for it and the sender gave one: over the
+    // mapping only
     const u32 expected = msg.large_message().header.checksum;
-    if (expected != 0 && payload_checksum(r.data(), r.size()) != expected) {
+    if (check == ChecksumCheck::Verify && expected != 0 &&
+        payload_checksum(r.data(), r.size()) != expected) {
         return fail(IpcError::InvalidMessage,
                     "the %s region's checksum does not match the message header", how);
     }
@@ -528,9 +530,9 @@ Result<void> receive_attachments(int sock, RegionReceiver& receiver, Message& ms
         u64 rights[MAX_CAPABILITIES_PER_MESSAGE];
         for (u32 i = 0; i < count; ++i)
             rights[i] = rec.rights[i];
-        field = capability_field(park_descriptors(fds, rights, count, CAPABILITY_RECORD,
-                                                  receiver.owner, receiver.quota),
-                                 count);
+        field = capability_field(
+            park_descriptors(fds, rights, count, CAPABILITY_RECORD, receiver.owner, receiver.quota),
+            count);
     }
     if (msg.is_small()) {
         msg.small_message().capability = field;

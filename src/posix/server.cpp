@@ -50,6 +50,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -130,6 +131,88 @@ HeldLocks& held_locks() {
     static HeldLocks* locks = new HeldLocks();  // never destroyed: Servers may outlive statics
     return *locks;
 }
+
+// Sockets connected (or handed over through a capability) whose Hello has not arrived yet.
+// Each must send it within the handshake timeout, and at most `cap` wait at once: past it,
+// the oldest is dropped (an honest client sends its Hello right after connecting, so the
+// oldest waiting is the likeliest to be one that never will). Monitor thread only.
+class PendingHandshakes {
+public:
+    struct Entry {
+        Fd sock;
+        CapabilityId through = 0;
+        u64 seq = 0;
+    };
+    PendingHandshakes(u32 cap, u64 timeout_ns)
+        : cap_(cap == 0 ? 1 : cap), timeout_ns_(timeout_ns) {}
+    // Adds `sock`; returns how many older ones it dropped to make room.
+    u32 add(Fd sock, CapabilityId through, u64 now) {
+        u32 dropped = 0;
+        while (entries_.size() >= cap_ && !order_.empty()) {
+            const Due oldest = order_.front();
+            order_.pop_front();
+            auto it = entries_.find(oldest.fd);
+            if (it != entries_.end() && it->second.seq == oldest.seq) {
+                entries_.erase(it);  // closes it (and takes it out of epoll)
+                ++dropped;
+            }
+        }
+        const int fd = sock.get();
+        const u64 seq = ++next_seq_;
+        entries_[fd] = Entry{static_cast<Fd&&>(sock), through, seq};
+        order_.push_back(Due{now + timeout_ns_, fd, seq});
+        return dropped;
+    }
+    bool take(int fd, Entry* out) {
+        auto it = entries_.find(fd);
+        if (it == entries_.end()) return false;
+        *out = static_cast<Entry&&>(it->second);
+        entries_.erase(it);
+        return true;
+    }
+    // Drops every socket past its deadline; returns how many.
+    u32 expire(u64 now) {
+        u32 dropped = 0;
+        while (!order_.empty() && order_.front().deadline <= now) {
+            const Due d = order_.front();
+            order_.pop_front();
+            auto it = entries_.find(d.fd);
+            if (it != entries_.end() && it->second.seq == d.seq) {
+                entries_.erase(it);
+                ++dropped;
+            }
+        }
+        // Forget the order entries of sockets handled meanwhile once they dominate.
+        if (order_.size() > 4 * cap_ + 64) {
+            std::deque<Due> kept;
+            for (const Due& d : order_) {
+                auto it = entries_.find(d.fd);
+                if (it != entries_.end() && it->second.seq == d.seq) kept.push_back(d);
+            }
+            order_.swap(kept);
+        }
+        return dropped;
+    }
+    // Milliseconds epoll_wait may sleep before the next deadline (-1: none).
+    int timeout_ms(u64 now) const {
+        if (entries_.empty() || order_.empty()) return -1;
+        const u64 due = order_.front().deadline;
+        return due <= now ? 0 : static_cast<int>((due - now + 999'999) / 1'000'000);
+    }
+    usize size() const { return entries_.size(); }
+
+private:
+    struct Due {
+        u64 deadline;
+        int fd;
+        u64 seq;
+    };
+    u32 cap_;
+    u64 timeout_ns_;
+    u64 next_seq_ = 0;
+    std::unordered_map<int, Entry> entries_;
+    std::deque<Due> order_;
+};
 
 // One client connection, as the server sees it.
 struct ServerConnection {
@@ -276,8 +359,10 @@ struct Server::Impl {
         return e == nullptr || e->revoked;
     }
     void watch_new_caps(int epfd);
-    void handle_cap_request(CapabilityId id, int epfd, std::unordered_map<int, Fd>& pending,
-                            std::unordered_map<int, CapabilityId>& pending_cap);
+    void handle_cap_request(CapabilityId id, int epfd, PendingHandshakes& pending);
+    std::atomic<u64> half_open_dropped{0};  // sockets dropped before their Hello
+    std::atomic<u64> over_cap_regions{0};   // regions over max_region_bytes (their clients dropped)
+    std::atomic<u64> refused_no_fds{0};     // connections closed for want of descriptors
     Result<void> revoke(CapabilityId id);
     void end_revoked(ServerConnection& c);
 
@@ -344,7 +429,8 @@ Result<void> Server::Impl::start() {
     }
     // Claimed before the file is opened: closing any descriptor of a locked file drops the
     // process's record lock, so a second Server of this process must not even open it.
-    lock_key = std::to_string(dir_st.st_dev) + ":" + std::to_string(dir_st.st_ino) + ":" + lock_file;
+    lock_key =
+        std::to_string(dir_st.st_dev) + ":" + std::to_string(dir_st.st_ino) + ":" + lock_file;
     if (!held_locks().claim(lock_key)) {
         return fail(IpcError::EndpointBusy,
                     "endpoint name '%s' is taken by this process (pid %d); pick another name or "
@@ -428,6 +514,7 @@ Result<void> Server::Impl::start() {
     state->limit_burst_messages = options.client_rate_limit.burst_messages;
     state->limit_bytes_per_second = options.client_rate_limit.bytes_per_second;
     state->limit_burst_bytes = options.client_rate_limit.burst_bytes;
+    state->max_region_bytes = options.max_region_bytes;
 
     CreatedMemfd db = VIPC_TRY(create_memfd("vipc-server-doorbell", PAGE_BYTES));
     VIPC_TRY(finish_seals(db.fd.get(), /*future_write_sealed=*/false));
@@ -474,17 +561,25 @@ void Server::Impl::monitor_loop() {
     add(listen_fd.get(), TAG_LISTEN, EPOLLIN);
     add(monitor_wake.get(), TAG_WAKE, EPOLLIN);
     add(caps_wake.get(), TAG_CAPS, EPOLLIN);
-    // Sockets whose Hello has not arrived yet, and the sockets of live connections.
-    std::unordered_map<int, Fd> pending;
-    std::unordered_map<int, CapabilityId> pending_cap;  // pending sockets from a capability
+    // Sockets whose Hello has not arrived yet, and the sockets (and pidfds) of live
+    // connections.
+    PendingHandshakes pending(options.max_pending_handshakes,
+                              u64{options.handshake_timeout_ms} * 1'000'000u);
     std::unordered_map<int, std::shared_ptr<ServerConnection>> live;
+    // A descriptor kept in reserve: when accept() fails for want of descriptors, it is closed
+    // to accept (and at once close) the waiting connection, which otherwise would keep the
+    // listening socket readable and this loop spinning.
+    Fd reserve(open("/dev/null", O_RDONLY | O_CLOEXEC));
 
     for (;;) {
         epoll_event events[32];
-        const int n = epoll_wait(epfd.get(), events, 32, -1);
+        const int n = epoll_wait(epfd.get(), events, 32, pending.timeout_ms(now_ns()));
         if (n < 0) {
             if (errno == EINTR) continue;
             return;
+        }
+        if (const u32 expired = pending.expire(now_ns()); expired != 0) {
+            half_open_dropped.fetch_add(expired, std::memory_order_relaxed);
         }
         for (int i = 0; i < n; ++i) {
             const u64 tag = events[i].data.u64;
@@ -497,30 +592,44 @@ void Server::Impl::monitor_loop() {
                 continue;
             }
             if ((tag & TAG_CAPABILITY) != 0) {
-                handle_cap_request(tag & ~TAG_CAPABILITY, epfd.get(), pending, pending_cap);
+                handle_cap_request(tag & ~TAG_CAPABILITY, epfd.get(), pending);
                 continue;
             }
             if (tag == TAG_LISTEN) {
-                for (;;) {
+                for (int k = 0; k < 256; ++k) {  // bounded: let the other events have a turn
                     const int s =
                         accept4(listen_fd.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-                    if (s < 0) break;
-                    pending.emplace(s, Fd(s));
+                    if (s < 0) {
+                        if ((errno == EMFILE || errno == ENFILE) && reserve.valid()) {
+                            reserve.reset();
+                            const int drop =
+                                accept4(listen_fd.get(), nullptr, nullptr, SOCK_CLOEXEC);
+                            if (drop >= 0) ::close(drop);
+                            reserve = Fd(open("/dev/null", O_RDONLY | O_CLOEXEC));
+                            refused_no_fds.fetch_add(1, std::memory_order_relaxed);
+                            if (options.refusal_log == RefusalLog::Stderr && drop >= 0) {
+                                ucred none{};
+                                log_refusal(none, "a connection",
+                                            "this server is out of file descriptors "
+                                            "(RLIMIT_NOFILE); raise it or lower max_connections");
+                            }
+                            continue;
+                        }
+                        break;
+                    }
+                    Fd sock(s);
                     add(s, TAG_SOCKET_BASE + static_cast<u64>(s), EPOLLIN | EPOLLRDHUP);
+                    if (const u32 dropped = pending.add(static_cast<Fd&&>(sock), 0, now_ns());
+                        dropped != 0) {
+                        half_open_dropped.fetch_add(dropped, std::memory_order_relaxed);
+                    }
                 }
                 continue;
             }
             const int s = static_cast<int>(tag - TAG_SOCKET_BASE);
-            if (auto it = pending.find(s); it != pending.end()) {
-                Fd sock = static_cast<Fd&&>(it->second);
-                pending.erase(it);
+            if (PendingHandshakes::Entry e; pending.take(s, &e)) {
                 epoll_ctl(epfd.get(), EPOLL_CTL_DEL, s, nullptr);
-                CapabilityId through = 0;
-                if (auto pc = pending_cap.find(s); pc != pending_cap.end()) {
-                    through = pc->second;
-                    pending_cap.erase(pc);
-                }
-                handle_hello(sock.release(), live, epfd.get(), through);
+                handle_hello(e.sock.release(), live, epfd.get(), e.through);
                 continue;
             }
             if (auto it = live.find(s); it != live.end()) {
@@ -561,7 +670,8 @@ void Server::Impl::handle_hello(int raw_sock,
         if (granted != 0) {
             answer_stat(sock.get());
         } else {
-            log_refusal(cred, "statistics", "its access policy does not admit that uid or its groups");
+            log_refusal(cred, "statistics",
+                        "its access policy does not admit that uid or its groups");
             StatReply r{};
             r.magic = STAT_MAGIC;
             r.version = WIRE_VERSION;
@@ -949,6 +1059,22 @@ Result<Received> Server::Impl::take_one() {
                 mark_broken(c);
                 continue;
             }
+            if (r->is_large() && r->large_message().region.size > options.max_region_bytes) {
+                // Over the server's cap: the client's library refuses to send this, so this
+                // client bypassed it. Its descriptor is closed unmapped; the client is dropped.
+                Fd dropped;
+                u64 size = 0;
+                u32 kind = 0;
+                const MemoryRegion& mr = r->large_message().region;
+                for (const Transfer t :
+                     {Transfer::Move, Transfer::ShareReadOnly, Transfer::ShareReadWrite}) {
+                    if (take_descriptor(mr.base, static_cast<u32>(t), &dropped, &size, &kind))
+                        break;
+                }
+                over_cap_regions.fetch_add(1, std::memory_order_relaxed);
+                mark_broken(c);
+                continue;
+            }
         } else if (r) {
             notify_producer(c.c2s);
         }
@@ -1314,9 +1440,7 @@ void Server::Impl::watch_new_caps(int epfd) {
     }
 }
 
-void Server::Impl::handle_cap_request(CapabilityId id, int epfd,
-                                      std::unordered_map<int, Fd>& pending,
-                                      std::unordered_map<int, CapabilityId>& pending_cap) {
+void Server::Impl::handle_cap_request(CapabilityId id, int epfd, PendingHandshakes& pending) {
     std::lock_guard<std::mutex> lock(caps_mu);
     CapEntry* e = find_cap(id);
     if (e == nullptr || !e->socket.valid()) return;
@@ -1346,12 +1470,14 @@ void Server::Impl::handle_cap_request(CapabilityId id, int epfd,
     const int s = received[0].get();
     if (req.op == static_cast<u16>(CapOp::Connect)) {
         // The new socket is a connection socket whose Hello follows, as from accept().
-        pending.emplace(s, static_cast<Fd&&>(received[0]));
-        pending_cap[s] = id;
         epoll_event ev{};
         ev.events = EPOLLIN | EPOLLRDHUP;
         ev.data.u64 = TAG_SOCKET_BASE + static_cast<u64>(s);
         epoll_ctl(epfd, EPOLL_CTL_ADD, s, &ev);
+        if (const u32 dropped = pending.add(static_cast<Fd&&>(received[0]), id, now_ns());
+            dropped != 0) {
+            half_open_dropped.fetch_add(dropped, std::memory_order_relaxed);
+        }
     } else if (req.op == static_cast<u16>(CapOp::Derive)) {
         const CapabilityId child = next_cap++;
         epoll_event ev{};

@@ -258,7 +258,9 @@ Result<OpenedDir> open_runtime_dir(const std::string& dir, DirUse use,
     while (trimmed.size() > 1 && trimmed.back() == '/')
         trimmed.pop_back();
     const usize slash = trimmed.rfind('/');
-    const std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : trimmed.substr(0, slash);
+    const std::string parent = slash == std::string::npos ? "."
+                               : slash == 0               ? "/"
+                                                          : trimmed.substr(0, slash);
     const std::string leaf = slash == std::string::npos ? trimmed : trimmed.substr(slash + 1);
     Fd parent_fd(open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!parent_fd.valid()) {
@@ -267,8 +269,9 @@ Result<OpenedDir> open_runtime_dir(const std::string& dir, DirUse use,
                         "runtime directory '%s' does not exist: is any server running?",
                         dir.c_str());
         }
-        return fail(IpcError::PermissionDenied, "cannot open '%s' (the runtime directory's parent): %s",
-                    parent.c_str(), strerror(errno));
+        return fail(IpcError::PermissionDenied,
+                    "cannot open '%s' (the runtime directory's parent): %s", parent.c_str(),
+                    strerror(errno));
     }
     if (use == DirUse::Publish && mkdirat(parent_fd.get(), leaf.c_str(), 0700) != 0 &&
         errno != EEXIST) {
@@ -277,7 +280,8 @@ Result<OpenedDir> open_runtime_dir(const std::string& dir, DirUse use,
     }
     OpenedDir out;
     out.path = dir;
-    out.fd = Fd(openat(parent_fd.get(), leaf.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    out.fd =
+        Fd(openat(parent_fd.get(), leaf.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!out.fd.valid()) {
         const int err = errno;
         struct stat lst {};
@@ -294,8 +298,9 @@ Result<OpenedDir> open_runtime_dir(const std::string& dir, DirUse use,
                         "runtime directory '%s' does not exist: is any server running?",
                         dir.c_str());
         }
-        return fail(IpcError::PermissionDenied, "runtime directory '%s' is not a usable directory: %s",
-                    dir.c_str(), strerror(err));
+        return fail(IpcError::PermissionDenied,
+                    "runtime directory '%s' is not a usable directory: %s", dir.c_str(),
+                    strerror(err));
     }
     struct stat st {};
     if (fstat(out.fd.get(), &st) != 0 || !S_ISDIR(st.st_mode)) {
@@ -304,12 +309,13 @@ Result<OpenedDir> open_runtime_dir(const std::string& dir, DirUse use,
     }
     out.owner = st.st_uid;
     if (!is_trusted(st.st_uid, trusted_owners)) {
-        return fail(IpcError::PermissionDenied,
-                    "runtime directory '%s' belongs to uid %u, not to %s (uid %s): refused, another "
-                    "user may have made it; remove it, or set VIPC_RUNTIME_DIR to a private "
-                    "directory",
-                    dir.c_str(), st.st_uid, use == DirUse::Publish ? "us" : "a trusted user",
-                    uid_list(trusted_owners).c_str());
+        return fail(
+            IpcError::PermissionDenied,
+            "runtime directory '%s' belongs to uid %u, not to %s (uid %s): refused, another "
+            "user may have made it; remove it, or set VIPC_RUNTIME_DIR to a private "
+            "directory",
+            dir.c_str(), st.st_uid, use == DirUse::Publish ? "us" : "a trusted user",
+            uid_list(trusted_owners).c_str());
     }
     if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
         return fail(IpcError::PermissionDenied,
@@ -318,7 +324,8 @@ Result<OpenedDir> open_runtime_dir(const std::string& dir, DirUse use,
                     dir.c_str(), (st.st_mode & S_IWOTH) != 0 ? "others" : "its group",
                     static_cast<unsigned>(st.st_mode & 0777), dir.c_str());
     }
-    if (use == DirUse::Publish && faccessat(out.fd.get(), ".", R_OK | W_OK | X_OK, AT_EACCESS) != 0) {
+    if (use == DirUse::Publish &&
+        faccessat(out.fd.get(), ".", R_OK | W_OK | X_OK, AT_EACCESS) != 0) {
         return fail(IpcError::PermissionDenied, "runtime directory '%s' is not usable: %s",
                     dir.c_str(), strerror(errno));
     }
@@ -423,7 +430,8 @@ namespace {
 
 // Connects to an endpoint's socket. EndpointNotFound when nobody listens there.
 Result<detail::Fd> connect_socket(const detail::OpenedDir& dir, std::string_view name) {
-    const sockaddr_un addr = VIPC_TRY(detail::socket_address(dir, detail::endpoint_file(name, ".sock")));
+    const sockaddr_un addr =
+        VIPC_TRY(detail::socket_address(dir, detail::endpoint_file(name, ".sock")));
     detail::Fd sock(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!sock.valid()) {
         if (errno == EMFILE || errno == ENFILE) {

@@ -69,13 +69,13 @@ struct Welcome {
 // Why a server refused a connection (Welcome::reason).
 enum class Refusal : u16 {
     None = 0,
-    NotAdmitted = 1,    // the access policy names neither our uid nor a group of ours
-    RightsBeyond = 2,   // we asked for more rights than the policy grants (limit = granted)
-    TooMany = 3,        // max_connections reached (limit = max_connections)
-    Closed = 4,         // the server is closing
-    Revoked = 5,        // the capability was revoked
-    CapRights = 6,      // more rights than the capability carries
-    OutOfResources = 7, // the server could not make the connection (descriptors, memory)
+    NotAdmitted = 1,     // the access policy names neither our uid nor a group of ours
+    RightsBeyond = 2,    // we asked for more rights than the policy grants (limit = granted)
+    TooMany = 3,         // max_connections reached (limit = max_connections)
+    Closed = 4,          // the server is closing
+    Revoked = 5,         // the capability was revoked
+    CapRights = 6,       // more rights than the capability carries
+    OutOfResources = 7,  // the server could not make the connection (descriptors, memory)
 };
 static_assert(sizeof(Welcome) == 48);
 
