@@ -262,7 +262,7 @@ Result<OpenedDir> open_runtime_dir(const std::string& dir, DirUse use,
                                : slash == 0               ? "/"
                                                           : trimmed.substr(0, slash);
     const std::string leaf = slash == std::string::npos ? trimmed : trimmed.substr(slash + 1);
-    Fd parent_fd(open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    Fd parent_fd(open(parent.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!parent_fd.valid()) {
         if (use == DirUse::Connect && errno == ENOENT) {
             return fail(IpcError::EndpointNotFound,
@@ -281,7 +281,7 @@ Result<OpenedDir> open_runtime_dir(const std::string& dir, DirUse use,
     OpenedDir out;
     out.path = dir;
     out.fd =
-        Fd(openat(parent_fd.get(), leaf.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        Fd(openat(parent_fd.get(), leaf.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!out.fd.valid()) {
         const int err = errno;
         struct stat lst {};
@@ -536,9 +536,9 @@ Result<void> check_server_credentials(int sock, std::string_view name,
         return fail(IpcError::PermissionDenied,
                     "endpoint '%s' is served by pid %d running as uid %u, not a uid we trust (%s): "
                     "refused before sending anything; if that user is meant to serve it, add "
-                    "uid %u to ConnectOptions::trusted_server_uids (vipc: --trust-uid %u)",
+                    "uid %u to ConnectOptions::trusted_server_uids or to $VIPC_TRUSTED_UIDS",
                     printable(name).c_str(), cred->pid, cred->uid, uid_list(trusted).c_str(),
-                    cred->uid, cred->uid);
+                    cred->uid);
     }
     return ok();
 }
@@ -617,7 +617,7 @@ Result<std::vector<EndpointInfo>> list_endpoints(std::string_view runtime_dir) {
         }
         return opened.error();
     }
-    DIR* d = fdopendir(fcntl(opened->fd.get(), F_DUPFD_CLOEXEC, 0));
+    DIR* d = fdopendir(openat(opened->fd.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (d == nullptr) {
         return fail(IpcError::PermissionDenied, "cannot read runtime directory '%s': %s",
                     dir.c_str(), strerror(errno));
