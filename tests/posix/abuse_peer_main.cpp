@@ -80,7 +80,7 @@ Connection open(const std::string& dir, const std::string& name, u16 rights) {
 
 [[noreturn]] void stuck_caller(Connection& c) {
     const Message request = Message::small(0, test::OP_CALL);
-    const u32 before_ready = 4 * c.queue_depth();
+    const u32 before_ready = 4 * c.capacity();
     for (u64 i = 0;; ++i) {
         auto r = c.call(request, Deadline::past());
         if (!r && r.error() != IpcError::Timeout) die("call", r.error());
@@ -98,7 +98,7 @@ Connection open(const std::string& dir, const std::string& name, u16 rights) {
     auto* doorbell = static_cast<ServerDoorbell*>(bell);
     if (std::strcmp(how, "tail") == 0) {
         // The word the server waits on for this client: its own c2s tail.
-        const auto geometry = *RingGeometry::for_depth(c.queue_depth());
+        const auto geometry = *RingGeometry::for_depth(c.capacity());
         void* data =
             mmap(nullptr, geometry.data_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, d.c2s_data, 0);
         if (data == MAP_FAILED) die("mmap c2s", IpcError::OutOfMemory);
@@ -182,7 +182,7 @@ int publish_report(const std::string& dir, const std::string& name) {
 
 [[noreturn]] void serve_calls(Server& server) {
     for (;;) {
-        auto r = server.receive();
+        auto r = server.receive_sync();
         if (!r) die("receive", r.error());
         if (r->message.transaction_id() != 0) (void)server.reply(*r, r->message);
     }
@@ -279,7 +279,7 @@ int fork_holder_server(const std::string& dir, const std::string& name) {
     std::printf("READY %d\n", static_cast<int>(child));
     std::fflush(stdout);
     for (;;) {
-        auto r = server->receive();
+        auto r = server->receive_sync();
         if (!r) die("receive", r.error());
         std::printf("GOT\n");
         std::fflush(stdout);

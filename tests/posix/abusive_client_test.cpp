@@ -27,7 +27,7 @@ double honest_call_rate(const RuntimeDir& dir, const char* name, u64 ms) {
     const u64 end = start + ms * 1'000'000u;
     u64 now = start;
     while (now < end) {
-        auto r = c->call(request, deadline_after_ms(2000));
+        auto r = c->call(request, after_ms(2000));
         now = now_ns();
         if (!r) {
             std::printf("[ measured ] honest call %llu failed: %s (%s)\n",
@@ -104,7 +104,7 @@ TEST(AbusiveClient, ReplyToAClientWhoseRingIsFullFailsAtOnce) {
     bool refused = false;
     const u64 give_up = now_ns() + 10'000'000'000u;
     while (!refused && now_ns() < give_up) {
-        auto r = server->receive(deadline_after_ms(5000));
+        auto r = server->receive_sync(after_ms(5000));
         ASSERT_TRUE(r) << error_name(r.error());
         const u64 t0 = now_ns();
         auto s = server->reply(*r, r->message, Deadline::never());

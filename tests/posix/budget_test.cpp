@@ -70,7 +70,7 @@ TEST(Budget, AChecksumTheReceiverDidNotAskForCostsItNothing) {
     auto big = Region::create(u64{1} << 30);
     ASSERT_TRUE(big);
     ASSERT_TRUE(c->send_sync(region_message(0x12345678), *big, Transfer::ShareReadOnly));
-    auto in = server->receive(deadline_after_ms(5000));
+    auto in = server->receive_sync(after_ms(5000));
     ASSERT_TRUE(in);
     const u64 rss_before = rss_kib();
     const u64 t0 = now_ns();
@@ -90,7 +90,7 @@ TEST(Budget, AChecksumTheReceiverDidNotAskForCostsItNothing) {
     small->data()[0] = 7;
     ASSERT_TRUE(c->send_sync(region_message(payload_checksum(small->data(), 4096) ^ 1), *small,
                              Transfer::ShareReadOnly));
-    auto in2 = server->receive(deadline_after_ms(5000));
+    auto in2 = server->receive_sync(after_ms(5000));
     ASSERT_TRUE(in2);
     auto checked = Region::receive(in2->message, ChecksumCheck::Verify);
     ASSERT_FALSE(checked);
@@ -131,7 +131,7 @@ TEST(Budget, AFloodOfUnclaimedRegionsCostsOnlyItsSendersQuotaAndEndsWithIt) {
         ASSERT_TRUE(r);
         r->data()[0] = static_cast<u8>(0xA0 + i);
         ASSERT_TRUE(honest->send_sync(region_message(), *r, Transfer::ShareReadOnly));
-        auto in = server->receive(deadline_after_ms(5000));
+        auto in = server->receive_sync(after_ms(5000));
         ASSERT_TRUE(in);
         honest_in.push_back(in->message);
     }
@@ -140,7 +140,7 @@ TEST(Budget, AFloodOfUnclaimedRegionsCostsOnlyItsSendersQuotaAndEndsWithIt) {
     Peer flood("region-sender", dir.path(), "sec/regions", {std::to_string(kFlood), "share"});
     ASSERT_TRUE(flood.ready());
     for (int i = 0; i < kFlood; ++i) {
-        auto in = server->receive(deadline_after_ms(10'000));
+        auto in = server->receive_sync(after_ms(10'000));
         ASSERT_TRUE(in) << "message " << i << ": " << error_name(in.error());
     }
     ASSERT_TRUE(flood.wait_for_line("DONE"));
@@ -185,7 +185,7 @@ TEST(Budget, HalfOpenConnectionsAreCappedAndExpireAndHonestClientsGetIn) {
     // An honest client meanwhile: connects and calls.
     auto c = Connection::connect("sec/half", dir.connect_options());
     ASSERT_TRUE(c) << last_error_detail();
-    auto r = c->call(small_message(OP_CALL, 1), deadline_after_ms(2000));
+    auto r = c->call(small_message(OP_CALL, 1), after_ms(2000));
     ASSERT_TRUE(r) << error_name(r.error());
     const usize during = open_fds(server.pid());
     usleep(300'000);
@@ -201,7 +201,7 @@ TEST(Budget, HalfOpenConnectionsAreCappedAndExpireAndHonestClientsGetIn) {
     EXPECT_LT(during, baseline + DEFAULT_MAX_PENDING_HANDSHAKES + 32);
     EXPECT_LT(after, baseline + 32);
     EXPECT_LT(cpu, 0.5);
-    auto r2 = c->call(small_message(OP_CALL, 2), deadline_after_ms(2000));
+    auto r2 = c->call(small_message(OP_CALL, 2), after_ms(2000));
     EXPECT_TRUE(r2);
 }
 

@@ -57,7 +57,7 @@ TEST(PeerProcess, TheServerNoticesAClientDieWhileItsForkedChildHoldsTheSocket) {
     auto done = returned_at.get_future();
     Result<void> blocked = IpcError::NotInitialized;
     std::thread t([&] {
-        blocked = server->send_sync(id, small_message(OP_DATA), deadline_after_ms(10'000));
+        blocked = server->send_sync(id, small_message(OP_DATA), after_ms(10'000));
         returned_at.set_value(now_ns());
     });
     // Blocked means blocked: the ring is full and the sender has not returned (it cannot
