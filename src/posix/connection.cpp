@@ -209,10 +209,19 @@ struct Connection::Impl final : WaitCheck {
 
     // WaitCheck: between waits.
     Result<void> check(bool slice_ended) override;
+    // Bumped and woken by close() and server_gone() after they set closed/dead (see
+    // WaitCheck::local_wake): a blocked wait sleeps on it too, so their wake is never lost.
+    std::atomic<u32> wake_epoch{0};
+    const std::atomic<u32>* local_wake() const override { return &wake_epoch; }
+    void wake_local() {
+        wake_epoch.fetch_add(1, std::memory_order_seq_cst);
+        futex_wake_all(&wake_epoch);
+    }
     Result<void> quick_check();
     // The server hung up: mark it, wake every local thread blocked on this connection.
     void server_gone() {
-        dead.store(true, std::memory_order_release);
+        dead.store(true, std::memory_order_seq_cst);
+        wake_local();
         if (c2s.valid()) futex_wake_all(&c2s_ctl.as<const RingCtl>()->head);
         if (s2c.valid()) futex_wake_all(&s2c_data.as<const RingDataHeader>()->tail);
         std::lock_guard<std::mutex> lock(mu);
@@ -874,7 +883,8 @@ Result<Message> Connection::Impl::wait_message(TransactionId txid, Deadline dead
 // ---- close -------------------------------------------------------------------------------------
 
 void Connection::Impl::close() {
-    if (closed.exchange(true, std::memory_order_acq_rel)) return;
+    if (closed.exchange(true, std::memory_order_seq_cst)) return;
+    wake_local();  // our own threads blocked in a ring wait
     // (1) say so in the pages we write, (2) wake the server's threads blocked on us and our
     // own blocked threads, (3) hang up the socket (the server's monitor sees it at once).
     if (c2s.valid()) {

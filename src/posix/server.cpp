@@ -251,6 +251,14 @@ struct ServerConnection {
     // receiver no longer listens to its wakes (see Server::Impl::receive). receive_mu.
     DoorbellBudget wake_budget;
     u64 muted_until = 0;
+    // Bumped and woken after anything here ends the connection (death noticed, broken,
+    // disconnect, revoke, close): our senders blocked on its ring sleep on it too (see
+    // WaitCheck::local_wake), so that wake is never lost.
+    std::atomic<u32> wake_epoch{0};
+    void wake_local() {
+        wake_epoch.fetch_add(1, std::memory_order_seq_cst);
+        futex_wake_all(&wake_epoch);
+    }
 
     std::atomic<bool> dead{false};    // the client closed or died (socket hung up)
     std::atomic<bool> broken{false};  // the client broke the protocol
@@ -637,8 +645,9 @@ void Server::Impl::monitor_loop() {
                 // way the client closed or died (a child it forked may still hold the
                 // socket; the process's exit counts all the same).
                 std::shared_ptr<ServerConnection> c = it->second;
-                c->dead.store(true, std::memory_order_release);
+                c->dead.store(true, std::memory_order_seq_cst);
                 // Wake our threads blocked sending to it (they re-check and see it dead).
+                c->wake_local();
                 futex_wake_all(&c->s2c_control()->head);
                 for (const int fd : {c->socket.get(), c->pidfd.get()}) {
                     if (fd < 0) continue;
@@ -1002,6 +1011,7 @@ EndpointInfo Server::Impl::info() const {
 void Server::Impl::mark_broken(ServerConnection& c) {
     if (!c.broken.exchange(true)) {
         broken_total.fetch_add(1, std::memory_order_relaxed);
+        c.wake_local();
         // Hang up on it: the client sees EndpointNotFound, our monitor sees the hang-up.
         if (c.socket.valid()) shutdown(c.socket.get(), SHUT_RDWR);
     }
@@ -1231,9 +1241,9 @@ Result<Received> Server::Impl::receive(Deadline deadline, bool blocking) {
         const u64 now = now_ns();
         u64 until = now + sleep_slice_ns(deadline);
         u32 n = 0;
-        waiters[n] =
-            futex_waitv{rx_private.load(std::memory_order_seq_cst),
-                        reinterpret_cast<u64>(&rx_private), FUTEX_32 | FUTEX_PRIVATE_FLAG, 0};
+        waiters[n] = futex_waitv{rx_private.load(std::memory_order_seq_cst),
+                                 reinterpret_cast<u64>(&rx_private), FUTEX_32,
+                                 0};  // shared: woken with futex_wake_all
         waiter_conn[n++] = nullptr;
         const u32 bell = doorbell->ring.load(std::memory_order_seq_cst);
         if (use_doorbell != 0 && doorbell_muted_until <= now) {
@@ -1308,6 +1318,7 @@ public:
         if (c_.client_closed()) return gone_;
         return ok();
     }
+    const std::atomic<u32>* local_wake() const override { return &c_.wake_epoch; }
 
 private:
     const std::atomic<bool>& server_closed_;
@@ -1494,7 +1505,8 @@ void Server::Impl::end_revoked(ServerConnection& c) {
     c.s2c_data.as<RingDataHeader>()->closed.store(CLOSED_REVOKED, std::memory_order_release);
     futex_wake_all(&c.c2s_ctl.as<RingCtl>()->head);
     futex_wake_all(&c.s2c_data.as<RingDataHeader>()->tail);
-    c.dead.store(true, std::memory_order_release);
+    c.dead.store(true, std::memory_order_seq_cst);
+    c.wake_local();
     futex_wake_all(&c.s2c_control()->head);
     if (c.socket.valid()) shutdown(c.socket.get(), SHUT_RDWR);
 }
@@ -1559,7 +1571,8 @@ void Server::Impl::close() {
             c->s2c_data.as<RingDataHeader>()->closed.store(1, std::memory_order_release);
             futex_wake_all(&c->c2s_ctl.as<RingCtl>()->head);
             futex_wake_all(&c->s2c_data.as<RingDataHeader>()->tail);
-            futex_wake_all(&c->s2c_control()->head);  // our own blocked senders
+            c->wake_local();  // our own blocked senders
+            futex_wake_all(&c->s2c_control()->head);
             if (c->socket.valid()) shutdown(c->socket.get(), SHUT_RDWR);
         }
     }
@@ -1768,7 +1781,8 @@ Result<void> Server::disconnect(ConnectionId connection) {
     c->s2c_data.as<RingDataHeader>()->closed.store(1, std::memory_order_release);
     futex_wake_all(&c->c2s_ctl.as<RingCtl>()->head);
     futex_wake_all(&c->s2c_data.as<RingDataHeader>()->tail);
-    c->dead.store(true, std::memory_order_release);
+    c->dead.store(true, std::memory_order_seq_cst);
+    c->wake_local();
     futex_wake_all(&c->s2c_control()->head);
     if (c->socket.valid()) shutdown(c->socket.get(), SHUT_RDWR);
     return ok();
