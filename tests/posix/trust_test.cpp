@@ -7,7 +7,9 @@
 // The users are uids with no account (setuid in the helper, which then exec()s nothing more:
 // vipc_abuse_peer drops to the uid itself). These tests need root to make them, and say so
 // when skipped.
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -229,6 +231,70 @@ TEST(Trust, ControlCharactersInANameAreNeverEchoedRaw) {
     auto c = Connection::connect("x\x1b]0;pwned\x07", ConnectOptions{});
     ASSERT_FALSE(c);
     EXPECT_EQ(std::string(last_error_detail()).find('\x1b'), std::string::npos);
+}
+
+TEST(Messages, AFarDeadlineSaturatesInsteadOfWrapping) {
+    const Deadline d = after_ms(18446744073710u);  // about 584 years; ms * 10^6 overflows
+    EXPECT_TRUE(d.is_never());
+    const Deadline ns = after_ns(~u64{0} - 5);
+    EXPECT_TRUE(ns.is_never());
+    const Deadline year = after_ms(u64{365} * 24 * 3600 * 1000);
+    EXPECT_FALSE(year.is_never());
+    EXPECT_GT(year.ns(), now_ns() + u64{364} * 24 * 3600 * 1'000'000'000u);
+}
+
+TEST(Messages, TheRefusalAtMaxConnectionsNamesTheLimitAndTheFix) {
+    RuntimeDir dir;
+    ServerOptions so = dir.server_options();
+    so.max_connections = 2;
+    so.refusal_log = RefusalLog::Silent;
+    auto server = Server::publish("sec/full", so);
+    ASSERT_TRUE(server);
+    auto a = Connection::connect("sec/full", dir.connect_options());
+    auto b = Connection::connect("sec/full", dir.connect_options());
+    ASSERT_TRUE(a && b);
+    auto c = Connection::connect("sec/full", dir.connect_options());
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error(), IpcError::ResourceBusy);
+    const std::string detail = last_error_detail();
+    std::printf("[ detail ] %s\n", detail.c_str());
+    EXPECT_TRUE(contains(detail, "maximum of 2 connections")) << detail;
+    EXPECT_TRUE(contains(detail, "max_connections")) << detail;
+}
+
+TEST(Messages, AClientOutOfDescriptorsIsToldSo) {
+    RuntimeDir dir;
+    auto server = Server::publish("sec/fds", dir.server_options());
+    ASSERT_TRUE(server);
+    // The connect itself in a child process whose descriptor limit leaves room for the
+    // socket but not for the connection's memfds.
+    const pid_t child = fork();
+    if (child == 0) {
+        const int spare = open("/dev/null", O_RDONLY);
+        int high = spare;
+        while (high >= 0 && high < 4096) {
+            const int next = dup(spare);
+            if (next < 0) break;
+            high = next;
+        }
+        // Free exactly three descriptors: the socket, the pidfd and one more.
+        ::close(high);
+        ::close(high - 1);
+        ::close(high - 2);
+        rlimit lim{static_cast<rlim_t>(high + 1), static_cast<rlim_t>(high + 1)};
+        setrlimit(RLIMIT_NOFILE, &lim);
+        auto c = Connection::connect("sec/fds", dir.connect_options());
+        std::printf("[ detail ] %s\n", c ? "(connected)" : last_error_detail());
+        std::fflush(stdout);
+        _exit(!c && c.error() == IpcError::OutOfMemory &&
+                      std::strstr(last_error_detail(), "out of file descriptors") != nullptr
+                  ? 0
+                  : 1);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "the client was not told it is out of descriptors";
 }
 
 }  // namespace

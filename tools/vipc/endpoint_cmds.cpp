@@ -399,8 +399,13 @@ int run_call(Args& args) {
     posix::Connection conn = std::move(*connected);
     const u64 server_pid = conn.server_pid().value;
 
+    // Memory stays bounded whatever --count says: past kMaxRttSamples calls, the distribution
+    // is that of a uniform sample of that many (reservoir sampling), the call count exact.
+    constexpr u64 kMaxRttSamples = u64{1} << 20;
     std::vector<u64> rtt_ns;
-    rtt_ns.reserve(o.count);
+    rtt_ns.reserve(o.count < kMaxRttSamples ? o.count : kMaxRttSamples);
+    u64 calls = 0;
+    u64 random = 0x9E3779B97F4A7C15ull;
     Message reply;
     const Message request = request_of(o);
     for (u64 i = 0; i < o.count && !stop_requested(); ++i) {
@@ -408,11 +413,18 @@ int run_call(Args& args) {
         Result<Message> r = conn.call(request, posix::after_ms(o.timeout_ms));
         const u64 end = posix::now_ns();
         if (!r) return transfer_error(args.command(), r.error(), o, conn, "a call to");
-        rtt_ns.push_back(end - start);
+        ++calls;
+        if (rtt_ns.size() < kMaxRttSamples) {
+            rtt_ns.push_back(end - start);
+        } else {
+            random ^= random << 13;
+            random ^= random >> 7;
+            random ^= random << 17;
+            if (const u64 k = random % calls; k < kMaxRttSamples) rtt_ns[k] = end - start;
+        }
         reply = *r;
     }
     if (rtt_ns.empty()) return cli::runtime_error(args.command(), "interrupted before any call");
-    const u64 calls = rtt_ns.size();
     const LatencySummary s = summarize(rtt_ns);
     (void)conn.close();
 
