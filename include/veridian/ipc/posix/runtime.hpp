@@ -30,13 +30,20 @@
 //   A name is 1..MAX_NAME_LENGTH bytes of [A-Za-z0-9._-] in components separated by '/'
 //   ("demo/echo"); no empty component, no "." or "..". Anything else: InvalidMessage.
 //   The runtime directory is $VIPC_RUNTIME_DIR, else $XDG_RUNTIME_DIR/vipc, else
-//   /tmp/vipc-$UID; it is created with mode 0700, and refused (PermissionDenied) when it is
-//   not a directory owned by the caller. A name maps to two files in it, '/' written as ':':
+//   /tmp/vipc-$UID; a server creates it with mode 0700. Both sides open it once without
+//   following a symlink (O_NOFOLLOW) and check the open descriptor: a directory, owned by the
+//   server itself (publish) or by a uid the client trusts (its own, trusted_server_uids,
+//   $VIPC_TRUSTED_UIDS, root), not writable by group or others; else PermissionDenied naming
+//   the path and the fix. Files in it are reached through that descriptor only (sockets as
+//   /proc/self/fd/N/<file>, so the directory's path length does not matter). Before sending
+//   anything a client checks the server's uid from the kernel (SO_PEERCRED) the same way.
+//   See docs/SECURITY.md. A name maps to two files in it, '/' written as ':':
 //     demo:echo.sock   the Unix stream socket clients connect to
-//     demo:echo.lock   flock()ed by the publishing process for as long as it lives
-//   The lock decides who owns a name: a live owner → EndpointBusy ("name taken by pid N");
-//   a dead owner's lock is released by the kernel, so a restarted server takes the name at
-//   once and replaces the stale socket file. An unknown name → EndpointNotFound.
+//     demo:echo.lock   record-locked (F_SETLK) by the publishing process while it lives
+//   The lock decides who owns a name: a live owner → EndpointBusy ("name taken by pid N", the
+//   pid the kernel reports); a dead owner's lock is released by the kernel, and a child it
+//   fork()ed does not inherit it, so a restarted server takes the name at once and replaces
+//   the stale socket file. An unknown name → EndpointNotFound.
 //
 // Connections and capabilities (a capability is a set of file descriptors)
 //
@@ -91,17 +98,19 @@
 //   trip makes at most one wake per direction, and only to a peer that sleeps.
 //   The process-local locks that serialize threads sharing a ring side cost one atomic
 //   compare-and-swap when uncontended (the usual case of one thread per side).
-//   Sleeps are bounded slices (PEER_CHECK_INTERVAL_MS), so a dead peer is noticed even if a
-//   wake is lost.
+//   Sleeps are bounded slices (PEER_CHECK_INTERVAL_MS): a last resort only (a kernel without
+//   futex_waitv), since every local wake also moves a word the sleeper waits on.
 //
 // Peer death
 //
-//   Each side keeps the connection's Unix socket open for the connection's life and watches
-//   it with epoll. A peer killed with SIGKILL closes its socket in the kernel:
-//   the other side's monitor thread (the server's background thread; in a client process,
-//   one thread for all its connections, started with the first) sees the hang-up at once,
-//   marks the connection dead and wakes every thread blocked on it (the bound to keep is
-//   100 ms; the sliced sleeps are the fallback should a wake be lost):
+//   Each side watches the peer process itself (a pidfd: SO_PEERPIDFD, or pidfd_open on the
+//   SO_PEERCRED pid on older kernels) and the connection's Unix socket, with epoll: a peer
+//   that exits is noticed even while a child it fork()ed still holds its descriptors, and an
+//   orderly close is noticed by the socket's hang-up. The other side's monitor thread (the
+//   server's background thread; in a client process, one thread for all its connections,
+//   started with the first) marks the connection dead at once and wakes every thread blocked
+//   on it (the bound to keep is 100 ms; waits also sleep on a process-local word that the
+//   monitor and close() bump, so such a wake is never lost):
 //     on a client: send_sync/receive_sync/call/... → EndpointNotFound (the server is gone)
 //     on a server: send_sync/send_async → EndpointNotFound, reply → ProcessNotFound (the
 //                  caller is gone, as in the core); receive keeps serving the other clients
