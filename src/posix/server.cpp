@@ -55,7 +55,9 @@
 #include <thread>
 #include <unordered_map>
 
+#include "posix/error_reply.hpp"
 #include "posix/parked_count.hpp"
+#include "posix/pollable.hpp"
 #include "posix/rate_limit.hpp"
 #include "posix/region_wire.hpp"
 #include "posix/shm.hpp"
@@ -220,6 +222,7 @@ struct ServerConnection {
     Fd socket;                    // closed only when the last reference goes
     Fd pidfd;                     // the client process (SO_PEERPIDFD / pidfd_open)
     u64 unclaimed_owner = 0;      // its key in the table of unclaimed descriptors
+    Fd notify;                    // our end of its notification socket (see pollable.hpp)
 
     // Mappings: c2s.data and s2c.ctl are written by the client (trusted for nothing);
     // c2s.ctl and s2c.data by us.
@@ -292,10 +295,9 @@ struct Server::Impl {
     bool owns_name = false;  // we hold the lock: close() removes the name's files
     Fd listen_fd;
     Fd monitor_wake;  // eventfd: tells the monitor thread to stop
-    Fd notify_read;   // the pollable pipe: we read, clients write
-    Fd notify_write;
-    Fd state_fd;     // read-only descriptor of the state memfd, handed to clients
-    Fd doorbell_fd;  // read-write descriptor of the doorbell memfd, handed to clients
+    PollSet poll;     // pollable_fd(): only this process holds it (see pollable.hpp)
+    Fd state_fd;      // read-only descriptor of the state memfd, handed to clients
+    Fd doorbell_fd;   // read-write descriptor of the doorbell memfd, handed to clients
     Mapping state_map;
     Mapping doorbell_map;
     ServerState* state = nullptr;
@@ -529,12 +531,7 @@ Result<void> Server::Impl::start() {
     doorbell_map = static_cast<Mapping&&>(db.map);
     doorbell = new (doorbell_map.get()) ServerDoorbell{};
 
-    int pipe_fds[2];
-    if (pipe2(pipe_fds, O_CLOEXEC | O_NONBLOCK) != 0) {
-        return fail(IpcError::OutOfMemory, "pipe2(): %s", strerror(errno));
-    }
-    notify_read = Fd(pipe_fds[0]);
-    notify_write = Fd(pipe_fds[1]);
+    VIPC_TRY(poll.open());
     monitor_wake = Fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!monitor_wake.valid()) return fail(IpcError::OutOfMemory, "eventfd(): %s", strerror(errno));
     caps_wake = Fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -851,8 +848,12 @@ Result<std::shared_ptr<ServerConnection>> Server::Impl::create_connection(pid_t 
     Fd s2c_data_ro = VIPC_TRY(reopen_read_only(s2c_data.fd.get()));
     Fd state_dup(fcntl(state_fd.get(), F_DUPFD_CLOEXEC, 0));
     Fd doorbell_dup(fcntl(doorbell_fd.get(), F_DUPFD_CLOEXEC, 0));
-    Fd notify_dup(fcntl(notify_write.get(), F_DUPFD_CLOEXEC, 0));
-    if (!state_dup.valid() || !doorbell_dup.valid() || !notify_dup.valid()) {
+    const NotifyPair notify_pair = VIPC_TRY(make_notify_pair());
+    c->notify = Fd(notify_pair.server_end);
+    Fd notify_client(notify_pair.client_end);
+    // Watched before the client learns of the connection (it may send at once).
+    poll.add(c->notify.get());
+    if (!state_dup.valid() || !doorbell_dup.valid()) {
         return fail(IpcError::OutOfMemory, "out of descriptors: %s", strerror(errno));
     }
 
@@ -889,7 +890,7 @@ Result<std::shared_ptr<ServerConnection>> Server::Impl::create_connection(pid_t 
     put(FdBits::S2C_CTL, s2c_ctl.fd);
     put(FdBits::STATE, state_dup);
     put(FdBits::DOORBELL, doorbell_dup);
-    put(FdBits::NOTIFY, notify_dup);
+    put(FdBits::NOTIFY, notify_client);
     return c;
 }
 
@@ -1126,9 +1127,9 @@ bool Server::Impl::anything_queued() {
 }
 
 void Server::Impl::drain_notify() {
-    char buf[256];
-    while (read(notify_read.get(), buf, sizeof buf) > 0) {
-    }
+    // Step (3) of pollable.hpp. A hung-up client's end leaves the set: what it queued is still
+    // found by the scan that follows, and nothing more can come from it.
+    poll.drain(OnPeerHangup::Forget);
 }
 
 // Waking the receiver, attributably. A client that published while the receiver announced it
@@ -1211,8 +1212,9 @@ Result<Received> Server::Impl::receive(Deadline deadline, bool blocking) {
         if (!blocking) {
             if (state->poll_armed.load(std::memory_order_relaxed) == 0)
                 return IpcError::ChannelEmpty;
-            // Re-arm the pollable pipe: drain it, then look once more (a client that
-            // published after our scan has written to the pipe, or we see its tail now).
+            // Re-arm the pollable descriptor: drain it, then look once more (steps (3), (4)
+            // of pollable.hpp: a client that published after our scan has written to its
+            // notification socket, or we see its tail now).
             drain_notify();
             auto r = take_one();
             if (r) return r;
@@ -1387,6 +1389,11 @@ Result<void> Server::Impl::send_to(ConnectionId to, const Message& msg, Transact
         }
         if (r) {
             notify_consumer(c->s2c);
+            // Steps (b), (c) of pollable.hpp: the client polls this connection. (The flag is
+            // the client's to write: set wrongly it only costs this client's sends a syscall.)
+            if (c->s2c_control()->poll_armed.load(std::memory_order_seq_cst) != 0) {
+                notify_peer(c->notify.get());
+            }
             bump(c->sent);
             sent_total.fetch_add(1, std::memory_order_relaxed);
             return ok();
@@ -1588,6 +1595,7 @@ void Server::Impl::close() {
     // before it checks `closed`, so either it sees closed or its sleep sees the new value.
     rx_private.fetch_add(1, std::memory_order_seq_cst);
     futex_wake_all(&rx_private);
+    poll.signal_local();  // a poller looks and gets EndpointNotFound
     if (monitor.joinable()) {
         const u64 one = 1;
         if (write(monitor_wake.get(), &one, sizeof one) < 0) {
@@ -1796,8 +1804,23 @@ Result<void> Server::close() {
 
 int Server::pollable_fd() {
     if (!impl_) return -1;
+    // Steps (1), (2) of pollable.hpp: clients signal from now on; the first poll looks once.
     impl_->state->poll_armed.store(1, std::memory_order_seq_cst);
-    return impl_->notify_read.get();
+    impl_->poll.signal_local();
+    return impl_->poll.fd();
+}
+
+Result<void> Server::reply_error(const Received& request, IpcError error, Deadline deadline) {
+    if (!impl_) return moved_from();
+    int code = error_code(error);
+    IpcError checked;
+    if (!error_from_code(code, &checked)) {
+        return fail(IpcError::InvalidMessage,
+                    "reply_error: %d is not an IpcError code (they are -1..-%d)", code,
+                    IPC_ERROR_KIND_COUNT);
+    }
+    return impl_->send_to(request.connection, error_reply_message(checked),
+                          request.message.transaction_id(), deadline, true, true);
 }
 
 std::vector<ConnectionId> Server::connections() const {

@@ -11,7 +11,7 @@
 //   using namespace veridian::ipc;
 //   posix::Server server = VIPC_TRY(posix::Server::publish("demo/echo"));
 //   for (;;) {
-//       posix::Received req = VIPC_TRY(server.receive_sync());   // from any client
+//       posix::Received req = VIPC_TRY(server.receive_sync());        // from any client
 //       (void)server.reply(req, req.message);                    // echo it back
 //   }
 //   (reply never waits: a caller that is gone or does not read its replies only loses its own
@@ -72,7 +72,8 @@
 //                      A client whose wakes find nothing new more than 16 times a millisecond
 //                      is not listened to for the rest of that millisecond (its ring is still
 //                      read): wake-ups cannot keep the server busy. Values are hints only.
-//   and the write end of the pipe behind pollable_fd().
+//   and, per connection, one end of its notification socket pair (the pollable
+//   descriptors; see pollable_fd()).
 //   A client's descriptors can be listed with Connection::descriptors().
 //
 //   Capabilities also travel: a server mints an EndpointCapability (a socket it watches), a
@@ -404,6 +405,11 @@ public:
     Result<void> reply(const Received& request, const Message& response,
                        Deadline deadline = Deadline::never());
 
+    // Answers a request with an error instead of a message: the caller's call() returns
+    // `error` (e.g. PermissionDenied for a request it may not make). Otherwise as reply().
+    Result<void> reply_error(const Received& request, IpcError error,
+                             Deadline deadline = Deadline::never());
+
     // A message to one client (it reads it with receive_sync/try_receive).
     // EndpointNotFound when the connection is gone or unknown; PermissionDenied when the
     // client has no RECEIVE; send_async: ChannelFull when its ring (or, with a region, its
@@ -450,11 +456,13 @@ public:
     // A descriptor that becomes readable when a message may be waiting, for epoll/poll/asio
     // (level-triggered). Drain with try_receive() until ChannelEmpty, then poll again
     // (ChannelEmpty empties the descriptor and looks once more, so nothing is missed).
-    // It is the read end of a pipe whose write end every client holds: a pipe rather than an
-    // eventfd because a client holding an eventfd could also read it and swallow the
-    // server's notifications; a pipe's write end cannot read. Cost: once this has been
-    // called, every client send also makes one pipe write (a syscall, ~1-4 µs). The fd
-    // belongs to the Server; -1 for a moved-from Server.
+    // It is an epoll descriptor only this process holds, over the server's ends of the
+    // connections' notification sockets: a client writes a byte into its own end after it
+    // published a message, and can neither read nor drain the server's end (a socket cannot
+    // be reopened through /proc/self/fd), so no client can make the server miss another's
+    // notification; what it writes means only "look again". Cost: once this has been
+    // called, every client send also makes one send() (a syscall, ~1-4 µs). The fd belongs to
+    // the Server; -1 for a moved-from Server.
     int pollable_fd();
 
     // Live connections, in the order they were accepted.
@@ -536,6 +544,24 @@ public:
                          Deadline deadline = Deadline::never());
     Result<void> close();
 
+    // For event loops (epoll, asio, asyncio): a descriptor that becomes readable
+    // (level-triggered) when a message or a reply may be waiting, or the connection ended.
+    // Drain with try_receive() (and take_reply() for calls begun) until ChannelEmpty, then
+    // poll again. It is an epoll descriptor only this process holds, over the client's end
+    // of the connection's notification socket (the server writes a byte into its end after
+    // it published to this client; it cannot read or drain ours) and an eventfd for this
+    // process's own wake-ups. Cost: once this has been called, every server send to this
+    // connection makes one send() syscall more. -1 (with last_error_detail()) when it cannot
+    // be made. The fd belongs to the Connection.
+    int pollable_fd();
+    // A call that does not wait (for event loops): sends `request` (waiting for ring space
+    // until the deadline) and returns its transaction id. take_reply(id) gives the reply, or
+    // ChannelEmpty while it has not come; cancel_call(id) abandons it (a later reply is
+    // dropped). A reply_error() answer is returned by take_reply as its error. take_reply
+    // for an unknown or finished id → InvalidMessage.
+    Result<TransactionId> begin_call(const Message& request, Deadline deadline = Deadline::never());
+    Result<Message> take_reply(TransactionId txid);
+    void cancel_call(TransactionId txid);
     // The core's statistics record for this side of the connection: sent (messages it sent),
     // received (messages and replies it took), queued (waiting for receive_sync/try_receive:
     // the local inbox and the server→client ring), capacity (per ring), waiting_senders,
