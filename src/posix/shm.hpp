@@ -110,7 +110,9 @@ struct alignas(64) ServerState {
     // 1 when a producer that sees `waiting` must also ring the shared doorbell (the server
     // cannot wait on every connection's own tail word: see Server::Impl::receive).
     std::atomic<u32> wake_doorbell;
-    u32 reserved[3];
+    u32 reserved0;
+    // ServerOptions::max_region_bytes: clients refuse to send bigger regions (0 = no cap).
+    u64 max_region_bytes;
 };
 static_assert(sizeof(ServerState) == 64);
 
@@ -219,6 +221,10 @@ private:
 // *word == expected, at most `max_ns` (or until the deadline). Spurious returns are allowed.
 void futex_wait(const std::atomic<u32>* word, u32 expected, u64 max_ns);
 void futex_wake_all(const std::atomic<u32>* word);
+// futex_wait on `word` and, at once, on `local` while it equals `local_expected` (futex_waitv;
+// `local` may be nullptr). Spurious returns are allowed.
+void futex_wait_either(const std::atomic<u32>* word, u32 expected, const std::atomic<u32>* local,
+                       u32 local_expected, u64 max_ns);
 
 // The calling thread's CPU, + 1 (0 if unknown): the hint each side publishes.
 u32 current_cpu_hint();
@@ -467,6 +473,11 @@ void clear_error_detail();
 class WaitCheck {
 public:
     virtual Result<void> check(bool slice_ended) = 0;
+    // A process-local word that whoever ends this connection locally (close(), the monitor
+    // noticing the peer's death, a revoke) bumps and wakes after setting what check() reads.
+    // The waits sleep on it as well as on the ring's word, so such a wake cannot be lost
+    // between the waiter's last check and its sleep. nullptr: none (the slice bounds it).
+    virtual const std::atomic<u32>* local_wake() const { return nullptr; }
 
 protected:
     ~WaitCheck() = default;

@@ -202,6 +202,22 @@ PY
   echo PASS
 }
 
+# A huge --count under a memory limit: the call keeps a bounded sample of round trips (it used
+# to reserve one slot per call and abort with std::bad_alloc); SIGINT ends it with a summary.
+case_call_huge_count() {
+  start_background "$work/serve.out" "$work/serve.err" serve demo/echo
+  wait_for_endpoint demo/echo
+  (
+    ulimit -v 1048576  # 1 GiB of address space: 10^9 slots of 8 bytes cannot fit
+    exec timeout -s INT 2 "$VIPC" call demo/echo --count 1000000000
+  ) >"$work/last.out" 2>"$work/last.err"
+  rc=$?
+  grep -q "bad_alloc" "$work/last.err" && fail "call --count 10^9: $(cat "$work/last.err")"
+  [[ $rc == 134 ]] && fail "call --count 10^9 aborted"
+  grep -q "calls to 'demo/echo'" "$work/last.out" || fail "call --count 10^9: no summary: $(cat "$work/last.out" "$work/last.err")"
+  echo PASS
+}
+
 case_send_recv() {
   start_background "$work/recv.out" "$work/recv.err" recv jobs --count 3 --json
   local recv_pid=$bg_timeout_pid
