@@ -15,10 +15,10 @@ int main(int argc, char** argv) {
     HeapAllocator allocator;
     Registry registry(platform, allocator, 4);
     Endpoint server = *registry.create_endpoint(ProcessId{1}, 64);
-    const Capability cap = server.derive(Rights::SEND).capability();
+    const Capability cap = server.derive(Rights::SEND).value().capability();
     int failures = 0;
     for (int i = 0; i < validations; ++i) {
-        if (!registry.validate_capability(cap, Rights::SEND)) ++failures;
+        if (!registry.validate_capability(*server.space(), cap, Rights::SEND)) ++failures;
     }
     std::printf("%d validations, %d failures\n", validations, failures);
     return failures == 0 ? 0 : 1;

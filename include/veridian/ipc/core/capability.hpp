@@ -133,7 +133,10 @@ class Registry;
 
 namespace detail {
 struct CapabilityEntry;
-}
+struct Resolver;
+class EndpointObject;
+struct CapabilityOps;
+}  // namespace detail
 
 // A holder's table of entries. Created by Registry::create_space (or implicitly by
 // Registry::space / create_endpoint for a ProcessId), its table allocated once from the
@@ -166,6 +169,9 @@ public:
 private:
     friend class Registry;
     friend class Endpoint;
+    friend struct detail::Resolver;
+    friend class detail::EndpointObject;
+    friend struct detail::CapabilityOps;
     explicit CapabilitySpace(Platform& platform) : lock_(platform) {}
 
     // Guards the table's free list and counters (the entries' contents are guarded by the
@@ -175,14 +181,15 @@ private:
     ProcessId holder_{};
     detail::CapabilityEntry* entries_ = nullptr;  // the table (from the registry's Allocator)
     u32 capacity_ = 0;
-    u32 index_ = 0;    // this space's index in the registry's space table
-    u64 serial_ = 0;   // changes each time the space-table slot is reused; 0 = not in use
-    u64 secret_ = 0;   // mixed into every tag
-    u64 counter_ = 0;  // entries filled so far (the tag counter)
-    u32 free_head_ = 0;     // index + 1 of the first free entry; 0 = none
-    u32 live_ = 0;          // entries not free (live, reserved or revoked-unswept)
-    u32 revoked_ = 0;       // revoked entries not yet swept back to the free list
-    bool active_ = false;   // false once torn down
+    u32 index_ = 0;               // this space's index in the registry's space table
+    std::atomic<u64> serial_{0};  // changes each time the table slot is reused; 0 = unused
+    bool registered_ = false;     // in use in the registry's table (the registry's lock)
+    u64 secret_ = 0;              // mixed into every tag
+    u64 counter_ = 0;             // entries filled so far (the tag counter)
+    u32 free_head_ = 0;           // index + 1 of the first free entry; 0 = none
+    u32 used_ = 0;                // entries not free (live, reserved or dead-unswept)
+    std::atomic<u32> dead_{0};    // DEAD entries not yet swept back to the free list
+    bool active_ = false;         // has a table; false once torn down (this space's lock)
     CapabilitySpace* next_free_ = nullptr;
 };
 

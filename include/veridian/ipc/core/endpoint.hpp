@@ -61,6 +61,9 @@
 namespace veridian::ipc {
 
 class Registry;
+namespace detail {
+struct CapabilityOps;
+}
 
 // Per-endpoint counters, read as one consistent snapshot.
 struct EndpointStats {
@@ -129,6 +132,7 @@ public:
 private:
     friend class Registry;
     friend class CapabilitySpace;
+    friend struct detail::CapabilityOps;
     Endpoint(CapabilitySpace* space, Capability capability, EndpointId id, ProcessId owner)
         : space_(space), capability_(capability), id_(id), owner_(owner) {}
 

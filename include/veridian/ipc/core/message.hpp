@@ -21,7 +21,7 @@ inline constexpr u32 URGENT = 1u << 0;
 inline constexpr u32 UNORDERED = 1u << 1;
 inline constexpr u32 NEEDS_ACK = 1u << 2;
 inline constexpr u32 IS_REPLY = 1u << 3;
-inline constexpr u32 HAS_CAPABILITY = 1u << 4;  // data[0] carries a handle (capability.hpp)
+inline constexpr u32 HAS_CAPABILITY = 1u << 4;   // data[0] carries a handle (capability.hpp)
 inline constexpr u32 MOVE_CAPABILITY = 1u << 5;  // with HAS_CAPABILITY: move it, not copy
 inline constexpr u32 CORE_MASK = 0xFFFFu;
 }  // namespace MessageFlags

@@ -29,16 +29,17 @@ namespace veridian::ipc {
 namespace detail {
 class EndpointObject;
 struct Resolver;
-}
+struct CapabilityOps;
+}  // namespace detail
 
 struct RegistryStats {
-    u32 capacity = 0;       // slots in the table
-    u32 live = 0;           // endpoints registered now
-    u32 space_capacity = 0; // capability spaces the registry can hold
-    u32 live_spaces = 0;    // capability spaces now
-    u64 created = 0;        // endpoints created since the registry was made
-    u64 removed = 0;        // endpoints removed since
-    u64 retired_slots = 0;  // slots whose generation ran out (never reused)
+    u32 capacity = 0;        // slots in the table
+    u32 live = 0;            // endpoints registered now
+    u32 space_capacity = 0;  // capability spaces the registry can hold
+    u32 live_spaces = 0;     // capability spaces now
+    u64 created = 0;         // endpoints created since the registry was made
+    u64 removed = 0;         // endpoints removed since
+    u64 retired_slots = 0;   // slots whose generation ran out (never reused)
 };
 
 class ChannelGuard;
@@ -121,10 +122,10 @@ private:
     friend class Endpoint;
     friend class CapabilitySpace;
     friend struct detail::Resolver;
+    friend struct detail::CapabilityOps;
 
     detail::EndpointObject* slot(u32 index) const;
     Result<void> remove_slot(u32 index, EndpointId id);
-    CapabilitySpace* space_at(u32 index, u64 serial) const;
 
     Platform* platform_;
     Allocator* allocator_;
@@ -135,7 +136,8 @@ private:
     CapabilitySpace* free_spaces_ VIPC_GUARDED_BY(lock_) = nullptr;
     u32 live_spaces_ VIPC_GUARDED_BY(lock_) = 0;
     u64 space_serial_ VIPC_GUARDED_BY(lock_) = 0;
-    Mutex lock_;  // guards the free list and the counters below (never held while blocking)
+    u64 seed_ = 0;  // mixed into each space's secret
+    Mutex lock_;    // guards the free list and the counters below (never held while blocking)
     u32 free_head_ VIPC_GUARDED_BY(lock_) = 0;  // index + 1 of the first free slot; 0 = none
     u32 live_ VIPC_GUARDED_BY(lock_) = 0;
     u64 created_ VIPC_GUARDED_BY(lock_) = 0;
