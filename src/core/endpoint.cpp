@@ -591,6 +591,13 @@ Result<void> Endpoint::reply(const Message& request, const Message& response) {
     return res.object->reply(request, m, lk);
 }
 
+Result<void> Endpoint::fast_send(const SmallMessage& msg) {
+    if (space_ == nullptr) return IpcError::InvalidCapability;
+    SmallMessage m = msg;
+    m.capability = capability_.raw();
+    return fast_ipc_send(*space_, m);
+}
+
 Result<EndpointStats> Endpoint::stats() const {
     VIPC_LOCK_AND_CHECK(res, lk, 0, true);
     return res.object->stats_locked();

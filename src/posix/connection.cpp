@@ -17,7 +17,10 @@
 //       other waiters, go back to (2). Otherwise sleep on the condition variable until a
 //       dispatch, at most one slice.
 //   (3) the ways out besides a reply: the deadline (4B, Timeout), the connection closed, the
-//       server gone or the ring corrupted (4C, its error)
+//       server gone or the ring corrupted (4C, its error). (3A) When the server is gone (it
+//       closed or died, and neither did we close nor was our capability revoked), what it
+//       wrote before stays readable: become the reader, take one message without waiting,
+//       dispatch it, back to (2); once the ring is empty, (4C).
 //   (4) end the wait: unregister the txid (a reply arriving later is dropped and counted).
 #include <poll.h>
 #include <pthread.h>
@@ -36,6 +39,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "posix/parked_count.hpp"
 #include "posix/rate_limit.hpp"
 #include "posix/region_wire.hpp"
 #include "posix/shm.hpp"
@@ -47,6 +51,12 @@ namespace veridian::ipc::posix {
 using namespace detail;
 
 namespace {
+
+// Adds one to a counter with a single writer at a time (the holder of the lock named at its
+// declaration): a plain load and store, no read-modify-write on the hot path.
+void bump(std::atomic<u64>& counter) {
+    counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
 
 std::chrono::steady_clock::time_point to_steady(Deadline d) {
     if (d.is_never()) return std::chrono::steady_clock::time_point::max();
@@ -175,6 +185,14 @@ struct Connection::Impl final : WaitCheck {
     std::atomic<bool> broken{false};  // the server broke the protocol
     std::atomic<u64> monitor_id{0};   // registration with ClientMonitor (0 = none)
 
+    // Statistics (Connection::stats()): the parked counts (see parked_count.hpp) and the
+    // messages this side sent (written under send_mu) and received (written under mu).
+    std::atomic<u32> waiting_senders{0};
+    std::atomic<u32> waiting_receivers{0};
+    std::atomic<u32> waiting_callers{0};
+    std::atomic<u64> sent_count{0};
+    std::atomic<u64> received_count{0};
+
     Impl() = default;
     Impl(const Impl&) = delete;
     Impl& operator=(const Impl&) = delete;
@@ -218,7 +236,17 @@ struct Connection::Impl final : WaitCheck {
         VIPC_REQUIRES(send_mu);
     Result<void> fast_send(const SmallMessage& msg);
     void notify_server();
-    Result<Message> read_one(Deadline deadline, bool blocking);
+    // Wait: block until a message (wait_for_data); Look: take one if there is one; Drain:
+    // take one even though the server is gone (what it wrote before stays readable).
+    enum class ReadMode : u8 { Wait, Look, Drain };
+    Result<Message> read_one(Deadline deadline, ReadMode mode);
+    // After quick_check() failed with `e`: true when what the server wrote before it went
+    // away may still be read (it closed or died; we did not close, it broke nothing, and our
+    // capability was not revoked).
+    bool may_drain(IpcError e) const {
+        return e == IpcError::EndpointNotFound && !closed.load(std::memory_order_acquire) &&
+               s2c.valid();
+    }
     void dispatch(const Message& m) VIPC_REQUIRES(mu);
     // Waits for the reply to `txid` (txid != 0) or for an inbox message (txid == 0).
     Result<Message> wait_message(TransactionId txid, Deadline deadline);
@@ -229,7 +257,9 @@ struct Connection::Impl final : WaitCheck {
 
 Result<void> Connection::Impl::quick_check() {
     if (closed.load(std::memory_order_acquire)) {
-        return fail(IpcError::InvalidCapability, "the connection to '%s' is closed", name.c_str());
+        // The same error as an operation on a closed core endpoint (docs/CONTRACT.md).
+        return fail(IpcError::EndpointNotFound, "the connection to '%s' was closed by this process",
+                    name.c_str());
     }
     if (broken.load(std::memory_order_acquire)) {
         return fail(IpcError::InvalidMessage,
@@ -485,7 +515,7 @@ Result<void> Connection::Impl::send(const Message& msg, TransactionId txid, Dead
     }
     if (region == nullptr || region->is_capability()) VIPC_TRY(check_sendable(msg));
     // Another sending thread holds the producer side (and is blocked only on a full ring).
-    if (!send_mu.lock_for(blocking, deadline)) {
+    if (!lock_counting_parked(send_mu, blocking, deadline, waiting_senders)) {
         return blocking ? IpcError::Timeout : IpcError::ChannelFull;
     }
     DeadlineLock guard(send_mu, std::adopt_lock);
@@ -496,6 +526,7 @@ Result<void> Connection::Impl::send(const Message& msg, TransactionId txid, Dead
                                    : push_with_region(msg, txid, *region, deadline);
         if (r) {
             if (rate_limited) charge(msg);
+            bump(sent_count);
             notify_server();
             return ok();
         }
@@ -505,6 +536,7 @@ Result<void> Connection::Impl::send(const Message& msg, TransactionId txid, Dead
         }
         if (r.error() != IpcError::ChannelFull) return r.error();
         if (!blocking) return IpcError::ChannelFull;
+        ParkedScope parked(waiting_senders);
         auto w = wait_for_space(c2s, send_spin, deadline, &state->cpu, *this);
         if (!w) {
             if (w.error() == IpcError::InvalidMessage && !closed.load() && !dead.load()) {
@@ -561,7 +593,7 @@ Result<void> Connection::Impl::push_with_region(const Message& msg, TransactionI
     // A non-blocking send may still wait briefly for room in the socket (it holds one small
     // record per slot in flight, so it is full only when the peer stopped reading it).
     VIPC_TRY(send_record(socket.get(), sequence, region,
-                         deadline.expired(now_ns()) ? deadline_after_ms(100) : deadline));
+                         deadline.expired(now_ns()) ? after_ms(100) : deadline));
     ++regions_out.next_sequence;
     Message out = msg;
     region.stamp(out, sequence);
@@ -594,6 +626,7 @@ Result<void> Connection::Impl::fast_send(const SmallMessage& msg) {
     if (VIPC_LIKELY(send_mu.lock_for(false, Deadline::past()))) {
         DeadlineLock guard(send_mu, std::adopt_lock);
         if (VIPC_LIKELY(c2s.try_push_small(msg, 0).has_value())) {
+            bump(sent_count);
             notify_server();
             return ok();
         }
@@ -603,10 +636,10 @@ Result<void> Connection::Impl::fast_send(const SmallMessage& msg) {
 
 // ---- receive and call --------------------------------------------------------------------------
 
-Result<Message> Connection::Impl::read_one(Deadline deadline, bool blocking) {
-    if (blocking) {
+Result<Message> Connection::Impl::read_one(Deadline deadline, ReadMode mode) {
+    if (mode == ReadMode::Wait) {
         VIPC_TRY(wait_for_data(s2c, receive_spin, deadline, &state->cpu, *this));
-    } else {
+    } else if (mode == ReadMode::Look) {
         VIPC_TRY(quick_check());
     }
     auto r = s2c.try_pop();
@@ -643,8 +676,10 @@ Result<Message> Connection::Impl::wait_message(TransactionId txid, Deadline dead
     std::unique_lock<std::mutex> lock(mu);
     auto finish = [&](Result<Message> r) -> Result<Message> {
         if (txid != 0) erase_pending(txid);  // (4) end the wait
+        if (r) bump(received_count);
         return r;
     };
+    std::atomic<u32>& parked = txid != 0 ? waiting_callers : waiting_receivers;
     for (;;) {
         // (2) delivered?
         if (txid != 0) {
@@ -656,17 +691,39 @@ Result<Message> Connection::Impl::wait_message(TransactionId txid, Deadline dead
         } else if (!inbox.empty()) {
             Message m = inbox.front();
             inbox.pop_front();
-            return m;
+            return finish(m);
         }
         // (3) the other ways out
-        if (auto c = quick_check(); !c) return finish(c.error());         // (4C)
+        if (auto c = quick_check(); !c) {
+            // (3A) the server is gone: what it wrote before stays readable; take it one
+            // message at a time as the reader, and end once the ring is empty.
+            if (!may_drain(c.error())) return finish(c.error());  // (4C)
+            if (reader_active) {
+                cv.wait_until(lock, to_steady(after_ns(u64{PEER_CHECK_INTERVAL_MS} * 1'000'000u)));
+                continue;
+            }
+            if (inbox.size() >= geometry.depth) return finish(c.error());  // nothing for us
+            reader_active = true;
+            lock.unlock();
+            auto r = read_one(Deadline::past(), ReadMode::Drain);
+            lock.lock();
+            reader_active = false;
+            cv.notify_all();
+            if (!r) return finish(c.error());  // (4C) drained
+            dispatch(*r);
+            continue;
+        }
         if (deadline_passed(deadline)) return finish(IpcError::Timeout);  // (4B)
         // Become the reader unless someone is; do not read while the inbox is full (the
         // server is then held back by its full ring: backpressure, not unbounded memory).
         if (!reader_active && inbox.size() < geometry.depth) {
             reader_active = true;
             lock.unlock();
-            auto r = read_one(deadline, true);
+            Result<Message> r = IpcError::Timeout;
+            {
+                ParkedScope scope(parked);
+                r = read_one(deadline, ReadMode::Wait);
+            }
             lock.lock();
             reader_active = false;
             if (r) dispatch(*r);
@@ -674,7 +731,8 @@ Result<Message> Connection::Impl::wait_message(TransactionId txid, Deadline dead
             if (!r && r.error() != IpcError::Timeout) return finish(r.error());  // (4C)
             continue;
         }
-        const Deadline slice = deadline_after_ns(u64{PEER_CHECK_INTERVAL_MS} * 1'000'000u);
+        const Deadline slice = after_ns(u64{PEER_CHECK_INTERVAL_MS} * 1'000'000u);
+        ParkedScope scope(parked);
         cv.wait_until(lock, to_steady(earlier(deadline, slice)));
     }
 }
@@ -739,7 +797,7 @@ ProcessId Connection::server_pid() const {
 ConnectionId Connection::id() const {
     return impl_ ? impl_->id : 0;
 }
-u32 Connection::queue_depth() const {
+u32 Connection::capacity() const {
     return impl_ ? impl_->geometry.depth : 0;
 }
 
@@ -807,13 +865,25 @@ Result<Message> Connection::try_receive() {
         if (!c.inbox.empty()) {
             Message m = c.inbox.front();
             c.inbox.pop_front();
+            bump(c.received_count);
             return m;
         }
-        VIPC_TRY(c.quick_check());
+        Impl::ReadMode mode = Impl::ReadMode::Look;
+        if (auto check = c.quick_check(); !check) {
+            // The server is gone: what it wrote before stays readable (docs/CONTRACT.md).
+            if (!c.may_drain(check.error()) || c.reader_active) return check.error();
+            if (c.inbox.size() >= c.geometry.depth) return check.error();
+            mode = Impl::ReadMode::Drain;
+        }
         // Another thread is the reader: whatever arrives is its to take and dispatch.
         if (c.reader_active || c.inbox.size() >= c.geometry.depth) return IpcError::ChannelEmpty;
-        auto r = c.read_one(Deadline::past(), false);
-        if (!r) return r.error();
+        auto r = c.read_one(Deadline::past(), mode);
+        if (!r) {
+            if (mode == Impl::ReadMode::Drain && r.error() == IpcError::ChannelEmpty) {
+                return c.quick_check().error();  // drained (the check fails for good once gone)
+            }
+            return r.error();
+        }
         c.dispatch(*r);
         c.cv.notify_all();
     }
@@ -860,6 +930,31 @@ Result<void> Connection::close() {
     if (!impl_) return moved_from();
     impl_->close();
     return ok();
+}
+
+Result<EndpointStats> Connection::stats() const {
+    if (!impl_) return moved_from();
+    const Impl& c = *impl_;
+    EndpointStats s;
+    s.sent = c.sent_count.load(std::memory_order_relaxed);
+    s.received = c.received_count.load(std::memory_order_relaxed);
+    s.capacity = c.geometry.depth;
+    {
+        std::lock_guard<std::mutex> lock(impl_->mu);
+        s.queued = static_cast<u32>(c.inbox.size());
+    }
+    if (c.s2c.valid()) {
+        // A racy snapshot of the ring's indexes, clamped: statistics only.
+        const u32 tail =
+            c.s2c_data.as<const RingDataHeader>()->tail.load(std::memory_order_relaxed);
+        const u32 head = c.s2c_ctl.as<const RingCtl>()->head.load(std::memory_order_relaxed);
+        s.queued += tail - head > c.geometry.depth ? 0 : tail - head;
+    }
+    s.waiting_senders = c.waiting_senders.load(std::memory_order_seq_cst);
+    s.waiting_receivers = c.waiting_receivers.load(std::memory_order_seq_cst);
+    s.waiting_callers = c.waiting_callers.load(std::memory_order_seq_cst);
+    s.active = !c.closed.load() && !c.dead.load() && !c.broken.load();
+    return s;
 }
 
 ConnectionDescriptors Connection::descriptors() const {

@@ -47,6 +47,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "posix/parked_count.hpp"
 #include "posix/rate_limit.hpp"
 #include "posix/region_wire.hpp"
 #include "posix/shm.hpp"
@@ -58,11 +59,6 @@ namespace veridian::ipc::posix {
 using namespace detail;
 
 namespace {
-
-bool lock_for(DeadlineMutex& m, bool blocking, Deadline d)
-    VIPC_THREAD_ANNOTATION(no_thread_safety_analysis) {
-    return m.lock_for(blocking, d);
-}
 
 // Adds one to a statistics counter that has a single writer at a time (the holder of the lock
 // named at its declaration): a plain load and store, no read-modify-write on the hot path.
@@ -167,6 +163,9 @@ struct Server::Impl {
     std::atomic<u64> received_total{0};  // written under receive_mu
     std::atomic<u64> sent_total{0};
     std::atomic<u64> broken_total{0};
+    // Threads parked in receive_sync and in sends to a client (see parked_count.hpp).
+    std::atomic<u32> waiting_receivers{0};
+    std::atomic<u32> waiting_senders{0};
 
     // Capabilities minted by this server and derived from them. Entries stay (for the
     // lineage) after their socket is gone.
@@ -597,7 +596,7 @@ void Server::Impl::answer_stat(int sock) {
     r.version = WIRE_VERSION;
     r.owner_pid = in.owner.value;
     r.owner_uid = in.owner_uid;
-    r.queue_depth = in.queue_depth;
+    r.queue_depth = in.capacity;
     r.connections = static_cast<u32>(in.per_connection.size());
     r.accepted = in.accepted;
     r.received = in.received;
@@ -624,7 +623,7 @@ EndpointInfo Server::Impl::info() const {
     in.name = name;
     in.owner = ProcessId{static_cast<u64>(pid)};
     in.owner_uid = geteuid();
-    in.queue_depth = geometry.depth;
+    in.capacity = geometry.depth;
     in.accepted = accepted.load(std::memory_order_relaxed);
     in.received = received_total.load(std::memory_order_relaxed);
     in.sent = sent_total.load(std::memory_order_relaxed);
@@ -636,14 +635,14 @@ EndpointInfo Server::Impl::info() const {
         s.peer = ProcessId{static_cast<u64>(c->pid)};
         s.peer_uid = c->uid;
         s.rights = c->rights;
-        s.queue_depth = geometry.depth;
+        s.capacity = geometry.depth;
         // Racy snapshots of the indexes, clamped: statistics only, never used for access.
         const u32 c2s_tail = c->c2s_header()->tail.load(std::memory_order_relaxed);
         const u32 c2s_head = c->c2s_ctl.as<const RingCtl>()->head.load(std::memory_order_relaxed);
         const u32 s2c_tail =
             c->s2c_data.as<const RingDataHeader>()->tail.load(std::memory_order_relaxed);
         const u32 s2c_head = c->s2c_control()->head.load(std::memory_order_relaxed);
-        s.to_server_queued = c2s_tail - c2s_head > geometry.depth ? 0 : c2s_tail - c2s_head;
+        s.queued = c2s_tail - c2s_head > geometry.depth ? 0 : c2s_tail - c2s_head;
         s.to_client_queued = s2c_tail - s2c_head > geometry.depth ? 0 : s2c_tail - s2c_head;
         s.received = c->received.load(std::memory_order_relaxed);
         s.sent = c->sent.load(std::memory_order_relaxed);
@@ -766,7 +765,7 @@ Result<Received> Server::Impl::receive(Deadline deadline, bool blocking) {
         return fail(IpcError::EndpointNotFound, "endpoint '%s' is closed", name.c_str());
     }
     // Another receiving thread holds the consumer side: it takes what arrives.
-    if (!lock_for(receive_mu, blocking, deadline)) {
+    if (!lock_counting_parked(receive_mu, blocking, deadline, waiting_receivers)) {
         return blocking ? IpcError::Timeout : IpcError::ChannelEmpty;
     }
     DeadlineLock guard(receive_mu, std::adopt_lock);
@@ -789,6 +788,7 @@ Result<Received> Server::Impl::receive(Deadline deadline, bool blocking) {
             return IpcError::ChannelEmpty;
         }
         if (deadline_passed(deadline)) return IpcError::Timeout;
+        ParkedScope parked(waiting_receivers);
         // (3) spin
         const u32 me = current_cpu_hint();
         if (state->cpu.load(std::memory_order_relaxed) != me) {
@@ -864,7 +864,7 @@ Result<void> Server::Impl::send_to(ConnectionId to, const Message& msg, Transact
     Message out = msg;
     if (is_reply) out.set_flags(out.flags() | MessageFlags::IS_REPLY);
     // Another sending thread holds the producer side (and is blocked only on a full ring).
-    if (!lock_for(c->send_mu, blocking, deadline)) {
+    if (!lock_counting_parked(c->send_mu, blocking, deadline, waiting_senders)) {
         return blocking ? IpcError::Timeout : IpcError::ChannelFull;
     }
     DeadlineLock guard(c->send_mu, std::adopt_lock);
@@ -884,9 +884,8 @@ Result<void> Server::Impl::send_to(ConnectionId to, const Message& msg, Transact
                 r = IpcError::ChannelFull;
             } else {
                 const u64 sequence = c->regions_out.next_sequence;
-                VIPC_TRY(
-                    send_record(c->socket.get(), sequence, *region,
-                                deadline.expired(now_ns()) ? deadline_after_ms(100) : deadline));
+                VIPC_TRY(send_record(c->socket.get(), sequence, *region,
+                                     deadline.expired(now_ns()) ? after_ms(100) : deadline));
                 ++c->regions_out.next_sequence;
                 region->stamp(out, sequence);
                 r = c->s2c.try_push(out, txid);
@@ -905,6 +904,7 @@ Result<void> Server::Impl::send_to(ConnectionId to, const Message& msg, Transact
                         name.c_str());
         }
         if (!blocking) return IpcError::ChannelFull;
+        ParkedScope parked(waiting_senders);
         auto w = wait_for_space(c->s2c, c->send_spin, deadline, &c->s2c_control()->cpu, check);
         if (!w) {
             if (w.error() == IpcError::InvalidMessage) mark_broken(*c);
@@ -1100,7 +1100,7 @@ Result<Server> Server::publish(std::string_view name, const ServerOptions& optio
     impl->name = std::string(name);
     impl->options = options;
     impl->dir = resolve_runtime_dir(options.runtime_dir);
-    impl->geometry = *RingGeometry::for_depth(normalize_depth(options.queue_depth));
+    impl->geometry = *RingGeometry::for_depth(normalize_depth(options.capacity));
     impl->limits_clients = options.client_rate_limit.messages_per_second != 0 ||
                            options.client_rate_limit.bytes_per_second != 0;
     {
@@ -1144,7 +1144,7 @@ const std::string& Server::name() const {
     return impl_ ? impl_->name : empty_name();
 }
 
-Result<Received> Server::receive(Deadline deadline) {
+Result<Received> Server::receive_sync(Deadline deadline) {
     if (!impl_) return moved_from();
     return impl_->receive(deadline, true);
 }
@@ -1154,8 +1154,20 @@ Result<Received> Server::try_receive() {
     return impl_->receive(Deadline::past(), false);
 }
 
+namespace {
+// A reply answers a call: a request without a transaction id is refused, as in the core
+// (docs/CONTRACT.md), rather than delivered as an ordinary message.
+Result<void> check_is_call(const Received& request) {
+    if (request.message.transaction_id() != 0) return ok();
+    return fail(IpcError::InvalidMessage,
+                "reply to a message that is not a call (it has no transaction id); use send_sync "
+                "to answer a plain message");
+}
+}  // namespace
+
 Result<void> Server::reply(const Received& request, const Message& response, Deadline deadline) {
     if (!impl_) return moved_from();
+    VIPC_TRY(check_is_call(request));
     return impl_->send_to(request.connection, response, request.message.transaction_id(), deadline,
                           true, true);
 }
@@ -1185,6 +1197,7 @@ Result<void> Server::send_async(ConnectionId to, const Message& msg, Region& reg
 Result<void> Server::reply(const Received& request, const Message& response, Region& region,
                            Transfer transfer, Deadline deadline) {
     if (!impl_) return moved_from();
+    VIPC_TRY(check_is_call(request));
     return impl_->send_region_to(request.connection, response, region, transfer,
                                  request.message.transaction_id(), deadline, true, true);
 }
@@ -1240,6 +1253,7 @@ Result<void> Server::send_sync(ConnectionId to, const Message& msg,
 Result<void> Server::reply(const Received& request, const Message& response,
                            const EndpointCapability& capability, Deadline deadline) {
     if (!impl_) return moved_from();
+    VIPC_TRY(check_is_call(request));
     return impl_->send_capability_to(request.connection, response,
                                      std::span<const EndpointCapability>(&capability, 1),
                                      request.message.transaction_id(), deadline, true);
@@ -1283,6 +1297,22 @@ std::vector<ConnectionId> Server::connections() const {
 
 EndpointInfo Server::info() const {
     return impl_ ? impl_->info() : EndpointInfo{};
+}
+
+Result<EndpointStats> Server::stats() const {
+    if (!impl_) return moved_from();
+    const Impl& s = *impl_;
+    const EndpointInfo in = s.info();
+    EndpointStats out;
+    out.sent = in.sent;
+    out.received = in.received;
+    out.capacity = in.capacity;
+    for (const ConnectionStats& c : in.per_connection)
+        out.queued += c.queued;
+    out.waiting_receivers = s.waiting_receivers.load(std::memory_order_seq_cst);
+    out.waiting_senders = s.waiting_senders.load(std::memory_order_seq_cst);
+    out.active = !s.closed.load(std::memory_order_acquire);
+    return out;
 }
 
 }  // namespace veridian::ipc::posix

@@ -35,7 +35,7 @@ u64 now_ns() {
     return static_cast<u64>(ts.tv_sec) * 1'000'000'000u + static_cast<u64>(ts.tv_nsec);
 }
 
-Deadline deadline_after_ns(u64 ns) {
+Deadline after_ns(u64 ns) {
     const u64 now = now_ns();
     return ns >= ~u64{0} - now ? Deadline::never() : Deadline::at(now + ns);
 }
@@ -347,7 +347,7 @@ bool DeadlineMutex::lock_slow(Deadline deadline) {
 }
 
 Deadline DeadlineMutex::nonblocking_deadline() {
-    return deadline_after_ns(NONBLOCKING_LOCK_WAIT_NS);
+    return after_ns(NONBLOCKING_LOCK_WAIT_NS);
 }
 
 void DeadlineMutex::wake_waiters() {

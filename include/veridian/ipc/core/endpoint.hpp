@@ -25,6 +25,7 @@
 //                 EndpointNotFound on close, InvalidCapability on revocation). Never a
 //                 spurious WouldBlock.
 //   send_async    never blocks: full -> ChannelFull; hands off to one blocked receiver.
+//   fast_send     fast_ipc_send through this handle (never blocks, like send_async).
 //   try_receive   empty -> ChannelEmpty.
 //   close         idempotent; every blocked sender, receiver and caller wakes with
 //                 EndpointNotFound; queued messages are discarded and counted.
@@ -45,7 +46,7 @@
 // Every message delivered carries sender() (the holder of the space it was sent through)
 // and badge() (the entry's badge), stamped by the core.
 //
-// Rights needed: SEND for send_sync, send_async, call; RECEIVE for receive_sync,
+// Rights needed: SEND for send_sync, send_async, fast_send, call; RECEIVE for receive_sync,
 // try_receive, reply; GRANT for transfer; REVOKE for close and revoke_all; bind, stats,
 // derive, revoke and release need only a valid handle. A handle that is null, forged, stale
 // (revoked, released, or the endpoint removed) or of another space gives InvalidCapability;
@@ -128,6 +129,10 @@ public:
     Result<Message> call(const Message& request, Deadline deadline = Deadline::never());
     Result<void> reply(const Message& request, const Message& response);
     Result<EndpointStats> stats() const;
+
+    // fast_ipc_send through this handle: `msg.capability` is replaced by this handle's value
+    // and the send goes through this handle's space.
+    Result<void> fast_send(const SmallMessage& msg);
 
 private:
     friend class Registry;
