@@ -400,7 +400,7 @@ constexpr u32 kCapabilityFlags = MessageFlags::HAS_CAPABILITY | MessageFlags::MO
 // A message about to be sent through `space`: when it carries a capability, checks GRANT on
 // it (PermissionDenied, nothing sent) and records the sender's space for the receiver's
 // side; otherwise clears what a sender may have left in the transit fields.
-Result<void> prepare_transit(CapabilitySpace& space, Message& m) {
+Result<void> prepare_transit_slow(CapabilitySpace& space, Message& m) {
     CoreMessageAccess::set_transit(m, 0, 0);
     if ((m.flags() & MessageFlags::HAS_CAPABILITY) == 0) {
         m.set_flags(m.flags() & ~MessageFlags::MOVE_CAPABILITY);
@@ -417,6 +417,13 @@ Result<void> prepare_transit(CapabilitySpace& space, Message& m) {
     return ok();
 }
 
+// The common case stays inline: no capability flag, nothing to do (the transit fields are
+// read only when a capability flag is set, and every delivery clears them).
+inline Result<void> prepare_transit(CapabilitySpace& space, Message& m) {
+    if (VIPC_LIKELY((m.flags() & kCapabilityFlags) == 0)) return ok();
+    return prepare_transit_slow(space, m);
+}
+
 }  // namespace
 
 // On the receiving side, with no lock held: a carried capability is installed in the
@@ -424,8 +431,7 @@ Result<void> prepare_transit(CapabilitySpace& space, Message& m) {
 // GRANT lost, sender's space gone, table full), data[0] becomes 0 and the flags are cleared.
 // A message whose capability flag the core did not stamp never passes a handle on.
 namespace {
-Message deliver_transit(CapabilitySpace& receiver, Message m) {
-    if ((m.flags() & kCapabilityFlags) == 0) return m;
+void deliver_transit(CapabilitySpace& receiver, Message& m) {
     const u64 serial = CoreMessageAccess::transit_serial(m);
     const u32 from_index = CoreMessageAccess::transit_space(m);
     CoreMessageAccess::set_transit(m, 0, 0);
@@ -439,18 +445,19 @@ Message deliver_transit(CapabilitySpace& receiver, Message m) {
             if (installed) {
                 m.small_message().data[0] = installed->capability().raw();
                 m.set_flags(m.flags() & ~MessageFlags::MOVE_CAPABILITY);
-                return m;
+                return;
             }
         }
     }
     if (m.is_small()) m.small_message().data[0] = 0;
     m.set_flags(m.flags() & ~kCapabilityFlags);
-    return m;
 }
 
-Result<Message> delivered(CapabilitySpace* receiver, Result<Message> r) {
-    if (!r) return r;
-    return deliver_transit(*receiver, *r);
+// Called with no lock held, on what an operation is about to return.
+inline void delivered(CapabilitySpace* receiver, Result<Message>& r) {
+    if (VIPC_UNLIKELY(r.has_value() && (r->flags() & kCapabilityFlags) != 0)) {
+        deliver_transit(*receiver, *r);
+    }
 }
 }  // namespace
 
@@ -539,11 +546,10 @@ Result<void> Endpoint::send_sync(const Message& msg, Deadline deadline) {
 }
 
 Result<Message> Endpoint::receive_sync(Deadline deadline) {
-    Result<Message> r = [&]() -> Result<Message> {
-        VIPC_LOCK_AND_CHECK(res, lk, Rights::RECEIVE, false);
-        return res.object->receive(true, deadline, res.entry, res.key, lk);
-    }();
-    return delivered(space_, static_cast<Result<Message>&&>(r));
+    VIPC_LOCK_AND_CHECK(res, lk, Rights::RECEIVE, false);
+    Result<Message> r = res.object->receive(true, deadline, res.entry, res.key, lk);
+    delivered(space_, r);  // the lock is released: receive returned with it unlocked
+    return r;
 }
 
 Result<void> Endpoint::send_async(const Message& msg) {
@@ -557,11 +563,10 @@ Result<void> Endpoint::send_async(const Message& msg) {
 }
 
 Result<Message> Endpoint::try_receive() {
-    Result<Message> r = [&]() -> Result<Message> {
-        VIPC_LOCK_AND_CHECK(res, lk, Rights::RECEIVE, false);
-        return res.object->receive(false, Deadline::past(), res.entry, res.key, lk);
-    }();
-    return delivered(space_, static_cast<Result<Message>&&>(r));
+    VIPC_LOCK_AND_CHECK(res, lk, Rights::RECEIVE, false);
+    Result<Message> r = res.object->receive(false, Deadline::past(), res.entry, res.key, lk);
+    delivered(space_, r);
+    return r;
 }
 
 Result<void> Endpoint::close() {
@@ -574,12 +579,11 @@ Result<Message> Endpoint::call(const Message& request, Deadline deadline) {
     if (space_ == nullptr) return IpcError::InvalidCapability;
     Message m = request;
     VIPC_TRY(prepare_transit(*space_, m));
-    Result<Message> r = [&]() -> Result<Message> {
-        VIPC_LOCK_AND_CHECK(res, lk, Rights::SEND, false);
-        VIPC_STAMP(m, res);
-        return res.object->call(m, deadline, res.entry, res.key, lk);
-    }();
-    return delivered(space_, static_cast<Result<Message>&&>(r));
+    VIPC_LOCK_AND_CHECK(res, lk, Rights::SEND, false);
+    VIPC_STAMP(m, res);
+    Result<Message> r = res.object->call(m, deadline, res.entry, res.key, lk);
+    delivered(space_, r);
+    return r;
 }
 
 Result<void> Endpoint::reply(const Message& request, const Message& response) {
