@@ -710,6 +710,27 @@ void capability_prober(void* arg) {
     }
 }
 
+// A task blocked in send_sync on a full queue through its own entry; the entry is revoked.
+struct BlockedThroughRevoked {
+    Endpoint grant;  // SEND|GRANT: the blocked task installs its own SEND entry from it
+    Endpoint mine;   // the blocked task's entry (published before it blocks)
+    std::atomic<std::uint32_t> ready{0};
+    Result<void> sent = IpcError::NotInitialized;
+};
+
+void blocked_sender(void* arg) {
+    auto& b = *static_cast<BlockedThroughRevoked*>(arg);
+    auto mine = b.grant.transfer(current_pid(), veridian::ipc::TransferMode::Copy, Rights::SEND);
+    if (!mine) {
+        b.sent = mine.error();
+        b.ready.store(2, std::memory_order_release);
+        return;
+    }
+    b.mine = *mine;
+    b.ready.store(1, std::memory_order_release);
+    b.sent = b.mine.send_sync(small_message(54, 1), watchdog());
+}
+
 bool scenario_capability_rejected(const char* name) {
     const ProcessId owner = current_pid();
     auto endpoint = g_registry.create_endpoint(owner, 8);
@@ -720,6 +741,34 @@ bool scenario_capability_rejected(const char* name) {
     if (!group.spawn("cap-prober", &capability_prober, &s)) return fail(name, "spawn failed");
     if (!group.join()) return fail(name, "the prober never came back");
     if (s.error != nullptr) return fail(name, s.error, " (handle ", Hex{s.bad_handle}, ")");
+
+    // Revoked while blocked: a task parked in send_sync on a full queue through its own
+    // entry wakes with InvalidCapability when the entry it was given from is revoked, and
+    // its message is not delivered.
+    {
+        auto full = g_registry.create_endpoint(owner, 1);
+        if (!full) return fail(name, "create_endpoint failed");
+        if (!full->send_async(small_message(54, 0))) return fail(name, "prefill failed");
+        BlockedThroughRevoked b;
+        b.grant = full->derive(Rights::SEND | Rights::GRANT).value();
+        TaskGroup blocked;
+        if (!blocked.spawn("cap-blocked", &blocked_sender, &b)) return fail(name, "spawn failed");
+        const bool parked = wait_until([&] {
+            return b.ready.load(std::memory_order_acquire) == 1 &&
+                   full->stats().value_or(EndpointStats{}).waiting_senders == 1;
+        });
+        const Result<void> revoked = b.grant.revoke();  // b.mine is derived from it
+        if (!blocked.join()) return fail(name, "the blocked sender never woke");
+        auto first = full->try_receive();
+        auto second = full->try_receive();
+        remove_endpoints({*full});
+        if (!parked) return fail(name, "the sender never blocked");
+        if (!revoked || !failed_with(b.sent, IpcError::InvalidCapability) || !first ||
+            first->small_message().data[0] != 0 || second) {
+            return fail(name, "a sender blocked through a revoked entry: revoke ", outcome(revoked),
+                        ", send_sync ", outcome(b.sent), ", second message ", outcome(second));
+        }
+    }
 
     // The owner's revoke_all: every entry of the endpoint, in every space, dies at once.
     Endpoint old_send = endpoint->derive(Rights::SEND).value();
@@ -749,7 +798,7 @@ bool scenario_capability_rejected(const char* name) {
     }
     kprint(
         "capability_rejected: forged, raised, revived, under-privileged and removed handles "
-        "rejected\n");
+        "rejected; a sender blocked through a revoked entry woke with InvalidCapability\n");
     return true;
 }
 

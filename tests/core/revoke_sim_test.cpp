@@ -4,7 +4,9 @@
 // then revokes. Over many seeds (one interleaving each), every party that went through a
 // revoked entry ends with InvalidCapability, none of their messages is delivered, a party
 // blocked through an entry that was not revoked is not disturbed, and nobody is left parked
-// (the sim reports a waiter that would sleep forever as a deadlock).
+// (the sim reports a waiter that would sleep forever as a deadlock). A second scenario has
+// a holder forging, raising and reviving handles while its entry is revoked under it
+// (a tenth as many seeds).
 //
 // VIPC_SIM_SEEDS=<n> sets the number of seeds (10,000 by default; ctest runs fewer under
 // ThreadSanitizer and says so); VIPC_SIM_SEED=<n> replays one. A failure prints its seed.
@@ -188,6 +190,92 @@ std::string run_seed(u64 seed, bool* leaked) {
         }
     }
     return "";
+}
+
+// One seed of forging under the sim: a prober (process 2) holding a SEND entry writes forged,
+// raised and revived handles while the owner revokes the entry its own came from at a seeded
+// moment. No forged or raised handle is ever accepted; once a send through the real handle
+// has failed with InvalidCapability, no later use of it or of a neighbour succeeds.
+std::string run_forging_seed(u64 seed, bool* leaked) {
+    auto w = std::make_unique<World>(seed);
+    Registry& reg = w->registry;
+    Endpoint e = reg.create_endpoint(ProcessId{1}, 64).value();
+    Endpoint parent = e.derive(Rights::SEND | Rights::GRANT).value();
+    Endpoint mine = parent.transfer(ProcessId{2}, TransferMode::Copy, Rights::SEND).value();
+    CapabilitySpace& space = *mine.space();
+    const Capability real = mine.capability();
+    std::string problem;
+    u64 accepted_real = 0;
+    w->sim.spawn(ProcessId{2}, [&] {
+        bool revoked_seen = false;
+        for (u32 i = 0; i < 12 && problem.empty(); ++i) {
+            const Capability forged[] = {Capability(real.raw() | (u64{Rights::ALL} << 48)) == real
+                                             ? Capability(real.raw() ^ (u64{Rights::ALL} << 48))
+                                             : Capability(real.raw() | (u64{Rights::ALL} << 48)),
+                                         Capability::make(real.index(), real.check() + 1),
+                                         Capability::make(real.index(), real.check() - 1),
+                                         Capability::make(real.index() + 1, real.check()),
+                                         e.capability(),
+                                         Capability(0)};
+            for (const Capability& f : forged) {
+                SmallMessage m{f.raw(), 2, 0, {0, 0, 0, 0}};
+                if (fast_ipc_send(space, m) ||
+                    reg.validate_capability(space, f, Rights::SEND).has_value()) {
+                    problem = "a forged handle was accepted";
+                }
+            }
+            if (reg.validate_capability(space, real, Rights::RECEIVE).has_value()) {
+                problem = "the SEND entry gave RECEIVE";
+            }
+            SmallMessage m{real.raw(), 3, 0, {0, 0, 0, 0}};
+            Result<void> r = fast_ipc_send(space, m);
+            if (r) {
+                if (revoked_seen) problem = "a revoked handle came back";
+                ++accepted_real;
+            } else if (r.error() == IpcError::InvalidCapability) {
+                revoked_seen = true;
+            } else {
+                problem = std::string("the real handle gave ") + error_name(r.error());
+            }
+            w->sim.yield();
+        }
+    });
+    w->sim.spawn(ProcessId{1}, [&] {
+        for (u64 k = 0, n = seed % 8; k < n; ++k)
+            w->sim.yield();
+        if (!parent.revoke()) problem = "revoke failed";
+    });
+    SimPlatform::RunResult run = w->sim.run();
+    if (!run.ok) {
+        *leaked = true;
+        (void)w.release();
+        return "sim: " + run.failure;
+    }
+    if (!problem.empty()) return problem;
+    // Exactly the sends accepted before the revoke reached the endpoint.
+    const EndpointStats st = e.stats().value_or(EndpointStats{});
+    if (st.queued != accepted_real) return "accepted and queued counts differ";
+    if (mine.send_async(tagged(1)).has_value()) return "the revoked entry still sends";
+    return "";
+}
+
+TEST(RevokeSim, ForgedRaisedAndRevivedHandlesAreNeverAccepted) {
+    const u64 one = env_u64("VIPC_SIM_SEED", 0);
+    const u64 seeds = one != 0 ? 1 : env_u64("VIPC_SIM_SEEDS", 10'000) / 10;
+    u64 failures = 0;
+    bool leaked = false;
+    for (u64 i = 0; i < seeds; ++i) {
+        const u64 seed = one != 0 ? one : i + 1;
+        const std::string problem = run_forging_seed(seed, &leaked);
+        if (!problem.empty()) {
+            ADD_FAILURE() << "seed " << seed << " (replay with VIPC_SIM_SEED=" << seed
+                          << "): " << problem;
+            if (++failures == 5) break;
+        }
+    }
+    std::printf("[   sim    ] RevokeSim forging: %llu seeds\n",
+                static_cast<unsigned long long>(seeds));
+    EXPECT_EQ(failures, 0u);
 }
 
 TEST(RevokeSim, BlockedPartiesThroughARevokedEntryAllWakeWithInvalidCapability) {
