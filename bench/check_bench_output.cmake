@@ -30,7 +30,7 @@ endif()
 
 execute_process(
   COMMAND ${BENCH} --quick --rtts 200 --msgs 2000 --reps 3 --sizes 8,48,1K,1M
-          --json ${OUT_DIR}/bench.json --markdown ${OUT_DIR}/bench.md --plot-dir ${OUT_DIR}/plots
+          --json-out ${OUT_DIR}/bench.json --markdown ${OUT_DIR}/bench.md --plot-dir ${OUT_DIR}/plots
   OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
 message("${out}")
 if(NOT rc EQUAL 0)

@@ -1,6 +1,8 @@
 // Tables, JSON and SVG for a run. Cells are "median [min–max]" across repetitions.
 #include "report.hpp"
 
+#include "../tools/vipc/json_writer.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -597,40 +599,13 @@ bool write_markdown(const std::string& path, const RunInfo& run,
 
 namespace {
 
+// The command line's JSON writer (tools/vipc/json_writer.hpp): one quoting for both.
 std::string json_string(const std::string& s) {
-    std::string out = "\"";
-    for (unsigned char c : s) {
-        switch (c) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            default:
-                if (c < 0x20) {
-                    char buf[8];
-                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
-                    out += buf;
-                } else {
-                    out += static_cast<char>(c);
-                }
-        }
-    }
-    return out + "\"";
+    return vipc::json::quote(s);
 }
 
 std::string json_number(double v) {
-    if (!std::isfinite(v)) return "null";
-    char buf[40];
-    std::snprintf(buf, sizeof buf, "%.6g", v);
-    return buf;
+    return vipc::json::number_significant(v, 6);
 }
 
 std::string json_spread(const Spread& s) {

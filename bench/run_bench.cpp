@@ -44,7 +44,8 @@ const char* const kUsage =
     "(cross-core) and to one cpu (same-core), for every transport side by side.\n"
     "\n"
     "  --quick             short run (about 30 s): fewer round trips, sweep cross-core only\n"
-    "  --json FILE         write all results as JSON (also spelled --json-out FILE)\n"
+    "  --json              all results as JSON on stdout (the tables go to stderr)\n"
+    "  --json-out FILE     write all results as JSON into FILE\n"
     "  --markdown FILE     write the tables as Markdown\n"
     "  --plot-dir DIR      write SVG plots (latency, throughput, size sweep) into DIR\n"
     "  --only NAME[,NAME]  run only these transports (see --list)\n"
@@ -62,7 +63,8 @@ const char* const kUsage =
 struct Options {
     bool quick = false;
     bool list = false;
-    std::string json;
+    std::string json;          // --json-out FILE, or /dev/stdout for --json
+    bool json_stdout = false;  // --json: stdout is the JSON document's alone
     std::string markdown;
     std::string plot_dir;
     std::string child_log;
@@ -136,14 +138,17 @@ std::optional<int> parse(int argc, char** argv, Options& o) {
             o.quick = true;
         } else if (a == "--list") {
             o.list = true;
-        } else if (a == "--json" || a == "--json-out" || a == "--markdown" || a == "--plot-dir" ||
+        } else if (a == "--json") {
+            o.json_stdout = true;
+            o.json = "/dev/stdout";
+        } else if (a == "--json-out" || a == "--markdown" || a == "--plot-dir" ||
                    a == "--child-log") {
             const auto v = value(a.c_str());
             if (!v) return usage_error(a + " needs a path, e.g. " + a + " out");
-            (a == "--json" || a == "--json-out" ? o.json
-             : a == "--markdown"                ? o.markdown
-             : a == "--plot-dir"                ? o.plot_dir
-                                                : o.child_log) = *v;
+            (a == "--json-out"   ? o.json
+             : a == "--markdown" ? o.markdown
+             : a == "--plot-dir" ? o.plot_dir
+                                 : o.child_log) = *v;
         } else if (a == "--only") {
             const auto v = value("names");
             if (!v) return usage_error("--only needs transport names, e.g. --only pipe,futex");
@@ -291,9 +296,10 @@ int run_bench(int argc, char** argv) {
         table = chosen;
     }
     // Fail before a long run, not after it, when an output cannot be written.
-    for (const auto& [option, path] : {std::pair<const char*, std::string>{"--json", o.json},
-                                       {"--markdown", o.markdown},
-                                       {"--child-log", o.child_log}}) {
+    for (const auto& [option, path] :
+         {std::pair<const char*, std::string>{"--json-out", o.json_stdout ? "" : o.json},
+          {"--markdown", o.markdown},
+          {"--child-log", o.child_log}}) {
         if (path.empty()) continue;
         std::ofstream probe(path, std::ios::app);
         if (!probe)
@@ -343,7 +349,7 @@ int run_bench(int argc, char** argv) {
     }
     // The whole run stops starting cases past this budget; the rest say so.
     // (A case may still take its timeout after the budget.)
-    const double budget_seconds = o.quick ? 60 : 1080;
+    const double budget_seconds = o.quick ? 160 : 1080;
 
     const std::vector<int> cpus = allowed_cpus();
     run.machine = machine_description(cpus.size());
@@ -518,18 +524,22 @@ int run_bench(int argc, char** argv) {
     }
     run.seconds = std::chrono::duration<double>(Clock::now() - start).count();
 
-    print_terminal(stdout, run, results);
+    // Under --json, stdout carries the JSON document alone; the tables go to stderr.
+    std::FILE* human = o.json_stdout ? stderr : stdout;
+    print_terminal(human, run, results);
+    std::fflush(human);
     int code = 0;
     std::string error;
     if (!o.json.empty()) {
-        if (write_json(o.json, run, results, &error))
-            std::printf("JSON: %s\n", o.json.c_str());
-        else
+        if (write_json(o.json, run, results, &error)) {
+            if (!o.json_stdout) std::fprintf(human, "JSON: %s\n", o.json.c_str());
+        } else {
             code = 1;
+        }
     }
     if (code == 0 && !o.markdown.empty()) {
         if (write_markdown(o.markdown, run, results, &error))
-            std::printf("Markdown: %s\n", o.markdown.c_str());
+            std::fprintf(human, "Markdown: %s\n", o.markdown.c_str());
         else
             code = 1;
     }
@@ -537,7 +547,7 @@ int run_bench(int argc, char** argv) {
         std::vector<std::string> written;
         if (write_plots(o.plot_dir, run, results, &written, &error)) {
             for (const std::string& f : written)
-                std::printf("plot: %s\n", f.c_str());
+                std::fprintf(human, "plot: %s\n", f.c_str());
         } else {
             code = 1;
         }

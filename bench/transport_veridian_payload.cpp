@@ -31,6 +31,14 @@
 // the reason.
 #include "transport.hpp"
 
+// The reasons shown by rows that are not built (CMake passes the precise ones).
+#ifndef VIPC_BENCH_PAYLOAD_API_MISSING
+#define VIPC_BENCH_PAYLOAD_API_MISSING "not built: the runtime has no payload API"
+#endif
+#ifndef VIPC_BENCH_LOAN_API_MISSING
+#define VIPC_BENCH_LOAN_API_MISSING "not built: the runtime has no loans"
+#endif
+
 #if VIPC_BENCH_HAVE_POSIX_RUNTIME && VIPC_BENCH_HAVE_PAYLOAD_API
 
 #include <algorithm>
@@ -70,10 +78,12 @@ void set_pool_bytes(Options& options, vi::u64 bytes) {
     if constexpr (requires { options.pool_bytes; }) options.pool_bytes = bytes;
 }
 
+#if VIPC_BENCH_HAVE_LOAN_API
 // A deadline `ms` from now on CLOCK_MONOTONIC, the clock of every runtime Deadline.
 vi::Deadline after_ms(vi::u64 ms) {
     return vi::Deadline::at(vp::now_ns() + ms * 1'000'000);
 }
+#endif
 
 Status failure(const std::string& what, vi::IpcError e) {
     std::string text = what + ": " + vi::error_name(e);

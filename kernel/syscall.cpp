@@ -18,9 +18,10 @@
 //       (rax still the call number).
 //   S1. send/call: resolve (SEND), set maybe_queued, hand the message to the core
 //       (send_sync; it may block there while the queue is full).
-//   S2. then restart one parked receiver: remove it from the list, move its rip back over
-//       the 2-byte `syscall`, make it ready. It executes its receive again (R1) and finds
-//       the message. (The fast path instead writes the message into its frame: F below.)
+//   S2. then wake one parked receiver: remove it from the list and, on its behalf, take a
+//       message from the core through its own handle (R1 for it) and complete the receive
+//       into its frame; make it ready. (The fast path instead writes the registers straight
+//       into its frame, without the core.)
 //   C1. close / teardown of the owner: every parked receiver is made ready with
 //       EndpointNotFound in rax, every caller still awaiting a reply through the endpoint
 //       gets EndpointNotFound (fail_call), then the core's close wakes whoever blocks
@@ -103,13 +104,24 @@ void deliver(InterruptFrame* f, std::uint64_t reply_handle, std::uint64_t opcode
     f->r12 = sender;
 }
 
+// A call token: bit 63 set, the caller's call number in bits 8-62, its task slot + 1 in
+// bits 0-7. Every message the kernel hands to the core has 0 or a call token in its
+// capability word (user registers never reach it).
+constexpr std::uint64_t CALL_TOKEN_MARK = 1ull << 63;
+
 std::uint64_t call_token(const Task* t) {
-    return static_cast<std::uint64_t>(t - task_table() + 1) | (t->call_seq << 8);
+    return CALL_TOKEN_MARK | static_cast<std::uint64_t>(t - task_table() + 1) |
+           ((t->call_seq << 8) & ~CALL_TOKEN_MARK);
+}
+
+std::uint64_t call_seq_of(std::uint64_t token) {
+    return (token & ~CALL_TOKEN_MARK) >> 8;
 }
 
 Task* task_from_token(std::uint64_t token) {
     const std::uint64_t index = (token & 0xff) - 1;
-    return index < MAX_TASKS ? &task_table()[index] : nullptr;
+    if ((token & CALL_TOKEN_MARK) == 0 || index >= MAX_TASKS) return nullptr;
+    return &task_table()[index];
 }
 
 // P3/C1: the outcome of a Pending call is in its frame; wake it if it is parked.
@@ -154,7 +166,7 @@ void complete_receive(Task* self, InterruptFrame* f, KernelEndpoint* k, const Me
     if (s.capability != 0) {
         Task* client = task_from_token(s.capability);
         if (client != nullptr && client->call_state == CallState::Pending &&
-            client->call_seq == (s.capability >> 8)) {
+            (client->call_seq & (~CALL_TOKEN_MARK >> 8)) == call_seq_of(s.capability)) {
             if (ReplySlot* r = reply_slot_alloc(self)) {
                 r->client = client;
                 r->call_seq = client->call_seq;
@@ -176,7 +188,36 @@ void park_receiver(Task* self, KernelEndpoint* k) {
     k->receivers.push_back(self);
 }
 
-// S2: the first parked receiver executes its receive again.
+// S2: the first parked receiver takes the message now, on its own behalf: the core's
+// try_receive through the receiver's own handle (its frame's rdi), then the receive
+// completes into its frame and it is made ready. If the core has nothing for it after all
+// (a receiver blocked inside the core took the message), it stays parked.
+void wake_one_receiver(KernelEndpoint* k) {
+    Task* t = k->receivers.pop_front();
+    if (t == nullptr) return;
+    t->park = IpcPark::None;
+    t->parked_on = nullptr;
+    InterruptFrame* tf = t->user_frame();
+    auto e = t->handles.resolve(tf->rdi, Rights::RECEIVE);
+    if (!e) {
+        set_status(tf, e.error());
+        make_ready(t);
+        return;
+    }
+    auto m = (*e)->endpoint.try_receive();
+    if (m) {
+        complete_receive(t, tf, k, *m);
+    } else if (m.error() == IpcError::ChannelEmpty) {
+        park_receiver(t, k);
+        return;
+    } else {
+        set_status(tf, m.error());
+    }
+    make_ready(t);
+}
+
+// The first parked receiver executes its receive again (after a revoke: whether its
+// handle went stale is for its own receive to find out).
 void restart_one_receiver(KernelEndpoint* k) {
     Task* t = k->receivers.pop_front();
     if (t == nullptr) return;
@@ -255,7 +296,7 @@ InterruptFrame* sys_send(Task* self, InterruptFrame* f, std::uint64_t timeout_ns
         timeout_ns != 0 ? kernel_platform().after_ns(timeout_ns) : Deadline::never();
     k->maybe_queued = true;  // S1
     if (auto r = e->endpoint.send_sync(*m, deadline); !r) return fail(f, r.error());
-    restart_one_receiver(k);  // S2
+    wake_one_receiver(k);  // S2
     return succeed(f);
 }
 
@@ -264,21 +305,22 @@ InterruptFrame* sys_fast_send(Task* self, InterruptFrame* f) {
     KernelEndpoint* k = e->kernel_endpoint;
     auto m = message_from_frame(f, 0);
     if (!m) return fail(f, m.error());
-    if (Task* r = k->receivers.pop_front()) {
-        // A parked receiver: the registers go straight into its frame.
-        r->park = IpcPark::None;
-        r->parked_on = nullptr;
+    // A parked receiver, and a handle the fast path would accept (not revoked since it was
+    // made; the endpoint open): the registers go straight into the receiver's frame.
+    // Anything else is the core's to decide.
+    Task* receiver = e->epoch == k->epoch && !k->closed ? k->receivers.pop_front() : nullptr;
+    if (receiver != nullptr) {
+        receiver->park = IpcPark::None;
+        receiver->parked_on = nullptr;
         const SmallMessage& s = m->small_message();
-        deliver(r->user_frame(), 0, s.opcode | (std::uint64_t{s.flags} << 32), s.data,
+        deliver(receiver->user_frame(), 0, s.opcode | (std::uint64_t{s.flags} << 32), s.data,
                 self->pid.value);
-        make_ready(r);
+        make_ready(receiver);
         return succeed(f);
     }
-    // Otherwise the core's fast path: queue, or ChannelFull; it never blocks.
-    SmallMessage s = m->small_message();
-    s.capability = e->endpoint.capability().raw();
+    // Otherwise the core queues it, or says ChannelFull; it never blocks.
     k->maybe_queued = true;
-    const auto r = veridian::ipc::fast_ipc_send(*e->endpoint.space(), s);
+    const auto r = e->endpoint.send_async(*m);
     return r ? succeed(f) : fail(f, r.error());
 }
 
@@ -298,8 +340,9 @@ InterruptFrame* sys_call(Task* self, InterruptFrame* f) {
         self->call_endpoint = nullptr;
         return fail(f, sent.error());
     }
-    restart_one_receiver(k);      // S2
-    self->park = IpcPark::Reply;  // P4
+    wake_one_receiver(k);                               // S2
+    if (self->call_state == CallState::Done) return f;  // the receiver failed the call
+    self->park = IpcPark::Reply;                        // P4
     self->state = TaskState::Blocked;
     self->wait_deadline = Deadline::never();
     return switch_task(f);

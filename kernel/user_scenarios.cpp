@@ -38,7 +38,7 @@ const Image BLOCKERS{"blockers", user_image_blockers, user_image_blockers_end};
 const Image ADVERSARY{"adversary", user_image_adversary, user_image_adversary_end};
 
 // Role numbers of the programs (see each program's header).
-enum : std::uint64_t { SERVER = 0, CLIENT = 1 };
+enum : std::uint64_t { SERVER = 0, CLIENT = 1, HOARDING_SERVER = 2, BUSY_TOLERANT_CLIENT = 3 };
 enum : std::uint64_t {
     B_RECEIVER = 0,
     B_SENDER = 1,
@@ -59,7 +59,7 @@ enum : std::uint64_t {
     A_STALE_CALLER = 6
 };
 
-constexpr std::uint32_t MAX_PROCESSES = 8;
+constexpr std::uint32_t MAX_PROCESSES = 12;
 // Only turns a hang into a FAIL line; no verdict depends on it. Virtual time under
 // -icount shift=0 (1 ns per instruction): the whole boot takes well under 0.1 s of it.
 constexpr std::uint64_t WATCHDOG_NS = 5'000'000'000ull;
@@ -127,6 +127,7 @@ public:
     }
 
     ProcessId pid(int p) const { return tasks_[p]->pid; }
+    const ProcessOutcome& outcome(int p) const { return outcomes_[p]; }
     bool ok() const { return ok_; }
 
     // Starts every loaded process (in load order) and waits until all have ended.
@@ -263,7 +264,34 @@ bool scenario_call_reply(const char* name) {
         const int p = g.load("rpc-client", RPC);
         g.args(p, CLIENT, g.grant(p, k, Rights::SEND), c, ROUNDS);
     }
-    return g.run() && g.all_exited_zero();
+    if (!g.run() || !g.all_exited_zero()) return false;
+
+    // A server holding 8 unanswered calls (its reply slots): the ninth caller gets
+    // EndpointBusy, the other eight their answers.
+    ProcessGroup h(name);
+    constexpr std::uint64_t CALLS = 9;
+    const int hoarder = h.load("hoarding-server", RPC);
+    KernelEndpoint* e = h.endpoint(hoarder, 16);
+    h.args(hoarder, HOARDING_SERVER, h.grant(hoarder, e, Rights::RECEIVE), CALLS);
+    int callers[CALLS];
+    for (std::uint64_t c = 0; c < CALLS; ++c) {
+        callers[c] = h.load("caller", RPC);
+        h.args(callers[c], BUSY_TOLERANT_CLIENT, h.grant(callers[c], e, Rights::SEND), c);
+    }
+    if (!h.run() || !h.exited(hoarder, 0)) return false;
+    std::uint64_t busy = 0;
+    for (int c : callers) {
+        if (h.outcome(c).end == ProcessEnd::Exited && h.outcome(c).exit_code == 2) {
+            ++busy;
+        } else if (!h.exited(c, 0)) {
+            return false;
+        }
+    }
+    if (busy != 1) {
+        kprint("FAIL ", name, ": ", busy, " callers got EndpointBusy, expected 1\n");
+        return false;
+    }
+    return true;
 }
 
 bool scenario_close_wakes_blocked(const char* name) {

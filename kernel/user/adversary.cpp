@@ -145,6 +145,10 @@ int64_t stale_caller(uint64_t s, uint64_t stale) {
     request.data[0] = 0xBAD;
     c.expect_status(call(stale, request), vipc_abi::ERR_INVALID_CAPABILITY,
                     "a call through a revoked handle while a receiver is parked");
+    c.expect_status(fast_send(stale, request), vipc_abi::ERR_INVALID_CAPABILITY,
+                    "a fast_send through a revoked handle while a receiver is parked");
+    c.expect_status(send(stale, request), vipc_abi::ERR_INVALID_CAPABILITY,
+                    "a send through a revoked handle while a receiver is parked");
     return c.exit_code();
 }
 

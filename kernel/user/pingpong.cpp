@@ -75,8 +75,8 @@ int64_t client(uint64_t endpoint, bool general, uint64_t rounds) {
     sort(g_samples, rounds);
     Line() << "round trip, " << (general ? "general path" : "fast path") << ": min " << g_samples[0]
            << ", median " << g_samples[rounds / 2] << ", max " << g_samples[rounds - 1]
-           << " instructions over " << rounds << " calls (rdtsc under -icount; rdtsc pair "
-           << rdtsc_cost << ")";
+           << " TSC ticks over " << rounds
+           << " calls (instructions under -icount shift=0; rdtsc pair " << rdtsc_cost << ")";
     return 0;
 }
 

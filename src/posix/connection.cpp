@@ -26,6 +26,7 @@
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -39,7 +40,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "posix/error_reply.hpp"
 #include "posix/parked_count.hpp"
+#include "posix/pollable.hpp"
 #include "posix/rate_limit.hpp"
 #include "posix/region_wire.hpp"
 #include "posix/shm.hpp"
@@ -185,6 +188,15 @@ struct Connection::Impl final : WaitCheck {
     std::atomic<bool> broken{false};  // the server broke the protocol
     std::atomic<u64> monitor_id{0};   // registration with ClientMonitor (0 = none)
 
+    // pollable_fd() (see pollable.hpp): made on first use, under poll_mu; poll_armed is set
+    // (release) once `poll` is complete, and read (acquire) before signalling it.
+    std::mutex poll_mu;
+    PollSet poll;
+    std::atomic<bool> poll_armed{false};
+    int arm_poll();
+    void signal_poll() {
+        if (poll_armed.load(std::memory_order_acquire)) poll.signal_local();
+    }
     // Statistics (Connection::stats()): the parked counts (see parked_count.hpp) and the
     // messages this side sent (written under send_mu) and received (written under mu).
     std::atomic<u32> waiting_senders{0};
@@ -208,6 +220,7 @@ struct Connection::Impl final : WaitCheck {
     // The server hung up: mark it, wake every local thread blocked on this connection.
     void server_gone() {
         dead.store(true, std::memory_order_release);
+        signal_poll();  // a poller looks and gets EndpointNotFound
         if (c2s.valid()) futex_wake_all(&c2s_ctl.as<const RingCtl>()->head);
         if (s2c.valid()) futex_wake_all(&s2c_data.as<const RingDataHeader>()->tail);
         std::lock_guard<std::mutex> lock(mu);
@@ -247,7 +260,11 @@ struct Connection::Impl final : WaitCheck {
         return e == IpcError::EndpointNotFound && !closed.load(std::memory_order_acquire) &&
                s2c.valid();
     }
-    void dispatch(const Message& m) VIPC_REQUIRES(mu);
+    // Delivers `m` to its call or the inbox. The caller takes itself the reply to `own_txid`
+    // (when != 0) or, with `takes_inbox`, the inbox message: anything else is for another
+    // thread or the event loop, so the pollable descriptor is signalled.
+    void dispatch(const Message& m, TransactionId own_txid = 0, bool takes_inbox = false)
+        VIPC_REQUIRES(mu);
     // Waits for the reply to `txid` (txid != 0) or for an inbox message (txid == 0).
     Result<Message> wait_message(TransactionId txid, Deadline deadline);
     void close();
@@ -294,7 +311,7 @@ Result<void> Connection::Impl::check(bool slice_ended) {
         // The server never writes to the socket after its Welcome: readable means hung up.
         // Region records may be waiting on it: only a hang-up counts.
         pollfd p{socket.get(), POLLRDHUP, 0};
-        if (poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
+        if (::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
             server_gone();
             return quick_check();
         }
@@ -364,6 +381,14 @@ Result<void> Connection::Impl::connect(std::string_view name_, const ConnectOpti
     state_fd = take(FdBits::STATE);
     doorbell_fd = take(FdBits::DOORBELL);
     notify_fd = take(FdBits::NOTIFY);
+    // The notification socket (see pollable.hpp): we only ever write one byte to it, but a
+    // server that sent something else gets nothing written into a file of its choosing.
+    struct stat notify_stat {};
+    if (fstat(notify_fd.get(), &notify_stat) != 0 || !S_ISSOCK(notify_stat.st_mode)) {
+        return fail(IpcError::InvalidMessage,
+                    "endpoint '%s' sent a notification descriptor that is not a socket",
+                    name.c_str());
+    }
 
     // Map what our rights give: the pages we write read-write, the server's read-only.
     state_map = VIPC_TRY(map_peer_memfd(state_fd.get(), PAGE_BYTES, false));
@@ -493,16 +518,17 @@ void ClientMonitor::run() {
 void Connection::Impl::notify_server() {
     // Paired with the server's receive steps (4)/(5): our tail store (seq_cst, in the ring),
     // then the server's flag (seq_cst): either we see it set, or the server sees our tail.
+    // The server sleeps on every client's own tail word (so that it can tell who woke it:
+    // see Server::Impl::receive), and on the shared doorbell only when it says so.
     if (state->waiting.load(std::memory_order_seq_cst) != 0) {
-        doorbell->ring.fetch_add(1, std::memory_order_seq_cst);
-        futex_wake_all(&doorbell->ring);
-    }
-    if (state->poll_armed.load(std::memory_order_seq_cst) != 0) {
-        const char byte = 1;
-        // Non-blocking: a full pipe is already readable, which is all the server needs.
-        if (write(notify_fd.get(), &byte, 1) < 0) {
+        futex_wake_all(&c2s_data.as<const RingDataHeader>()->tail);
+        if (state->wake_doorbell.load(std::memory_order_seq_cst) != 0) {
+            doorbell->ring.fetch_add(1, std::memory_order_seq_cst);
+            futex_wake_all(&doorbell->ring);
         }
     }
+    // Steps (b), (c) of pollable.hpp: the server polls.
+    if (state->poll_armed.load(std::memory_order_seq_cst) != 0) notify_peer(notify_fd.get());
 }
 
 Result<void> Connection::Impl::send(const Message& msg, TransactionId txid, Deadline deadline,
@@ -659,17 +685,19 @@ Result<Message> Connection::Impl::read_one(Deadline deadline, ReadMode mode) {
     return r;
 }
 
-void Connection::Impl::dispatch(const Message& m) {
+void Connection::Impl::dispatch(const Message& m, TransactionId own_txid, bool takes_inbox) {
     if ((m.flags() & MessageFlags::IS_REPLY) != 0 && m.transaction_id() != 0) {
         PendingCall* p = find_pending(m.transaction_id());
         if (p != nullptr && !p->reply.has_value()) {
             p->reply = m;
+            if (m.transaction_id() != own_txid) signal_poll();
         } else {
             ++stale_replies;  // its caller gave up (timed out), or a duplicate: drop it
         }
         return;
     }
     inbox.push_back(m);
+    if (!takes_inbox) signal_poll();
 }
 
 Result<Message> Connection::Impl::wait_message(TransactionId txid, Deadline deadline) {
@@ -710,7 +738,7 @@ Result<Message> Connection::Impl::wait_message(TransactionId txid, Deadline dead
             reader_active = false;
             cv.notify_all();
             if (!r) return finish(c.error());  // (4C) drained
-            dispatch(*r);
+            dispatch(*r, txid, txid == 0);
             continue;
         }
         if (deadline_passed(deadline)) return finish(IpcError::Timeout);  // (4B)
@@ -726,7 +754,7 @@ Result<Message> Connection::Impl::wait_message(TransactionId txid, Deadline dead
             }
             lock.lock();
             reader_active = false;
-            if (r) dispatch(*r);
+            if (r) dispatch(*r, txid, txid == 0);
             cv.notify_all();
             if (!r && r.error() != IpcError::Timeout) return finish(r.error());  // (4C)
             continue;
@@ -756,6 +784,7 @@ void Connection::Impl::close() {
         std::lock_guard<std::mutex> lock(mu);
         cv.notify_all();
     }
+    signal_poll();
     if (socket.valid()) shutdown(socket.get(), SHUT_RDWR);
 }
 
@@ -878,13 +907,19 @@ Result<Message> Connection::try_receive() {
         // Another thread is the reader: whatever arrives is its to take and dispatch.
         if (c.reader_active || c.inbox.size() >= c.geometry.depth) return IpcError::ChannelEmpty;
         auto r = c.read_one(Deadline::past(), mode);
+        if (!r && r.error() == IpcError::ChannelEmpty && mode == Impl::ReadMode::Look &&
+            c.poll_armed.load()) {
+            // Steps (3), (4) of pollable.hpp: re-arm, then look once more.
+            c.poll.drain(OnPeerHangup::KeepReadable);
+            r = c.read_one(Deadline::past(), mode);
+        }
         if (!r) {
             if (mode == Impl::ReadMode::Drain && r.error() == IpcError::ChannelEmpty) {
                 return c.quick_check().error();  // drained (the check fails for good once gone)
             }
             return r.error();
         }
-        c.dispatch(*r);
+        c.dispatch(*r, 0, true);
         c.cv.notify_all();
     }
 }
@@ -923,7 +958,101 @@ Result<Message> Connection::call_with(const Message& request, Region* region, Tr
         return s.error();
     }
     // (2)-(4)
-    return c.wait_message(txid, deadline);
+    Result<Message> reply = c.wait_message(txid, deadline);
+    if (reply) {
+        if (auto e = error_in_reply(*reply); !e) {
+            return fail(e.error(), "the server of '%s' answered the call with %s", c.name.c_str(),
+                        error_name(e.error()));
+        }
+    }
+    return reply;
+}
+
+Result<TransactionId> Connection::begin_call(const Message& request, Deadline deadline) {
+    if (!impl_) return moved_from();
+    Impl& c = *impl_;
+    if ((c.rights & (Rights::SEND | Rights::RECEIVE)) != (Rights::SEND | Rights::RECEIVE)) {
+        VIPC_TRY(c.quick_check());
+        return fail(IpcError::PermissionDenied, "call on '%s' needs both SEND and RECEIVE rights",
+                    c.name.c_str());
+    }
+    // (0) register, (1) send, as call(); take_reply() does (2)-(4) without waiting.
+    const TransactionId txid = c.next_txid.fetch_add(1, std::memory_order_relaxed);
+    {
+        std::lock_guard<std::mutex> lock(c.mu);
+        c.pending.push_back(Impl::PendingCall{txid, std::nullopt});
+    }
+    if (auto s = c.send(request, txid, deadline, true); !s) {
+        std::lock_guard<std::mutex> lock(c.mu);
+        c.erase_pending(txid);
+        return s.error();
+    }
+    return txid;
+}
+
+Result<Message> Connection::take_reply(TransactionId txid) {
+    if (!impl_) return moved_from();
+    Impl& c = *impl_;
+    std::lock_guard<std::mutex> lock(c.mu);
+    for (bool drained = false;;) {
+        Impl::PendingCall* p = c.find_pending(txid);
+        if (p == nullptr) {
+            return fail(IpcError::InvalidMessage,
+                        "no call %llu is outstanding on '%s' (finished or never begun)",
+                        static_cast<unsigned long long>(txid), c.name.c_str());
+        }
+        if (p->reply.has_value()) {
+            const Message m = *p->reply;
+            c.erase_pending(txid);
+            if (auto e = error_in_reply(m); !e) {
+                return fail(e.error(), "the server of '%s' answered the call with %s",
+                            c.name.c_str(), error_name(e.error()));
+            }
+            return m;
+        }
+        if (auto q = c.quick_check(); !q) {
+            c.erase_pending(txid);
+            return q.error();
+        }
+        // Another thread is the reader (it dispatches our reply and signals the descriptor),
+        // or the inbox is full (the application must take its messages first).
+        if (c.reader_active || c.inbox.size() >= c.geometry.depth) return IpcError::ChannelEmpty;
+        auto r = c.read_one(Deadline::past(), Impl::ReadMode::Look);
+        if (!r && r.error() == IpcError::ChannelEmpty && !drained && c.poll_armed.load()) {
+            c.poll.drain(OnPeerHangup::KeepReadable);  // (3), (4) of pollable.hpp
+            drained = true;
+            continue;
+        }
+        if (!r) return r.error();
+        c.dispatch(*r, txid, false);
+        c.cv.notify_all();
+    }
+}
+
+void Connection::cancel_call(TransactionId txid) {
+    if (!impl_) return;
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->erase_pending(txid);
+}
+
+int Connection::Impl::arm_poll() {
+    std::lock_guard<std::mutex> lock(poll_mu);
+    if (poll_armed.load(std::memory_order_relaxed)) return poll.fd();
+    if (!poll.open()) return -1;
+    poll.add(notify_fd.get());
+    // Steps (1), (2) of pollable.hpp: the server signals from now on; the first poll looks.
+    if (s2c.valid()) s2c_ctl.as<RingCtl>()->poll_armed.store(1, std::memory_order_seq_cst);
+    poll_armed.store(true, std::memory_order_release);
+    poll.signal_local();
+    return poll.fd();
+}
+
+int Connection::pollable_fd() {
+    if (!impl_) {
+        (void)moved_from();
+        return -1;
+    }
+    return impl_->arm_poll();
 }
 
 Result<void> Connection::close() {

@@ -88,7 +88,8 @@ struct alignas(64) RingCtl {
     std::atomic<u32> waiting_for_data;  // 1 while the consumer sleeps on data.tail
     std::atomic<u32> closed;            // 1 once the consumer side closed
     std::atomic<u32> cpu;               // CPU the consumer last ran on, + 1 (0 = unknown)
-    u32 reserved1[13];
+    std::atomic<u32> poll_armed;        // 1 once the consumer polls (see pollable.hpp): s2c only
+    u32 reserved1[12];
 };
 static_assert(sizeof(RingCtl) == RING_HEADER_BYTES);
 
@@ -106,7 +107,10 @@ struct alignas(64) ServerState {
     u32 limit_burst_messages;
     u64 limit_bytes_per_second;
     u64 limit_burst_bytes;
-    u32 reserved[4];
+    // 1 when a producer that sees `waiting` must also ring the shared doorbell (the server
+    // cannot wait on every connection's own tail word: see Server::Impl::receive).
+    std::atomic<u32> wake_doorbell;
+    u32 reserved[3];
 };
 static_assert(sizeof(ServerState) == 64);
 
