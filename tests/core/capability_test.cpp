@@ -583,6 +583,11 @@ TEST_F(CapabilityCheck, PropertyNoForgedHandleIsEverAccepted) {
     }
     stale.push_back(theirs.capability());
     stale.push_back(give(theirs, ProcessId{5}, Rights::ALL).capability());
+    auto carrying = [](Capability c) {
+        Message m = tagged(c.raw());
+        m.set_flags(MessageFlags::HAS_CAPABILITY);
+        return m;
+    };
     auto is_valid = [&](Capability c) {
         for (const Capability& v : valid)
             if (v == c) return true;
@@ -616,10 +621,12 @@ TEST_F(CapabilityCheck, PropertyNoForgedHandleIsEverAccepted) {
         ++checked;
         // The operations that do not change anything on failure, each of which must refuse.
         SmallMessage m{c.raw(), 1, 0, {0, 0, 0, 0}};
-        const bool accepted = registry.validate_capability(space, c, 0).has_value() ||
-                              fast_ipc_send(space, m).has_value() || space.inspect(c).has_value() ||
-                              call_reply(space, tagged(1), c, Deadline::past()).has_value() ||
-                              space.revoke(c).has_value() || space.release(c).has_value();
+        const bool accepted =
+            registry.validate_capability(space, c, 0).has_value() ||
+            fast_ipc_send(space, m).has_value() || space.inspect(c).has_value() ||
+            call_reply(space, tagged(1), c, Deadline::past()).has_value() ||
+            space.revoke(c).has_value() || space.release(c).has_value() ||
+            e.send_async(carrying(c)).has_value();  // a capability carried in a message
         if (accepted) ++wrongly_accepted;
     }
     EXPECT_EQ(checked, kValues);
