@@ -14,6 +14,8 @@
 //                               the registry must then not be touched again
 #pragma once
 
+#include <new>
+
 #include "contract.hpp"
 #include "veridian/ipc/core/registry.hpp"
 
@@ -28,13 +30,16 @@ public:
     static constexpr bool kReplyKnowsCallerGaveUp = true;      // "reply to a caller that gave up"
     static constexpr bool kServerOutlivesItsClients = false;   // "one endpoint, many clients"
     static constexpr bool kReplyToAFullRingFails = false;      // "reply never blocks"
+    static constexpr bool kRevokeWakesBlocked = true;          // capability spaces: revoke wakes
 
     explicit CoreAdapter(Runner& runner) : runner_(runner) {
-        registry_ = new Registry(runner.platform(), runner.allocator(), /*max_endpoints=*/4);
+        registry_ = new (registry_storage_)
+            Registry(runner.platform(), runner.allocator(), /*max_endpoints=*/4);
     }
     ~CoreAdapter() {
-        // After an unwound sim run the endpoints' waiter lists may point into dead stacks.
-        if (!runner_.leak_on_exit()) delete registry_;
+        // After an unwound sim run the endpoints' waiter lists may point into dead stacks:
+        // the registry is then abandoned, never destroyed.
+        if (!runner_.leak_on_exit()) registry_->~Registry();
     }
     CoreAdapter(const CoreAdapter&) = delete;
     CoreAdapter& operator=(const CoreAdapter&) = delete;
@@ -115,10 +120,9 @@ public:
     // Ends the client's access: every handle it holds becomes invalid; the server goes on
     // with fresh ones.
     Result<void> revoke_client() {
-        server_owner_ = VIPC_TRY(server_owner_.revoke_all());
-        client_owner_ = VIPC_TRY(client_owner_.revoke_all());
-        server_to_client_ =
-            VIPC_TRY(client_owner_.transfer(kServer, TransferMode::Copy, Rights::SEND));
+        // The client's own entries, and anything derived from them; the server's are untouched.
+        VIPC_TRY(client_to_server_.revoke());
+        VIPC_TRY(client_inbox_.revoke());
         return ok();
     }
 
@@ -145,6 +149,7 @@ private:
     static constexpr ProcessId kClient{2};
 
     Runner& runner_;
+    alignas(Registry) unsigned char registry_storage_[sizeof(Registry)];
     Registry* registry_ = nullptr;
     u16 rights_ = 0;
     Endpoint server_owner_, client_owner_;  // all rights: the channel's owner
