@@ -396,7 +396,9 @@ Result<void> wait_for_data(RingConsumer& ring, SpinBudget& spin, Deadline deadli
         // (6) read the word, re-check
         const u32 t = ring.data()->tail.load(std::memory_order_seq_cst);
         const auto a = ring.available();
-        if (!a || *a > 0) {
+        // A close or a death noticed during the spin wakes this word without changing it:
+        // look at the connection again here, or that wake is lost for a whole slice.
+        if (!a || *a > 0 || !check.check(false)) {
             ring.ctl()->waiting_for_data.store(0, std::memory_order_relaxed);
             slept = false;
             continue;
@@ -440,7 +442,8 @@ Result<void> wait_for_space(RingProducer& ring, SpinBudget& spin, Deadline deadl
         // (6) read the word, re-check
         const u32 h = ring.ctl()->head.load(std::memory_order_seq_cst);
         const auto f = ring.free_slots();
-        if (!f || *f > 0) {
+        // As in wait_for_data: a close or death noticed during the spin is seen here.
+        if (!f || *f > 0 || !check.check(false)) {
             ring.data()->waiting_for_space.store(0, std::memory_order_relaxed);
             slept = false;
             continue;
