@@ -63,8 +63,13 @@ public:
     void clear();
 
 private:
+    // Fills a free slot with `endpoint`, a core entry already made for this process.
+    veridian::ipc::Result<std::uint64_t> fill(KernelEndpoint* kernel_endpoint,
+                                              const veridian::ipc::Endpoint& endpoint);
+
     HandleEntry entries_[CAPACITY];
     std::uint32_t sequence_ = 1;
+    std::uint64_t pid_ = 0;  // the process whose capability space holds the core entries
 };
 
 }  // namespace vipc_kernel

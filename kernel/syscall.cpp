@@ -278,7 +278,7 @@ InterruptFrame* sys_receive(Task* self, InterruptFrame* f, std::uint64_t handle,
     if (timeout_ns != 0) {
         // A deadline: the core's blocking receive, which ends with Timeout.
         ++k->core_receivers;
-        auto m = e->endpoint.receive_sync(self->pid, kernel_platform().after_ns(timeout_ns));
+        auto m = e->endpoint.receive_sync(kernel_platform().after_ns(timeout_ns));
         --k->core_receivers;
         if (m) k->queue_uncertain = true;  // from the queue, or handed over: not known
         if (!m) return fail(f, m.error());
@@ -310,7 +310,7 @@ InterruptFrame* sys_send(Task* self, InterruptFrame* f, std::uint64_t timeout_ns
     const Message m = message_from_frame(f, 0);
     const Deadline deadline =
         timeout_ns != 0 ? kernel_platform().after_ns(timeout_ns) : Deadline::never();
-    if (auto r = e->endpoint.send_sync(m, self->pid, deadline); !r) return fail(f, r.error());
+    if (auto r = e->endpoint.send_sync(m, deadline); !r) return fail(f, r.error());
     k->note_sent();
     wake_one_receiver(k);  // S2
     return succeed(f);
@@ -349,7 +349,7 @@ InterruptFrame* sys_call(Task* self, InterruptFrame* f) {
     const Message m = message_from_frame(f, call_token(self));
     self->call_state = CallState::Pending;
     self->call_endpoint = k;
-    const auto sent = e->endpoint.send_sync(m, self->pid, Deadline::never());
+    const auto sent = e->endpoint.send_sync(m, Deadline::never());
     if (sent) {
         // Counted and a parked receiver woken even if the call is already answered: the
         // count must match what entered the queue (kernel_objects.hpp).
@@ -414,11 +414,19 @@ InterruptFrame* sys_derive(Task* self, InterruptFrame* f) {
 InterruptFrame* sys_revoke(Task* self, InterruptFrame* f) {
     VIPC_RESOLVE_OR_FAIL(e, self, f->rdi, Rights::REVOKE);
     KernelEndpoint* k = e->kernel_endpoint;
-    auto fresh = e->endpoint.revoke();
+    veridian::ipc::CapabilitySpace* kernel_space = k->endpoint.space();
+    // The core's revoke_all: a fresh root entry with all rights in the caller's space; the
+    // caller keeps a child of it with its rights, the kernel's copy moves back to where the
+    // kernel's all-rights entry was.
+    auto fresh = e->endpoint.revoke_all();
     if (!fresh) return fail(f, fresh.error());
+    auto mine = fresh->derive(e->rights);
+    if (!mine) return fail(f, mine.error());
+    auto kept = fresh->transfer(*kernel_space, veridian::ipc::TransferMode::Move);
+    if (!kept) return fail(f, kept.error());
     ++k->epoch;
-    k->endpoint = *fresh;
-    e->endpoint = fresh->derive(e->rights);
+    k->endpoint = *kept;
+    e->endpoint = *mine;
     e->epoch = k->epoch;
     // Receivers parked through now-stale handles try again and get InvalidCapability.
     while (!k->receivers.empty())
@@ -462,7 +470,8 @@ InterruptFrame* teardown(InterruptFrame* f, ProcessEnd end, std::int64_t code,
         KernelEndpoint& k = endpoints[i];
         if (k.id != 0 && k.owner == self->pid) endpoint_closed(&k);
     }
-    (void)kernel_registry().remove_process_endpoints(self->pid);
+    // Its endpoints close and its capability space goes (the core's process-death path).
+    (void)kernel_registry().remove_process(self->pid);
     for (std::uint32_t i = 0; i < MAX_KERNEL_ENDPOINTS; ++i) {
         KernelEndpoint& k = endpoints[i];
         if (k.id != 0 && k.owner == self->pid) k.id = 0;  // entries naming it go stale

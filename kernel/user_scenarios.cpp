@@ -194,7 +194,7 @@ private:
     void discard() {
         IrqGuard guard;
         for (std::uint32_t i = 0; i < count_; ++i) {
-            (void)kernel_registry().remove_process_endpoints(tasks_[i]->pid);
+            (void)kernel_registry().remove_process(tasks_[i]->pid);
             address_space_destroy(tasks_[i]->space);
             tasks_[i]->handles.clear();
             tasks_[i]->is_user = false;

@@ -21,7 +21,7 @@ using CallReply = CoreTest;
 // Serves `count` requests on `server`: each reply carries the request's tag plus 1000.
 void serve(Endpoint server, int count, Deadline deadline, std::atomic<int>* failures) {
     for (int i = 0; i < count; ++i) {
-        Result<Message> request = server.receive_sync(kOwner, deadline);
+        Result<Message> request = server.receive_sync(deadline);
         if (!request) {
             failures->fetch_add(1);
             return;
@@ -37,7 +37,7 @@ TEST_F(CallReply, RequestCarriesTheCallerAndAFreshTransactionId) {
     std::vector<Message> requests;
     std::jthread server([&] {
         for (int i = 0; i < 2; ++i) {
-            Result<Message> r = e.receive_sync(kOwner, bound());
+            Result<Message> r = e.receive_sync(bound());
             if (!r) return;
             requests.push_back(*r);
             (void)e.reply(*r, tagged(0));
@@ -45,8 +45,8 @@ TEST_F(CallReply, RequestCarriesTheCallerAndAFreshTransactionId) {
     });
     Message request = tagged(1);
     request.set_flags(MessageFlags::IS_REPLY);  // a caller cannot pass a request off as a reply
-    ASSERT_IPC_OK(e.call(request, ProcessId{21}, bound()));
-    ASSERT_IPC_OK(e.call(tagged(2), ProcessId{22}, bound()));
+    ASSERT_IPC_OK(give(e, ProcessId{21}, Rights::SEND).call(request, bound()));
+    ASSERT_IPC_OK(give(e, ProcessId{22}, Rights::SEND).call(tagged(2), bound()));
     server.join();
     ASSERT_EQ(requests.size(), 2u);
     EXPECT_EQ(requests[0].sender(), ProcessId{21});
@@ -66,10 +66,10 @@ TEST_F(CallReply, RepliesInAnyOrderReachTheirOwnCallers) {
         std::vector<std::jthread> callers;
         for (int c = 0; c < kCallers; ++c) {
             callers.emplace_back(
-                [&, c] { replies[c] = e.call(tagged(static_cast<u64>(c)), kOther, bound()); });
+                [&, c] { replies[c] = e.call(tagged(static_cast<u64>(c)), bound()); });
         }
         for (int c = 0; c < kCallers; ++c) {
-            Result<Message> r = e.receive_sync(kOwner, bound());
+            Result<Message> r = e.receive_sync(bound());
             ASSERT_IPC_OK(r);
             requests.push_back(*r);
         }
@@ -94,8 +94,8 @@ TEST_F(CallReply, ReplyToAnUnknownTransactionGivesProcessNotFound) {
 TEST_F(CallReply, ASecondReplyToTheSameRequestGivesProcessNotFound) {
     Endpoint e = make_endpoint();
     Result<Message> first = IpcError::NotInitialized;
-    std::jthread caller([&] { first = e.call(tagged(1), kOther, bound()); });
-    Result<Message> request = e.receive_sync(kOwner, bound());
+    std::jthread caller([&] { first = e.call(tagged(1), bound()); });
+    Result<Message> request = e.receive_sync(bound());
     ASSERT_IPC_OK(request);
     ASSERT_TRUE(wait_for_callers(e, 1));
     ASSERT_IPC_OK(e.reply(*request, tagged(2)));
@@ -109,7 +109,7 @@ TEST_F(CallReply, CallerBlockedSendingIntoAFullQueueWakesOnClose) {
     Endpoint e = make_endpoint(1);
     ASSERT_IPC_OK(e.send_async(tagged(0)));
     Result<Message> reply = IpcError::NotInitialized;
-    std::jthread caller([&] { reply = e.call(tagged(1), kOther, bound()); });
+    std::jthread caller([&] { reply = e.call(tagged(1), bound()); });
     ASSERT_TRUE(wait_for_senders(e, 1));
     ASSERT_IPC_OK(e.close());
     caller.join();
@@ -122,7 +122,7 @@ TEST_F(CallReply, CallerBlockedSendingIntoAFullQueueWakesOnClose) {
 TEST_F(CallReply, FullQueueUntilTheDeadlineGivesTimeoutAndLeavesNoCallerBehind) {
     Endpoint e = make_endpoint(1);
     ASSERT_IPC_OK(e.send_async(tagged(0)));
-    EXPECT_IPC_ERROR(e.call(tagged(1), kOther, platform.after_ns(kMillisecond)), IpcError::Timeout);
+    EXPECT_IPC_ERROR(e.call(tagged(1), platform.after_ns(kMillisecond)), IpcError::Timeout);
     const EndpointStats s = stats_of(e);
     EXPECT_EQ(s.waiting_callers, 0u);
     EXPECT_EQ(s.waiting_senders, 0u);
@@ -135,7 +135,7 @@ TEST_F(CallReply, FreeFunctionCallsTheEndpointTheCapabilityNames) {
     std::jthread server([&] { serve(e, 1, bound(), &failures); });
     ThreadsPlatform::set_current_process(ProcessId{55});
     Result<Message> reply =
-        call_reply(registry, tagged(8), e.derive(Rights::SEND).capability(), bound());
+        call_reply(owner_space(), tagged(8), e.derive(Rights::SEND).value().capability(), bound());
     ThreadsPlatform::set_current_process(ProcessId{});
     server.join();
     ASSERT_IPC_OK(reply);
@@ -143,17 +143,18 @@ TEST_F(CallReply, FreeFunctionCallsTheEndpointTheCapabilityNames) {
     EXPECT_EQ(failures.load(), 0);
 }
 
-TEST_F(CallReply, FreeFunctionStampsTheCurrentProcessAsCaller) {
+TEST_F(CallReply, FreeFunctionStampsTheHolderOfTheCallingSpaceAsCaller) {
     Endpoint e = make_endpoint();
     ProcessId seen{};
     std::jthread server([&] {
-        Result<Message> r = e.receive_sync(kOwner, bound());
+        Result<Message> r = e.receive_sync(bound());
         if (!r) return;
         seen = r->sender();
         (void)e.reply(*r, tagged(0));
     });
-    ThreadsPlatform::set_current_process(ProcessId{56});
-    ASSERT_IPC_OK(call_reply(registry, tagged(1), e.capability(), bound()));
+    const Endpoint client = give(e, ProcessId{56}, Rights::SEND);
+    ThreadsPlatform::set_current_process(ProcessId{57});  // not what the core stamps
+    ASSERT_IPC_OK(call_reply(space_of(ProcessId{56}), tagged(1), client.capability(), bound()));
     ThreadsPlatform::set_current_process(ProcessId{});
     server.join();
     EXPECT_EQ(seen, ProcessId{56});
@@ -161,14 +162,14 @@ TEST_F(CallReply, FreeFunctionStampsTheCurrentProcessAsCaller) {
 
 TEST_F(CallReply, FreeFunctionRejectsNullForgedAndUnprivilegedTargets) {
     Endpoint e = make_endpoint();
-    EXPECT_IPC_ERROR(call_reply(registry, tagged(1), Capability(), bound()),
+    EXPECT_IPC_ERROR(call_reply(owner_space(), tagged(1), Capability(), bound()),
                      IpcError::InvalidCapability);
-    const Capability forged = Capability::make(
-        e.capability().index(), static_cast<u16>(e.capability().generation() + 1), Rights::ALL);
-    EXPECT_IPC_ERROR(call_reply(registry, tagged(1), forged, bound()), IpcError::InvalidCapability);
-    EXPECT_IPC_ERROR(
-        call_reply(registry, tagged(1), e.capability().derive(Rights::RECEIVE), bound()),
-        IpcError::PermissionDenied);
+    const Capability forged = Capability::make(e.capability().index(), e.capability().check() + 1);
+    EXPECT_IPC_ERROR(call_reply(owner_space(), tagged(1), forged, bound()),
+                     IpcError::InvalidCapability);
+    EXPECT_IPC_ERROR(call_reply(owner_space(), tagged(1),
+                                e.derive(Rights::RECEIVE).value().capability(), bound()),
+                     IpcError::PermissionDenied);
     EXPECT_EQ(stats_of(e).sent, 0u);
 }
 

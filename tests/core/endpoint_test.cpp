@@ -226,18 +226,19 @@ TEST_F(Bind, ASlotReusedAfterRemovalStartsUnbound) {
     EXPECT_IPC_OK(second->bind(kOther));
 }
 
-TEST_F(Routing, SendSyncStampsTheSenderItIsGiven) {
+TEST_F(Routing, SendSyncStampsTheHolderOfTheSendingSpace) {
     Endpoint e = make_endpoint();
-    ASSERT_IPC_OK(e.send_sync(tagged(1), ProcessId{42}, bound()));
+    ASSERT_IPC_OK(give(e, ProcessId{42}, Rights::SEND).send_sync(tagged(1), bound()));
     Result<Message> m = e.try_receive();
     ASSERT_IPC_OK(m);
     EXPECT_EQ(m->sender(), ProcessId{42});
 }
 
-TEST_F(Routing, SendAsyncStampsTheCurrentProcess) {
+TEST_F(Routing, SendAsyncStampsTheHolderNotTheCurrentProcess) {
     Endpoint e = make_endpoint();
-    ThreadsPlatform::set_current_process(ProcessId{31});
-    ASSERT_IPC_OK(e.send_async(tagged(1)));
+    Endpoint client = give(e, ProcessId{31}, Rights::SEND);
+    ThreadsPlatform::set_current_process(ProcessId{32});
+    ASSERT_IPC_OK(client.send_async(tagged(1)));
     ThreadsPlatform::set_current_process(ProcessId{});
     Result<Message> m = e.try_receive();
     ASSERT_IPC_OK(m);
@@ -249,16 +250,19 @@ TEST_F(Routing, PlainSendsCannotForgeATransactionIdOrSender) {
     Message forged = tagged(1);
     forged.set_transaction_id(99);
     forged.set_sender(ProcessId{666});
+    forged.set_badge(0xBAD);
     ASSERT_IPC_OK(e.send_async(forged));
-    ASSERT_IPC_OK(e.send_sync(forged, ProcessId{5}, bound()));
+    ASSERT_IPC_OK(give(e, ProcessId{5}, Rights::SEND).send_sync(forged, bound()));
     Result<Message> a = e.try_receive();
     Result<Message> b = e.try_receive();
     ASSERT_IPC_OK(a);
     ASSERT_IPC_OK(b);
     EXPECT_EQ(a->transaction_id(), 0u);
     EXPECT_EQ(b->transaction_id(), 0u);
-    EXPECT_NE(a->sender(), ProcessId{666});
+    EXPECT_EQ(a->sender(), kOwner);
     EXPECT_EQ(b->sender(), ProcessId{5});
+    EXPECT_EQ(a->badge(), 0u);
+    EXPECT_EQ(b->badge(), 0u);
 }
 
 }  // namespace

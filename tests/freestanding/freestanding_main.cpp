@@ -75,7 +75,7 @@ int run() {
     if (!endpoint->send_async(Message::small(0x1234, 42))) return 2;
     Result<Message> got = endpoint->try_receive();
     if (!got || got->capability() != 0x1234 || got->opcode() != 42) return 3;
-    Result<Message> timed_out = endpoint->receive_sync(ProcessId{1}, platform.after_ns(10));
+    Result<Message> timed_out = endpoint->receive_sync(platform.after_ns(10));
     if (timed_out || timed_out.error() != IpcError::Timeout) return 4;
     if (!endpoint->close()) return 5;
     if (endpoint->try_receive().error() != IpcError::EndpointNotFound) return 6;
