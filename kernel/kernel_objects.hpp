@@ -5,9 +5,8 @@
 //
 // A KernelEndpoint holds what the core does not: the processes parked in receive on the
 // endpoint (at the IPC level, with no kernel stack in use: the fast path hands a call
-// straight to the first of them), whether the core's queue may hold messages, whether the
-// endpoint was closed, and a revocation epoch (handle entries made before a revoke are
-// refused by the fast path and then by the core).
+// straight to the first of them), whether the core's queue may hold messages, and whether
+// the endpoint was closed. Which handles are still valid is the core's (handle_table.hpp).
 //
 // What the kernel knows of the core's queue (interrupts off around every change): `queued`
 // counts the messages the kernel's sends put there and its receives have not taken;
@@ -33,10 +32,9 @@ ArenaAllocator& kernel_allocator();
 veridian::ipc::Registry& kernel_registry();
 
 struct KernelEndpoint {
-    veridian::ipc::Endpoint endpoint;  // all rights: the kernel's own handle
+    veridian::ipc::Endpoint endpoint;  // an entry with all rights (the root, or revoke_all's)
     veridian::ipc::EndpointId id = 0;  // 0: this slot is free
     ProcessId owner{};
-    std::uint32_t epoch = 0;
     bool closed = false;
     bool queue_uncertain = false;
     std::uint32_t queued = 0;
@@ -64,10 +62,13 @@ struct KernelEndpoint {
 
 inline constexpr std::uint32_t MAX_KERNEL_ENDPOINTS = 48;
 
-// Creates an endpoint owned by `owner` (a user process: its teardown removes it) and its
-// companion. OutOfMemory when either table is full.
-veridian::ipc::Result<KernelEndpoint*> create_kernel_endpoint(ProcessId owner,
+// Creates an endpoint owned by the holder of `owner` (a user process: its teardown removes
+// it), its root entry in that space, and its companion. OutOfMemory when a table is full.
+veridian::ipc::Result<KernelEndpoint*> create_kernel_endpoint(veridian::ipc::CapabilitySpace& owner,
                                                               std::uint32_t capacity);
+
+// The companion of a live endpoint, or nullptr.
+KernelEndpoint* find_kernel_endpoint(veridian::ipc::EndpointId id);
 
 // All companion slots (MAX_KERNEL_ENDPOINTS; id 0 = free), for teardown's scan.
 KernelEndpoint* kernel_endpoint_table();

@@ -79,7 +79,9 @@ InterruptFrame* succeed(InterruptFrame* f) {
         entry = *resolved;                                       \
     }
 
-// Capabilities do not travel through this ABI (HAS_CAPABILITY: InvalidMessage).
+// A message with HAS_CAPABILITY carries a handle of the sender's space in data[0]: only
+// the core may move it (it needs GRANT, and the receiver gets a handle of its own space),
+// so such a message never takes a hand-off that bypasses the core.
 bool carries_capability(const InterruptFrame* f) {
     return ((f->rsi >> 32) & MessageFlags::HAS_CAPABILITY) != 0;
 }
@@ -96,7 +98,7 @@ Message message_from_frame(const InterruptFrame* f, std::uint64_t call_token) {
 
 // Writes a received message into a frame (the receive registers of abi.hpp).
 void deliver(InterruptFrame* f, std::uint64_t reply_handle, std::uint64_t opcode_flags,
-             const std::uint64_t data[4], std::uint64_t sender) {
+             const std::uint64_t data[4], std::uint64_t sender, veridian::ipc::Badge badge) {
     f->rax = 0;
     f->rdi = reply_handle;
     f->rsi = opcode_flags;
@@ -105,6 +107,7 @@ void deliver(InterruptFrame* f, std::uint64_t reply_handle, std::uint64_t opcode
     f->r8 = data[2];
     f->r9 = data[3];
     f->r12 = sender;
+    f->r13 = badge;
 }
 
 // A call token: bit 63 set, the caller's call number in bits 8-62, its task slot + 1 in
@@ -180,7 +183,8 @@ void complete_receive(Task* self, InterruptFrame* f, KernelEndpoint* k, const Me
             }
         }
     }
-    deliver(f, reply, s.opcode | (std::uint64_t{s.flags} << 32), s.data, m.sender().value);
+    deliver(f, reply, s.opcode | (std::uint64_t{s.flags} << 32), s.data, m.sender().value,
+            m.badge());
 }
 
 void park_receiver(Task* self, KernelEndpoint* k) {
@@ -287,7 +291,7 @@ InterruptFrame* sys_receive(Task* self, InterruptFrame* f, std::uint64_t handle,
     }
     // R1. When the kernel knows the queue is empty and the handle is one the fast path
     // would accept, there is nothing to ask the core: park at once.
-    if (k->known_empty() && e->epoch == k->epoch && !k->closed) {
+    if (k->known_empty() && e->confirmed_at == revocation_count() && !k->closed) {
         park_receiver(self, k);
         return switch_task(f);
     }
@@ -306,7 +310,6 @@ InterruptFrame* sys_receive(Task* self, InterruptFrame* f, std::uint64_t handle,
 InterruptFrame* sys_send(Task* self, InterruptFrame* f, std::uint64_t timeout_ns) {
     VIPC_RESOLVE_OR_FAIL(e, self, f->rdi, Rights::SEND);
     KernelEndpoint* k = e->kernel_endpoint;
-    if (carries_capability(f)) return fail(f, IpcError::InvalidMessage);
     const Message m = message_from_frame(f, 0);
     const Deadline deadline =
         timeout_ns != 0 ? kernel_platform().after_ns(timeout_ns) : Deadline::never();
@@ -319,18 +322,19 @@ InterruptFrame* sys_send(Task* self, InterruptFrame* f, std::uint64_t timeout_ns
 InterruptFrame* sys_fast_send(Task* self, InterruptFrame* f) {
     VIPC_RESOLVE_OR_FAIL(e, self, f->rdi, Rights::SEND);
     KernelEndpoint* k = e->kernel_endpoint;
-    if (carries_capability(f)) return fail(f, IpcError::InvalidMessage);
     const Message m = message_from_frame(f, 0);
     // A parked receiver, and a handle the fast path would accept (not revoked since it was
-    // made; the endpoint open): the registers go straight into the receiver's frame.
-    // Anything else is the core's to decide.
-    Task* receiver = e->epoch == k->epoch && !k->closed ? k->receivers.pop_front() : nullptr;
+    // made; the endpoint open), and no capability: the registers go straight into the
+    // receiver's frame. Anything else is the core's to decide.
+    Task* receiver = e->confirmed_at == revocation_count() && !k->closed && !carries_capability(f)
+                         ? k->receivers.pop_front()
+                         : nullptr;
     if (receiver != nullptr) {
         receiver->park = IpcPark::None;
         receiver->parked_on = nullptr;
         const SmallMessage& s = m.small_message();
         deliver(receiver->user_frame(), 0, s.opcode | (std::uint64_t{s.flags} << 32), s.data,
-                self->pid.value);
+                self->pid.value, e->badge);
         make_ready(receiver);
         return succeed(f);
     }
@@ -345,7 +349,6 @@ InterruptFrame* sys_call(Task* self, InterruptFrame* f) {
     VIPC_RESOLVE_OR_FAIL(e, self, f->rdi, Rights::SEND);
     KernelEndpoint* k = e->kernel_endpoint;
     ++self->call_seq;  // P1
-    if (carries_capability(f)) return fail(f, IpcError::InvalidMessage);
     const Message m = message_from_frame(f, call_token(self));
     self->call_state = CallState::Pending;
     self->call_endpoint = k;
@@ -372,14 +375,15 @@ InterruptFrame* sys_call(Task* self, InterruptFrame* f) {
 Result<void> reply_general(Task* self, const InterruptFrame* f) {
     ReplySlot* r = lookup_reply(self, f->rdi);
     if (r == nullptr) return IpcError::InvalidCapability;
+    // A reply goes straight into the caller's frame, not through the core: no capability.
+    if (carries_capability(f)) return IpcError::InvalidMessage;
     const ReplySlot slot = *r;
     *r = ReplySlot{};                                           // one-shot
     if (!call_is_live(slot)) return IpcError::ProcessNotFound;  // the caller is gone
     const std::uint64_t data[4] = {f->rdx, f->r10, f->r8, f->r9};
-    const std::uint64_t flags =
-        ((f->rsi >> 32) & ~std::uint64_t{MessageFlags::HAS_CAPABILITY}) | MessageFlags::IS_REPLY;
+    const std::uint64_t flags = (f->rsi >> 32) | MessageFlags::IS_REPLY;
     deliver(slot.client->user_frame(), 0, (f->rsi & 0xffffffffu) | (flags << 32), data,
-            self->pid.value);
+            self->pid.value, 0);
     finish_call(slot.client);
     return veridian::ipc::ok();
 }
@@ -405,32 +409,27 @@ InterruptFrame* sys_close(Task* self, InterruptFrame* f) {
 }
 
 InterruptFrame* sys_derive(Task* self, InterruptFrame* f) {
-    auto h = self->handles.derive(f->rdi, static_cast<std::uint16_t>(f->rsi & Rights::ALL));
+    auto h = self->handles.derive(f->rdi, static_cast<std::uint16_t>(f->rsi & Rights::ALL), f->rdx);
     if (!h) return fail(f, h.error());
     f->rdi = *h;
     return succeed(f);
 }
 
+// The endpoint owner's revoke (revoke_all: needs REVOKE): every entry of the endpoint in
+// every space goes, the caller gets a fresh one (its handle in rdi).
 InterruptFrame* sys_revoke(Task* self, InterruptFrame* f) {
     VIPC_RESOLVE_OR_FAIL(e, self, f->rdi, Rights::REVOKE);
     KernelEndpoint* k = e->kernel_endpoint;
-    veridian::ipc::CapabilitySpace* kernel_space = k->endpoint.space();
-    // The core's revoke_all: a fresh root entry with all rights in the caller's space; the
-    // caller keeps a child of it with its rights, the kernel's copy moves back to where the
-    // kernel's all-rights entry was.
     auto fresh = e->endpoint.revoke_all();
+    count_revocation();  // before anything else can use a mirror slot
     if (!fresh) return fail(f, fresh.error());
-    auto mine = fresh->derive(e->rights);
-    if (!mine) return fail(f, mine.error());
-    auto kept = fresh->transfer(*kernel_space, veridian::ipc::TransferMode::Move);
-    if (!kept) return fail(f, kept.error());
-    ++k->epoch;
-    k->endpoint = *kept;
-    e->endpoint = *mine;
-    e->epoch = k->epoch;
+    k->endpoint = *fresh;
+    auto h = self->handles.adopt(k, *fresh);
     // Receivers parked through now-stale handles try again and get InvalidCapability.
     while (!k->receivers.empty())
         restart_one_receiver(k);
+    if (!h) return fail(f, h.error());
+    f->rdi = *h;
     return succeed(f);
 }
 
@@ -470,8 +469,8 @@ InterruptFrame* teardown(InterruptFrame* f, ProcessEnd end, std::int64_t code,
         KernelEndpoint& k = endpoints[i];
         if (k.id != 0 && k.owner == self->pid) endpoint_closed(&k);
     }
-    // Its endpoints close and its capability space goes (the core's process-death path).
-    (void)kernel_registry().remove_process(self->pid);
+    (void)kernel_registry().remove_process(self->pid);  // endpoints, then its space
+    count_revocation();
     for (std::uint32_t i = 0; i < MAX_KERNEL_ENDPOINTS; ++i) {
         KernelEndpoint& k = endpoints[i];
         if (k.id != 0 && k.owner == self->pid) k.id = 0;  // entries naming it go stale
