@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT OR Apache-2.0
 # Smoke test of `vipc bench` (run with cmake -P): a tiny run of every transport, then checks
 # that the output is complete and well-formed. No timing assertions.
 #   -DBENCH=<path to vipc-bench>  -DOUT_DIR=<directory for the outputs>

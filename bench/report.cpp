@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Tables, JSON and SVG for a run. Cells are "median [min–max]" across repetitions.
 #include "report.hpp"
 

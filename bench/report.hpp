@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Results of a run and their presentations: terminal table, JSON, Markdown and SVG plots.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // `vipc bench`: options, the order of cases, progress, and the outputs.
 //
 // Order: repetitions are the outer loop (rep 1 of every case, then rep 2, ...), so a burst of

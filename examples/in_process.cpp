@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc in one process: the core's endpoints between two threads.
 //
 // The same core runs inside a kernel, between threads, and (through the posix runtime)

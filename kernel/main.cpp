@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Kernel: kernel_main, called by boot.S in 64-bit mode on the boot stack.
 #include <cstdint>
 

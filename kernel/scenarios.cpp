@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Kernel: the boot-time scenarios. Each runs the unchanged core (src/core) on the kernel's
 // preemptive scheduler, with tasks that really block in the core's wait protocols.
 //

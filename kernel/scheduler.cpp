@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Kernel: the preemptive scheduler and its wait queues.
 #include "scheduler.hpp"
 

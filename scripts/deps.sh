@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT OR Apache-2.0
 # Installs, from Debian 12's packages, whatever the build and the tests need and this
 # machine lacks. Safe to run again: it installs only what is missing.
 set -euo pipefail

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // A fixed number of in-process call/reply round trips for `valgrind --tool=callgrind`:
 // instruction counts are repeatable where wall time is not. Waiting never spins here
 // (spin 0), so the count is the work of the protocol, not of idle loops.

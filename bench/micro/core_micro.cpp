@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Micro-benchmarks of the core's operations between threads of one process (Google
 // Benchmark): enqueue/dequeue, capability validation, the fast-path hand-off to a blocked
 // receiver, and an in-process call/reply round trip.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT OR Apache-2.0
 # Instructions per in-process call/reply round trip, counted by callgrind: the caller's
 # side (Endpoint::call) and the server's side (receive_sync + reply), each divided by the
 # number of round trips; and, when vipc-callgrind-validate sits next to it, the instructions

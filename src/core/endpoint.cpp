@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc core: the endpoint's operations and their wait/wake protocols.
 //
 // Every blocking operation follows the same numbered protocol (after Zircon's channel):

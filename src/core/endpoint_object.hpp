@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc core (private): the endpoint object that lives in a registry slot, its
 // bounded queue and its waiters.
 //

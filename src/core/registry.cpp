@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc core: the registry's slot table, capability spaces, creation, removal and
 // the filling and killing of capability entries.
 //

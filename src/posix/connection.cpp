@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc posix runtime: the client side of a connection.
 //
 // Threads sharing one Connection:
@@ -206,6 +207,16 @@ struct Connection::Impl final : WaitCheck {
     }
     void signal_poll() {
         if (poll_armed.load(std::memory_order_acquire)) poll.signal_local();
+    }
+    // Step (3) of pollable.hpp on this side. The set also holds the local signals that stand
+    // for what was already moved out of the ring (a reply waiting in the call table, a
+    // message in the inbox): draining them with the rest would lose them, so they are raised
+    // again at once. Under mu, which every move into the call table or the inbox holds.
+    void rearm_poll() VIPC_REQUIRES(mu) {
+        poll.drain(OnPeerHangup::KeepReadable);
+        bool held = !inbox.empty();
+        for (const PendingCall& p : pending) held = held || p.reply.has_value();
+        if (held) poll.signal_local();
     }
     // Statistics (Connection::stats()): the parked counts (see parked_count.hpp) and the
     // messages this side sent (written under send_mu) and received (written under mu).
@@ -1059,7 +1070,7 @@ Result<Message> Connection::try_receive() {
         if (!r && r.error() == IpcError::ChannelEmpty && mode == Impl::ReadMode::Look &&
             c.poll_armed.load()) {
             // Steps (3), (4) of pollable.hpp: re-arm, then look once more.
-            c.poll.drain(OnPeerHangup::KeepReadable);
+            c.rearm_poll();
             r = c.read_one(Deadline::past(), mode);
         }
         if (!r) {
@@ -1168,7 +1179,7 @@ Result<Message> Connection::take_reply(TransactionId txid) {
         auto r = c.read_one(Deadline::past(), mode);
         if (!r && r.error() == IpcError::ChannelEmpty && mode == Impl::ReadMode::Look && !drained &&
             c.poll_armed.load()) {
-            c.poll.drain(OnPeerHangup::KeepReadable);  // (3), (4) of pollable.hpp
+            c.rearm_poll();  // (3), (4) of pollable.hpp
             drained = true;
             continue;
         }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc posix runtime: regions, and how their descriptors travel with messages.
 #include <fcntl.h>
 #include <poll.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc posix runtime, internal: how a region travels with a message.
 //
 // Layer: posix (hosted). Not installed.

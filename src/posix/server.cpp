@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc posix runtime: the server side of a named endpoint.
 //
 // Threads of a Server:

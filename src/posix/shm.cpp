@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc posix runtime: rings over shared memory, futex waits, memfds.
 #include "posix/shm.hpp"
 

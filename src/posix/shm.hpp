@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc posix runtime, internal: the shared-memory layout, the rings and the waits.
 //
 // Layer: posix (hosted). Not installed; included by src/posix/*.cpp and the fuzz target.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc posix runtime: names, the runtime directory, the discovery socket's messages.
 #include "posix/wire.hpp"
 

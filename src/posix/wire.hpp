@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc posix runtime, internal: the discovery socket's messages and the paths.
 //
 // Layer: posix (hosted). Not installed.

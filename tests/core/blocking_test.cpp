@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Blocking between threads: send_sync on a full queue, receive_sync on an empty one,
 // deadlines, and close waking every waiter. Each test learns that a thread is blocked by
 // polling the endpoint's waiter counts, and every blocking call has a deadline.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // call_reply: a request tagged with a fresh transaction id, and the caller blocked until the
 // reply with that id, its deadline, or close. Many callers may wait on one endpoint.
 #include <atomic>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Capabilities: handles name entries of the holder's own capability space; rights, badge and
 // generation live in the entry. Every handle value a holder can write is checked here, and
 // derive, transfer, revoke, badges and process death.

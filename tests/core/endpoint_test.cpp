@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Endpoint operations from one thread: the seed's unit tests, ids, the queue, bind, close,
 // and the routing the core fills into every message.
 #include <vector>

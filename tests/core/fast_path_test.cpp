@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // fast_ipc_send: the register-sized fast path. A full O(1) capability check, then a direct
 // hand-off into a blocked receiver's parking slot, or the slow path (the queue).
 #include <thread>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // ChannelGuard: the RAII owner of an endpoint. Destroying it closes the endpoint and
 // removes it from the registry.
 #include <thread>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // The usage examples: the quick start (create a registry and an endpoint, send, receive)
 // and the examples in the core's header comments, written out as they appear there so that
 // a change that breaks them fails to compile or fails here. Only the umbrella header is

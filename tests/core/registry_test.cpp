@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Registry: creation, lookup, removal (by owner only), per-process cleanup, the slot table's
 // limits, allocation failures and the registry's counters.
 #include <atomic>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // EndpointStats: each counter, checked by making it move.
 #include <thread>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Stress: 4 producers and 4 consumers on one endpoint, with random short deadlines on both
 // sides, a mix of send_sync / send_async / fast_ipc_send and receive_sync / try_receive, and
 // a close at a random moment. Checked afterwards:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Shared helpers of the core's tests: a registry on the threads platform, readable checks of
 // Result outcomes, bounded polling of endpoint stats and allocators that fail on purpose.
 //

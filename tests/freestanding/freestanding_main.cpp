@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // A freestanding program that links the core with -ffreestanding -fno-exceptions -fno-rtti
 // -nostdlib and no libc at all, then uses it: it proves the core needs nothing hosted.
 // On x86-64 Linux it also runs (its own _start and exit system call): exit status 0 means

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Seeded interleavings of the core's endpoints on the deterministic simulation platform.
 //
 // Each seed builds one endpoint with a small queue (1-4 places) and a seed-chosen cast of

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // The deterministic simulation platform: its scheduler, clock, waits and wakes.
 #include "veridian/ipc/platform/sim.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Peer death: a peer killed with SIGKILL is noticed: replies to it, a server serving the
 // others, nothing left in /dev/shm, a forked child, a restarted server. (Operations blocked on
 // a killed peer, several at once, are tested with their wake times in

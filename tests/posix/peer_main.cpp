@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // vipc_test_peer: the other process of the posix runtime's multi-process tests.
 //
 // Usage: vipc_test_peer <role> <runtime-dir> <name> [arguments...]

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // The rings and their checks, in one process (both halves mapped from the same memfds).
 #include <gtest/gtest.h>
 

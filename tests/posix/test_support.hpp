@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Support for the posix runtime's multi-process tests: a private runtime directory per test
 // and the other process (vipc_test_peer, started with fork/exec, always killed and reaped).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // vipc serve / recv / call / send: a published endpoint from the shell.
 //
 // The two sides, and which command plays which:

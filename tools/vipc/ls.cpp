@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // vipc ls / stat: what is published in the runtime directory, as its servers report it.
 #include <sys/socket.h>
 #include <sys/un.h>

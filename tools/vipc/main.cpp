@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // vipc: the veridian-ipc command line. Dispatches on the first argument.
 //
 //   vipc demo                 a server and a client as two processes, with a summary

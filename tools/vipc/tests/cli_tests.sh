@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT OR Apache-2.0
 # Multi-process tests of the vipc command line: each case runs the built binary as real
 # processes, in a runtime directory of its own, every command bounded by `timeout`, and kills
 # whatever it started in the background on the way out. No case asserts on timing.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc core: capabilities, handles and capability spaces.
 //
 // The capability contract

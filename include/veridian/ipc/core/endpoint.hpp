@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc core: Endpoint, a handle object for one entry of a capability space.
 //
 // An endpoint is a bounded message queue owned by a process, living in a Registry. An

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc core: messages.
 //
 // A SmallMessage is the register-sized message of the fast path: exactly 48 bytes in C

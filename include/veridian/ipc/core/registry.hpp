@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc core: the registry of endpoints, ChannelGuard, Channel, the fast path and
 // call_reply.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc core: basic types shared by every layer.
 //
 // Layer: core (freestanding). This header, like every header under core/, includes only

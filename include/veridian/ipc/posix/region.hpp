@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc posix runtime: shared memory regions that travel with large messages.
 //
 // Layer: posix (hosted). A Region is a memfd of a fixed size, sealed against shrinking and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc posix runtime: named endpoints between separate Linux processes.
 //
 // Layer: posix (hosted). Built on the core's types (Message, IpcError, Result, Deadline,
