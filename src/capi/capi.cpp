@@ -291,7 +291,7 @@ int vipc_server_reply_small(vipc_server* server, const vipc_message* request,
 }
 
 int vipc_server_reply_error(vipc_server* server, const vipc_message* request, int error,
-                            std::uint64_t deadline) {
+                            const char* detail, std::uint64_t deadline) {
     if (server == nullptr) return invalid("server");
     if (request == nullptr) return invalid("request");
     IpcError e;
@@ -300,8 +300,10 @@ int vipc_server_reply_error(vipc_server* server, const vipc_message* request, in
                           "%d is not an error code: pass one of VIPC_ERR_* (-1..-16)", error);
     }
     return guard([&]() -> int {
-        return code_of(
-            server->server.reply_error(received_from_c(request), e, to_deadline(deadline)));
+        return code_of(server->server.reply_error(
+            received_from_c(request), e,
+            detail != nullptr ? std::string_view(detail) : std::string_view(),
+            to_deadline(deadline)));
     });
 }
 

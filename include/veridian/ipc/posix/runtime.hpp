@@ -350,6 +350,10 @@ public:
     // `error` (e.g. PermissionDenied for a request it may not make). Otherwise as reply().
     Result<void> reply_error(const Received& request, IpcError error,
                              Deadline deadline = Deadline::never());
+    // The same with a line for the caller (its first 56 bytes): its call() fails with `error`
+    // and last_error_detail() "the server of 'NAME' answered the call with KIND: DETAIL".
+    Result<void> reply_error(const Received& request, IpcError error, std::string_view detail,
+                             Deadline deadline = Deadline::never());
 
     // A message to one client (it reads it with receive_sync/try_receive).
     // EndpointNotFound when the connection is gone or unknown; PermissionDenied when the
@@ -435,6 +439,7 @@ struct ConnectionDescriptors {
     int s2c_ctl = -1;          // read-write, only with RECEIVE
     int server_state = -1;     // read-only
     int server_doorbell = -1;  // read-write
+    int notify = -1;           // this client's end of its notification socket (pollable_fd)
 };
 
 class Connection {
