@@ -211,6 +211,12 @@ private:
                      std::string* why) const {
         const usize size = item.is_payload ? RECORD_HEAD_BYTES + item.bytes.size()
                                            : record_size(item.request.message);
+        if (item.is_payload && item.bytes.size() > MAX_PAYLOAD_BYTES) {
+            *e = IpcError::MessageTooLarge;
+            *why = "a payload of " + std::to_string(item.bytes.size()) +
+                   " bytes (a loan) is over the 64 KiB a payload may carry across hosts";
+            return false;
+        }
         if (size + FRAME_HEAD_BYTES > max_frame_bytes_) {
             *e = IpcError::MessageTooLarge;
             *why = "the message (" + std::to_string(size) +

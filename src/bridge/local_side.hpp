@@ -5,7 +5,8 @@
 // Layer: bridge (hosted, internal). The runtime carries Messages (a SmallMessage, a
 // LargeMessage with up to 64 inline bytes) and, where it has the payload API
 // (Server::receive_view, Connection::call/send_sync with an opcode, flags and a span),
-// payloads of any size up to the endpoint's max_inline_payload. These templates use the
+// payloads of any size up to the endpoint's max_inline_payload (and zero-copy loans, whose
+// bytes the bridge copies: they travel as payloads, up to MAX_PAYLOAD_BYTES). These use the
 // payload API when the runtime the bridge is built against has it (detected with concepts,
 // so the bridge builds against either), and Messages otherwise.
 #pragma once
@@ -63,7 +64,9 @@ Result<LocalItem> take_local(S& server, Deadline deadline, bool blocking) {
         if (!in) return in.error();
         using Kind = typename std::remove_cvref_t<decltype(*in)>::Kind;
         item.request.connection = in->info.connection;
-        if (in->kind == Kind::Payload) {
+        bool loan = false;
+        if constexpr (requires { Kind::Loan; }) loan = in->kind == Kind::Loan;
+        if (in->kind == Kind::Payload || loan) {
             item.is_payload = true;
             item.opcode = in->info.opcode;
             item.flags = in->info.flags;
@@ -72,6 +75,11 @@ Result<LocalItem> take_local(S& server, Deadline deadline, bool blocking) {
             item.bytes.resize(in->payload.size());
             if (!in->payload.empty()) {
                 std::memcpy(item.bytes.data(), in->payload.data(), in->payload.size());
+            }
+            // A zero-copy loan cannot cross hosts: its bytes travel as a payload, and the
+            // chunk goes back to the sender's pool at once.
+            if constexpr (requires { server.release(*in); }) {
+                if (loan) (void)server.release(*in);
             }
         } else {
             item.request.message = in->message;
@@ -120,6 +128,21 @@ template <typename C>
 Result<void> send_payload(C& c, u32 opcode, u32 flags, std::span<const u8> bytes,
                           Deadline deadline) {
     if constexpr (ConnectionCarriesPayloads<C>) {
+        if constexpr (requires(usize n) {
+                          c.loan(n, deadline);
+                          c.max_inline_payload();
+                      }) {
+            // More than the endpoint takes inline: through a loan of this side's pool
+            // (waiting for space until the deadline).
+            if (bytes.size() > c.max_inline_payload()) {
+                auto loan = c.loan(bytes.size(), deadline);
+                if (!loan) return loan.error();
+                std::memcpy(loan->bytes.data(), bytes.data(), bytes.size());
+                Result<void> sent = c.send_loan(*loan, bytes.size(), opcode, flags, deadline);
+                if (!sent) (void)c.cancel_loan(*loan);
+                return sent;
+            }
+        }
         return c.send_sync(opcode, flags, std::as_bytes(bytes), deadline);
     } else {
         (void)c, (void)opcode, (void)flags, (void)bytes, (void)deadline;

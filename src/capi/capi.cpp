@@ -186,6 +186,17 @@ void stats_to_c(const posix::EndpointInfo& in, vipc_endpoint_stats* out) {
     out->broken = in.broken;
 }
 
+posix::ConnectOptions connect_options(const vipc_connect_options* options) {
+    posix::ConnectOptions o;
+    if (options != nullptr) {
+        o.rights = static_cast<u16>(options->rights);
+        o.spin_ns = options->spin_ns;
+        o.connect_timeout_ms = options->connect_timeout_ms;
+        if (options->runtime_dir != nullptr) o.runtime_dir = options->runtime_dir;
+    }
+    return o;
+}
+
 }  // namespace
 
 extern "C" {
@@ -411,19 +422,6 @@ int vipc_connect_options_init(vipc_connect_options* options) {
     options->runtime_dir = nullptr;
     return VIPC_OK;
 }
-
-namespace {
-posix::ConnectOptions connect_options(const vipc_connect_options* options) {
-    posix::ConnectOptions o;
-    if (options != nullptr) {
-        o.rights = static_cast<u16>(options->rights);
-        o.spin_ns = options->spin_ns;
-        o.connect_timeout_ms = options->connect_timeout_ms;
-        if (options->runtime_dir != nullptr) o.runtime_dir = options->runtime_dir;
-    }
-    return o;
-}
-}  // namespace
 
 int vipc_connect(const char* name, const vipc_connect_options* options, vipc_connection** out) {
     if (name == nullptr) return invalid("name");

@@ -92,8 +92,8 @@ public:
     }
     // Returns the registration id (0 if the monitor could not be started: the sliced sleeps
     // then notice a dead server, later).
-    u64 add(int sock, std::weak_ptr<Connection::Impl> conn);
-    void remove(u64 id, int sock);
+    u64 add(int sock, int pidfd, std::weak_ptr<Connection::Impl> conn);
+    void remove(u64 id, int sock, int pidfd);
 
 private:
     ClientMonitor() = default;
@@ -129,6 +129,7 @@ struct Connection::Impl final : WaitCheck {
     pid_t pid = getpid();
 
     Fd socket;
+    Fd server_pidfd;  // the server process (see connect): its exit is the server's death
     Fd c2s_data_fd, c2s_ctl_fd, s2c_data_fd, s2c_ctl_fd, state_fd, doorbell_fd, notify_fd;
     Mapping c2s_data, c2s_ctl, s2c_data, s2c_ctl, state_map, doorbell_map;
     const ServerState* state = nullptr;
@@ -219,16 +220,29 @@ struct Connection::Impl final : WaitCheck {
     Impl& operator=(const Impl&) = delete;
     ~Impl() {
         close();
+        // What the server sent and nobody claimed goes with the connection.
+        if (regions_in.owner != 0) release_unclaimed(regions_in.owner);
         const u64 registration = monitor_id.load();
-        if (registration != 0) ClientMonitor::instance().remove(registration, socket.get());
+        if (registration != 0) {
+            ClientMonitor::instance().remove(registration, socket.get(), server_pidfd.get());
+        }
     }
 
     // WaitCheck: between waits.
     Result<void> check(bool slice_ended) override;
+    // Bumped and woken by close() and server_gone() after they set closed/dead (see
+    // WaitCheck::local_wake): a blocked wait sleeps on it too, so their wake is never lost.
+    std::atomic<u32> wake_epoch{0};
+    const std::atomic<u32>* local_wake() const override { return &wake_epoch; }
+    void wake_local() {
+        wake_epoch.fetch_add(1, std::memory_order_seq_cst);
+        futex_wake_all(&wake_epoch);
+    }
     Result<void> quick_check();
     // The server hung up: mark it, wake every local thread blocked on this connection.
     void server_gone() {
-        dead.store(true, std::memory_order_release);
+        dead.store(true, std::memory_order_seq_cst);
+        wake_local();
         signal_poll();  // a poller looks and gets EndpointNotFound
         if (c2s.valid()) futex_wake_all(&c2s_ctl.as<const RingCtl>()->head);
         if (s2c.valid()) futex_wake_all(&s2c_data.as<const RingDataHeader>()->tail);
@@ -238,7 +252,8 @@ struct Connection::Impl final : WaitCheck {
 
     // Through a capability, `presocket` is the connection socket already handed to the server.
     Result<void> connect(std::string_view name_, const ConnectOptions& options,
-                         Fd* presocket = nullptr);
+                         Fd* presocket = nullptr, int capability_fd = -1);
+    void explain_refusal(const Welcome& w, IpcError e, const ucred& server);
     bool revoked() const {
         return (c2s.valid() && c2s_ctl.as<const RingCtl>()->closed.load(
                                    std::memory_order_acquire) == CLOSED_REVOKED) ||
@@ -320,7 +335,8 @@ Result<void> Connection::Impl::check(bool slice_ended) {
         // The server never writes to the socket after its Welcome: readable means hung up.
         // Region records may be waiting on it: only a hang-up counts.
         pollfd p{socket.get(), POLLRDHUP, 0};
-        if (::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
+        if ((::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) ||
+            (server_pidfd.valid() && process_exited(server_pidfd.get()))) {
             server_gone();
             return quick_check();
         }
@@ -330,8 +346,51 @@ Result<void> Connection::Impl::check(bool slice_ended) {
 
 // ---- connect -----------------------------------------------------------------------------------
 
+void Connection::Impl::explain_refusal(const Welcome& w, IpcError e, const ucred& server) {
+    const char* why = "";
+    char buf[160] = "";
+    switch (static_cast<Refusal>(w.reason)) {
+        case Refusal::NotAdmitted:
+            std::snprintf(buf, sizeof buf,
+                          "its access policy admits neither our uid %u nor any of our groups",
+                          geteuid());
+            why = buf;
+            break;
+        case Refusal::RightsBeyond:
+            std::snprintf(buf, sizeof buf,
+                          "we asked for rights 0x%x, its access policy grants uid %u only 0x%x",
+                          rights, geteuid(), w.limit);
+            why = buf;
+            break;
+        case Refusal::TooMany:
+            std::snprintf(buf, sizeof buf,
+                          "it has its maximum of %u connections (ServerOptions::max_connections); "
+                          "retry later, or raise the limit",
+                          w.limit);
+            why = buf;
+            break;
+        case Refusal::Closed:
+            why = "it is closing";
+            break;
+        case Refusal::Revoked:
+            why = "the capability was revoked";
+            break;
+        case Refusal::CapRights:
+            why = "we asked for more rights than the capability carries";
+            break;
+        case Refusal::OutOfResources:
+            why = "it could not make the connection (out of descriptors or memory)";
+            break;
+        case Refusal::None:
+            why = error_text(e);
+            break;
+    }
+    fail(e, "endpoint '%s' (server pid %d, uid %u) refused us (uid %u): %s", name.c_str(),
+         server.pid, server.uid, geteuid(), why);
+}
+
 Result<void> Connection::Impl::connect(std::string_view name_, const ConnectOptions& options,
-                                       Fd* presocket) {
+                                       Fd* presocket, int capability_fd) {
     name = std::string(name_);
     VIPC_TRY(validate_name(name));
     rights = options.rights & (Rights::SEND | Rights::RECEIVE);
@@ -339,11 +398,38 @@ Result<void> Connection::Impl::connect(std::string_view name_, const ConnectOpti
         return fail(IpcError::PermissionDenied,
                     "a connection to '%s' needs Rights::SEND or Rights::RECEIVE", name.c_str());
     }
+    // Who the server is, from the kernel: for a connection by name, the process listening on
+    // the socket (checked against the uids we trust before anything is sent); through a
+    // capability, the process that minted it (the creator of the capability's socket pair).
+    ucred server_cred{};
+    const std::vector<u32> trusted = trusted_uids(options.trusted_server_uids);
     if (presocket != nullptr) {
         socket = static_cast<Fd&&>(*presocket);
+        socklen_t len = sizeof server_cred;
+        if (capability_fd < 0 ||
+            getsockopt(capability_fd, SOL_SOCKET, SO_PEERCRED, &server_cred, &len) != 0) {
+            return fail(IpcError::InvalidCapability, "cannot learn who minted the capability");
+        }
+        auto pfd = peer_pidfd(capability_fd, server_cred);
+        if (!pfd) return fail(IpcError::EndpointNotFound, "the server of this capability is gone");
+        server_pidfd = static_cast<Fd&&>(*pfd);
     } else {
         const std::string dir = resolve_runtime_dir(options.runtime_dir);
-        socket = VIPC_TRY(open_endpoint_socket(dir, name));
+        socket = VIPC_TRY(open_endpoint_socket(dir, name, trusted, &server_cred));
+        auto pfd = peer_pidfd(socket.get(), server_cred);
+        if (!pfd) {
+            return fail(IpcError::EndpointNotFound, "endpoint '%s' is gone (its server died)",
+                        name.c_str());
+        }
+        server_pidfd = static_cast<Fd&&>(*pfd);
+    }
+    // A server that died while a process it forked keeps its socket open still accepts
+    // connections in the kernel, but nobody will ever answer: say so at once.
+    if (process_exited(server_pidfd.get())) {
+        return fail(IpcError::EndpointNotFound,
+                    "endpoint '%s' is gone: its server (pid %d) died, and a process it forked "
+                    "still holds its socket",
+                    name.c_str(), server_cred.pid);
     }
 
     const Hello hello{HELLO_MAGIC, WIRE_VERSION, static_cast<u16>(HelloOp::Connect), rights, 0, 0};
@@ -371,10 +457,36 @@ Result<void> Connection::Impl::connect(std::string_view name_, const ConnectOpti
                     name.c_str());
     }
     if (truncated) {
+        // MSG_CTRUNC with room for every descriptor we expect: this process had no free
+        // descriptor numbers for them (the kernel drops what it cannot install).
+        if (nfds < MAX_WELCOME_FDS) {
+            return fail(IpcError::OutOfMemory,
+                        "this process is out of file descriptors: the %s descriptors of the "
+                        "connection to '%s' could not be received; raise RLIMIT_NOFILE or close "
+                        "some",
+                        nfds == 0 ? "" : "remaining", name.c_str());
+        }
         return fail(IpcError::InvalidMessage, "endpoint '%s' sent too many descriptors",
                     name.c_str());
     }
-    const Welcome w = VIPC_TRY(parse_welcome(buf, static_cast<usize>(n), nfds, rights));
+    auto parsed = parse_welcome(buf, static_cast<usize>(n), nfds, rights);
+    if (!parsed) {
+        Welcome refused{};
+        if (static_cast<usize>(n) == sizeof refused) std::memcpy(&refused, buf, sizeof refused);
+        if (refused.magic == WELCOME_MAGIC && refused.status != 0) {
+            explain_refusal(refused, parsed.error(), server_cred);
+        }
+        return parsed.error();
+    }
+    const Welcome w = *parsed;
+    // The uid is what trust rests on, and the kernel's word decides it. The pid is not
+    // compared: a server in another pid namespace announces its own pid there, which differs
+    // from the one SO_PEERCRED gives here without anything being wrong.
+    if (presocket == nullptr && w.server_uid != server_cred.uid) {
+        return fail(IpcError::InvalidMessage,
+                    "endpoint '%s' announced uid %u, but the kernel says its uid is %u",
+                    name.c_str(), w.server_uid, server_cred.uid);
+    }
     geometry = *RingGeometry::for_depth(w.depth);
     server_pid = ProcessId{w.server_pid};
     id = w.connection_id;
@@ -428,6 +540,8 @@ Result<void> Connection::Impl::connect(std::string_view name_, const ConnectOpti
         s2c_ctl = VIPC_TRY(map_peer_memfd(s2c_ctl_fd.get(), geometry.ctl_bytes, true));
         s2c = RingConsumer(geometry, s2c_data.as<const RingDataHeader>(), s2c_ctl.as<RingCtl>());
         receive_spin = SpinBudget(options.spin_ns);
+        regions_in.owner = new_unclaimed_owner();
+        regions_in.quota = DEFAULT_MAX_UNCLAIMED_PER_CONNECTION;
     }
     return ok();
 }
@@ -453,14 +567,15 @@ Result<Connection> Connection::connect(const EndpointCapability& capability,
     VIPC_TRY(send_cap_request(capability.fd(), CapOp::Connect, through.rights, theirs.get()));
     theirs.reset();
     auto impl = std::make_shared<Impl>();
-    if (auto r = impl->connect("capability", through, &mine); !r) {
+    if (auto r = impl->connect("capability", through, &mine, capability.fd()); !r) {
         // A server that dropped our request (revoked meanwhile) or is gone hangs up on us.
         if (r.error() == IpcError::EndpointNotFound || r.error() == IpcError::Timeout) {
             return capability_gone(capability.fd());
         }
         return r.error();
     }
-    impl->monitor_id.store(ClientMonitor::instance().add(impl->socket.get(), impl));
+    impl->monitor_id.store(
+        ClientMonitor::instance().add(impl->socket.get(), impl->server_pidfd.get(), impl));
     return Connection(static_cast<std::shared_ptr<Impl>&&>(impl));
 }
 
@@ -468,13 +583,14 @@ Result<Connection> Connection::connect(std::string_view name, const ConnectOptio
     clear_error_detail();
     auto impl = std::make_shared<Impl>();
     VIPC_TRY(impl->connect(name, options));
-    impl->monitor_id.store(ClientMonitor::instance().add(impl->socket.get(), impl));
+    impl->monitor_id.store(
+        ClientMonitor::instance().add(impl->socket.get(), impl->server_pidfd.get(), impl));
     return Connection(static_cast<std::shared_ptr<Impl>&&>(impl));
 }
 
 // ---- the monitor ----------------------------------------------------------------------------
 
-u64 ClientMonitor::add(int sock, std::weak_ptr<Connection::Impl> conn) {
+u64 ClientMonitor::add(int sock, int pidfd, std::weak_ptr<Connection::Impl> conn) {
     std::lock_guard<std::mutex> lock(mu_);
     if (!started_) {
         epfd_ = epoll_create1(EPOLL_CLOEXEC);
@@ -487,13 +603,25 @@ u64 ClientMonitor::add(int sock, std::weak_ptr<Connection::Impl> conn) {
     ev.events = EPOLLRDHUP;  // hang-ups only: region records arrive as data
     ev.data.u64 = id;
     if (epoll_ctl(epfd_, EPOLL_CTL_ADD, sock, &ev) != 0) return 0;
+    // The server process itself: readable once it exited, whoever still holds its sockets
+    // (a child it forked keeps the socket from hanging up, not the process from dying).
+    epoll_event pev{};
+    pev.events = EPOLLIN;
+    pev.data.u64 = id;
+    if (pidfd >= 0 && epoll_ctl(epfd_, EPOLL_CTL_ADD, pidfd, &pev) != 0) {
+        epoll_ctl(epfd_, EPOLL_CTL_DEL, sock, nullptr);
+        return 0;
+    }
     conns_.emplace(id, static_cast<std::weak_ptr<Connection::Impl>&&>(conn));
     return id;
 }
 
-void ClientMonitor::remove(u64 id, int sock) {
+void ClientMonitor::remove(u64 id, int sock, int pidfd) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (conns_.erase(id) != 0) epoll_ctl(epfd_, EPOLL_CTL_DEL, sock, nullptr);
+    if (conns_.erase(id) != 0) {
+        epoll_ctl(epfd_, EPOLL_CTL_DEL, sock, nullptr);
+        if (pidfd >= 0) epoll_ctl(epfd_, EPOLL_CTL_DEL, pidfd, nullptr);
+    }
 }
 
 void ClientMonitor::run() {
@@ -512,6 +640,9 @@ void ClientMonitor::run() {
                 // being destroyed (conn is null) removes itself; its id is gone already.
                 if (conn) {
                     epoll_ctl(epfd_, EPOLL_CTL_DEL, conn->socket.get(), nullptr);
+                    if (conn->server_pidfd.valid()) {
+                        epoll_ctl(epfd_, EPOLL_CTL_DEL, conn->server_pidfd.get(), nullptr);
+                    }
                     conn->monitor_id.store(0);
                 }
             }
@@ -638,6 +769,14 @@ Result<void> Connection::Impl::push_with_region(const Message& msg, TransactionI
 Result<void> Connection::Impl::send_region(const Message& msg, Region& region, Transfer transfer,
                                            TransactionId txid, Deadline deadline, bool blocking) {
     if ((rights & Rights::SEND) == 0) return send(msg, txid, deadline, blocking);  // its error
+    if (state->max_region_bytes != 0 && region.size() > state->max_region_bytes &&
+        transfer != Transfer::Copy) {
+        return fail(IpcError::MessageTooLarge,
+                    "a %llu-byte region is over the %llu bytes the server of '%s' accepts "
+                    "(ServerOptions::max_region_bytes); send less, or ask for a bigger cap",
+                    static_cast<unsigned long long>(region.size()),
+                    static_cast<unsigned long long>(state->max_region_bytes), name.c_str());
+    }
     Message out = VIPC_TRY(prepare_region_message(msg, region, transfer));
     if (transfer == Transfer::Copy) return send(out, txid, deadline, blocking);
     if (transfer == Transfer::Move) VIPC_TRY(Region::Access::seal_for_move(region));
@@ -777,7 +916,8 @@ Result<Message> Connection::Impl::wait_message(TransactionId txid, Deadline dead
 // ---- close -------------------------------------------------------------------------------------
 
 void Connection::Impl::close() {
-    if (closed.exchange(true, std::memory_order_acq_rel)) return;
+    if (closed.exchange(true, std::memory_order_seq_cst)) return;
+    wake_local();  // our own threads blocked in a ring wait
     // (1) say so in the pages we write, (2) wake the server's threads blocked on us and our
     // own blocked threads, (3) hang up the socket (the server's monitor sees it at once).
     if (c2s.valid()) {

@@ -189,6 +189,28 @@ void futex_wait(const std::atomic<u32>* word, u32 expected, u64 max_ns) {
     syscall(SYS_futex, word, FUTEX_WAIT, expected, &ts, nullptr, 0);
 }
 
+void futex_wait_either(const std::atomic<u32>* word, u32 expected, const std::atomic<u32>* local,
+                       u32 local_expected, u64 max_ns) {
+    if (local == nullptr) {
+        futex_wait(word, expected, max_ns);
+        return;
+    }
+    // Both shared futexes (no FUTEX_PRIVATE_FLAG): their wakers use the shared operation.
+    futex_waitv waiters[2] = {
+        {expected, reinterpret_cast<u64>(word), FUTEX_32, 0},
+        {local_expected, reinterpret_cast<u64>(local), FUTEX_32, 0},
+    };
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    const u64 until =
+        static_cast<u64>(ts.tv_sec) * 1'000'000'000u + static_cast<u64>(ts.tv_nsec) + max_ns;
+    ts.tv_sec = static_cast<time_t>(until / 1'000'000'000u);
+    ts.tv_nsec = static_cast<long>(until % 1'000'000'000u);
+    if (syscall(SYS_futex_waitv, waiters, 2, 0, &ts, CLOCK_MONOTONIC) < 0 && errno == ENOSYS) {
+        futex_wait(word, expected, max_ns);  // an old kernel: the slice bounds a lost wake
+    }
+}
+
 void futex_wake_all(const std::atomic<u32>* word) {
     syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
 }
@@ -393,17 +415,23 @@ Result<void> wait_for_data(RingConsumer& ring, SpinBudget& spin, Deadline deadli
         }
         // (5) announce
         ring.ctl()->waiting_for_data.store(1, std::memory_order_seq_cst);
-        // (6) read the word, re-check
+        // (6) read the words, re-check the ring and the connection (a close or a peer's
+        // death noticed locally bumps the local word after setting what check() reads: either
+        // check() sees it now, or the sleep sees the word move)
         const u32 t = ring.data()->tail.load(std::memory_order_seq_cst);
+        const std::atomic<u32>* local = check.local_wake();
+        const u32 e = local != nullptr ? local->load(std::memory_order_seq_cst) : 0;
         const auto a = ring.available();
-        if (!a || *a > 0) {
+        auto c = check.check(false);
+        if (!a || *a > 0 || !c) {
             ring.ctl()->waiting_for_data.store(0, std::memory_order_relaxed);
+            if (!c) return c.error();
             slept = false;
             continue;
         }
-        // (7) sleep one slice at most
+        // (7) sleep one slice at most, on the ring's word and the local one
         const u64 slice = sleep_slice_ns(deadline);
-        if (slice > 0) futex_wait(&ring.data()->tail, t, slice);
+        if (slice > 0) futex_wait_either(&ring.data()->tail, t, local, e, slice);
         // (8) unannounce
         ring.ctl()->waiting_for_data.store(0, std::memory_order_relaxed);
         slept = true;
@@ -437,17 +465,21 @@ Result<void> wait_for_space(RingProducer& ring, SpinBudget& spin, Deadline deadl
         }
         // (5) announce
         ring.data()->waiting_for_space.store(1, std::memory_order_seq_cst);
-        // (6) read the word, re-check
+        // (6) read the words, re-check the ring and the connection (as in wait_for_data)
         const u32 h = ring.ctl()->head.load(std::memory_order_seq_cst);
+        const std::atomic<u32>* local = check.local_wake();
+        const u32 e = local != nullptr ? local->load(std::memory_order_seq_cst) : 0;
         const auto f = ring.free_slots();
-        if (!f || *f > 0) {
+        auto c = check.check(false);
+        if (!f || *f > 0 || !c) {
             ring.data()->waiting_for_space.store(0, std::memory_order_relaxed);
+            if (!c) return c.error();
             slept = false;
             continue;
         }
-        // (7) sleep one slice at most
+        // (7) sleep one slice at most, on the ring's word and the local one
         const u64 slice = sleep_slice_ns(deadline);
-        if (slice > 0) futex_wait(&ring.ctl()->head, h, slice);
+        if (slice > 0) futex_wait_either(&ring.ctl()->head, h, local, e, slice);
         // (8) unannounce
         ring.data()->waiting_for_space.store(0, std::memory_order_relaxed);
         slept = true;

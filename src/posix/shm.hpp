@@ -110,7 +110,9 @@ struct alignas(64) ServerState {
     // 1 when a producer that sees `waiting` must also ring the shared doorbell (the server
     // cannot wait on every connection's own tail word: see Server::Impl::receive).
     std::atomic<u32> wake_doorbell;
-    u32 reserved[3];
+    u32 reserved0;
+    // ServerOptions::max_region_bytes: clients refuse to send bigger regions (0 = no cap).
+    u64 max_region_bytes;
 };
 static_assert(sizeof(ServerState) == 64);
 
@@ -219,6 +221,10 @@ private:
 // *word == expected, at most `max_ns` (or until the deadline). Spurious returns are allowed.
 void futex_wait(const std::atomic<u32>* word, u32 expected, u64 max_ns);
 void futex_wake_all(const std::atomic<u32>* word);
+// futex_wait on `word` and, at once, on `local` while it equals `local_expected` (futex_waitv;
+// `local` may be nullptr). Spurious returns are allowed.
+void futex_wait_either(const std::atomic<u32>* word, u32 expected, const std::atomic<u32>* local,
+                       u32 local_expected, u64 max_ns);
 
 // The calling thread's CPU, + 1 (0 if unknown): the hint each side publishes.
 u32 current_cpu_hint();
@@ -446,7 +452,9 @@ void clear_error_detail();
 //   (3) deadline passed → Timeout
 //   (4) spin (bounded, adaptive; yield instead when the peer shares our CPU) → back to (1)
 //   (5) announce: ctl.waiting_for_data = 1 (seq_cst)
-//   (6) read the futex word t = data.tail (seq_cst); if it already moved → unannounce, (1)
+//   (6) read the futex word t = data.tail (seq_cst); if it already moved, or the connection
+//       check now fails (a close or death noticed during the spin wakes without changing
+//       the word) → unannounce, (1)
 //   (7) sleep on data.tail while it equals t, at most one slice (PEER_CHECK_INTERVAL_MS) or
 //       until the deadline; a missed wake costs at most one slice
 //   (8) unannounce: ctl.waiting_for_data = 0; check the peer (socket hang-up), back to (1)
@@ -465,6 +473,11 @@ void clear_error_detail();
 class WaitCheck {
 public:
     virtual Result<void> check(bool slice_ended) = 0;
+    // A process-local word that whoever ends this connection locally (close(), the monitor
+    // noticing the peer's death, a revoke) bumps and wakes after setting what check() reads.
+    // The waits sleep on it as well as on the ring's word, so such a wake cannot be lost
+    // between the waiter's last check and its sleep. nullptr: none (the slice bounds it).
+    virtual const std::atomic<u32>* local_wake() const { return nullptr; }
 
 protected:
     ~WaitCheck() = default;

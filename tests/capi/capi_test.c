@@ -156,7 +156,10 @@ int main(void) {
         CHECK(((uint8_t*)view)[0] == 5 && ((uint8_t*)view)[1] == 1);
         vipc_region_free(theirs);
     }
+    vipc_region_free(region);
+    region = NULL;
     CHECK_RC(vipc_region_create(0, &region), VIPC_ERR_INVALID_MEMORY_REGION);
+    CHECK(region == NULL); /* outputs are written only on success */
 
     /* The queue is full at capacity 2 (deadline 0 never waits). */
     CHECK_RC(vipc_connection_send(c, 1, "a", 1, 0), VIPC_OK);

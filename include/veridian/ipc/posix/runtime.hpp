@@ -30,13 +30,20 @@
 //   A name is 1..MAX_NAME_LENGTH bytes of [A-Za-z0-9._-] in components separated by '/'
 //   ("demo/echo"); no empty component, no "." or "..". Anything else: InvalidMessage.
 //   The runtime directory is $VIPC_RUNTIME_DIR, else $XDG_RUNTIME_DIR/vipc, else
-//   /tmp/vipc-$UID; it is created with mode 0700, and refused (PermissionDenied) when it is
-//   not a directory owned by the caller. A name maps to two files in it, '/' written as ':':
+//   /tmp/vipc-$UID; a server creates it with mode 0700. Both sides open it once without
+//   following a symlink (O_NOFOLLOW) and check the open descriptor: a directory, owned by the
+//   server itself (publish) or by a uid the client trusts (its own, trusted_server_uids,
+//   $VIPC_TRUSTED_UIDS, root), not writable by group or others; else PermissionDenied naming
+//   the path and the fix. Files in it are reached through that descriptor only (sockets as
+//   /proc/self/fd/N/<file>, so the directory's path length does not matter). Before sending
+//   anything a client checks the server's uid from the kernel (SO_PEERCRED) the same way.
+//   See docs/SECURITY.md. A name maps to two files in it, '/' written as ':':
 //     demo:echo.sock   the Unix stream socket clients connect to
-//     demo:echo.lock   flock()ed by the publishing process for as long as it lives
-//   The lock decides who owns a name: a live owner → EndpointBusy ("name taken by pid N");
-//   a dead owner's lock is released by the kernel, so a restarted server takes the name at
-//   once and replaces the stale socket file. An unknown name → EndpointNotFound.
+//     demo:echo.lock   record-locked (F_SETLK) by the publishing process while it lives
+//   The lock decides who owns a name: a live owner → EndpointBusy ("name taken by pid N", the
+//   pid the kernel reports); a dead owner's lock is released by the kernel, and a child it
+//   fork()ed does not inherit it, so a restarted server takes the name at once and replaces
+//   the stale socket file. An unknown name → EndpointNotFound.
 //
 // Connections and capabilities (a capability is a set of file descriptors)
 //
@@ -92,18 +99,22 @@
 //   trip makes at most one wake per direction, and only to a peer that sleeps.
 //   The process-local locks that serialize threads sharing a ring side cost one atomic
 //   compare-and-swap when uncontended (the usual case of one thread per side).
-//   Sleeps are bounded slices (PEER_CHECK_INTERVAL_MS), so a dead peer is noticed even if a
-//   wake is lost.
+//   Sleeps are bounded slices (PEER_CHECK_INTERVAL_MS): a last resort only (a kernel without
+//   futex_waitv), since every local wake also moves a word the sleeper waits on.
 //
 // Peer death
 //
-//   Each side keeps the connection's Unix socket open for the connection's life and watches
-//   it with epoll. A peer killed with SIGKILL closes its socket in the kernel:
-//   the other side's monitor thread (the server's background thread; in a client process,
-//   one thread for all its connections, started with the first) sees the hang-up at once,
-//   marks the connection dead and wakes every thread blocked on it (the bound to keep is
-//   100 ms; the sliced sleeps are the fallback should a wake be lost):
-//     on a client: send_sync/receive_sync/call/... → EndpointNotFound (the server is gone)
+//   Each side watches the peer process itself (a pidfd: SO_PEERPIDFD, or pidfd_open on the
+//   SO_PEERCRED pid on older kernels) and the connection's Unix socket, with epoll: a peer
+//   that exits is noticed even while a child it fork()ed still holds its descriptors, and an
+//   orderly close is noticed by the socket's hang-up. The other side's monitor thread (the
+//   server's background thread; in a client process, one thread for all its connections,
+//   started with the first) marks the connection dead at once and wakes every thread blocked
+//   on it (the bound to keep is 100 ms; waits also sleep on a process-local word that the
+//   monitor and close() bump, so such a wake is never lost):
+//     on a client: send_sync/receive_sync/call/... → EndpointNotFound (the server is gone);
+//                  receive_sync/try_receive/call first take what the server had written
+//                  before it went (what was written before a close or death stays readable)
 //     on a server: send_sync/send_async → EndpointNotFound, reply → ProcessNotFound (the
 //                  caller is gone, as in the core); receive keeps serving the other clients
 //                  and first delivers what the dead client had already queued.
@@ -131,12 +142,16 @@
 //   call          send a request tagged with a fresh transaction id, block for the reply
 //                 with that id (Timeout / EndpointNotFound). Thread-safe: several threads
 //                 may call through one Connection at once; replies are matched by txid.
-//   reply         the server answers a received request; it reaches the caller's call().
+//   reply         the server answers a received call; it reaches the caller's call(). A
+//                 request that is not a call (transaction id 0) → InvalidMessage.
 //                 Never waits: a full reply ring (the caller does not read) → ChannelFull and
 //                 the reply is dropped; a caller gone → ProcessNotFound. No client can make
 //                 the server's thread wait, so one stuck client cannot stall the others.
-//   close         idempotent; the other side's blocked parties wake with EndpointNotFound;
-//                 local operations afterwards → InvalidCapability (closed capability).
+//   close         idempotent; the other side's blocked parties wake with EndpointNotFound
+//                 (after taking what was written before the close); local operations
+//                 afterwards, and local threads blocked when it closed → EndpointNotFound,
+//                 as on a closed core endpoint. InvalidCapability means a revoked capability.
+//   Where this runtime differs from the core on purpose, and why: docs/CONTRACT.md.
 //   Rights: SEND for send_sync/send_async/fast_send, RECEIVE for receive_sync/try_receive,
 //   both for call; missing → PermissionDenied.
 //   Messages: a SmallMessage fills one cache line of its slot (the fast path); a
@@ -193,15 +208,22 @@ inline constexpr u32 DEFAULT_SPIN_NS = 20'000;
 inline constexpr u32 PEER_CHECK_INTERVAL_MS = 20;
 // Most connections a server accepts at once (more → the client gets ResourceBusy).
 inline constexpr u32 DEFAULT_MAX_CONNECTIONS = 64;
+// Defaults of the per-client budgets in ServerOptions.
+inline constexpr u64 DEFAULT_MAX_REGION_BYTES = u64{1} << 30;
+inline constexpr u32 DEFAULT_MAX_UNCLAIMED_PER_CONNECTION = 64;
+inline constexpr u32 DEFAULT_HANDSHAKE_TIMEOUT_MS = 1000;
+inline constexpr u32 DEFAULT_MAX_PENDING_HANDSHAKES = 64;
 
 // ---- Deadlines on CLOCK_MONOTONIC --------------------------------------------------------------
 
 // CLOCK_MONOTONIC in nanoseconds (the clock every Deadline here is measured on; the same
 // clock as ThreadsPlatform::now_ns()).
 u64 now_ns();
+// A deadline `ns` (or `ms`) from now; one past the end of the clock is never (it saturates,
+// never wraps).
 Deadline after_ns(u64 ns);
 inline Deadline after_ms(u64 ms) {
-    return after_ns(ms * 1'000'000);
+    return ms > ~u64{0} / 1'000'000 ? Deadline::never() : after_ns(ms * 1'000'000);
 }
 
 // ---- Errors ------------------------------------------------------------------------------------
@@ -240,18 +262,61 @@ struct RateLimit {
     u64 burst_bytes = 0;
 };
 
+// Who may connect to a server (or read its statistics), decided on the peer's credentials as
+// the kernel reports them (SO_PEERCRED, SO_PEERGROUPS), never on anything the peer says.
+// A peer gets the union of the rights of every grant that matches it; a connection asking for
+// more than that is refused (PermissionDenied), and so is a peer that matches nothing.
+// Statistics need any grant. The default admits the server's own user (and root) only.
+// Others also need to reach the socket: the runtime directory must be searchable by them
+// (e.g. mode 0711; it must never be writable by them), and the socket file is made 0666 when
+// the policy names anyone else.
+struct AccessGrant {
+    u32 id = 0;                                   // a uid (users) or a gid (groups)
+    u16 rights = Rights::SEND | Rights::RECEIVE;  // what its connections may have
+};
+struct AccessPolicy {
+    u16 same_user_rights = Rights::SEND | Rights::RECEIVE;  // the server's euid and root
+    std::vector<AccessGrant> users;
+    std::vector<AccessGrant> groups;  // the peer's gid or one of its supplementary groups
+    bool admits_others() const { return !users.empty() || !groups.empty(); }
+};
+
+// Where a server tells of the peers it refused (one line each: who, and why).
+enum class RefusalLog : u8 {
+    Stderr,  // to stderr, at most 10 lines a second (the rest are counted, then summarized)
+    Silent,
+};
+
 struct ServerOptions {
     u32 capacity = DEFAULT_CAPACITY;  // per ring; rounded up to a power of two, 1..1024
     u32 spin_ns = DEFAULT_SPIN_NS;    // spin bound before sleeping; 0 = always sleep
     u32 max_connections = DEFAULT_MAX_CONNECTIONS;
     std::string runtime_dir;      // "" = runtime_directory()
     RateLimit client_rate_limit;  // what each client may send (see RateLimit)
+    AccessPolicy access;          // who may connect, with which rights
+    RefusalLog refusal_log = RefusalLog::Stderr;
+    // Work and resources per client, bounded by the server (never by a number a peer wrote):
+    // the largest region a client may send (published to clients, which refuse bigger ones
+    // with MessageTooLarge; one that sends one anyway is dropped as broken), ...
+    u64 max_region_bytes = DEFAULT_MAX_REGION_BYTES;
+    // ... how many received regions and capabilities of one connection may wait unclaimed
+    // (past it, that connection's oldest is closed, never another's; all of them are closed
+    // when the connection ends), ...
+    u32 max_unclaimed_per_connection = DEFAULT_MAX_UNCLAIMED_PER_CONNECTION;
+    // ... and the handshake: a connected socket must send its hello within this time, and at
+    // most this many may be waiting to (past it, the oldest is dropped).
+    u32 handshake_timeout_ms = DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    u32 max_pending_handshakes = DEFAULT_MAX_PENDING_HANDSHAKES;
 };
 
 struct ConnectOptions {
     u16 rights = Rights::SEND | Rights::RECEIVE;  // only SEND and RECEIVE mean anything here
     u32 spin_ns = DEFAULT_SPIN_NS;
     std::string runtime_dir;  // "" = runtime_directory()
+    // The uids this client accepts as the owner of the runtime directory and as the server
+    // (checked with SO_PEERCRED before anything is sent). Empty: our own euid. Root is always
+    // accepted; so are the uids in $VIPC_TRUSTED_UIDS (comma-separated).
+    std::vector<u32> trusted_server_uids;
     // How long connect() may wait for the server's answer.
     u32 connect_timeout_ms = 2000;
     RateLimit rate_limit;  // this connection's own limit on its sends (see RateLimit)
@@ -341,8 +406,9 @@ public:
     // (the reply is dropped) when its ring is full or, with a region or capability, its
     // socket is: the client is not reading, and waiting would let it stall every other
     // client of this thread. ProcessNotFound when the client is gone; PermissionDenied when
-    // it has no RECEIVE. The deadline is not used (reply never blocks; kept so that callers
-    // written for a blocking reply still compile).
+    // it has no RECEIVE; InvalidMessage when `request` is not a call (its transaction id is
+    // 0). The deadline is not used (reply never blocks; kept so that callers written for a
+    // blocking reply still compile).
     Result<void> reply(const Received& request, const Message& response,
                        Deadline deadline = Deadline::never());
 
