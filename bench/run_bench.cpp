@@ -340,8 +340,8 @@ int run_bench(int argc, char** argv) {
         run.sweep_limits = {20, 0.01, 300, 0.02, 3000, 0.02, 10};
         run.sweep_sizes = {8, 48, 4 * kKiB, 64 * kKiB, kMiB};
     } else {
-        run.main_limits = {2000, 0.2, 100000, 1.0, 2000000, 1.0, 60};
-        run.sweep_limits = {100, 0.05, 10000, 0.2, 200000, 0.2, 60};
+        run.main_limits = {2000, 0.2, 100000, 0.6, 2000000, 0.6, 60};
+        run.sweep_limits = {100, 0.05, 10000, 0.15, 200000, 0.15, 60};
         run.sweep_sizes = {8,         48,         512,  4 * kKiB,  32 * kKiB,
                            64 * kKiB, 256 * kKiB, kMiB, 16 * kMiB, 64 * kMiB};
     }
