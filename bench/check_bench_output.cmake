@@ -46,7 +46,8 @@ string(JSON count LENGTH "${json}" transports)
 set(problems "")
 set(seen "")
 string(REPLACE "," ";" more_must_run "${MUST_RUN}")
-set(must_run spin_line yield_line futex_line spin_ring yield_ring futex_ring spin_ring_uncached
+set(must_run spin_line yield_line futex_line spin_ring yield_ring futex_ring spin_slots
+    spin_ring_uncached
     pipe unix_socket eventfd ${more_must_run})
 string(JSON nsizes LENGTH "${json}" sweep_sizes)
 set(sweep_sizes "")

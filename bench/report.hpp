@@ -63,6 +63,8 @@ struct RunInfo {
     PhaseLimits main_limits;
     PhaseLimits sweep_limits;
     double seconds = 0;
+    std::string load_at_start;  // /proc/loadavg's 1, 5 and 15 minute averages ("" if unknown)
+    std::string load_at_end;
 };
 
 void print_terminal(std::FILE* out, const RunInfo& run,

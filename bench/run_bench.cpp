@@ -194,6 +194,14 @@ std::string utc_now() {
     return buf;
 }
 
+// The 1, 5 and 15 minute load averages, e.g. "0.52 0.40 0.31"; "" when unknown.
+std::string load_average() {
+    std::ifstream in("/proc/loadavg");
+    std::string one, five, fifteen;
+    if (!(in >> one >> five >> fifteen)) return {};
+    return one + " " + five + " " + fifteen;
+}
+
 std::vector<int> allowed_cpus() {
     cpu_set_t set;
     CPU_ZERO(&set);
@@ -319,6 +327,7 @@ int run_bench(int argc, char** argv) {
     run.quick = o.quick;
     run.reps = o.reps;
     run.started_utc = utc_now();
+    run.load_at_start = load_average();
     run.command = "vipc bench";
     for (int i = 1; i < argc; ++i)
         run.command += std::string(" ") + argv[i];
@@ -523,6 +532,7 @@ int run_bench(int argc, char** argv) {
         }
     }
     run.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    run.load_at_end = load_average();
 
     // Under --json, stdout carries the JSON document alone; the tables go to stderr.
     std::FILE* human = o.json_stdout ? stderr : stdout;

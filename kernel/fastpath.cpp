@@ -97,7 +97,7 @@ InterruptFrame* fastpath_reply_receive(InterruptFrame* f) {
     KernelEndpoint* k = e->kernel_endpoint;
     if (k->id != e->id || k->epoch != e->epoch || k->closed) return nullptr;
     // Check 4: nothing can be in the core's queue (else the server must take it first).
-    if (k->maybe_queued) return nullptr;
+    if (!k->known_empty()) return nullptr;
     // Check 5: no capability travels with the reply.
     if ((f->rsi & HAS_CAPABILITY_BIT) != 0) return nullptr;
 

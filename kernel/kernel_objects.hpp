@@ -9,9 +9,15 @@
 // endpoint was closed, and a revocation epoch (handle entries made before a revoke are
 // refused by the fast path and then by the core).
 //
-// Invariant (interrupts off around every change): receivers non-empty => the core's queue
-// is empty (a sender that finds a parked receiver wakes it; a receiver parks only after
-// the core said ChannelEmpty). maybe_queued == false => the core's queue is empty.
+// What the kernel knows of the core's queue (interrupts off around every change): `queued`
+// counts the messages the kernel's sends put there and its receives have not taken;
+// `queue_uncertain` is set when a receiver blocked inside the core (a receive with a
+// deadline) may have taken one or been handed one, and cleared when the core says
+// ChannelEmpty. known_empty() => the queue is empty, but for one transient case: a
+// message the core moved in from a sender blocked on the full queue is counted when that
+// sender runs again, which then also wakes a parked receiver (S2 in syscall.cpp), so it
+// never stays unseen. Parked receivers => known_empty() (a sender wakes one after each
+// send; a receiver parks only when known_empty() or after the core said ChannelEmpty).
 #pragma once
 
 #include <cstdint>
@@ -32,10 +38,28 @@ struct KernelEndpoint {
     ProcessId owner{};
     std::uint32_t epoch = 0;
     bool closed = false;
-    bool maybe_queued = false;
-    TaskList receivers;  // parked in receive, FIFO
+    bool queue_uncertain = false;
+    std::uint32_t queued = 0;
+    std::uint32_t core_receivers = 0;  // receivers blocked inside the core (deadline)
+    TaskList receivers;                // parked in receive, FIFO
     std::uint64_t fast_calls = 0;
     std::uint64_t fast_replies = 0;
+
+    bool known_empty() const { return !queue_uncertain && queued == 0; }
+    void note_sent() {
+        if (core_receivers != 0) {
+            queue_uncertain = true;
+        } else {
+            ++queued;
+        }
+    }
+    void note_taken() {
+        if (queued != 0) --queued;
+    }
+    void note_empty() {
+        queued = 0;
+        queue_uncertain = false;
+    }
 };
 
 inline constexpr std::uint32_t MAX_KERNEL_ENDPOINTS = 48;

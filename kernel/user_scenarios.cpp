@@ -310,7 +310,7 @@ bool scenario_close_wakes_blocked(const char* name) {
         // Fill B before anyone runs.
         Message filler = Message::small(0, 1);
         if (!b->endpoint.send_async(filler)) return false;
-        b->maybe_queued = true;
+        b->note_sent();
     }
     const std::uint16_t close_rights = Rights::REVOKE;
     g.args(closer, B_CLOSER, g.grant(closer, a, close_rights), g.grant(closer, b, close_rights),
@@ -343,9 +343,10 @@ bool scenario_deadlines(const char* name) {
     KernelEndpoint* full = g.endpoint(p, 1);
     if (full != nullptr) {
         if (!full->endpoint.send_async(Message::small(0, 1))) return false;
-        full->maybe_queued = true;
+        full->note_sent();
     }
-    g.args(p, B_DEADLINES, g.grant(p, empty, Rights::RECEIVE), g.grant(p, full, Rights::SEND));
+    g.args(p, B_DEADLINES, g.grant(p, empty, Rights::RECEIVE | Rights::SEND),
+           g.grant(p, full, Rights::SEND));
     return g.run() && g.all_exited_zero();
 }
 

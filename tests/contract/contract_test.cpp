@@ -93,6 +93,25 @@ CONTRACT_REVOKE_TEST(ARevokedClientGetsInvalidCapability) {
     CHECK_ERR(a.client_call(small(1), a.after_ms(20)), IpcError::InvalidCapability);
 }
 
+// docs/CONTRACT.md "revoke and blocked parties": posix ends the revoked connection and
+// wakes whoever is blocked on it; the core's revoke (a generation bump) leaves a parked
+// party parked until a message, a close or its deadline.
+CONTRACT_REVOKE_TEST(RevokeAndTheClientsBlockedReceiver) {
+    REQUIRE(a.open(Setup{}));
+    a.run_parties(
+        [&] {
+            if constexpr (A::kRevokeWakesBlocked) {
+                CHECK_ERR(a.client_receive_sync(a.bound()), IpcError::InvalidCapability);
+            } else {
+                CHECK_ERR(a.client_receive_sync(a.after_ms(200)), IpcError::Timeout);
+            }
+        },
+        [&] {
+            REQUIRE(a.wait_until([&] { return a.client_stats().waiting_receivers == 1; }));
+            CHECK_OK(a.revoke_client());
+        });
+}
+
 CONTRACT_REVOKE_TEST(TheServerGoesOnAfterRevokingAClient) {
     REQUIRE(a.open(Setup{}));
     REQUIRE_OK(a.revoke_client());

@@ -14,6 +14,8 @@
 //                               the registry must then not be touched again
 #pragma once
 
+#include <new>
+
 #include "contract.hpp"
 #include "veridian/ipc/core/registry.hpp"
 
@@ -28,13 +30,16 @@ public:
     static constexpr bool kReplyKnowsCallerGaveUp = true;      // "reply to a caller that gave up"
     static constexpr bool kServerOutlivesItsClients = false;   // "one endpoint, many clients"
     static constexpr bool kReplyToAFullRingFails = false;      // "reply never blocks"
+    static constexpr bool kRevokeWakesBlocked = false;         // "revoke and blocked parties"
 
     explicit CoreAdapter(Runner& runner) : runner_(runner) {
-        registry_ = new Registry(runner.platform(), runner.allocator(), /*max_endpoints=*/4);
+        registry_ = new (registry_storage_)
+            Registry(runner.platform(), runner.allocator(), /*max_endpoints=*/4);
     }
     ~CoreAdapter() {
-        // After an unwound sim run the endpoints' waiter lists may point into dead stacks.
-        if (!runner_.leak_on_exit()) delete registry_;
+        // After an unwound sim run the endpoints' waiter lists may point into dead stacks:
+        // the registry is then abandoned, never destroyed.
+        if (!runner_.leak_on_exit()) registry_->~Registry();
     }
     CoreAdapter(const CoreAdapter&) = delete;
     CoreAdapter& operator=(const CoreAdapter&) = delete;
@@ -137,6 +142,7 @@ private:
     }
 
     Runner& runner_;
+    alignas(Registry) unsigned char registry_storage_[sizeof(Registry)];
     Registry* registry_ = nullptr;
     u16 rights_ = 0;
     Endpoint server_owner_, client_owner_;  // all rights: the channel's owner

@@ -65,6 +65,7 @@ public:
     static constexpr bool kReplyKnowsCallerGaveUp = false;
     static constexpr bool kServerOutlivesItsClients = true;
     static constexpr bool kReplyToAFullRingFails = true;
+    static constexpr bool kRevokeWakesBlocked = true;
 
     Deadline after_ms(u64 ms) { return posix::after_ms(ms); }
     Deadline bound() { return after_ms(20'000); }
@@ -145,20 +146,24 @@ private:
     posix::ConnectionId connection_ = 0;
 };
 
-// The server in another process: contract_peer, one command a line on its stdin, answers
-// on its stdout tagged with the command's id (commands run concurrently there).
-class RemoteServer {
+// The other process: contract_peer with `args` (its role and theirs), one command a line
+// on its stdin, answers on its stdout tagged with the command's id (a server runs its
+// commands concurrently).
+class RemotePeer {
 public:
-    RemoteServer(const std::string& dir, u32 capacity) {
+    explicit RemotePeer(std::vector<std::string> args) {
         int in[2], out[2];
         if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) return;
-        const std::string cap = std::to_string(capacity);
+        args.insert(args.begin(), VIPC_CONTRACT_PEER_PATH);
+        std::vector<char*> argv;
+        for (std::string& a : args)
+            argv.push_back(a.data());
+        argv.push_back(nullptr);
         pid_ = fork();
         if (pid_ == 0) {
             dup2(in[0], STDIN_FILENO);
             dup2(out[1], STDOUT_FILENO);
-            execl(VIPC_CONTRACT_PEER_PATH, VIPC_CONTRACT_PEER_PATH, "server", dir.c_str(),
-                  kEndpointName, cap.c_str(), static_cast<char*>(nullptr));
+            execv(argv[0], argv.data());
             _exit(127);
         }
         ::close(in[0]);
@@ -167,19 +172,26 @@ public:
         from_peer_ = out[0];
         reader_ = std::thread([this] { read_loop(); });
     }
-    ~RemoteServer() {
-        if (pid_ > 0) {
-            ::kill(pid_, SIGKILL);
-            waitpid(pid_, nullptr, 0);
-        }
+    ~RemotePeer() {
+        (void)kill_now();
         if (to_peer_ >= 0) ::close(to_peer_);
         if (reader_.joinable()) reader_.join();
         if (from_peer_ >= 0) ::close(from_peer_);
     }
-    RemoteServer(const RemoteServer&) = delete;
-    RemoteServer& operator=(const RemoteServer&) = delete;
+    RemotePeer(const RemotePeer&) = delete;
+    RemotePeer& operator=(const RemotePeer&) = delete;
 
     bool ready() { return command("ready").has_value(); }
+    // SIGKILL now; returns the time of the kill (CLOCK_MONOTONIC ns). Reaps it.
+    u64 kill_now() {
+        const u64 at = posix::now_ns();
+        if (pid_ > 0) {
+            ::kill(pid_, SIGKILL);
+            waitpid(pid_, nullptr, 0);
+            pid_ = -1;
+        }
+        return at;
+    }
 
     // Sends "<id> <text>" and waits for its answer's fields (after "OK"), or the error.
     Result<std::vector<u64>> command(const std::string& text) {
@@ -275,7 +287,8 @@ public:
     }
 
     bool open(Setup setup) {
-        remote_.emplace(dir_.path(), setup.capacity);
+        remote_.emplace(std::vector<std::string>{"server", dir_.path(), kEndpointName,
+                                                 std::to_string(setup.capacity)});
         if (!remote_->ready()) return false;
         auto c = posix::Connection::connect(kEndpointName, connect_options(setup));
         if (!c) return false;
@@ -334,7 +347,7 @@ private:
         return Request{m, f[0]};
     }
 
-    std::optional<RemoteServer> remote_;
+    std::optional<RemotePeer> remote_;
     posix::ConnectionId connection_ = 0;
 };
 

@@ -23,25 +23,6 @@ using ReceiveSync = CoreTest;
 using CloseWakes = CoreTest;
 using Handoff = CoreTest;
 
-TEST_F(SendSync, BlocksOnAFullQueueUntilAReceiverTakesOne) {
-    Endpoint e = make_endpoint(1);
-    ASSERT_IPC_OK(e.send_async(tagged(1)));
-    Result<void> sent = IpcError::NotInitialized;
-    std::jthread sender([&] { sent = e.send_sync(tagged(2), kOther, bound()); });
-    ASSERT_TRUE(wait_for_senders(e, 1)) << "the sender never blocked";
-    EXPECT_EQ(stats_of(e).queued, 1u);
-
-    Result<Message> first = e.try_receive();  // frees the place the sender waits for
-    sender.join();
-    ASSERT_IPC_OK(first);
-    EXPECT_EQ(tag_of(*first), 1u);
-    EXPECT_IPC_OK(sent);
-    Result<Message> second = e.try_receive();
-    ASSERT_IPC_OK(second);
-    EXPECT_EQ(tag_of(*second), 2u);
-    EXPECT_EQ(second->sender(), kOther);
-}
-
 TEST_F(SendSync, BlockedSendersAreAdmittedInArrivalOrder) {
     Endpoint e = make_endpoint(1);
     ASSERT_IPC_OK(e.send_async(tagged(0)));
@@ -62,33 +43,10 @@ TEST_F(SendSync, BlockedSendersAreAdmittedInArrivalOrder) {
         EXPECT_IPC_OK(r);
 }
 
-TEST_F(SendSync, DeadlineOnAFullQueueGivesTimeout) {
-    Endpoint e = make_endpoint(1);
-    ASSERT_IPC_OK(e.send_async(tagged(1)));
-    EXPECT_IPC_ERROR(e.send_sync(tagged(2), kOwner, platform.after_ns(5 * kMillisecond)),
-                     IpcError::Timeout);
-    const EndpointStats s = stats_of(e);
-    EXPECT_EQ(s.waiting_senders, 0u);
-    EXPECT_EQ(s.queued, 1u);
-    EXPECT_EQ(tag_of(e.try_receive().value_or(Message())), 1u);  // the timed-out message
-    EXPECT_IPC_ERROR(e.try_receive(), IpcError::ChannelEmpty);   // was never queued
-}
-
 TEST_F(SendSync, PastDeadlineOnAFullQueueGivesTimeoutAtOnce) {
     Endpoint e = make_endpoint(1);
     ASSERT_IPC_OK(e.send_async(tagged(1)));
     EXPECT_IPC_ERROR(e.send_sync(tagged(2), kOwner, Deadline::past()), IpcError::Timeout);
-}
-
-TEST_F(SendSync, BlockedSenderWakesWithEndpointNotFoundOnClose) {
-    Endpoint e = make_endpoint(1);
-    ASSERT_IPC_OK(e.send_async(tagged(1)));
-    Result<void> sent = IpcError::NotInitialized;
-    std::jthread sender([&] { sent = e.send_sync(tagged(2), kOther, bound()); });
-    ASSERT_TRUE(wait_for_senders(e, 1));
-    ASSERT_IPC_OK(e.close());
-    sender.join();
-    EXPECT_IPC_ERROR(sent, IpcError::EndpointNotFound);
 }
 
 TEST_F(ReceiveSync, ReturnsAQueuedMessageWithoutBlocking) {
@@ -98,25 +56,6 @@ TEST_F(ReceiveSync, ReturnsAQueuedMessageWithoutBlocking) {
     ASSERT_IPC_OK(m);
     EXPECT_EQ(tag_of(*m), 4u);
     EXPECT_EQ(stats_of(e).blocked, 0u);
-}
-
-TEST_F(ReceiveSync, BlocksUntilAMessageArrives) {
-    Endpoint e = make_endpoint();
-    Result<Message> got = IpcError::NotInitialized;
-    std::jthread receiver([&] { got = e.receive_sync(kOwner, bound()); });
-    ASSERT_TRUE(wait_for_receivers(e, 1)) << "the receiver never blocked";
-    ASSERT_IPC_OK(e.send_sync(tagged(11), kOther, bound()));
-    receiver.join();
-    ASSERT_IPC_OK(got);
-    EXPECT_EQ(tag_of(*got), 11u);
-    EXPECT_EQ(got->sender(), kOther);
-}
-
-TEST_F(ReceiveSync, DeadlineOnAnEmptyQueueGivesTimeout) {
-    Endpoint e = make_endpoint();
-    EXPECT_IPC_ERROR(e.receive_sync(kOwner, platform.after_ns(5 * kMillisecond)),
-                     IpcError::Timeout);
-    EXPECT_EQ(stats_of(e).waiting_receivers, 0u);
 }
 
 TEST_F(ReceiveSync, PastDeadlineOnAnEmptyQueueGivesTimeoutNotWouldBlock) {
