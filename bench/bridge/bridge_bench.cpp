@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 // vipc_bridge_bench: the bridge against its floors, side by side in one run.
 //
-//   latency (call round trip, p50/p99 over --calls calls, median of --reps repetitions):
+//   latency (call round trip, p50/p99 over --calls calls, median of --reps repetitions; the
+//   three paths interleaved in rounds of 50 calls so that they share the machine's load):
 //     local        a posix Connection::call to a server in another process (no bridge)
 //     nats         a NATS request/reply between two plain libnats programs (this one and a
 //                  responder child): the floor of the engine
@@ -224,9 +225,10 @@ int role_sink(const std::string& url, const std::string& subject, u64 count) {
 
 // The vipc server (for the local call and behind the export bridge): echoes calls, counts
 // one-way messages and prints "GOT n" after each `count` of them.
-int role_server(const std::string& dir, const std::string& name, u64 count) {
+int role_server(const std::string& dir, const std::string& name, u64 count, u32 spin_ns) {
     signal(SIGTERM, on_term);
     posix::ServerOptions o;
+    o.spin_ns = spin_ns;
     o.runtime_dir = dir;
     o.capacity = 1024;
     Result<posix::Server> s = posix::Server::publish(name, o);
@@ -263,18 +265,34 @@ Latency summarize(std::vector<u64>& ns) {
     return {at(0.50), at(0.99)};
 }
 
-template <typename F>
-Latency measure(u64 calls, F&& one) {
-    for (u64 i = 0; i < calls / 10 + 10; ++i)
-        if (!one()) return {-1, -1};
-    std::vector<u64> ns;
-    ns.reserve(calls);
-    for (u64 i = 0; i < calls; ++i) {
-        const u64 t0 = posix::now_ns();
-        if (!one()) return {-1, -1};
-        ns.push_back(posix::now_ns() - t0);
+// Times `calls` calls of each of three paths, interleaved in rounds of 50 (A B C A B C ...),
+// so that all three see the same load on a shared machine. False when a call failed.
+template <typename A, typename B, typename C>
+bool measure3(u64 calls, A&& a, B&& b, C&& c, Latency out[3]) {
+    std::vector<u64> ns[3];
+    for (auto& v : ns)
+        v.reserve(calls);
+    auto timed = [&](auto& one, std::vector<u64>& v, u64 n, bool keep) {
+        for (u64 i = 0; i < n; ++i) {
+            const u64 t0 = posix::now_ns();
+            if (!one()) return false;
+            if (keep) v.push_back(posix::now_ns() - t0);
+        }
+        return true;
+    };
+    const u64 warmup = calls / 10 + 10;
+    if (!timed(a, ns[0], warmup, false) || !timed(b, ns[1], warmup, false) ||
+        !timed(c, ns[2], warmup, false)) {
+        return false;
     }
-    return summarize(ns);
+    for (u64 done = 0; done < calls; done += 50) {
+        const u64 n = std::min<u64>(50, calls - done);
+        if (!timed(a, ns[0], n, true) || !timed(b, ns[1], n, true) || !timed(c, ns[2], n, true))
+            return false;
+    }
+    for (int k = 0; k < 3; ++k)
+        out[k] = summarize(ns[k]);
+    return true;
 }
 
 double median(std::vector<double> v) {
@@ -294,11 +312,13 @@ int main(int argc, char** argv) {
         if (role == "responder" && argc == 5) return role_responder(argv[3], argv[4]);
         if (role == "sink" && argc == 6)
             return role_sink(argv[3], argv[4], std::strtoull(argv[5], nullptr, 10));
-        if (role == "server" && argc == 6)
-            return role_server(argv[3], argv[4], std::strtoull(argv[5], nullptr, 10));
+        if (role == "server" && argc == 7)
+            return role_server(argv[3], argv[4], std::strtoull(argv[5], nullptr, 10),
+                               static_cast<u32>(std::strtoul(argv[6], nullptr, 10)));
         return 2;
     }
     u64 calls = 2000, reps = 3, stream = 200'000;
+    std::string spin_ns;  // --spin-ns for both bridges ("" = their default)
     std::string vipc = VIPC_PATH, nats_server = VIPC_NATS_SERVER_PATH;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string a = argv[i];
@@ -308,8 +328,12 @@ int main(int argc, char** argv) {
             reps = std::strtoull(argv[i + 1], nullptr, 10);
         else if (a == "--stream")
             stream = std::strtoull(argv[i + 1], nullptr, 10);
+        else if (a == "--bridge-spin-ns")
+            spin_ns = argv[i + 1];
         else {
-            std::fprintf(stderr, "usage: vipc_bridge_bench [--calls N] [--reps N] [--stream N]\n");
+            std::fprintf(stderr,
+                         "usage: vipc_bridge_bench [--calls N] [--reps N] [--stream N] "
+                         "[--bridge-spin-ns NS]\n");
             return 2;
         }
     }
@@ -329,24 +353,37 @@ int main(int argc, char** argv) {
         }
         Child responder({exe, "--role", "responder", url, "bench.direct"});
         Child sink({exe, "--role", "sink", url, "bench.stream", std::to_string(stream)});
-        Child server_b({exe, "--role", "server", dir_b, name, std::to_string(stream)});
-        Child server_local({exe, "--role", "server", dir_a, "bench/local", "1000000000"});
+        // --bridge-spin-ns applies to every local side of the bridged path (the bridges, the
+        // client and the server behind the export), so that none of them sleeps while a
+        // call is on NATS.
+        const std::string end_spin =
+            spin_ns.empty() ? std::to_string(posix::DEFAULT_SPIN_NS) : spin_ns;
+        Child server_b({exe, "--role", "server", dir_b, name, std::to_string(stream), end_spin});
+        Child server_local({exe, "--role", "server", dir_a, "bench/local", "1000000000",
+                            std::to_string(posix::DEFAULT_SPIN_NS)});
         if (!responder.wait_for("READY", 5000) || !sink.wait_for("READY", 5000) ||
             !server_b.wait_for("READY", 5000) || !server_local.wait_for("READY", 5000)) {
             std::fprintf(stderr, "a child did not start\n");
             return 1;
         }
-        Child exporter({vipc, "bridge", "export", name, "--nats-url", url},
-                       std::string("VIPC_RUNTIME_DIR=") + dir_b);
+        std::vector<std::string> export_argv = {vipc, "bridge", "export", name, "--nats-url", url};
+        std::vector<std::string> import_argv = {vipc,         "bridge", "import",  name,
+                                                "--nats-url", url,      "--depth", "1024"};
+        if (!spin_ns.empty()) {
+            for (auto* v : {&export_argv, &import_argv})
+                v->insert(v->end(), {"--spin-ns", spin_ns});
+        }
+        Child exporter(export_argv, std::string("VIPC_RUNTIME_DIR=") + dir_b);
         if (!exporter.wait_for("exporting", 5000)) return 1;
-        Child importer({vipc, "bridge", "import", name, "--nats-url", url, "--depth", "1024"},
-                       std::string("VIPC_RUNTIME_DIR=") + dir_a);
+        Child importer(import_argv, std::string("VIPC_RUNTIME_DIR=") + dir_a);
         if (!importer.wait_for("importing", 5000)) return 1;
 
         posix::ConnectOptions co;
         co.runtime_dir = dir_a;
         Result<posix::Connection> local = posix::Connection::connect("bench/local", co);
-        Result<posix::Connection> bridged = posix::Connection::connect(name, co);
+        posix::ConnectOptions bco = co;
+        bco.spin_ns = static_cast<u32>(std::stoul(end_spin));
+        Result<posix::Connection> bridged = posix::Connection::connect(name, bco);
         natsConnection* nc = nats_connect(url);
         if (!local || !bridged || nc == nullptr) {
             std::fprintf(stderr, "cannot connect: %s\n", posix::last_error_detail());
@@ -356,20 +393,27 @@ int main(int argc, char** argv) {
         u8 payload[64] = {};
         std::vector<double> l50, l99, n50, n99, b50, b99, nats_tput, bridge_tput;
         for (u64 rep = 0; rep < reps; ++rep) {
-            const Latency l = measure(calls, [&] {
-                return static_cast<bool>(local->call(request, posix::after_ms(2000)));
-            });
-            const Latency n = measure(calls, [&] {
-                natsMsg* reply = nullptr;
-                const natsStatus s = natsConnection_Request(&reply, nc, "bench.direct", payload,
-                                                            sizeof payload, 2000);
-                if (reply) natsMsg_Destroy(reply);
-                return s == NATS_OK;
-            });
-            const Latency b = measure(calls, [&] {
-                return static_cast<bool>(
-                    bridge::check_reply(bridged->call(request, posix::after_ms(2000))));
-            });
+            Latency lat[3];
+            const bool measured = measure3(
+                calls,
+                [&] { return static_cast<bool>(local->call(request, posix::after_ms(2000))); },
+                [&] {
+                    natsMsg* reply = nullptr;
+                    const natsStatus s = natsConnection_Request(&reply, nc, "bench.direct", payload,
+                                                                sizeof payload, 2000);
+                    if (reply) natsMsg_Destroy(reply);
+                    return s == NATS_OK;
+                },
+                [&] {
+                    return static_cast<bool>(
+                        bridge::check_reply(bridged->call(request, posix::after_ms(2000))));
+                },
+                lat);
+            if (!measured) {
+                std::fprintf(stderr, "a call failed: %s\n", posix::last_error_detail());
+                return 1;
+            }
+            const Latency &l = lat[0], &n = lat[1], &b = lat[2];
             l50.push_back(l.p50_us), l99.push_back(l.p99_us);
             n50.push_back(n.p50_us), n99.push_back(n.p99_us);
             b50.push_back(b.p50_us), b99.push_back(b.p99_us);

@@ -25,7 +25,7 @@ def test_every_error_reply_raises_its_class_in_process(runtime_dir):
         def answer():
             for code in CODES:
                 request = server.receive(timeout=5)
-                server.reply_error(request, code, timeout=1)
+                server.reply_error(request, code, f"refused {code}", timeout=1)
 
         t = threading.Thread(target=answer)
         t.start()
@@ -35,7 +35,7 @@ def test_every_error_reply_raises_its_class_in_process(runtime_dir):
                 with pytest.raises(cls) as info:
                     conn.call(b"?", timeout=5)
                 assert info.value.code == code
-                assert cls.__name__ in info.value.detail
+                assert f"{cls.__name__}: refused {code}" in info.value.detail
         t.join()
 
 

@@ -8,7 +8,7 @@ a copy in Python. The C calls release the GIL, so other Python threads run while
 import enum
 
 from ._lib import ffi, lib
-from .errors import ChannelEmpty, InvalidMessage, check, code_of
+from .errors import ChannelEmpty, InvalidMessage, IpcError, check, code_of
 
 NEVER = lib.VIPC_DEADLINE_NEVER
 INLINE_MAX = lib.VIPC_INLINE_MAX
@@ -285,10 +285,14 @@ class Server(_Handle):
             check(lib.vipc_server_reply(self._handle(), request._raw, opcode, ptr, size,
                                         deadline(timeout)))
 
-    def reply_error(self, request, error, *, timeout=None):
+    def reply_error(self, request, error, detail=None, *, timeout=None):
         """Answers `request` with an error (an IpcError class, instance or code): the caller's
-        call raises it."""
-        check(lib.vipc_server_reply_error(self._handle(), request._raw, code_of(error),
+        call raises it, with `detail` (default: an instance's own detail; its first 56 bytes
+        travel) at the end of its detail."""
+        if detail is None and isinstance(error, IpcError):
+            detail = error.detail
+        text = ffi.NULL if not detail else str(detail).encode("utf-8", "replace")
+        check(lib.vipc_server_reply_error(self._handle(), request._raw, code_of(error), text,
                                           deadline(timeout)))
 
     def send(self, connection, data=b"", opcode=0, *, timeout=None):

@@ -35,6 +35,7 @@
 
 #include "veridian/ipc/core/error.hpp"
 #include "veridian/ipc/core/types.hpp"
+#include "veridian/ipc/posix/runtime.hpp"
 
 namespace veridian::ipc::bridge {
 
@@ -62,7 +63,7 @@ struct BridgeOptions {
     std::string runtime_dir;      // "" = posix::runtime_directory()
     // Import: the time a forwarded call may take when the local caller's deadline is unknown
     // to the bridge (the runtime does not carry it to servers): the request's
-    // Vipc-Timeout-Ns. Export: the longest deadline honoured for a remote request.
+    // duration in the request. Export: the longest deadline honoured for a remote request.
     u32 call_timeout_ms = 5000;
     // Import: one-way messages that may be unconfirmed at once (1..65536).
     u32 credit_window = 1024;
@@ -73,6 +74,11 @@ struct BridgeOptions {
     u16 local_rights = 3;
     // Import: the local endpoint's queue depth.
     u32 queue_depth = 64;
+    // The local side's spin bound before a futex sleep (ServerOptions/ConnectOptions
+    // spin_ns); the runtime's default unless set. A bridged call waits a whole NATS round
+    // trip (tens of µs), longer than the default spin: a longer spin saves the wake-ups on
+    // an idle machine and wastes CPU on a busy one.
+    u32 spin_ns = posix::DEFAULT_SPIN_NS;
 };
 
 // What a bridge did (monotonic counters, read without stopping it).

@@ -18,6 +18,7 @@
 #include <mutex>
 
 #include "bridge/bridge_impl.hpp"
+#include "bridge/local_side.hpp"
 #include "bridge/mapping.hpp"
 #include "bridge/marker.hpp"
 #include "bridge/nats_link.hpp"
@@ -60,7 +61,6 @@ public:
             return e;
         }
         VIPC_TRY(link_.connect(options.nats, "vipc-export " + this->name));
-        max_record_ = link_.max_payload();
         for (u32 i = 0; i < options.concurrency; ++i) {
             if (link_.subscribe(subject, QUEUE_GROUP, on_request_cb, this) == nullptr) {
                 link_.close();
@@ -138,6 +138,7 @@ private:
         co.runtime_dir = opts_.runtime_dir;
         co.rights = opts_.local_rights;
         co.connect_timeout_ms = 1000;
+        co.spin_ns = opts_.spin_ns;
         Result<posix::Connection> c = posix::Connection::connect(name, co);
         if (!c) {
             *e = c.error();
@@ -181,8 +182,22 @@ private:
         std::string why;
         usize used = 0;
         const auto* data = reinterpret_cast<const u8*>(natsMsg_GetData(msg));
-        const usize len = static_cast<usize>(natsMsg_GetDataLength(msg));
-        Result<Message> decoded = decode_record({data, len}, &used, &why);
+        usize len = static_cast<usize>(natsMsg_GetDataLength(msg));
+        // The caller's remaining time, as a duration; never more than our own bound.
+        u64 timeout_ns = u64{opts_.call_timeout_ms} * 1'000'000u;
+        if (is_call) {
+            const auto t = decode_call_head({data, len});
+            if (!t) {
+                calls_.fetch_add(1, std::memory_order_relaxed);
+                call_errors_.fetch_add(1, std::memory_order_relaxed);
+                return publish_error(reply, IpcError::InvalidMessage,
+                                     "remote bridge: a call without its 8-byte duration");
+            }
+            timeout_ns = std::min(timeout_ns, *t);
+            data += CALL_HEAD_BYTES;
+            len -= CALL_HEAD_BYTES;
+        }
+        Result<Record> decoded = decode_any_record({data, len}, &used, &why);
         if (decoded && used != len) {
             why = "bytes after the record";
             decoded = IpcError::InvalidMessage;
@@ -197,11 +212,6 @@ private:
             }
             return;
         }
-        // The caller's remaining time, as a duration; never more than our own bound.
-        u64 timeout_ns = u64{opts_.call_timeout_ms} * 1'000'000u;
-        if (const auto t = parse_decimal(header_value(msg, HEADER_TIMEOUT_NS))) {
-            timeout_ns = std::min(timeout_ns, *t);
-        }
         IpcError e{};
         const std::shared_ptr<posix::Connection> c = local(&e, &why);
         if (!c) {
@@ -213,7 +223,10 @@ private:
             }
             return;
         }
-        Message request = *decoded;
+        if (decoded->kind == RecordKind::Payload) {
+            return serve_payload(*c, *decoded, is_call, reply, timeout_ns);
+        }
+        Message request = decoded->message;
         request.set_flags(request.flags() & ~MessageFlags::IS_REPLY);
         if (!is_call) {
             // A one-way message from a plain NATS publisher (the bridge's own go in streams).
@@ -227,19 +240,7 @@ private:
             return;
         }
         Result<Message> answer = c->call(request, posix::after_ns(timeout_ns));
-        if (!answer) {
-            const IpcError err = answer.error();
-            std::string detail = posix::last_error_detail();
-            if (err == IpcError::Timeout) {
-                // Details travel in 64 bytes: the essential first.
-                detail = "no answer within " + std::to_string(timeout_ns / 1'000'000u) +
-                         " ms from '" + name + "'";
-            }
-            if (connection_gone(err)) drop_local(c);
-            call_errors_.fetch_add(1, std::memory_order_relaxed);
-            publish_error(reply, err, "remote: " + detail);
-            return;
-        }
+        if (!answer) return call_failed(reply, answer.error(), timeout_ns, c);
         Message response = *answer;
         response.set_flags(response.flags() & ~MessageFlags::IS_REPLY);
         if (!check_crossable(response, &why)) {
@@ -252,6 +253,56 @@ private:
         body.reserve(record_size(response));
         encode_record(response, body);
         natsConnection_Publish(link_.nc(), reply, body.data(), static_cast<int>(body.size()));
+    }
+
+    void call_failed(const char* reply, IpcError err, u64 timeout_ns,
+                     const std::shared_ptr<posix::Connection>& c) {
+        std::string detail = posix::last_error_detail();
+        if (err == IpcError::Timeout) {
+            // Details travel in 64 bytes: the essential first.
+            detail = "no answer within " + std::to_string(timeout_ns / 1'000'000u) + " ms from '" +
+                     name + "'";
+        }
+        if (connection_gone(err)) drop_local(c);
+        call_errors_.fetch_add(1, std::memory_order_relaxed);
+        publish_error(reply, err, "remote: " + detail);
+    }
+
+    // A payload record (the runtime's payload API): a call or a one-way message.
+    void serve_payload(posix::Connection& conn, const Record& r, bool is_call, const char* reply,
+                       u64 timeout_ns) {
+        const std::shared_ptr<posix::Connection> c = local_ref(conn);
+        const u32 flags = r.flags & ~MessageFlags::IS_REPLY;
+        if (!is_call) {
+            const Result<void> sent =
+                send_payload(conn, r.opcode, flags, r.payload, posix::after_ns(timeout_ns));
+            if (sent) {
+                sends_.fetch_add(1, std::memory_order_relaxed);
+            } else {
+                sends_failed_.fetch_add(1, std::memory_order_relaxed);
+                if (connection_gone(sent.error()) && c) drop_local(c);
+            }
+            return;
+        }
+        std::vector<std::byte> answer;
+        u32 opcode = 0, reply_flags = 0;
+        const Result<void> done = call_payload(conn, r.opcode, flags, r.payload, answer, &opcode,
+                                               &reply_flags, posix::after_ns(timeout_ns));
+        if (!done) {
+            if (c) return call_failed(reply, done.error(), timeout_ns, c);
+            return publish_error(reply, done.error(), "remote: payload call failed");
+        }
+        std::vector<u8> body;
+        body.reserve(RECORD_HEAD_BYTES + answer.size());
+        encode_payload_record(opcode, reply_flags & ~MessageFlags::IS_REPLY,
+                              {reinterpret_cast<const u8*>(answer.data()), answer.size()}, body);
+        natsConnection_Publish(link_.nc(), reply, body.data(), static_cast<int>(body.size()));
+    }
+
+    // The shared pointer holding `conn`, if it is still the current local connection.
+    std::shared_ptr<posix::Connection> local_ref(posix::Connection& conn) {
+        std::lock_guard<std::mutex> lock(local_mu_);
+        return local_.get() == &conn ? local_ : nullptr;
     }
 
     void on_open(natsMsg* msg) {
@@ -289,14 +340,18 @@ private:
     }
 
     // Delivers one record of a stream; false when it could not be delivered.
-    bool deliver(const Message& m) {
+    bool deliver(const Record& r) {
         for (;;) {
             IpcError e{};
             std::string why;
             const std::shared_ptr<posix::Connection> c = local(&e, &why);
             if (!c) return false;
             // Sliced, so that stop() is noticed while the local receiver is slow.
-            const Result<void> sent = c->send_sync(m, posix::after_ms(100));
+            const Result<void> sent =
+                r.kind == RecordKind::Payload
+                    ? send_payload(*c, r.opcode, r.flags & ~MessageFlags::IS_REPLY, r.payload,
+                                   posix::after_ms(100))
+                    : c->send_sync(r.message, posix::after_ms(100));
             if (sent) return true;
             if (sent.error() == IpcError::Timeout && !stopping_.load()) continue;
             if (connection_gone(sent.error())) drop_local(c);
@@ -323,7 +378,7 @@ private:
         for (; done < head->count; ++done) {
             std::string why;
             usize used = 0;
-            Result<Message> m = decode_record({data + off, len - off}, &used, &why);
+            Result<Record> m = decode_any_record({data + off, len - off}, &used, &why);
             if (!m) break;
             off += used;
             if (!stopping_.load() && deliver(*m)) {
@@ -353,7 +408,6 @@ private:
     std::string probe_subject_;
     NatsLink link_;
     natsSubscription* frame_sub_ = nullptr;
-    u64 max_record_ = 0;
     std::atomic<bool> stopping_{false};
 
     std::mutex local_mu_;

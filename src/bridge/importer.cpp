@@ -35,6 +35,7 @@
 #include <unordered_map>
 
 #include "bridge/bridge_impl.hpp"
+#include "bridge/local_side.hpp"
 #include "bridge/mapping.hpp"
 #include "bridge/marker.hpp"
 #include "bridge/nats_link.hpp"
@@ -45,7 +46,7 @@ namespace veridian::ipc::bridge {
 namespace {
 
 constexpr u64 MS = 1'000'000;
-// A forwarded call's pending entry outlives its Vipc-Timeout-Ns by this much, so the remote
+// A forwarded call's pending entry outlives the duration it carries by this much, so the remote
 // side's own Timeout (with its detail) arrives first even on a loaded machine. (The local
 // caller is not held up by it: its own deadline ends its call.)
 constexpr u64 PENDING_GRACE_NS = 1000 * MS;
@@ -68,6 +69,7 @@ public:
         posix::ServerOptions so;
         so.runtime_dir = options.runtime_dir;
         so.capacity = options.queue_depth;
+        so.spin_ns = options.spin_ns;
         Result<posix::Server> server = posix::Server::publish(endpoint, so);
         if (!server) {
             set_detail("%s", posix::last_error_detail());
@@ -88,12 +90,11 @@ public:
             return IpcError::InvalidMessage;
         }
         natsConnection_FlushTimeout(link_.nc(), options.nats.connect_timeout_ms);
-        const u64 payload = link_.max_payload();
-        max_batch_ = std::min<usize>(
-            {MAX_BATCH, options.credit_window,
-             payload > FRAME_HEAD_BYTES + MAX_RECORD_BYTES
-                 ? static_cast<usize>((payload - FRAME_HEAD_BYTES) / MAX_RECORD_BYTES)
-                 : usize{1}});
+        // A frame (or a call's record) fits the NATS server's max payload.
+        max_frame_bytes_ = static_cast<usize>(link_.max_payload());
+        if (max_frame_bytes_ < FRAME_HEAD_BYTES + MAX_RECORD_BYTES) {
+            max_frame_bytes_ = FRAME_HEAD_BYTES + MAX_RECORD_BYTES;
+        }
         marker_ =
             BridgeMarker{"import", static_cast<u64>(getpid()), this->name, subject, link_.url()};
         marker_fd_ = write_marker(opts_.runtime_dir, marker_);
@@ -172,48 +173,84 @@ private:
     // ---- The loop: local endpoint → NATS -------------------------------------------------
 
     void run_loop() {
-        std::vector<posix::Received> batch;
-        batch.reserve(max_batch_);
+        std::vector<LocalItem> batch;
+        // A frame never holds more than the window (it could never be sent).
+        const usize max_batch = std::min<usize>(MAX_BATCH, opts_.credit_window);
+        batch.reserve(max_batch);
         while (!stopping_.load()) {
-            Result<posix::Received> r = server_->receive_sync(posix::after_ms(100));
+            Result<LocalItem> r = take_local(*server_, posix::after_ms(100), true);
             if (!r) {
                 if (r.error() == IpcError::EndpointNotFound) break;  // closed
                 continue;
             }
-            if (r->message.transaction_id() != 0) {
+            if (r->is_call()) {
                 forward_call(*r);
                 continue;
             }
             batch.clear();
-            batch.push_back(*r);
-            // One-way messages already waiting travel together in one frame; a call ends the
-            // frame (it goes after the messages sent before it).
-            std::optional<posix::Received> call;
-            while (batch.size() < max_batch_) {
-                Result<posix::Received> more = server_->try_receive();
+            batch.push_back(std::move(*r));
+            // One-way messages already waiting travel together in frames; a call ends the
+            // batch (it goes after the messages sent before it).
+            std::optional<LocalItem> call;
+            while (batch.size() < max_batch) {
+                Result<LocalItem> more = take_local(*server_, Deadline::past(), false);
                 if (!more) break;
-                if (more->message.transaction_id() != 0) {
-                    call = *more;
+                if (more->is_call()) {
+                    call = std::move(*more);
                     break;
                 }
-                batch.push_back(*more);
+                batch.push_back(std::move(*more));
             }
             forward_sends(batch);
             if (call) forward_call(*call);
         }
     }
 
-    void forward_call(const posix::Received& request) {
+    // Appends item's record to body; false (with *e, *why) when it cannot cross.
+    bool encode_item(const LocalItem& item, std::vector<u8>& body, IpcError* e,
+                     std::string* why) const {
+        const usize size = item.is_payload ? RECORD_HEAD_BYTES + item.bytes.size()
+                                           : record_size(item.request.message);
+        if (item.is_payload && item.bytes.size() > MAX_PAYLOAD_BYTES) {
+            *e = IpcError::MessageTooLarge;
+            *why = "a payload of " + std::to_string(item.bytes.size()) +
+                   " bytes (a loan) is over the 64 KiB a payload may carry across hosts";
+            return false;
+        }
+        if (size + FRAME_HEAD_BYTES > max_frame_bytes_) {
+            *e = IpcError::MessageTooLarge;
+            *why = "the message (" + std::to_string(size) +
+                   " bytes as a record) is over the NATS "
+                   "server's max payload (" +
+                   std::to_string(max_frame_bytes_) + " bytes)";
+            return false;
+        }
+        if (item.is_payload) {
+            encode_payload_record(item.opcode, item.flags, item.bytes, body);
+            return true;
+        }
+        if (const Result<void> c = check_crossable(item.request.message, why); !c) {
+            *e = c.error();
+            return false;
+        }
+        encode_record(item.request.message, body);
+        return true;
+    }
+
+    void forward_call(const LocalItem& item) {
+        const posix::Received& request = item.request;
         calls_.fetch_add(1, std::memory_order_relaxed);
         std::string why;
-        if (const Result<void> c = check_crossable(request.message, &why); !c) {
-            return answer_error(request, c.error(), why);
-        }
+        IpcError e{};
+        const u64 timeout_ns = u64{opts_.call_timeout_ms} * MS;
+        std::vector<u8> body;
+        // The time the call may take, as a duration (never a clock value), then the record.
+        encode_call_head(timeout_ns, body);
+        if (!encode_item(item, body, &e, &why)) return answer_error(request, e, why);
         if (!link_.connected()) {
             return answer_error(request, IpcError::EndpointNotFound,
                                 "not connected to NATS (reconnecting)");
         }
-        const u64 timeout_ns = u64{opts_.call_timeout_ms} * MS;
         u64 id = 0;
         {
             std::lock_guard<std::mutex> lock(calls_mu_);
@@ -221,19 +258,8 @@ private:
             pending_[id] = Pending{request, posix::now_ns() + timeout_ns + PENDING_GRACE_NS};
         }
         const std::string reply = inbox_ + "." + std::to_string(id);
-        std::vector<u8> body;
-        body.reserve(record_size(request.message));
-        encode_record(request.message, body);
-        natsMsg* m = nullptr;
-        natsStatus s = natsMsg_Create(&m, subject.c_str(), reply.c_str(),
-                                      reinterpret_cast<const char*>(body.data()),
-                                      static_cast<int>(body.size()));
-        if (s == NATS_OK) {
-            // The time the call may take, as a duration (never a clock value).
-            natsMsgHeader_Set(m, HEADER_TIMEOUT_NS, std::to_string(timeout_ns).c_str());
-            s = natsConnection_PublishMsg(link_.nc(), m);
-            natsMsg_Destroy(m);
-        }
+        const natsStatus s = natsConnection_PublishRequest(
+            link_.nc(), subject.c_str(), reply.c_str(), body.data(), static_cast<int>(body.size()));
         if (s != NATS_OK) {
             if (auto p = take_pending(id)) {
                 answer_error(
@@ -243,21 +269,38 @@ private:
         }
     }
 
-    void forward_sends(const std::vector<posix::Received>& batch) {
+    // One-way messages, in frames of at most max_frame_bytes_.
+    void forward_sends(const std::vector<LocalItem>& batch) {
         std::vector<u8> body;
         body.reserve(FRAME_HEAD_BYTES + batch.size() * MAX_RECORD_BYTES);
         body.resize(FRAME_HEAD_BYTES);
         u32 n = 0;
         std::string why;
-        for (const posix::Received& r : batch) {
-            if (!check_crossable(r.message, &why)) {
+        for (const LocalItem& item : batch) {
+            const usize before = body.size();
+            IpcError e{};
+            if (!encode_item(item, body, &e, &why)) {
                 // A one-way sender cannot be told; it is counted (and documented).
                 sends_refused_.fetch_add(1, std::memory_order_relaxed);
                 continue;
             }
-            encode_record(r.message, body);
+            if (body.size() > max_frame_bytes_) {
+                // This record starts the next frame.
+                std::vector<u8> rest(body.begin() + static_cast<std::ptrdiff_t>(before),
+                                     body.end());
+                body.resize(before);
+                publish_frame(body, n);
+                body.resize(FRAME_HEAD_BYTES);
+                body.insert(body.end(), rest.begin(), rest.end());
+                n = 0;
+            }
             ++n;
         }
+        publish_frame(body, n);
+    }
+
+    // Step (2): waits for an open stream with room for n messages, then publishes them.
+    void publish_frame(std::vector<u8>& body, u32 n) {
         if (n == 0) return;
         std::unique_lock<std::mutex> lock(stream_mu_);
         bool waited = false;
@@ -277,7 +320,6 @@ private:
                 lock.lock();
                 continue;
             }
-            // Step (2): room in the window?
             if (next_seq_ - delivered_ + n <= window_) break;
             if (!waited) credit_waits_.fetch_add(1, std::memory_order_relaxed);
             waited = true;
@@ -391,12 +433,18 @@ private:
         }
         std::string why;
         usize used = 0;
-        Result<Message> response = decode_record({data, len}, &used, &why);
+        Result<Record> response = decode_any_record({data, len}, &used, &why);
         if (!response || used != len) {
             return answer_error(p->request, IpcError::InvalidMessage,
                                 "malformed reply from the remote bridge: " + why);
         }
-        answer(p->request, *response);
+        if (response->kind != RecordKind::Payload) return answer(p->request, response->message);
+        if (!reply_payload(*server_, p->request, response->opcode, response->flags,
+                           response->payload, posix::after_ms(100))) {
+            // Only a runtime without payloads cannot answer with one.
+            answer_error(p->request, IpcError::MessageTooLarge,
+                         "the remote reply is a payload this runtime cannot carry");
+        }
     }
 
     // ---- The reaper ----------------------------------------------------------------------
@@ -466,7 +514,7 @@ private:
     NatsLink link_;
     std::string inbox_;
     std::string credit_subject_;
-    usize max_batch_ = 1;
+    usize max_frame_bytes_ = 0;
     std::thread loop_;
     std::thread reaper_;
     std::atomic<bool> stopping_{false};

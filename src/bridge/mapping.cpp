@@ -117,7 +117,22 @@ void encode_record(const Message& msg, std::vector<u8>& out) {
     }
 }
 
-Result<Message> decode_record(std::span<const u8> in, usize* used, std::string* why) {
+void encode_payload_record(u32 opcode, u32 flags, std::span<const u8> payload,
+                           std::vector<u8>& out) {
+    out.push_back(static_cast<u8>(RecordKind::Payload));
+    out.push_back(0);
+    out.push_back(0);
+    out.push_back(0);
+    put_u32(out, opcode);
+    put_u32(out, flags);
+    put_u32(out, 0);
+    put_u64(out, 0);
+    put_u32(out, static_cast<u32>(payload.size()));
+    put_u32(out, 0);
+    out.insert(out.end(), payload.begin(), payload.end());
+}
+
+Result<Record> decode_any_record(std::span<const u8> in, usize* used, std::string* why) {
     if (in.size() < RECORD_HEAD_BYTES) {
         *why = "a record shorter than its 32-byte head";
         return IpcError::InvalidMessage;
@@ -141,7 +156,7 @@ Result<Message> decode_record(std::span<const u8> in, usize* used, std::string* 
         *why = "a record claiming a capability (capabilities cannot cross hosts)";
         return IpcError::InvalidCapability;
     }
-    Message out;
+    Record out;
     if (p[0] == static_cast<u8>(RecordKind::Small)) {
         if (length != 32 || checksum != 0) {
             *why = "a SmallMessage record whose payload is not 32 bytes";
@@ -153,7 +168,8 @@ Result<Message> decode_record(std::span<const u8> in, usize* used, std::string* 
         m.flags = flags;
         for (int i = 0; i < 4; ++i)
             m.data[i] = get_u64(payload + 8 * i);
-        out = Message(m);
+        out.kind = RecordKind::Small;
+        out.message = Message(m);
     } else if (p[0] == static_cast<u8>(RecordKind::LargeInline)) {
         if (length > LARGE_MESSAGE_INLINE_BYTES) {
             *why = "a LargeMessage record with more than 64 inline bytes";
@@ -166,13 +182,45 @@ Result<Message> decode_record(std::span<const u8> in, usize* used, std::string* 
         m.header.checksum = checksum;
         m.header.total_size = length;
         std::memcpy(m.inline_data, payload, length);
-        out = Message(m);
+        out.kind = RecordKind::LargeInline;
+        out.message = Message(m);
+    } else if (p[0] == static_cast<u8>(RecordKind::Payload)) {
+        if (length > MAX_PAYLOAD_BYTES) {
+            *why = "a payload record over the 64 KiB cap";
+            return IpcError::MessageTooLarge;
+        }
+        if (checksum != 0 || capability != 0) {
+            *why = "a payload record with a checksum or capability word";
+            return IpcError::InvalidMessage;
+        }
+        out.kind = RecordKind::Payload;
+        out.opcode = opcode;
+        out.flags = flags;
+        out.payload = {payload, length};
     } else {
         *why = "a record of unknown kind";
         return IpcError::InvalidMessage;
     }
     *used = RECORD_HEAD_BYTES + length;
     return out;
+}
+
+Result<Message> decode_record(std::span<const u8> in, usize* used, std::string* why) {
+    Record r = VIPC_TRY(decode_any_record(in, used, why));
+    if (r.kind == RecordKind::Payload) {
+        *why = "a payload record where a Message was expected";
+        return IpcError::InvalidMessage;
+    }
+    return r.message;
+}
+
+void encode_call_head(u64 timeout_ns, std::vector<u8>& out) {
+    put_u64(out, timeout_ns);
+}
+
+std::optional<u64> decode_call_head(std::span<const u8> in) {
+    if (in.size() < CALL_HEAD_BYTES) return std::nullopt;
+    return get_u64(in.data());
 }
 
 void encode_frame_head(const FrameHead& head, std::vector<u8>& out) {

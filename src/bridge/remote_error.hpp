@@ -28,10 +28,10 @@
 namespace veridian::ipc::bridge {
 
 // When the posix runtime can answer a call with an error (Server::reply_error), the import
-// bridge uses it: the caller's call() then returns the remote error's kind itself, and the
-// detail stays with the import bridge (its counters; it cannot travel in that answer).
-// Otherwise it answers with the error reply described above. check_reply() is right in both
-// cases.
+// bridge uses it: the caller's call() then returns the remote error's kind itself, and
+// posix::last_error_detail() gives the detail (its first 56 bytes, where the runtime carries
+// one). Otherwise it answers with the error reply described above. check_reply() is right in
+// both cases, and error_detail() gives the detail in both.
 template <typename S>
 concept ServerRepliesErrors = requires(S& s, const posix::Received& r) {
     s.reply_error(r, IpcError::Timeout, Deadline::never());
@@ -56,11 +56,21 @@ bool decode_error_reply(const Message& msg, IpcError* error, std::string* detail
 Result<Message> check_reply(Result<Message> result);
 // The detail of the last error reply check_reply() turned into an error on this thread.
 const char* remote_error_detail();
+// The detail of the last failed bridged call on this thread, however it came back: the error
+// reply's (remote_error_detail()) or the runtime's (posix::last_error_detail()).
+inline const char* error_detail();
+
+inline const char* error_detail() {
+    return NATIVE_ERROR_REPLIES ? posix::last_error_detail() : remote_error_detail();
+}
 
 template <typename S>
 Result<void> reply_with_error(S& server, const posix::Received& request, IpcError error,
                               std::string_view detail, Deadline deadline) {
-    if constexpr (ServerRepliesErrors<S>) {
+    if constexpr (requires { server.reply_error(request, error, detail, deadline); }) {
+        // The caller's call() fails with `error`, its last_error_detail() names the detail.
+        return server.reply_error(request, error, detail, deadline);
+    } else if constexpr (ServerRepliesErrors<S>) {
         (void)detail;
         return server.reply_error(request, error, deadline);
     } else {

@@ -195,6 +195,15 @@ struct Connection::Impl final : WaitCheck {
     PollSet poll;
     std::atomic<bool> poll_armed{false};
     int arm_poll();
+    // Ok, or the error a reply_error() answer carries (with the server's detail).
+    Result<void> check_error_reply(const Message& reply) const {
+        std::string detail;
+        if (auto e = error_in_reply(reply, &detail); !e) {
+            return fail(e.error(), "the server of '%s' answered the call with %s%s%s", name.c_str(),
+                        error_name(e.error()), detail.empty() ? "" : ": ", detail.c_str());
+        }
+        return ok();
+    }
     void signal_poll() {
         if (poll_armed.load(std::memory_order_acquire)) poll.signal_local();
     }
@@ -470,13 +479,8 @@ Result<void> Connection::Impl::connect(std::string_view name_, const ConnectOpti
         return parsed.error();
     }
     const Welcome w = *parsed;
-    if (presocket == nullptr &&
-        (w.server_uid != server_cred.uid || w.server_pid != static_cast<u64>(server_cred.pid))) {
-        return fail(IpcError::InvalidMessage,
-                    "endpoint '%s' announced pid %llu uid %u, but the kernel says pid %d uid %u",
-                    name.c_str(), static_cast<unsigned long long>(w.server_pid), w.server_uid,
-                    server_cred.pid, server_cred.uid);
-    }
+    // The Welcome's pid and uid are the server's own view (another pid or user namespace
+    // numbers them differently): trust was decided on the kernel's view (SO_PEERCRED) above.
     geometry = *RingGeometry::for_depth(w.depth);
     server_pid = ProcessId{w.server_pid};
     id = w.connection_id;
@@ -1098,12 +1102,7 @@ Result<Message> Connection::call_with(const Message& request, Region* region, Tr
     }
     // (2)-(4)
     Result<Message> reply = c.wait_message(txid, deadline);
-    if (reply) {
-        if (auto e = error_in_reply(*reply); !e) {
-            return fail(e.error(), "the server of '%s' answered the call with %s", c.name.c_str(),
-                        error_name(e.error()));
-        }
-    }
+    if (reply) VIPC_TRY(c.check_error_reply(*reply));
     return reply;
 }
 
@@ -1143,26 +1142,37 @@ Result<Message> Connection::take_reply(TransactionId txid) {
         if (p->reply.has_value()) {
             const Message m = *p->reply;
             c.erase_pending(txid);
-            if (auto e = error_in_reply(m); !e) {
-                return fail(e.error(), "the server of '%s' answered the call with %s",
-                            c.name.c_str(), error_name(e.error()));
-            }
+            bump(c.received_count);
+            VIPC_TRY(c.check_error_reply(m));
             return m;
-        }
-        if (auto q = c.quick_check(); !q) {
-            c.erase_pending(txid);
-            return q.error();
         }
         // Another thread is the reader (it dispatches our reply and signals the descriptor),
         // or the inbox is full (the application must take its messages first).
-        if (c.reader_active || c.inbox.size() >= c.geometry.depth) return IpcError::ChannelEmpty;
-        auto r = c.read_one(Deadline::past(), Impl::ReadMode::Look);
-        if (!r && r.error() == IpcError::ChannelEmpty && !drained && c.poll_armed.load()) {
+        const bool cannot_read = c.reader_active || c.inbox.size() >= c.geometry.depth;
+        Impl::ReadMode mode = Impl::ReadMode::Look;
+        if (auto q = c.quick_check(); !q) {
+            // The server is gone: a reply it wrote before stays readable (as for call()).
+            if (!c.may_drain(q.error()) || (!c.reader_active && cannot_read)) {
+                c.erase_pending(txid);
+                return q.error();
+            }
+            mode = Impl::ReadMode::Drain;
+        }
+        if (cannot_read) return IpcError::ChannelEmpty;
+        auto r = c.read_one(Deadline::past(), mode);
+        if (!r && r.error() == IpcError::ChannelEmpty && mode == Impl::ReadMode::Look && !drained &&
+            c.poll_armed.load()) {
             c.poll.drain(OnPeerHangup::KeepReadable);  // (3), (4) of pollable.hpp
             drained = true;
             continue;
         }
-        if (!r) return r.error();
+        if (!r) {
+            if (mode == Impl::ReadMode::Drain) {
+                c.erase_pending(txid);
+                return c.quick_check().error();  // drained, and still no reply
+            }
+            return r.error();
+        }
         c.dispatch(*r, txid, false);
         c.cv.notify_all();
     }
@@ -1235,6 +1245,7 @@ ConnectionDescriptors Connection::descriptors() const {
     d.s2c_ctl = impl_->s2c_ctl_fd.get();
     d.server_state = impl_->state_fd.get();
     d.server_doorbell = impl_->doorbell_fd.get();
+    d.notify = impl_->notify_fd.get();
     return d;
 }
 

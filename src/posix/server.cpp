@@ -1811,7 +1811,13 @@ int Server::pollable_fd() {
 }
 
 Result<void> Server::reply_error(const Received& request, IpcError error, Deadline deadline) {
+    return reply_error(request, error, std::string_view{}, deadline);
+}
+
+Result<void> Server::reply_error(const Received& request, IpcError error, std::string_view detail,
+                                 Deadline deadline) {
     if (!impl_) return moved_from();
+    VIPC_TRY(check_is_call(request));
     int code = error_code(error);
     IpcError checked;
     if (!error_from_code(code, &checked)) {
@@ -1819,7 +1825,7 @@ Result<void> Server::reply_error(const Received& request, IpcError error, Deadli
                     "reply_error: %d is not an IpcError code (they are -1..-%d)", code,
                     IPC_ERROR_KIND_COUNT);
     }
-    return impl_->send_to(request.connection, error_reply_message(checked),
+    return impl_->send_to(request.connection, error_reply_message(checked, detail),
                           request.message.transaction_id(), deadline, true, true);
 }
 

@@ -452,7 +452,9 @@ void clear_error_detail();
 //   (3) deadline passed → Timeout
 //   (4) spin (bounded, adaptive; yield instead when the peer shares our CPU) → back to (1)
 //   (5) announce: ctl.waiting_for_data = 1 (seq_cst)
-//   (6) read the futex word t = data.tail (seq_cst); if it already moved → unannounce, (1)
+//   (6) read the futex word t = data.tail (seq_cst); if it already moved, or the connection
+//       check now fails (a close or death noticed during the spin wakes without changing
+//       the word) → unannounce, (1)
 //   (7) sleep on data.tail while it equals t, at most one slice (PEER_CHECK_INTERVAL_MS) or
 //       until the deadline; a missed wake costs at most one slice
 //   (8) unannounce: ctl.waiting_for_data = 0; check the peer (socket hang-up), back to (1)

@@ -28,6 +28,7 @@
 
 #include <gtest/gtest.h>
 
+#include "bridge/local_side.hpp"
 #include "bridge/remote_error.hpp"
 #include "test_support.hpp"
 #include "veridian/ipc/posix/runtime.hpp"
@@ -341,15 +342,30 @@ public:
         return send_senders_;
     }
     u64 held() const { return held_.load(); }
+    u64 payload_bytes() const { return payload_bytes_.load(); }
     // Makes the server take `us` microseconds per one-way message.
     void set_slow_us(u32 us) { slow_us_.store(us); }
 
 private:
     void run() {
         while (!stop_.load()) {
-            Result<posix::Received> r = server_->receive_sync(posix::after_ms(100));
-            if (!r) continue;
+            // Every kind the runtime carries (payloads too, where it has them).
+            Result<LocalItem> item = take_local(*server_, posix::after_ms(100), true);
+            if (!item) continue;
+            const posix::Received* r = &item->request;
             const Message& m = r->message;
+            if (item->is_payload) {
+                if (item->is_call()) {
+                    calls_.fetch_add(1);
+                    // Echo: the same bytes, opcode + 1.
+                    (void)reply_payload(*server_, *r, item->opcode + 1, 0, item->bytes,
+                                        posix::after_ms(1000));
+                } else {
+                    payload_bytes_.fetch_add(item->bytes.size());
+                    received_.fetch_add(1);
+                }
+                continue;
+            }
             if (m.transaction_id() != 0) {
                 {
                     std::lock_guard<std::mutex> lock(mu_);
@@ -382,7 +398,8 @@ private:
     std::unique_ptr<posix::Server> server_;
     std::thread thread_;
     std::atomic<bool> stop_{false};
-    std::atomic<u64> calls_{0}, received_{0}, out_of_order_{0}, next_{0}, held_{0};
+    std::atomic<u64> calls_{0}, received_{0}, out_of_order_{0}, next_{0}, held_{0},
+        payload_bytes_{0};
     std::atomic<u32> slow_us_{0};
     mutable std::mutex mu_;
     std::set<u64> call_senders_;

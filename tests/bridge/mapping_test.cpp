@@ -2,6 +2,7 @@
 // The NATS mapping on its own: subjects, records, frames, credit, error replies.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "bridge/mapping.hpp"
@@ -101,6 +102,43 @@ TEST(BridgeMapping, CapabilitiesAndRegionsCannotCross) {
     l.region.size = 4096;
     EXPECT_EQ(check_crossable(Message(l), &why).error(), IpcError::InvalidMemoryRegion);
     EXPECT_NE(why.find("region"), std::string::npos);
+}
+
+TEST(BridgeMapping, CallHeadIsADuration) {
+    std::vector<u8> body;
+    encode_call_head(600'000'000u, body);
+    ASSERT_EQ(body.size(), CALL_HEAD_BYTES);
+    EXPECT_EQ(decode_call_head(body), 600'000'000u);
+    EXPECT_FALSE(decode_call_head({body.data(), 7}));
+}
+
+TEST(BridgeMapping, PayloadRecordsRoundTripAndAreBounded) {
+    std::vector<u8> bytes(5000);
+    for (usize i = 0; i < bytes.size(); ++i)
+        bytes[i] = static_cast<u8>(i * 13);
+    std::vector<u8> body;
+    encode_payload_record(9, 0x20000, bytes, body);
+    ASSERT_EQ(body.size(), RECORD_HEAD_BYTES + bytes.size());
+    std::string why;
+    usize used = 0;
+    Result<Record> r = decode_any_record(body, &used, &why);
+    ASSERT_TRUE(r) << why;
+    EXPECT_EQ(r->kind, RecordKind::Payload);
+    EXPECT_EQ(r->opcode, 9u);
+    EXPECT_EQ(r->flags, 0x20000u);
+    EXPECT_TRUE(std::equal(r->payload.begin(), r->payload.end(), bytes.begin(), bytes.end()));
+    // A Message is expected where only Messages can go.
+    EXPECT_EQ(decode_record(body, &used, &why).error(), IpcError::InvalidMessage);
+    // Over the 64 KiB cap.
+    std::vector<u8> big(MAX_PAYLOAD_BYTES + 1);
+    body.clear();
+    encode_payload_record(1, 0, big, body);
+    EXPECT_EQ(decode_any_record(body, &used, &why).error(), IpcError::MessageTooLarge);
+    // Empty is fine.
+    body.clear();
+    encode_payload_record(1, 0, {}, body);
+    ASSERT_TRUE(decode_any_record(body, &used, &why));
+    EXPECT_EQ(used, RECORD_HEAD_BYTES);
 }
 
 TEST(BridgeMapping, FramesAndCredit) {

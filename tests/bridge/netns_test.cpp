@@ -102,7 +102,7 @@ TEST(BridgeNetns, ClientOnHostACallsServerOnHostBOverVeth) {
     for (u64 i = 0; i < 100; ++i) {
         Result<Message> r =
             check_reply(c->call(call_message(posix::test::OP_CALL, i), posix::after_ms(3000)));
-        ASSERT_TRUE(r) << error_name(r.error()) << ": " << remote_error_detail();
+        ASSERT_TRUE(r) << error_name(r.error()) << ": " << error_detail();
         EXPECT_EQ(r->small_message().data[0], i + 1);
     }
     // The address exists only inside namespace A (never connect to it from here: outside

@@ -13,6 +13,9 @@
 //         reply <token> <message>        -> OK
 //         send_sync <connection> <deadline> <message>, send_async <connection> <message>
 //         close                          -> OK
+//         give_capability <connection>   mints a SEND|RECEIVE|GRANT capability and sends it to
+//                                        that connection in a message -> OK <capability id>
+//         revoke <capability id>         -> OK
 //         stats                          -> OK <queued> <capacity> <waiting_receivers>
 //                                           <waiting_senders> <received> <sent> <active>
 //         close answers "OK <CLOCK_MONOTONIC ns just before the close>"
@@ -128,7 +131,7 @@ int run_server(const char* dir, const char* name, u32 capacity) {
                     answer(id, "ERR " + std::to_string(error_code(IpcError::InvalidMessage)));
                     return;
                 }
-                auto r = server.reply(*request, m);
+                auto r = server.reply(*request, m, after_ms(2000));  // bounds a bug only
                 if (failed(id, r)) return;
                 answer(id, "OK");
             } else if (command == "send_sync" || command == "send_async") {
@@ -138,6 +141,22 @@ int run_server(const char* dir, const char* name, u32 capacity) {
                 const Message m = read_message(in);
                 auto r =
                     command == "send_sync" ? server.send_sync(to, m, d) : server.send_async(to, m);
+                if (failed(id, r)) return;
+                answer(id, "OK");
+            } else if (command == "give_capability") {
+                ConnectionId to = 0;
+                in >> to;
+                auto minted =
+                    server.mint_capability(Rights::SEND | Rights::RECEIVE | Rights::GRANT);
+                if (failed(id, minted)) return;
+                auto r =
+                    server.send_sync(to, Message::small(0, 0), minted->capability, after_ms(5000));
+                if (failed(id, r)) return;
+                answer(id, "OK " + std::to_string(minted->id));
+            } else if (command == "revoke") {
+                CapabilityId cap = 0;
+                in >> cap;
+                auto r = server.revoke(cap);
                 if (failed(id, r)) return;
                 answer(id, "OK");
             } else if (command == "close") {

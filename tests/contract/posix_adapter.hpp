@@ -130,7 +130,10 @@ public:
         return Request{r.message, r.connection};
     }
     Result<void> server_reply(const Request& request, const Message& response) {
-        return server_->reply(posix::Received{request.message, request.token}, response);
+        // A reply never waits for room (docs/CONTRACT.md): the deadline only bounds a
+        // runtime that would, so that such a bug fails the test instead of hanging it.
+        return server_->reply(posix::Received{request.message, request.token}, response,
+                              posix::after_ms(2000));
     }
     Result<void> server_send_sync(const Message& m, Deadline d) {
         return server_->send_sync(connection_, m, d);
@@ -277,12 +280,18 @@ inline std::string message_text(const Message& m) {
     return t;
 }
 
-class PosixTwoProcesses : public PosixClient {
+// How the two-process adapter's client connects: by name, or through a capability the
+// server process minted and sent it (so that it can be revoked).
+enum class Connect : u8 { ByName, ThroughCapability };
+
+template <Connect HOW>
+class PosixTwoProcessesVia : public PosixClient {
 public:
-    static constexpr const char* kName = "posix-two-processes";
+    static constexpr const char* kName =
+        HOW == Connect::ByName ? "posix-two-processes" : "posix-two-processes-capability";
     template <typename Body>
     static void repeat(Body body) {
-        PosixTwoProcesses a;
+        PosixTwoProcessesVia a;
         body(a);
     }
 
@@ -290,11 +299,32 @@ public:
         remote_.emplace(std::vector<std::string>{"server", dir_.path(), kEndpointName,
                                                  std::to_string(setup.capacity)});
         if (!remote_->ready()) return false;
-        auto c = posix::Connection::connect(kEndpointName, connect_options(setup));
-        if (!c) return false;
-        client_.emplace(static_cast<posix::Connection&&>(*c));
+        if constexpr (HOW == Connect::ThroughCapability) {
+            // A connection by name to receive the capability on, then one through it.
+            posix::ConnectOptions o = connect_options(setup);
+            o.rights = Rights::SEND | Rights::RECEIVE;
+            auto bootstrap = posix::Connection::connect(kEndpointName, o);
+            if (!bootstrap) return false;
+            auto given = remote_->command("give_capability " + std::to_string(bootstrap->id()));
+            if (!given || given->empty()) return false;
+            capability_ = (*given)[0];
+            auto carrier = bootstrap->receive_sync(posix::after_ms(5000));
+            if (!carrier) return false;
+            auto capability = posix::EndpointCapability::receive(*carrier);
+            if (!capability) return false;
+            auto c = posix::Connection::connect(*capability, connect_options(setup));
+            if (!c) return false;
+            client_.emplace(static_cast<posix::Connection&&>(*c));
+        } else {
+            auto c = posix::Connection::connect(kEndpointName, connect_options(setup));
+            if (!c) return false;
+            client_.emplace(static_cast<posix::Connection&&>(*c));
+        }
         connection_ = client_->id();
         return true;
+    }
+    Result<void> revoke_client() {
+        return done(remote_->command("revoke " + std::to_string(capability_)));
     }
 
     Result<Request> server_receive_sync(Deadline d) {
@@ -349,6 +379,10 @@ private:
 
     std::optional<RemotePeer> remote_;
     posix::ConnectionId connection_ = 0;
+    u64 capability_ = 0;
 };
+
+using PosixTwoProcesses = PosixTwoProcessesVia<Connect::ByName>;
+using PosixTwoProcessesThroughCapability = PosixTwoProcessesVia<Connect::ThroughCapability>;
 
 }  // namespace veridian::ipc::contract

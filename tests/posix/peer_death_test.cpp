@@ -134,8 +134,17 @@ TEST(PeerDeath, AForkedChildConnectsAnewAndNoticesTheServersDeath) {
         const bool called = mine && mine->call(small_message(OP_CALL, 1), after_ms(5000));
         const char ready = called ? 'y' : 'n';
         if (write(to_parent[1], &ready, 1) != 1 || !called) _exit(1);
+        // Says 'p' once its receive_sync is observably parked.
+        std::thread parked([&] {
+            const u64 give_up = now_ns() + 5'000'000'000u;
+            while (mine->stats()->waiting_receivers != 1 && now_ns() < give_up)
+                usleep(100);
+            const char p = 'p';
+            if (write(to_parent[1], &p, 1) != 1) _exit(1);
+        });
         const u64 start = now_ns();
         auto r = mine->receive_sync(after_ms(10000));
+        parked.join();
         const u64 ms = (now_ns() - start) / 1'000'000u;
         _exit(!r && r.error() == IpcError::EndpointNotFound && ms < 10000 ? 0 : 1);
     }
@@ -143,7 +152,9 @@ TEST(PeerDeath, AForkedChildConnectsAnewAndNoticesTheServersDeath) {
     char ready = 0;
     ASSERT_EQ(read(to_parent[0], &ready, 1), 1);
     ASSERT_EQ(ready, 'y');
-    usleep(50'000);
+    char parked = 0;
+    ASSERT_EQ(read(to_parent[0], &parked, 1), 1);
+    ASSERT_EQ(parked, 'p');
     const u64 killed_at = server.kill_now();
     int status = 0;
     ASSERT_EQ(waitpid(child, &status, 0), child);

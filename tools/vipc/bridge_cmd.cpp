@@ -61,6 +61,7 @@ constexpr const char* kBridgeHelp =
     "  --rights s|sr            export: what the bridge may do on the local endpoint (s: only\n"
     "                           one-way messages, calls get PermissionDenied; default sr)\n"
     "  --depth N                import: queue depth of the local endpoint (default 64)\n"
+    "  --spin-ns NS             spin bound of the local side before sleeping (default 20000)\n"
     "  --stats-ms MS            print the counters every MS milliseconds (default: at exit)\n"
     "\n"
     "What cannot cross hosts: capabilities (InvalidCapability) and memory regions\n"
@@ -146,6 +147,8 @@ int run_bridge(Args& args) {
             if (!args.number(&o.concurrency, 1, 64)) return EXIT_USAGE;
         } else if (args.is("--depth")) {
             if (!args.number(&o.queue_depth, 1, 1024)) return EXIT_USAGE;
+        } else if (args.is("--spin-ns")) {
+            if (!args.number(&o.spin_ns, 0, 10'000'000)) return EXIT_USAGE;
         } else if (args.is("--stats-ms")) {
             if (!args.number(&stats_ms, 1, 3'600'000)) return EXIT_USAGE;
         } else if (args.is("--rights")) {

@@ -112,7 +112,9 @@
 //   started with the first) marks the connection dead at once and wakes every thread blocked
 //   on it (the bound to keep is 100 ms; waits also sleep on a process-local word that the
 //   monitor and close() bump, so such a wake is never lost):
-//     on a client: send_sync/receive_sync/call/... → EndpointNotFound (the server is gone)
+//     on a client: send_sync/receive_sync/call/... → EndpointNotFound (the server is gone);
+//                  receive_sync/try_receive/call first take what the server had written
+//                  before it went (what was written before a close or death stays readable)
 //     on a server: send_sync/send_async → EndpointNotFound, reply → ProcessNotFound (the
 //                  caller is gone, as in the core); receive keeps serving the other clients
 //                  and first delivers what the dead client had already queued.
@@ -140,12 +142,16 @@
 //   call          send a request tagged with a fresh transaction id, block for the reply
 //                 with that id (Timeout / EndpointNotFound). Thread-safe: several threads
 //                 may call through one Connection at once; replies are matched by txid.
-//   reply         the server answers a received request; it reaches the caller's call().
+//   reply         the server answers a received call; it reaches the caller's call(). A
+//                 request that is not a call (transaction id 0) → InvalidMessage.
 //                 Never waits: a full reply ring (the caller does not read) → ChannelFull and
 //                 the reply is dropped; a caller gone → ProcessNotFound. No client can make
 //                 the server's thread wait, so one stuck client cannot stall the others.
-//   close         idempotent; the other side's blocked parties wake with EndpointNotFound;
-//                 local operations afterwards → InvalidCapability (closed capability).
+//   close         idempotent; the other side's blocked parties wake with EndpointNotFound
+//                 (after taking what was written before the close); local operations
+//                 afterwards, and local threads blocked when it closed → EndpointNotFound,
+//                 as on a closed core endpoint. InvalidCapability means a revoked capability.
+//   Where this runtime differs from the core on purpose, and why: docs/CONTRACT.md.
 //   Rights: SEND for send_sync/send_async/fast_send, RECEIVE for receive_sync/try_receive,
 //   both for call; missing → PermissionDenied.
 //   Messages: a SmallMessage fills one cache line of its slot (the fast path); a
@@ -400,14 +406,19 @@ public:
     // (the reply is dropped) when its ring is full or, with a region or capability, its
     // socket is: the client is not reading, and waiting would let it stall every other
     // client of this thread. ProcessNotFound when the client is gone; PermissionDenied when
-    // it has no RECEIVE. The deadline is not used (reply never blocks; kept so that callers
-    // written for a blocking reply still compile).
+    // it has no RECEIVE; InvalidMessage when `request` is not a call (its transaction id is
+    // 0). The deadline is not used (reply never blocks; kept so that callers written for a
+    // blocking reply still compile).
     Result<void> reply(const Received& request, const Message& response,
                        Deadline deadline = Deadline::never());
 
     // Answers a request with an error instead of a message: the caller's call() returns
     // `error` (e.g. PermissionDenied for a request it may not make). Otherwise as reply().
     Result<void> reply_error(const Received& request, IpcError error,
+                             Deadline deadline = Deadline::never());
+    // The same with a line for the caller (its first 56 bytes): its call() fails with `error`
+    // and last_error_detail() "the server of 'NAME' answered the call with KIND: DETAIL".
+    Result<void> reply_error(const Received& request, IpcError error, std::string_view detail,
                              Deadline deadline = Deadline::never());
 
     // A message to one client (it reads it with receive_sync/try_receive).
@@ -494,6 +505,7 @@ struct ConnectionDescriptors {
     int s2c_ctl = -1;          // read-write, only with RECEIVE
     int server_state = -1;     // read-only
     int server_doorbell = -1;  // read-write
+    int notify = -1;           // this client's end of its notification socket (pollable_fd)
 };
 
 class Connection {
