@@ -423,6 +423,8 @@ Result<void> wait_for_data(RingConsumer& ring, SpinBudget& spin, Deadline deadli
         const std::atomic<u32>* local = check.local_wake();
         const u32 e = local != nullptr ? local->load(std::memory_order_seq_cst) : 0;
         const auto a = ring.available();
+        // A close or a death noticed during the spin wakes this word without changing it:
+        // look at the connection again here, or that wake is lost for a whole slice.
         auto c = check.check(false);
         if (!a || *a > 0 || !c) {
             ring.ctl()->waiting_for_data.store(0, std::memory_order_relaxed);
@@ -471,6 +473,7 @@ Result<void> wait_for_space(RingProducer& ring, SpinBudget& spin, Deadline deadl
         const std::atomic<u32>* local = check.local_wake();
         const u32 e = local != nullptr ? local->load(std::memory_order_seq_cst) : 0;
         const auto f = ring.free_slots();
+        // As in wait_for_data: a close or death noticed during the spin is seen here.
         auto c = check.check(false);
         if (!f || *f > 0 || !c) {
             ring.data()->waiting_for_space.store(0, std::memory_order_relaxed);
