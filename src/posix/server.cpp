@@ -3,7 +3,7 @@
 // Threads of a Server:
 //   - callers of receive/try_receive (serialized by receive_mu_: one consumer of every
 //     client→server ring at a time),
-//   - callers of reply/send_* (serialized per connection by ServerConnection::send_mu),
+//   - callers of reply/send_* (serialized per connection by its Outbox, outbox.hpp),
 //   - the monitor thread: accepts clients on the discovery socket, answers stat requests,
 //     notices hang-ups of connection sockets (peer death) with epoll, and serves the
 //     capability sockets (connect and derive requests; see endpoint_capability.hpp).
@@ -47,9 +47,10 @@
 #include <thread>
 #include <unordered_map>
 
+#include "posix/inbox.hpp"
+#include "posix/outbox.hpp"
 #include "posix/rate_limit.hpp"
 #include "posix/region_wire.hpp"
-#include "posix/shm.hpp"
 #include "posix/wire.hpp"
 #include "veridian/ipc/posix/runtime.hpp"
 
@@ -59,9 +60,13 @@ using namespace detail;
 
 namespace {
 
-bool lock_for(DeadlineMutex& m, bool blocking, Deadline d)
+bool lock_for(DeadlineMutex& m, Blocking blocking, Deadline d)
     VIPC_THREAD_ANNOTATION(no_thread_safety_analysis) {
     return m.lock_for(blocking, d);
+}
+
+SharedWords& words() {
+    return platform::ProcessSharedWords::instance();
 }
 
 // Adds one to a statistics counter that has a single writer at a time (the holder of the lock
@@ -72,7 +77,7 @@ void bump(std::atomic<u64>& counter) {
 }
 
 // One client connection, as the server sees it.
-struct ServerConnection {
+struct ServerConnection final : InboxOwner {
     ConnectionId id = 0;
     pid_t pid = 0;
     uid_t uid = 0;
@@ -84,8 +89,7 @@ struct ServerConnection {
     // c2s.ctl and s2c.data by us.
     Mapping c2s_data, c2s_ctl, s2c_data, s2c_ctl;
 
-    RingConsumer c2s;           // guarded by Server::Impl::receive_mu_
-    RegionReceiver regions_in;  // guarded by Server::Impl::receive_mu_
+    Inbox inbox;  // the client→server ring; guarded by Server::Impl::receive_mu
     // ServerOptions::client_rate_limit as the server enforces it, with twice the burst (a
     // client that keeps the limit is never held back by it): while a bucket is empty, the
     // server does not read this client's ring. Guarded by Server::Impl::receive_mu_.
@@ -94,22 +98,21 @@ struct ServerConnection {
         return (limit_messages.enabled() && limit_messages.wait_ns(1, now) != 0) ||
                (limit_bytes.enabled() && limit_bytes.wait_ns(1, now) != 0);
     }
-    void charge(const Message& m) {
+    void charge_bytes(u64 bytes) {
         if (limit_messages.enabled()) limit_messages.take(1);
-        if (limit_bytes.enabled()) {
-            limit_bytes.take(m.is_small() ? sizeof(SmallMessage)
-                                          : m.large_message().header.total_size);
-        }
+        if (limit_bytes.enabled()) limit_bytes.take(bytes);
     }
-    DeadlineMutex send_mu;
-    RingProducer s2c VIPC_GUARDED_BY(send_mu);
-    SpinBudget send_spin VIPC_GUARDED_BY(send_mu);
-    RegionSender regions_out VIPC_GUARDED_BY(send_mu);
+    // InboxOwner: the server reads its rings without waiting on one (it parks on the
+    // doorbell), so only the socket of attachments matters here.
+    Result<void> check(bool) override { return ok(); }
+    int attachment_socket() override { return socket.get(); }
+    u32 peer_cpu() override { return 0; }
+    Outbox outbox;  // the server→client ring
 
     std::atomic<bool> dead{false};    // the client closed or died (socket hung up)
     std::atomic<bool> broken{false};  // the client broke the protocol
     std::atomic<u64> received{0};     // written under Server::Impl::receive_mu
-    std::atomic<u64> sent{0};         // written under send_mu
+    std::atomic<u64> sent{0};         // written under outbox.mu
 
     const RingDataHeader* c2s_header() const { return c2s_data.as<const RingDataHeader>(); }
     const RingCtl* s2c_control() const { return s2c_ctl.as<const RingCtl>(); }
@@ -212,18 +215,37 @@ struct Server::Impl {
 
     void refresh_rx_conns() VIPC_REQUIRES(receive_mu);
     void forget_gone() VIPC_REQUIRES(receive_mu);
-    Result<Received> take_one() VIPC_REQUIRES(receive_mu);
+    // What a receive takes: a Message, a view, or a copy into a buffer.
+    enum class Take : u8 { Message, View, Into };
+    struct Taking {
+        Take how = Take::Message;
+        std::span<std::byte> buffer;
+        usize* needed = nullptr;
+    };
+    // A record handed out as a view, finished by the next receive.
+    std::shared_ptr<ServerConnection> viewing VIPC_GUARDED_BY(receive_mu);
+    RecordView viewing_record VIPC_GUARDED_BY(receive_mu);
+    void finish_view() VIPC_REQUIRES(receive_mu);
+    Result<Incoming> take_one(const Taking& taking) VIPC_REQUIRES(receive_mu);
+    Result<Incoming> take_from(ServerConnection& c, const RecordView& record, const Taking& taking)
+        VIPC_REQUIRES(receive_mu);
     bool anything_queued() VIPC_REQUIRES(receive_mu);
-    Result<Received> receive(Deadline deadline, bool blocking);
-    using OutgoingRegion = OutgoingAttachment;
-    Result<void> send_to(ConnectionId to, const Message& msg, TransactionId txid, Deadline deadline,
-                         bool blocking, bool is_reply, const OutgoingRegion* region = nullptr);
+    Result<Incoming> receive(const Taking& taking, Blocking blocking, Deadline deadline);
+    enum class Answer : u8 { Send, Reply };
+    Result<void> send_to(ConnectionId to, OutgoingRecord record, Answer answer, Blocking blocking,
+                         Deadline deadline);
+    Result<void> send_message_to(ConnectionId to, const Message& msg, TransactionId txid,
+                                 Answer answer, Blocking blocking, Deadline deadline,
+                                 const OutgoingAttachment* attachment = nullptr);
+    Result<void> send_payload_to(ConnectionId to, u32 opcode, u32 flags,
+                                 std::span<const std::byte> payload, TransactionId txid,
+                                 Answer answer, Blocking blocking, Deadline deadline);
     Result<void> send_region_to(ConnectionId to, const Message& msg, Region& region,
-                                Transfer transfer, TransactionId txid, Deadline deadline,
-                                bool blocking, bool is_reply);
+                                Transfer transfer, TransactionId txid, Answer answer,
+                                Blocking blocking, Deadline deadline);
     Result<void> send_capability_to(ConnectionId to, const Message& msg,
                                     std::span<const EndpointCapability> given, TransactionId txid,
-                                    Deadline deadline, bool is_reply);
+                                    Answer answer, Deadline deadline);
     std::shared_ptr<ServerConnection> find(ConnectionId id) const;
     void mark_broken(ServerConnection& c);
     void drain_notify();
@@ -405,7 +427,7 @@ void Server::Impl::monitor_loop() {
                 ServerConnection& c = *it->second;
                 c.dead.store(true, std::memory_order_release);
                 // Wake our threads blocked sending to it (they re-check and see it dead).
-                futex_wake_all(&c.s2c_control()->head);
+                words().wake_all(&c.s2c_control()->head);
                 epoll_ctl(epfd.get(), EPOLL_CTL_DEL, s, nullptr);
                 live.erase(it);
             }
@@ -437,7 +459,7 @@ void Server::Impl::handle_hello(int raw_sock,
     w.magic = WELCOME_MAGIC;
     w.version = WIRE_VERSION;
     w.depth = geometry.depth;
-    w.slot_size = SLOT_SIZE;
+    w.max_inline_payload = geometry.max_inline_payload;
     w.server_pid = static_cast<u64>(pid);
     w.server_uid = geteuid();
 
@@ -561,7 +583,7 @@ Result<std::shared_ptr<ServerConnection>> Server::Impl::create_connection(pid_t 
     auto* c2s_control = new (c->c2s_ctl.get()) RingCtl{};
     auto* s2c_header = new (c->s2c_data.get()) RingDataHeader{};
     auto* s2c_control = new (c->s2c_ctl.get()) RingCtl{};
-    c->c2s = RingConsumer(geometry, c2s_header, c2s_control);
+    c->inbox.attach(words(), geometry, c2s_header, c2s_control, options.spin_ns);
     const RateLimit& limit = options.client_rate_limit;
     const u64 now = now_ns();
     const u64 burst_messages =
@@ -570,9 +592,8 @@ Result<std::shared_ptr<ServerConnection>> Server::Impl::create_connection(pid_t 
     c->limit_messages = TokenBucket(limit.messages_per_second, 2 * burst_messages, now);
     c->limit_bytes = TokenBucket(limit.bytes_per_second, 2 * burst_bytes, now);
     {
-        DeadlineLock lock(c->send_mu);
-        c->s2c = RingProducer(geometry, s2c_header, s2c_control);
-        c->send_spin = SpinBudget(options.spin_ns);
+        DeadlineLock lock(c->outbox.mu);
+        c->outbox.attach(words(), geometry, s2c_header, s2c_control, options.spin_ns);
     }
 
     const u16 bits = fd_bits_for_rights(rights);
@@ -637,14 +658,11 @@ EndpointInfo Server::Impl::info() const {
         s.peer_uid = c->uid;
         s.rights = c->rights;
         s.queue_depth = geometry.depth;
-        // Racy snapshots of the indexes, clamped: statistics only, never used for access.
-        const u32 c2s_tail = c->c2s_header()->tail.load(std::memory_order_relaxed);
-        const u32 c2s_head = c->c2s_ctl.as<const RingCtl>()->head.load(std::memory_order_relaxed);
-        const u32 s2c_tail =
-            c->s2c_data.as<const RingDataHeader>()->tail.load(std::memory_order_relaxed);
-        const u32 s2c_head = c->s2c_control()->head.load(std::memory_order_relaxed);
-        s.to_server_queued = c2s_tail - c2s_head > geometry.depth ? 0 : c2s_tail - c2s_head;
-        s.to_client_queued = s2c_tail - s2c_head > geometry.depth ? 0 : s2c_tail - s2c_head;
+        // Racy snapshots (statistics only, never used for access).
+        s.to_server_queued =
+            count_records(geometry, c->c2s_header(), c->c2s_ctl.as<const RingCtl>());
+        s.to_client_queued =
+            count_records(geometry, c->s2c_data.as<const RingDataHeader>(), c->s2c_control());
         s.received = c->received.load(std::memory_order_relaxed);
         s.sent = c->sent.load(std::memory_order_relaxed);
         s.alive = !c->client_closed() && !c->broken.load();
@@ -682,7 +700,7 @@ void Server::Impl::forget_gone() {
     bool changed = false;
     for (usize i = 0; i < conns.size();) {
         ServerConnection& c = *conns[i];
-        const bool gone = c.broken.load() || (c.dead.load() && !c.c2s.available().value_or(1));
+        const bool gone = c.broken.load() || (c.dead.load() && !c.inbox.ready().value_or(true));
         if (gone) {
             conns.erase(conns.begin() + static_cast<std::ptrdiff_t>(i));
             changed = true;
@@ -693,51 +711,122 @@ void Server::Impl::forget_gone() {
     if (changed) conns_version.fetch_add(1, std::memory_order_seq_cst);
 }
 
-Result<Received> Server::Impl::take_one() {
+void Server::Impl::finish_view() {
+    if (viewing) {
+        viewing->inbox.finish(viewing_record);
+        viewing.reset();
+    }
+}
+
+Result<Incoming> Server::Impl::take_from(ServerConnection& c, const RecordView& record,
+                                         const Taking& taking) {
+    Incoming in;
+    in.info.transaction_id = record.txid;
+    in.info.sender = ProcessId{static_cast<u64>(c.pid)};
+    in.info.connection = c.id;
+    if (record.kind == RecordKind::Payload) {
+        const PayloadHead& h = record.payload_head;
+        in.kind = Incoming::Kind::Payload;
+        in.info.opcode = h.opcode;
+        in.info.flags = h.flags;
+        in.info.length = h.length;
+        if (taking.how == Take::Message) {
+            // A short payload reads as a LargeMessage; a longer one stays (MessageTooLarge).
+            in.message = VIPC_TRY(RecordConsumer::to_message(record));
+            c.inbox.finish(record);
+        } else if (taking.how == Take::Into) {
+            if (taking.buffer.size() < h.length) {
+                if (taking.needed != nullptr) *taking.needed = h.length;
+                return fail(IpcError::MessageTooLarge,
+                            "the buffer has %zu bytes, the message %u; it stays queued",
+                            taking.buffer.size(), h.length);
+            }
+            if (h.length != 0) std::memcpy(taking.buffer.data(), record.payload, h.length);
+            c.inbox.finish(record);
+        } else {
+            // The view: in place, until the next receive finishes it.
+            in.payload = std::span<const std::byte>(record.payload, h.length);
+        }
+    } else {
+        if (taking.how == Take::Into) {
+            const usize length =
+                record.kind == RecordKind::Small ? sizeof(SmallMessage) : sizeof(LargeMessage);
+            if (taking.buffer.size() < length) {
+                if (taking.needed != nullptr) *taking.needed = length;
+                return fail(IpcError::MessageTooLarge,
+                            "the buffer has %zu bytes, the message %zu; it stays queued",
+                            taking.buffer.size(), length);
+            }
+        }
+        in.message = VIPC_TRY(c.inbox.message(c, record));  // finished; attachments read
+        in.kind = in.message.is_small() ? Incoming::Kind::Small : Incoming::Kind::Large;
+        in.info.opcode = in.message.opcode();
+        in.info.flags = in.message.flags();
+        if (taking.how == Take::Into) {
+            if (in.kind == Incoming::Kind::Small) {
+                std::memcpy(taking.buffer.data(), &in.message.small_message(),
+                            sizeof(SmallMessage));
+                in.info.length = sizeof(SmallMessage);
+            } else {
+                std::memcpy(taking.buffer.data(), &in.message.large_message(),
+                            sizeof(LargeMessage));
+                in.info.length = sizeof(LargeMessage);
+            }
+        }
+    }
+    in.message.set_sender(in.info.sender);
+    in.message.set_transaction_id(record.txid);
+    return in;
+}
+
+Result<Incoming> Server::Impl::take_one(const Taking& taking) {
+    finish_view();
     refresh_rx_conns();
     const usize n = rx_conns.size();
     if (rr_next >= n) rr_next = 0;
     bool any_gone = false;
     for (usize k = 0, i = rr_next; k < n; ++k, i = i + 1 == n ? 0 : i + 1) {
-        ServerConnection& c = *rx_conns[i];
+        const std::shared_ptr<ServerConnection>& cp = rx_conns[i];
+        ServerConnection& c = *cp;
         if (c.broken.load(std::memory_order_relaxed)) {
             any_gone = true;
             continue;
         }
         if (limits_clients && c.throttled(now_ns())) continue;  // over its rate limit
-        auto r = c.c2s.try_pop();
-        if (r && limits_clients) c.charge(*r);
-        if (r && ((r->is_large() && r->large_message().region.size != 0) ||
-                  (r->flags() & MessageFlags::HAS_CAPABILITY) != 0)) {
-            notify_producer(c.c2s);
-            if (auto g = receive_attachments(c.socket.get(), c.regions_in, *r); !g) {
+        auto record = c.inbox.ring().peek();
+        if (!record) {
+            if (record.error() != IpcError::ChannelEmpty) {
                 mark_broken(c);
-                continue;
+                any_gone = true;
+            } else if (c.dead.load(std::memory_order_relaxed)) {
+                any_gone = true;
             }
-        } else if (r) {
-            notify_producer(c.c2s);
+            continue;
         }
-        if (r) {
-            rr_next = i + 1;
-            bump(c.received);
-            bump(received_total);
-            // The client's CPU (a hint it publishes when it waits: for a reply, in the
-            // s2c ring's ctl page; for space, in its c2s data page).
-            const u32 hint = c.s2c_control()->cpu.load(std::memory_order_relaxed);
-            last_client_cpu =
-                hint != 0 ? hint : c.c2s_header()->cpu.load(std::memory_order_relaxed);
-            Received out;
-            out.message = *r;
-            out.message.set_sender(ProcessId{static_cast<u64>(c.pid)});
-            out.connection = c.id;
-            return out;
-        }
-        if (r.error() != IpcError::ChannelEmpty) {
+        auto in = take_from(c, *record, taking);
+        if (!in) {
+            if (in.error() == IpcError::MessageTooLarge) return in.error();  // stays queued
             mark_broken(c);
             any_gone = true;
-        } else if (c.dead.load(std::memory_order_relaxed)) {
-            any_gone = true;
+            continue;
         }
+        if (taking.how == Take::View && record->kind == RecordKind::Payload) {
+            viewing = cp;
+            viewing_record = *record;
+        }
+        if (limits_clients)
+            c.charge_bytes(in->kind == Incoming::Kind::Payload ? in->info.length
+                           : in->message.is_small()
+                               ? sizeof(SmallMessage)
+                               : in->message.large_message().header.total_size);
+        rr_next = i + 1;
+        bump(c.received);
+        bump(received_total);
+        // The client's CPU (a hint it publishes when it waits: for a reply, in the s2c
+        // ring's ctl page; for space, in its c2s data page).
+        const u32 hint = c.s2c_control()->cpu.load(std::memory_order_relaxed);
+        last_client_cpu = hint != 0 ? hint : c.c2s_header()->cpu.load(std::memory_order_relaxed);
+        return in;
     }
     if (any_gone) forget_gone();
     return IpcError::ChannelEmpty;
@@ -749,8 +838,8 @@ bool Server::Impl::anything_queued() {
         if (c->broken.load(std::memory_order_relaxed)) continue;
         // A throttled client's messages wait: the next scan after a sleep slice finds them.
         if (limits_clients && c->throttled(now_ns())) continue;
-        const auto a = c->c2s.available();
-        if (!a || *a > 0) return true;  // a corrupt tail is handled by take_one
+        const auto a = c->inbox.ready();
+        if (!a || *a) return true;  // a corrupt ring is handled by take_one
     }
     return false;
 }
@@ -761,56 +850,67 @@ void Server::Impl::drain_notify() {
     }
 }
 
-Result<Received> Server::Impl::receive(Deadline deadline, bool blocking) {
+namespace {
+
+// The doorbell role of park(): until any client's ring has a record (or the server closes).
+class DoorbellParking final : public Parking {
+public:
+    DoorbellParking(Server::Impl& s, ServerState& state, ServerDoorbell& doorbell,
+                    std::atomic<bool>& closed, u32 peer_cpu)
+        : s_(s), state_(state), doorbell_(doorbell), closed_(closed), peer_cpu_(peer_cpu) {}
+    Result<bool> ready() override VIPC_THREAD_ANNOTATION(no_thread_safety_analysis);
+    Result<void> check(bool) override {
+        if (closed_.load(std::memory_order_acquire)) return IpcError::EndpointNotFound;
+        return ok();
+    }
+    std::atomic<u32>& flag() override { return state_.waiting; }
+    const std::atomic<u32>& word() override { return doorbell_.ring; }
+    u32 peer_cpu() override { return peer_cpu_; }
+    std::atomic<u32>* my_cpu() override { return &state_.cpu; }
+
+private:
+    Server::Impl& s_;
+    ServerState& state_;
+    ServerDoorbell& doorbell_;
+    std::atomic<bool>& closed_;
+    u32 peer_cpu_;
+};
+
+}  // namespace
+
+Result<bool> DoorbellParking::ready() {
+    // Called by park() with receive_mu held (receive() holds it throughout).
+    return s_.anything_queued() || closed_.load(std::memory_order_acquire);
+}
+
+Result<Incoming> Server::Impl::receive(const Taking& taking, Blocking blocking, Deadline deadline) {
     if (closed.load(std::memory_order_acquire)) {
         return fail(IpcError::EndpointNotFound, "endpoint '%s' is closed", name.c_str());
     }
     // Another receiving thread holds the consumer side: it takes what arrives.
     if (!lock_for(receive_mu, blocking, deadline)) {
-        return blocking ? IpcError::Timeout : IpcError::ChannelEmpty;
+        return blocking == Blocking::Yes ? IpcError::Timeout : IpcError::ChannelEmpty;
     }
     DeadlineLock guard(receive_mu, std::adopt_lock);
     for (;;) {
-        // (1) scan round-robin
-        auto r = take_one();
-        if (r) return r;
+        // The protocol of the file's head: (1) scan round-robin
+        auto r = take_one(taking);
+        if (r || r.error() != IpcError::ChannelEmpty) return r;
         // (2) nothing
         if (closed.load(std::memory_order_acquire)) {
             return fail(IpcError::EndpointNotFound, "endpoint '%s' is closed", name.c_str());
         }
-        if (!blocking) {
+        if (blocking == Blocking::No) {
             if (state->poll_armed.load(std::memory_order_relaxed) == 0)
                 return IpcError::ChannelEmpty;
             // Re-arm the pollable pipe: drain it, then look once more (a client that
-            // published after our scan has written to the pipe, or we see its tail now).
+            // published after our scan has written to the pipe, or we see its record now).
             drain_notify();
-            r = take_one();
-            if (r) return r;
-            return IpcError::ChannelEmpty;
+            return take_one(taking);
         }
-        if (deadline_passed(deadline)) return IpcError::Timeout;
-        // (3) spin
-        const u32 me = current_cpu_hint();
-        if (state->cpu.load(std::memory_order_relaxed) != me) {
-            state->cpu.store(me, std::memory_order_relaxed);
-        }
-        if (receive_spin.spin([&] { return anything_queued() || closed.load(); }, last_client_cpu,
-                              me)) {
-            continue;
-        }
-        // (4) announce
-        state->waiting.store(1, std::memory_order_seq_cst);
-        // (5) read the doorbell, re-scan
-        const u32 d = doorbell->ring.load(std::memory_order_seq_cst);
-        if (anything_queued() || closed.load()) {
-            state->waiting.store(0, std::memory_order_relaxed);
-            continue;
-        }
-        // (6) sleep one slice at most
-        const u64 slice = sleep_slice_ns(deadline);
-        if (slice > 0) futex_wait(&doorbell->ring, d, slice);
-        // (7) unannounce
-        state->waiting.store(0, std::memory_order_relaxed);
+        // (3)-(7) park on the doorbell (parking.hpp), then scan again
+        DoorbellParking bell(*this, *state, *doorbell, closed, last_client_cpu);
+        VIPC_TRY(park(words(), bell, receive_spin, deadline));
     }
 }
 
@@ -825,9 +925,10 @@ std::shared_ptr<ServerConnection> Server::Impl::find(ConnectionId id) const {
 }
 
 namespace {
-class ServerSendCheck final : public WaitCheck {
+// The OutboxOwner of one send to one client.
+class ServerSend final : public OutboxOwner {
 public:
-    ServerSendCheck(const std::atomic<bool>& server_closed, ServerConnection& c, IpcError gone)
+    ServerSend(const std::atomic<bool>& server_closed, ServerConnection& c, IpcError gone)
         : server_closed_(server_closed), c_(c), gone_(gone) {}
     Result<void> check(bool) override {
         if (server_closed_.load(std::memory_order_acquire)) return IpcError::EndpointNotFound;
@@ -835,6 +936,9 @@ public:
         if (c_.client_closed()) return gone_;
         return ok();
     }
+    void published() override {}  // the record itself wakes a sleeping client (P6)
+    int attachment_socket() override { return c_.socket.get(); }
+    u32 peer_cpu() override { return c_.s2c_control()->cpu.load(std::memory_order_relaxed); }
 
 private:
     const std::atomic<bool>& server_closed_;
@@ -843,10 +947,10 @@ private:
 };
 }  // namespace
 
-Result<void> Server::Impl::send_to(ConnectionId to, const Message& msg, TransactionId txid,
-                                   Deadline deadline, bool blocking, bool is_reply,
-                                   const OutgoingRegion* region) {
-    const IpcError gone = is_reply ? IpcError::ProcessNotFound : IpcError::EndpointNotFound;
+Result<void> Server::Impl::send_to(ConnectionId to, OutgoingRecord record, Answer answer,
+                                   Blocking blocking, Deadline deadline) {
+    const IpcError gone =
+        answer == Answer::Reply ? IpcError::ProcessNotFound : IpcError::EndpointNotFound;
     if (closed.load(std::memory_order_acquire)) {
         return fail(IpcError::EndpointNotFound, "endpoint '%s' is closed", name.c_str());
     }
@@ -860,76 +964,73 @@ Result<void> Server::Impl::send_to(ConnectionId to, const Message& msg, Transact
                     "client pid %d of '%s' connected without RECEIVE: it cannot get messages",
                     c->pid, name.c_str());
     }
-    if (region == nullptr || region->is_capability()) VIPC_TRY(check_sendable(msg));
+    ServerSend owner(closed, *c, gone);
+    auto r = c->outbox.send(owner, record, blocking, deadline);
+    if (r) {
+        bump(c->sent);  // single writer per connection: the outbox lock was just released,
+        sent_total.fetch_add(1, std::memory_order_relaxed);  // so two senders may race here:
+        return ok();                                         // statistics only
+    }
+    if (r.error() == IpcError::InvalidMessage && !c->broken.load()) {
+        mark_broken(*c);
+        return fail(IpcError::InvalidMessage,
+                    "client pid %d of '%s' corrupted its ring; connection dropped", c->pid,
+                    name.c_str());
+    }
+    return r.error();
+}
+
+Result<void> Server::Impl::send_message_to(ConnectionId to, const Message& msg, TransactionId txid,
+                                           Answer answer, Blocking blocking, Deadline deadline,
+                                           const OutgoingAttachment* attachment) {
+    if (attachment == nullptr || attachment->is_capability()) VIPC_TRY(check_sendable(msg));
     Message out = msg;
-    if (is_reply) out.set_flags(out.flags() | MessageFlags::IS_REPLY);
-    // Another sending thread holds the producer side (and is blocked only on a full ring).
-    if (!lock_for(c->send_mu, blocking, deadline)) {
-        return blocking ? IpcError::Timeout : IpcError::ChannelFull;
+    if (answer == Answer::Reply) out.set_flags(out.flags() | MessageFlags::IS_REPLY);
+    OutgoingRecord record;
+    record.message = &out;
+    record.txid = txid;
+    record.attachment = attachment;
+    return send_to(to, record, answer, blocking, deadline);
+}
+
+Result<void> Server::Impl::send_payload_to(ConnectionId to, u32 opcode, u32 flags,
+                                           std::span<const std::byte> payload, TransactionId txid,
+                                           Answer answer, Blocking blocking, Deadline deadline) {
+    if (payload.size() > geometry.max_inline_payload) {
+        return fail(IpcError::MessageTooLarge,
+                    "a %zu-byte payload is over the %u-byte inline limit of '%s' "
+                    "(ServerOptions::max_inline_payload); send a Region for more",
+                    payload.size(), geometry.max_inline_payload, name.c_str());
     }
-    DeadlineLock guard(c->send_mu, std::adopt_lock);
-    ServerSendCheck check(closed, *c, gone);
-    for (;;) {
-        VIPC_TRY(check.check(false));
-        Result<void> r = ok();
-        if (region == nullptr) {
-            r = c->s2c.try_push(out, txid);
-        } else {
-            // The sending steps of region_wire.hpp: (1) a free slot, (2) the record, (3) the
-            // slot, which cannot be full now.
-            const auto free = c->s2c.free_slots();
-            if (!free) {
-                r = free.error();
-            } else if (*free == 0) {
-                r = IpcError::ChannelFull;
-            } else {
-                const u64 sequence = c->regions_out.next_sequence;
-                VIPC_TRY(
-                    send_record(c->socket.get(), sequence, *region,
-                                deadline.expired(now_ns()) ? deadline_after_ms(100) : deadline));
-                ++c->regions_out.next_sequence;
-                region->stamp(out, sequence);
-                r = c->s2c.try_push(out, txid);
-            }
-        }
-        if (r) {
-            notify_consumer(c->s2c);
-            bump(c->sent);
-            sent_total.fetch_add(1, std::memory_order_relaxed);
-            return ok();
-        }
-        if (r.error() == IpcError::InvalidMessage) {
-            mark_broken(*c);
-            return fail(IpcError::InvalidMessage,
-                        "client pid %d of '%s' corrupted its ring; connection dropped", c->pid,
-                        name.c_str());
-        }
-        if (!blocking) return IpcError::ChannelFull;
-        auto w = wait_for_space(c->s2c, c->send_spin, deadline, &c->s2c_control()->cpu, check);
-        if (!w) {
-            if (w.error() == IpcError::InvalidMessage) mark_broken(*c);
-            return w.error();
-        }
-    }
+    OutgoingRecord record;
+    record.kind = OutgoingRecord::Kind::Payload;
+    record.opcode = opcode;
+    record.flags = (flags & ~(MessageFlags::IS_REPLY | MessageFlags::HAS_CAPABILITY)) |
+                   (answer == Answer::Reply ? MessageFlags::IS_REPLY : 0);
+    record.payload = payload;
+    record.txid = txid;
+    return send_to(to, record, answer, blocking, deadline);
 }
 
 Result<void> Server::Impl::send_capability_to(ConnectionId to, const Message& msg,
                                               std::span<const EndpointCapability> given,
-                                              TransactionId txid, Deadline deadline,
-                                              bool is_reply) {
+                                              TransactionId txid, Answer answer,
+                                              Deadline deadline) {
     const OutgoingAttachment att = VIPC_TRY(OutgoingAttachment::capabilities(given));
-    return send_to(to, msg, txid, deadline, true, is_reply, &att);
+    return send_message_to(to, msg, txid, answer, Blocking::Yes, deadline, &att);
 }
 
 Result<void> Server::Impl::send_region_to(ConnectionId to, const Message& msg, Region& region,
-                                          Transfer transfer, TransactionId txid, Deadline deadline,
-                                          bool blocking, bool is_reply) {
+                                          Transfer transfer, TransactionId txid, Answer answer,
+                                          Blocking blocking, Deadline deadline) {
     Message out = VIPC_TRY(prepare_region_message(msg, region, transfer));
-    if (transfer == Transfer::Copy) return send_to(to, out, txid, deadline, blocking, is_reply);
+    if (transfer == Transfer::Copy) {
+        return send_message_to(to, out, txid, answer, blocking, deadline);
+    }
     if (transfer == Transfer::Move) VIPC_TRY(Region::Access::seal_for_move(region));
-    const OutgoingRegion outgoing = OutgoingAttachment::region(
+    const OutgoingAttachment outgoing = OutgoingAttachment::region(
         VIPC_TRY(Region::Access::descriptor_for(region, transfer)), transfer);
-    VIPC_TRY(send_to(to, out, txid, deadline, blocking, is_reply, &outgoing));
+    VIPC_TRY(send_message_to(to, out, txid, answer, blocking, deadline, &outgoing));
     if (transfer == Transfer::Move) region.reset();  // the sender loses access
     return ok();
 }
@@ -999,10 +1100,10 @@ void Server::Impl::handle_cap_request(CapabilityId id, int epfd,
 void Server::Impl::end_revoked(ServerConnection& c) {
     c.c2s_ctl.as<RingCtl>()->closed.store(CLOSED_REVOKED, std::memory_order_release);
     c.s2c_data.as<RingDataHeader>()->closed.store(CLOSED_REVOKED, std::memory_order_release);
-    futex_wake_all(&c.c2s_ctl.as<RingCtl>()->head);
-    futex_wake_all(&c.s2c_data.as<RingDataHeader>()->tail);
+    words().wake_all(&c.c2s_ctl.as<RingCtl>()->head);
+    words().wake_all(&c.s2c_data.as<RingDataHeader>()->tail);
     c.dead.store(true, std::memory_order_release);
-    futex_wake_all(&c.s2c_control()->head);
+    words().wake_all(&c.s2c_control()->head);
     if (c.socket.valid()) shutdown(c.socket.get(), SHUT_RDWR);
 }
 
@@ -1064,9 +1165,9 @@ void Server::Impl::close() {
         for (const auto& c : conns) {
             c->c2s_ctl.as<RingCtl>()->closed.store(1, std::memory_order_release);
             c->s2c_data.as<RingDataHeader>()->closed.store(1, std::memory_order_release);
-            futex_wake_all(&c->c2s_ctl.as<RingCtl>()->head);
-            futex_wake_all(&c->s2c_data.as<RingDataHeader>()->tail);
-            futex_wake_all(&c->s2c_control()->head);  // our own blocked senders
+            words().wake_all(&c->c2s_ctl.as<RingCtl>()->head);
+            words().wake_all(&c->s2c_data.as<RingDataHeader>()->tail);
+            words().wake_all(&c->s2c_control()->head);  // our own blocked senders
             if (c->socket.valid()) shutdown(c->socket.get(), SHUT_RDWR);
         }
     }
@@ -1077,7 +1178,7 @@ void Server::Impl::close() {
             if (e.socket.valid()) shutdown(e.socket.get(), SHUT_RDWR);
         }
     }
-    if (doorbell != nullptr) futex_wake_all(&doorbell->ring);  // our blocked receivers
+    if (doorbell != nullptr) words().wake_all(&doorbell->ring);  // our blocked receivers
     if (monitor.joinable()) {
         const u64 one = 1;
         if (write(monitor_wake.get(), &one, sizeof one) < 0) {
@@ -1100,7 +1201,10 @@ Result<Server> Server::publish(std::string_view name, const ServerOptions& optio
     impl->name = std::string(name);
     impl->options = options;
     impl->dir = resolve_runtime_dir(options.runtime_dir);
-    impl->geometry = *RingGeometry::for_depth(normalize_depth(options.queue_depth));
+    const u32 max_inline = options.max_inline_payload < MAX_INLINE_PAYLOAD_LIMIT
+                               ? options.max_inline_payload
+                               : MAX_INLINE_PAYLOAD_LIMIT;
+    impl->geometry = *RingGeometry::make(normalize_depth(options.queue_depth), max_inline, 0);
     impl->limits_clients = options.client_rate_limit.messages_per_second != 0 ||
                            options.client_rate_limit.bytes_per_second != 0;
     {
@@ -1144,49 +1248,114 @@ const std::string& Server::name() const {
     return impl_ ? impl_->name : empty_name();
 }
 
+namespace {
+Received to_received(const Incoming& in) {
+    Received r;
+    r.message = in.message;
+    r.connection = in.info.connection;
+    return r;
+}
+}  // namespace
+
 Result<Received> Server::receive(Deadline deadline) {
     if (!impl_) return moved_from();
-    return impl_->receive(deadline, true);
+    return to_received(VIPC_TRY(impl_->receive(Impl::Taking{}, Blocking::Yes, deadline)));
 }
 
 Result<Received> Server::try_receive() {
     if (!impl_) return moved_from();
-    return impl_->receive(Deadline::past(), false);
+    return to_received(VIPC_TRY(impl_->receive(Impl::Taking{}, Blocking::No, Deadline::past())));
+}
+
+Result<Incoming> Server::receive_view(Deadline deadline) {
+    if (!impl_) return moved_from();
+    return impl_->receive(Impl::Taking{Impl::Take::View, {}, nullptr}, Blocking::Yes, deadline);
+}
+
+Result<Incoming> Server::try_receive_view() {
+    if (!impl_) return moved_from();
+    return impl_->receive(Impl::Taking{Impl::Take::View, {}, nullptr}, Blocking::No,
+                          Deadline::past());
+}
+
+Result<PayloadInfo> Server::receive_into(std::span<std::byte> buffer, usize* needed,
+                                         Deadline deadline) {
+    if (!impl_) return moved_from();
+    return VIPC_TRY(impl_->receive(Impl::Taking{Impl::Take::Into, buffer, needed}, Blocking::Yes,
+                                   deadline))
+        .info;
+}
+
+u32 Server::max_inline_payload() const {
+    return impl_ ? impl_->geometry.max_inline_payload : 0;
+}
+
+Result<void> Server::send_sync(ConnectionId to, u32 opcode, u32 flags,
+                               std::span<const std::byte> payload, Deadline deadline) {
+    if (!impl_) return moved_from();
+    return impl_->send_payload_to(to, opcode, flags, payload, 0, Impl::Answer::Send, Blocking::Yes,
+                                  deadline);
+}
+
+Result<void> Server::send_async(ConnectionId to, u32 opcode, u32 flags,
+                                std::span<const std::byte> payload) {
+    if (!impl_) return moved_from();
+    return impl_->send_payload_to(to, opcode, flags, payload, 0, Impl::Answer::Send, Blocking::No,
+                                  Deadline::past());
+}
+
+Result<void> Server::reply(const Received& request, u32 opcode, u32 flags,
+                           std::span<const std::byte> payload, Deadline deadline) {
+    if (!impl_) return moved_from();
+    return impl_->send_payload_to(request.connection, opcode, flags, payload,
+                                  request.message.transaction_id(), Impl::Answer::Reply,
+                                  Blocking::Yes, deadline);
+}
+
+Result<void> Server::reply(const Incoming& request, u32 opcode, u32 flags,
+                           std::span<const std::byte> payload, Deadline deadline) {
+    if (!impl_) return moved_from();
+    return impl_->send_payload_to(request.info.connection, opcode, flags, payload,
+                                  request.info.transaction_id, Impl::Answer::Reply, Blocking::Yes,
+                                  deadline);
 }
 
 Result<void> Server::reply(const Received& request, const Message& response, Deadline deadline) {
     if (!impl_) return moved_from();
-    return impl_->send_to(request.connection, response, request.message.transaction_id(), deadline,
-                          true, true);
+    return impl_->send_message_to(request.connection, response, request.message.transaction_id(),
+                                  Impl::Answer::Reply, Blocking::Yes, deadline);
 }
 
 Result<void> Server::send_sync(ConnectionId to, const Message& msg, Deadline deadline) {
     if (!impl_) return moved_from();
-    return impl_->send_to(to, msg, 0, deadline, true, false);
+    return impl_->send_message_to(to, msg, 0, Impl::Answer::Send, Blocking::Yes, deadline);
 }
 
 Result<void> Server::send_async(ConnectionId to, const Message& msg) {
     if (!impl_) return moved_from();
-    return impl_->send_to(to, msg, 0, Deadline::past(), false, false);
+    return impl_->send_message_to(to, msg, 0, Impl::Answer::Send, Blocking::No, Deadline::past());
 }
 
 Result<void> Server::send_sync(ConnectionId to, const Message& msg, Region& region,
                                Transfer transfer, Deadline deadline) {
     if (!impl_) return moved_from();
-    return impl_->send_region_to(to, msg, region, transfer, 0, deadline, true, false);
+    return impl_->send_region_to(to, msg, region, transfer, 0, Impl::Answer::Send, Blocking::Yes,
+                                 deadline);
 }
 
 Result<void> Server::send_async(ConnectionId to, const Message& msg, Region& region,
                                 Transfer transfer) {
     if (!impl_) return moved_from();
-    return impl_->send_region_to(to, msg, region, transfer, 0, Deadline::past(), false, false);
+    return impl_->send_region_to(to, msg, region, transfer, 0, Impl::Answer::Send, Blocking::No,
+                                 Deadline::past());
 }
 
 Result<void> Server::reply(const Received& request, const Message& response, Region& region,
                            Transfer transfer, Deadline deadline) {
     if (!impl_) return moved_from();
     return impl_->send_region_to(request.connection, response, region, transfer,
-                                 request.message.transaction_id(), deadline, true, true);
+                                 request.message.transaction_id(), Impl::Answer::Reply,
+                                 Blocking::Yes, deadline);
 }
 
 Result<MintedCapability> Server::mint_capability(u16 rights) {
@@ -1227,22 +1396,22 @@ Result<void> Server::send_sync(ConnectionId to, const Message& msg,
                                const EndpointCapability& capability, Deadline deadline) {
     if (!impl_) return moved_from();
     return impl_->send_capability_to(to, msg, std::span<const EndpointCapability>(&capability, 1),
-                                     0, deadline, false);
+                                     0, Impl::Answer::Send, deadline);
 }
 
 Result<void> Server::send_sync(ConnectionId to, const Message& msg,
                                std::span<const EndpointCapability> capabilities,
                                Deadline deadline) {
     if (!impl_) return moved_from();
-    return impl_->send_capability_to(to, msg, capabilities, 0, deadline, false);
+    return impl_->send_capability_to(to, msg, capabilities, 0, Impl::Answer::Send, deadline);
 }
 
 Result<void> Server::reply(const Received& request, const Message& response,
                            const EndpointCapability& capability, Deadline deadline) {
     if (!impl_) return moved_from();
-    return impl_->send_capability_to(request.connection, response,
-                                     std::span<const EndpointCapability>(&capability, 1),
-                                     request.message.transaction_id(), deadline, true);
+    return impl_->send_capability_to(
+        request.connection, response, std::span<const EndpointCapability>(&capability, 1),
+        request.message.transaction_id(), Impl::Answer::Reply, deadline);
 }
 
 Result<void> Server::disconnect(ConnectionId connection) {
@@ -1251,10 +1420,10 @@ Result<void> Server::disconnect(ConnectionId connection) {
     if (c == nullptr) return IpcError::EndpointNotFound;
     c->c2s_ctl.as<RingCtl>()->closed.store(1, std::memory_order_release);
     c->s2c_data.as<RingDataHeader>()->closed.store(1, std::memory_order_release);
-    futex_wake_all(&c->c2s_ctl.as<RingCtl>()->head);
-    futex_wake_all(&c->s2c_data.as<RingDataHeader>()->tail);
+    words().wake_all(&c->c2s_ctl.as<RingCtl>()->head);
+    words().wake_all(&c->s2c_data.as<RingDataHeader>()->tail);
     c->dead.store(true, std::memory_order_release);
-    futex_wake_all(&c->s2c_control()->head);
+    words().wake_all(&c->s2c_control()->head);
     if (c->socket.valid()) shutdown(c->socket.get(), SHUT_RDWR);
     return ok();
 }

@@ -97,10 +97,10 @@ Result<Welcome> parse_welcome(const void* bytes, usize size, int fds_received, u
         }
         return fail(e, "the endpoint refused the connection: %s", error_text(e));
     }
-    if (!RingGeometry::for_depth(w.depth) || w.slot_size != SLOT_SIZE) {
+    if (!RingGeometry::make(w.depth, w.max_inline_payload, 0)) {
         return fail(IpcError::InvalidMessage,
-                    "the server announced a bad ring geometry (depth %u, slot %u bytes)", w.depth,
-                    w.slot_size);
+                    "the server announced a bad ring geometry (depth %u, inline payload %u bytes)",
+                    w.depth, w.max_inline_payload);
     }
     if (w.rights != asked_rights) {
         return fail(IpcError::InvalidMessage, "the server granted rights 0x%x, asked for 0x%x",

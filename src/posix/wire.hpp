@@ -12,7 +12,9 @@
 #include <string_view>
 #include <vector>
 
-#include "posix/shm.hpp"
+#include "posix/os.hpp"
+#include "posix/record_ring.hpp"
+#include "posix/server_pages.hpp"
 #include "veridian/ipc/posix/runtime.hpp"
 
 namespace veridian::ipc::posix::detail {
@@ -52,11 +54,11 @@ u16 fd_bits_for_rights(u16 rights);
 struct Welcome {
     u32 magic;
     u16 version;
-    u16 fd_bits;     // which descriptors follow (FdBits)
-    int32_t status;  // 0, or an IpcError code (-1..-16) when the server refuses
-    u32 depth;       // ring depth, both directions
-    u32 slot_size;   // must be SLOT_SIZE
-    u16 rights;      // granted (equal to the rights asked for)
+    u16 fd_bits;             // which descriptors follow (FdBits)
+    int32_t status;          // 0, or an IpcError code (-1..-16) when the server refuses
+    u32 depth;               // ring depth (records in flight), both directions
+    u32 max_inline_payload;  // the endpoint's largest inline payload (<= MAX_INLINE_PAYLOAD_LIMIT)
+    u16 rights;              // granted (equal to the rights asked for)
     u16 reserved0;
     u64 server_pid;
     u64 connection_id;

@@ -18,8 +18,11 @@
 //                       refused with PermissionDenied, 1 otherwise (needs root to start)
 //   client-send <count>   connect and send_sync count messages (data[0] = 0..count-1)
 //   client-call <count>   connect and call count times, checking each answer
-//   client-corrupt <what> connect, then corrupt its own client→server ring ("tail": a tail
-//                         far past the depth; "slot": a slot with a bad kind) and ring the
+//   client-corrupt <what> connect, then corrupt its own client→server ring ("seq": a bad
+//                         sequence word; "slot": a record of no known kind; "length": a
+//                         payload over the inline limit; "lines": a record past the ring's
+//                         end; "padding": padding short of the end; "region": a region with
+//                         no socket record) and ring the
 //                         server's doorbell; then wait
 //   bench-client <count> <warmup>  call round trips; prints "RTT p50 p99 min (ns)"
 //   region-echo         publish; answer OP_REGION calls with a report on the region (or the
@@ -60,8 +63,9 @@
 #include <string>
 #include <vector>
 
+#include "posix/record_ring.hpp"
 #include "posix/region_wire.hpp"
-#include "posix/shm.hpp"
+#include "posix/server_pages.hpp"
 #include "test_ops.hpp"
 #include "veridian/ipc/posix/runtime.hpp"
 
@@ -133,37 +137,68 @@ Connection open(const std::string& dir, const std::string& name, u16 rights) {
     return static_cast<Connection&&>(*c);
 }
 
+// The geometry a client's rings have (as the client library computed it).
+veridian::ipc::posix::detail::RingGeometry geometry_of(Connection& c) {
+    return *veridian::ipc::posix::detail::RingGeometry::make(c.queue_depth(),
+                                                             c.max_inline_payload(), 0);
+}
+
+void ring_doorbell(void* bell) {
+    using namespace veridian::ipc::posix::detail;
+    auto* doorbell = static_cast<ServerDoorbell*>(bell);
+    doorbell->ring.fetch_add(1);
+    veridian::ipc::platform::ProcessSharedWords::instance().wake_all(&doorbell->ring);
+}
+
 int corrupt(Connection& c, const char* what) {
     using namespace veridian::ipc::posix::detail;
     const ConnectionDescriptors d = c.descriptors();
-    const auto geometry = *RingGeometry::for_depth(c.queue_depth());
+    const RingGeometry geometry = geometry_of(c);
     void* data =
         mmap(nullptr, geometry.data_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, d.c2s_data, 0);
     void* bell =
         mmap(nullptr, PAGE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, d.server_doorbell, 0);
     if (data == MAP_FAILED || bell == MAP_FAILED) return 2;
-    auto* header = static_cast<RingDataHeader*>(data);
-    if (std::strcmp(what, "tail") == 0) {
-        header->tail.store(0x40000000u, std::memory_order_release);
+    auto* line0 =
+        reinterpret_cast<RecordHeader*>(static_cast<unsigned char*>(data) + RING_HEADER_BYTES);
+    auto* body = reinterpret_cast<unsigned char*>(line0) + sizeof(RecordHeader);
+    u32 seq = seq_for(0);
+    if (std::strcmp(what, "seq") == 0) {
+        // A sequence word that names no record the ring can have at line 0.
+        line0->kind = static_cast<u8>(RecordKind::Small);
+        line0->lines = 1;
+        seq = 0x1234'5678;
     } else if (std::strcmp(what, "region") == 0) {
-        // A well-formed slot naming region 1, with no record on the socket.
-        auto* slot = static_cast<unsigned char*>(data) + RING_HEADER_BYTES;
-        const SlotHeader h{static_cast<u32>(MessageKind::Large), sizeof(LargeMessage), 0};
+        // A well-formed record naming region 1, with no record on the socket.
+        line0->kind = static_cast<u8>(RecordKind::Large);
+        line0->lines = static_cast<u16>(LARGE_LINES);
         LargeMessage m{};
         m.header.total_size = 4096;
         m.region = MemoryRegion{1, 4096, static_cast<u32>(Transfer::ShareReadOnly),
                                 CachePolicy::WriteBack};
-        std::memcpy(slot, &h, sizeof h);
-        std::memcpy(slot + sizeof h, &m, sizeof m);
-        header->tail.store(1, std::memory_order_release);
+        std::memcpy(body, &m, sizeof m);
+    } else if (std::strcmp(what, "length") == 0) {
+        // A payload record claiming more bytes than the endpoint's inline limit.
+        line0->kind = static_cast<u8>(RecordKind::Payload);
+        line0->lines = 2;
+        PayloadHead h{0, test::OP_DATA, 0, geometry.max_inline_payload + 1, 0, 0};
+        std::memcpy(body, &h, sizeof h);
+    } else if (std::strcmp(what, "lines") == 0) {
+        // A record running past the ring's end.
+        line0->kind = static_cast<u8>(RecordKind::Payload);
+        line0->lines = static_cast<u16>(geometry.ring_lines + 1);
+        PayloadHead h{0, test::OP_DATA, 0, 16, 0, 0};
+        std::memcpy(body, &h, sizeof h);
+    } else if (std::strcmp(what, "padding") == 0) {
+        // Padding that does not run to the ring's end.
+        line0->kind = static_cast<u8>(RecordKind::Padding);
+        line0->lines = 1;
     } else {
-        auto* slot = static_cast<unsigned char*>(data) + RING_HEADER_BYTES;
-        std::memset(slot, 0xA5, SLOT_SIZE);  // kind 0xA5A5A5A5: no such kind
-        header->tail.store(1, std::memory_order_release);
+        line0->kind = 0xA5;  // "slot": no such kind
+        line0->lines = 1;
     }
-    auto* doorbell = static_cast<ServerDoorbell*>(bell);
-    doorbell->ring.fetch_add(1);
-    futex_wake_all(&doorbell->ring);
+    line0->seq.store(seq, std::memory_order_release);
+    ring_doorbell(bell);
     ready();
     wait_forever();
 }
@@ -171,20 +206,18 @@ int corrupt(Connection& c, const char* what) {
 int flood(Connection& c) {
     using namespace veridian::ipc::posix::detail;
     const ConnectionDescriptors d = c.descriptors();
-    const auto geometry = *RingGeometry::for_depth(c.queue_depth());
+    const RingGeometry geometry = geometry_of(c);
     void* data =
         mmap(nullptr, geometry.data_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, d.c2s_data, 0);
     void* ctl = mmap(nullptr, geometry.ctl_bytes, PROT_READ, MAP_SHARED, d.c2s_ctl, 0);
     void* bell =
         mmap(nullptr, PAGE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, d.server_doorbell, 0);
     if (data == MAP_FAILED || ctl == MAP_FAILED || bell == MAP_FAILED) return 2;
-    RingProducer ring(geometry, static_cast<RingDataHeader*>(data),
-                      static_cast<const RingCtl*>(ctl));
-    while (ring.try_push(Message::small(0, test::OP_DATA), 0)) {
+    RecordProducer ring(veridian::ipc::platform::ProcessSharedWords::instance(), geometry,
+                        static_cast<RingDataHeader*>(data), static_cast<const RingCtl*>(ctl));
+    while (ring.push_small(Message::small(0, test::OP_DATA).small_message(), 0)) {
     }
-    auto* doorbell = static_cast<ServerDoorbell*>(bell);
-    doorbell->ring.fetch_add(1);
-    futex_wake_all(&doorbell->ring);
+    ring_doorbell(bell);
     ready();
     wait_forever();
 }
@@ -535,7 +568,7 @@ int main(int argc, char** argv) {
     }
     if (role == "client-corrupt") {
         Connection c = open(dir, name, Rights::SEND | Rights::RECEIVE);
-        return corrupt(c, arg ? arg : "tail");
+        return corrupt(c, arg ? arg : "seq");
     }
     if (role == "region-echo") return region_echo(dir, name);
     if (role == "cap-owner") return cap_owner(dir, name);

@@ -180,6 +180,13 @@ inline constexpr u32 DEFAULT_SPIN_NS = 20'000;
 inline constexpr u32 PEER_CHECK_INTERVAL_MS = 20;
 // Most connections a server accepts at once (more → the client gets ResourceBusy).
 inline constexpr u32 DEFAULT_MAX_CONNECTIONS = 64;
+// The largest payload a send/call/reply carries inline (copied into the ring), per endpoint:
+// ServerOptions::max_inline_payload, learned by clients in the handshake.
+inline constexpr u32 DEFAULT_MAX_INLINE_PAYLOAD = 4096;
+// Its hard cap. A record must fit each direction's ring at least twice, so the rings of one
+// connection take >= 4 x (max + 64) bytes; at 64 KiB that is 256 KiB per connection already
+// (1000 connections: 256 MiB), and beyond it a copy costs more than sending a Region.
+inline constexpr u32 MAX_INLINE_PAYLOAD_LIMIT = 65536;
 
 // ---- Deadlines on CLOCK_MONOTONIC --------------------------------------------------------------
 
@@ -233,6 +240,8 @@ struct ServerOptions {
     u32 max_connections = DEFAULT_MAX_CONNECTIONS;
     std::string runtime_dir;      // "" = runtime_directory()
     RateLimit client_rate_limit;  // what each client may send (see RateLimit)
+    // Largest inline payload, both directions: 0..MAX_INLINE_PAYLOAD_LIMIT (more is clamped).
+    u32 max_inline_payload = DEFAULT_MAX_INLINE_PAYLOAD;
 };
 
 struct ConnectOptions {
@@ -285,6 +294,34 @@ Result<EndpointInfo> stat_endpoint(std::string_view name, std::string_view runti
 // dead servers are skipped — publishing the name reclaims them).
 Result<std::vector<EndpointInfo>> list_endpoints(std::string_view runtime_dir = {});
 
+// ---- Payload messages
+// ----------------------------------------------------------------------------
+
+// What a payload message says about itself.
+struct PayloadInfo {
+    u32 opcode = 0;
+    u32 flags = 0;
+    usize length = 0;                  // payload bytes
+    TransactionId transaction_id = 0;  // of a call (0 for a plain send)
+    ProcessId sender{};
+    ConnectionId connection = 0;  // on a server: which client sent it
+};
+
+// A received message as a view. Valid until the next receive (of any kind) on the same side:
+// the same Server, or the same Connection.
+//   kind Payload: `payload` are its bytes. On a server they are read in place from the
+//     client's ring (zero copy): a client that scribbles on a record after sending it can
+//     change only these bytes of its own message; copy them (receive_into) if they must
+//     stay put. On a client they were copied once out of the ring.
+//   kind Small / Large: `message` is the Message (as receive_sync gives it), payload empty.
+struct Incoming {
+    enum class Kind : u8 { Small, Large, Payload };
+    Kind kind = Kind::Small;
+    PayloadInfo info;
+    std::span<const std::byte> payload;
+    Message message;
+};
+
 // ---- Server ------------------------------------------------------------------------------------
 
 // A message taken by the server, with where it came from. message.sender() is the client's
@@ -322,6 +359,26 @@ public:
     Result<Received> receive(Deadline deadline = Deadline::never());
     // Never blocks: ChannelEmpty when no client has anything queued.
     Result<Received> try_receive();
+    // A payload record of more than 64 bytes cannot be a Message: receive/try_receive give
+    // MessageTooLarge for it and leave it queued; these take every kind:
+    Result<Incoming> receive_view(Deadline deadline = Deadline::never());
+    Result<Incoming> try_receive_view();
+    // Copies the payload into `buffer`: too short → MessageTooLarge with *needed set to the
+    // payload's length, and the message stays queued. Small/Large messages: their 48/120
+    // bytes, as laid out in message.hpp.
+    Result<PayloadInfo> receive_into(std::span<std::byte> buffer, usize* needed,
+                                     Deadline deadline = Deadline::never());
+    // Payload messages: `payload` up to max_inline_payload() bytes (more: MessageTooLarge).
+    Result<void> send_sync(ConnectionId to, u32 opcode, u32 flags,
+                           std::span<const std::byte> payload,
+                           Deadline deadline = Deadline::never());
+    Result<void> send_async(ConnectionId to, u32 opcode, u32 flags,
+                            std::span<const std::byte> payload);
+    Result<void> reply(const Received& request, u32 opcode, u32 flags,
+                       std::span<const std::byte> payload, Deadline deadline = Deadline::never());
+    Result<void> reply(const Incoming& request, u32 opcode, u32 flags,
+                       std::span<const std::byte> payload, Deadline deadline = Deadline::never());
+    u32 max_inline_payload() const;
 
     // Answers a request taken by receive(): the response goes to the caller's call() with the
     // request's transaction id (IS_REPLY is set). Blocks while that client's ring is full.
@@ -451,6 +508,24 @@ public:
     // A call whose request carries a region (see region.hpp).
     Result<Message> call(const Message& request, Region& region, Transfer transfer,
                          Deadline deadline = Deadline::never());
+
+    // Payload messages: `payload` up to max_inline_payload() bytes (more: MessageTooLarge).
+    u32 max_inline_payload() const;
+    Result<void> send_sync(u32 opcode, u32 flags, std::span<const std::byte> payload,
+                           Deadline deadline = Deadline::never());
+    Result<void> send_async(u32 opcode, u32 flags, std::span<const std::byte> payload);
+    // The reply's payload lands in `reply_payload` (resized; its capacity is reused, so a
+    // steady stream of calls allocates nothing), the rest in the returned PayloadInfo.
+    Result<PayloadInfo> call(u32 opcode, u32 flags, std::span<const std::byte> request,
+                             std::vector<std::byte>& reply_payload,
+                             Deadline deadline = Deadline::never());
+    // Every kind of message, as a view valid until the next receive on this Connection.
+    Result<Incoming> receive_view(Deadline deadline = Deadline::never());
+    Result<Incoming> try_receive_view();
+    // Copies into `buffer`: too short → MessageTooLarge, *needed = the payload's length, and
+    // the message stays queued.
+    Result<PayloadInfo> receive_into(std::span<std::byte> buffer, usize* needed,
+                                     Deadline deadline = Deadline::never());
     Result<void> close();
 
     ConnectionDescriptors descriptors() const;
