@@ -99,7 +99,7 @@ public:
             static_cast<vi::u32>(std::min<std::size_t>(params_.queue_depth, 1024));
         if (role == Role::server) {
             vp::ServerOptions options;
-            options.queue_depth = depth;
+            options.capacity = depth;
             options.spin_ns = spin_ns;
             options.max_connections = 1;
             options.runtime_dir = runtime_dir_;
@@ -159,7 +159,7 @@ public:
 
     Status receive(std::span<std::byte> message) override {
         if (server_) {
-            auto r = server_->receive();
+            auto r = server_->receive_sync();
             if (!r) return failure("Server::receive", r.error());
             peer_ = r->connection;
             return from_message(r->message, message);
@@ -185,7 +185,7 @@ public:
 
     Status echo(std::span<std::byte> message) override {
         if (mode_ != Mode::call) return Transport::echo(message);
-        auto r = server_->receive();
+        auto r = server_->receive_sync();
         if (!r) return failure("Server::receive", r.error());
         peer_ = r->connection;
         if (Status s = from_message(r->message, message); !s) return s;

@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
         Message request = Message::small(/*capability=*/0, kEcho);
         request.small_message().data[0] = i;
         const u64 start = posix::now_ns();
-        Result<Message> reply = conn.call(request, posix::deadline_after_ms(kDeadlineMs));
+        Result<Message> reply = conn.call(request, posix::after_ms(kDeadlineMs));
         if (!reply) return fail("call");
         std::printf("echo_client: call %llu -> reply data[0] = %llu in %.1f us\n",
                     static_cast<unsigned long long>(i),
@@ -59,13 +59,12 @@ int main(int argc, char** argv) {
     for (u64 i = 0; i < kStreamLength; ++i) {
         Message m = Message::small(0, /*opcode=*/3);
         m.small_message().data[0] = i;
-        if (!conn.send_sync(m, posix::deadline_after_ms(kDeadlineMs))) return fail("send");
+        if (!conn.send_sync(m, posix::after_ms(kDeadlineMs))) return fail("send");
     }
 
     // Messages from one client arrive in order, so this call is answered after the server
     // has taken the whole stream.
-    Result<Message> count =
-        conn.call(Message::small(0, kCountSoFar), posix::deadline_after_ms(kDeadlineMs));
+    Result<Message> count = conn.call(Message::small(0, kCountSoFar), posix::after_ms(kDeadlineMs));
     if (!count) return fail("call");
     const u64 arrived = count->small_message().data[0];
     std::printf("echo_client: the server got %llu of %llu one-way messages\n",

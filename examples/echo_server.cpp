@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
     u64 one_way = 0;
     while (g_stop == 0) {
         // Wait at most 100 ms, so that the loop notices a stop signal.
-        Result<posix::Received> r = server.receive(posix::deadline_after_ms(100));
+        Result<posix::Received> r = server.receive_sync(posix::after_ms(100));
         if (!r) {
             if (r.error() == IpcError::Timeout) continue;
             std::fprintf(stderr, "echo_server: %s\n", posix::last_error_detail());
@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
                 break;
         }
         // A caller that gave up meanwhile (ProcessNotFound) is not our problem.
-        (void)server.reply(*r, reply, posix::deadline_after_ms(1000));
+        (void)server.reply(*r, reply, posix::after_ms(1000));
     }
     // close() unpublishes the name and wakes every client still waiting on us.
     (void)server.close();

@@ -12,5 +12,6 @@
 #include "veridian/ipc/core/platform.hpp"
 #include "veridian/ipc/core/registry.hpp"
 #include "veridian/ipc/core/types.hpp"
+#include "veridian/ipc/message_port.hpp"
 #include "veridian/ipc/platform/sim.hpp"
 #include "veridian/ipc/platform/threads.hpp"

@@ -298,6 +298,29 @@ Result<void> Endpoint::reply(const Message& request, const Message& response) {
     return obj->reply(request, response, lk);
 }
 
+// The shape of posix::Connection (see message_port.hpp): the platform's current process acts.
+Result<void> Endpoint::send_sync(const Message& msg, Deadline deadline) {
+    if (registry_ == nullptr) return IpcError::InvalidCapability;
+    return send_sync(msg, registry_->platform().current_process(), deadline);
+}
+
+Result<Message> Endpoint::receive_sync(Deadline deadline) {
+    if (registry_ == nullptr) return IpcError::InvalidCapability;
+    return receive_sync(registry_->platform().current_process(), deadline);
+}
+
+Result<Message> Endpoint::call(const Message& request, Deadline deadline) {
+    if (registry_ == nullptr) return IpcError::InvalidCapability;
+    return call(request, registry_->platform().current_process(), deadline);
+}
+
+Result<void> Endpoint::fast_send(const SmallMessage& msg) {
+    if (registry_ == nullptr) return IpcError::InvalidCapability;
+    SmallMessage m = msg;
+    m.capability = capability_.raw();
+    return fast_ipc_send(*registry_, m);
+}
+
 Result<Endpoint> Endpoint::revoke() {
     VIPC_LOCK_AND_CHECK(obj, lk, Rights::REVOKE, true);
     if (obj->generation == 0xFFFF) return IpcError::ResourceBusy;  // generations used up

@@ -39,6 +39,7 @@
 
 #include "posix/inbox.hpp"
 #include "posix/outbox.hpp"
+#include "posix/parked_count.hpp"
 #include "posix/region_wire.hpp"
 #include "posix/wire.hpp"
 #include "veridian/ipc/posix/runtime.hpp"
@@ -48,6 +49,12 @@ namespace veridian::ipc::posix {
 using namespace detail;
 
 namespace {
+
+// Adds one to a counter with a single writer at a time (the holder of the lock named at its
+// declaration): a plain load and store, no read-modify-write on the hot path.
+void bump(std::atomic<u64>& counter) {
+    counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
 
 std::chrono::steady_clock::time_point to_steady(Deadline d) {
     if (d.is_never()) return std::chrono::steady_clock::time_point::max();
@@ -174,6 +181,14 @@ struct Connection::Impl final : OutboxOwner, InboxOwner {
     std::atomic<bool> broken{false};  // the server broke the protocol
     std::atomic<u64> monitor_id{0};   // registration with ClientMonitor (0 = none)
 
+    // Statistics (Connection::stats()): the parked counts (see parked_count.hpp) and the
+    // messages this side sent (written under outbox.mu) and received (written under mu).
+    std::atomic<u32> waiting_senders{0};
+    std::atomic<u32> waiting_receivers{0};
+    std::atomic<u32> waiting_callers{0};
+    std::atomic<u64> sent_count{0};
+    std::atomic<u64> received_count{0};
+
     Impl() = default;
     Impl(const Impl&) = delete;
     Impl& operator=(const Impl&) = delete;
@@ -188,6 +203,7 @@ struct Connection::Impl final : OutboxOwner, InboxOwner {
     void published() override;
     int attachment_socket() override { return socket.get(); }
     u32 peer_cpu() override { return state->cpu.load(std::memory_order_relaxed); }
+    std::atomic<u32>& parked_senders() override { return waiting_senders; }
     Result<void> quick_check();
     // The server hung up: mark it, wake every local thread blocked on this connection.
     void server_gone() {
@@ -457,6 +473,7 @@ void ClientMonitor::run() {
 // ---- send --------------------------------------------------------------------------------------
 
 void Connection::Impl::published() {
+    bump(sent_count);  // under outbox.mu
     // parking.hpp (b)/(c), paired with the server's receive (its announce on state.waiting
     // and heavy barrier): either we see it announced, or its re-scan sees our record.
     if (announced(words, state->waiting)) {
@@ -641,6 +658,7 @@ void Connection::Impl::dispatch(const RecordView& record) {
 
 Result<void> Connection::Impl::wait_message(std::unique_lock<std::mutex>& lock, TransactionId txid,
                                             Deadline deadline) {
+    std::atomic<u32>& parked = txid != 0 ? waiting_callers : waiting_receivers;
     for (;;) {
         // (2) delivered?
         if (txid != 0) {
@@ -657,14 +675,19 @@ Result<void> Connection::Impl::wait_message(std::unique_lock<std::mutex>& lock, 
         if (!reader_active && queue.size() < geometry.depth) {
             reader_active = true;
             lock.unlock();
-            auto r = read_one(Blocking::Yes, deadline);
+            Result<void> r = ok();
+            {
+                ParkedScope scope(parked);
+                r = read_one(Blocking::Yes, deadline);
+            }
             lock.lock();
             reader_active = false;
             cv.notify_all();
             if (!r && r.error() != IpcError::Timeout) return r.error();  // (4C)
             continue;
         }
-        const Deadline slice = deadline_after_ns(PARK_SLICE_NS);
+        const Deadline slice = after_ns(PARK_SLICE_NS);
+        ParkedScope scope(parked);
         cv.wait_until(lock, to_steady(earlier(deadline, slice)));
     }
 }
@@ -739,7 +762,7 @@ ProcessId Connection::server_pid() const {
 ConnectionId Connection::id() const {
     return impl_ ? impl_->id : 0;
 }
-u32 Connection::queue_depth() const {
+u32 Connection::capacity() const {
     return impl_ ? impl_->geometry.depth : 0;
 }
 
@@ -826,6 +849,7 @@ static Result<Incoming> take_front(Connection::Impl& c, Take how, std::span<std:
     }
     c.viewed = static_cast<Connection::Impl::Queued&&>(q);
     c.queue.pop_front();
+    bump(c.received_count);
     Incoming in;
     in.kind = c.viewed.kind;
     in.info = c.viewed.info;
@@ -960,6 +984,7 @@ Result<Message> Connection::call_with(const Message& request, Region* region, Tr
     const Impl::PendingCall done = *p;
     c.erase_pending(txid);  // (4) end the wait
     if (!w) return w.error();
+    bump(c.received_count);
     if (done.error != IpcError::NotInitialized) {
         return fail(done.error,
                     "the reply to this call on '%s' does not fit a Message: call with "
@@ -998,6 +1023,7 @@ Result<PayloadInfo> Connection::call(u32 opcode, u32 flags, std::span<const std:
     const PayloadInfo info = c.find_pending(txid)->info;
     c.erase_pending(txid);  // (4) end the wait: a reply arriving later is dropped
     if (!w) return w.error();
+    bump(c.received_count);
     return info;
 }
 
@@ -1005,6 +1031,29 @@ Result<void> Connection::close() {
     if (!impl_) return moved_from();
     impl_->close();
     return ok();
+}
+
+Result<EndpointStats> Connection::stats() const {
+    if (!impl_) return moved_from();
+    Impl& c = *impl_;
+    EndpointStats s;
+    s.sent = c.sent_count.load(std::memory_order_relaxed);
+    s.received = c.received_count.load(std::memory_order_relaxed);
+    s.capacity = c.geometry.depth;
+    {
+        std::lock_guard<std::mutex> lock(c.mu);
+        s.queued = static_cast<u32>(c.queue.size());
+    }
+    if (c.inbox.valid()) {
+        // A racy snapshot: statistics only.
+        s.queued += count_records(c.geometry, c.s2c_data.as<const RingDataHeader>(),
+                                  c.s2c_ctl.as<const RingCtl>());
+    }
+    s.waiting_senders = c.waiting_senders.load(std::memory_order_seq_cst);
+    s.waiting_receivers = c.waiting_receivers.load(std::memory_order_seq_cst);
+    s.waiting_callers = c.waiting_callers.load(std::memory_order_seq_cst);
+    s.active = !c.closed.load() && !c.dead.load() && !c.broken.load();
+    return s;
 }
 
 ConnectionDescriptors Connection::descriptors() const {

@@ -29,7 +29,7 @@ u64 now_ns() {
     return platform::monotonic_now_ns();
 }
 
-Deadline deadline_after_ns(u64 ns) {
+Deadline after_ns(u64 ns) {
     const u64 now = now_ns();
     return ns >= ~u64{0} - now ? Deadline::never() : Deadline::at(now + ns);
 }

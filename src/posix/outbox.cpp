@@ -2,6 +2,8 @@
 // veridian-ipc posix runtime: the producer side of a ring (see outbox.hpp).
 #include "posix/outbox.hpp"
 
+#include "posix/parked_count.hpp"
+
 #include <chrono>
 #include <thread>
 
@@ -64,11 +66,6 @@ private:
     u32 lines_;
 };
 
-bool lock_outbox(DeadlineMutex& m, Blocking blocking, Deadline d)
-    VIPC_THREAD_ANNOTATION(no_thread_safety_analysis) {
-    return m.lock_for(blocking, d);
-}
-
 }  // namespace
 
 Result<void> Outbox::push(OutboxOwner& owner, const OutgoingRecord& record, Deadline deadline) {
@@ -78,7 +75,7 @@ Result<void> Outbox::push(OutboxOwner& owner, const OutgoingRecord& record, Dead
         if (!VIPC_TRY(ring_.fits(record.lines()))) return IpcError::ChannelFull;
         const u64 sequence = regions_.next_sequence;
         VIPC_TRY(send_record(owner.attachment_socket(), sequence, *record.attachment,
-                             deadline.expired(now_ns()) ? deadline_after_ms(100) : deadline));
+                             deadline.expired(now_ns()) ? after_ms(100) : deadline));
         ++regions_.next_sequence;
         Message out = *record.message;
         record.attachment->stamp(out, sequence);
@@ -97,7 +94,7 @@ Result<void> Outbox::push(OutboxOwner& owner, const OutgoingRecord& record, Dead
 Result<void> Outbox::send(OutboxOwner& owner, const OutgoingRecord& record, Blocking blocking,
                           Deadline deadline) {
     // (1)
-    if (!lock_outbox(mu, blocking, deadline)) {
+    if (!lock_counting_parked(mu, blocking, deadline, owner.parked_senders())) {
         return blocking == Blocking::Yes ? IpcError::Timeout : IpcError::ChannelFull;
     }
     DeadlineLock guard(mu, std::adopt_lock);
@@ -116,6 +113,8 @@ Result<void> Outbox::send(OutboxOwner& owner, const OutgoingRecord& record, Bloc
         if (r.error() != IpcError::ChannelFull) return r.error();
         // (5)
         if (blocking == Blocking::No) return IpcError::ChannelFull;
+        if (deadline_passed(deadline)) return IpcError::Timeout;
+        ParkedScope parked(owner.parked_senders());
         SpaceParking space(ring_, owner, record.lines());
         VIPC_TRY(park(*words_, space, spin_, deadline));
     }

@@ -39,6 +39,8 @@ public:
     virtual void published() = 0;
     virtual int attachment_socket() = 0;
     virtual u32 peer_cpu() = 0;
+    // Counts a sender while it is parked (waiting for the lock or for space; parked_count.hpp).
+    virtual std::atomic<u32>& parked_senders() = 0;
 
 protected:
     ~OutboxOwner() = default;

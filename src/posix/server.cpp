@@ -49,6 +49,7 @@
 
 #include "posix/inbox.hpp"
 #include "posix/outbox.hpp"
+#include "posix/parked_count.hpp"
 #include "posix/rate_limit.hpp"
 #include "posix/region_wire.hpp"
 #include "posix/wire.hpp"
@@ -59,11 +60,6 @@ namespace veridian::ipc::posix {
 using namespace detail;
 
 namespace {
-
-bool lock_for(DeadlineMutex& m, Blocking blocking, Deadline d)
-    VIPC_THREAD_ANNOTATION(no_thread_safety_analysis) {
-    return m.lock_for(blocking, d);
-}
 
 SharedWords& words() {
     return platform::ProcessSharedWords::instance();
@@ -170,6 +166,9 @@ struct Server::Impl {
     std::atomic<u64> received_total{0};  // written under receive_mu
     std::atomic<u64> sent_total{0};
     std::atomic<u64> broken_total{0};
+    // Threads parked in receive_sync and in sends to a client (see parked_count.hpp).
+    std::atomic<u32> waiting_receivers{0};
+    std::atomic<u32> waiting_senders{0};
 
     // Capabilities minted by this server and derived from them. Entries stay (for the
     // lineage) after their socket is gone.
@@ -618,7 +617,7 @@ void Server::Impl::answer_stat(int sock) {
     r.version = WIRE_VERSION;
     r.owner_pid = in.owner.value;
     r.owner_uid = in.owner_uid;
-    r.queue_depth = in.queue_depth;
+    r.queue_depth = in.capacity;
     r.connections = static_cast<u32>(in.per_connection.size());
     r.accepted = in.accepted;
     r.received = in.received;
@@ -645,7 +644,7 @@ EndpointInfo Server::Impl::info() const {
     in.name = name;
     in.owner = ProcessId{static_cast<u64>(pid)};
     in.owner_uid = geteuid();
-    in.queue_depth = geometry.depth;
+    in.capacity = geometry.depth;
     in.accepted = accepted.load(std::memory_order_relaxed);
     in.received = received_total.load(std::memory_order_relaxed);
     in.sent = sent_total.load(std::memory_order_relaxed);
@@ -657,10 +656,9 @@ EndpointInfo Server::Impl::info() const {
         s.peer = ProcessId{static_cast<u64>(c->pid)};
         s.peer_uid = c->uid;
         s.rights = c->rights;
-        s.queue_depth = geometry.depth;
+        s.capacity = geometry.depth;
         // Racy snapshots (statistics only, never used for access).
-        s.to_server_queued =
-            count_records(geometry, c->c2s_header(), c->c2s_ctl.as<const RingCtl>());
+        s.queued = count_records(geometry, c->c2s_header(), c->c2s_ctl.as<const RingCtl>());
         s.to_client_queued =
             count_records(geometry, c->s2c_data.as<const RingDataHeader>(), c->s2c_control());
         s.received = c->received.load(std::memory_order_relaxed);
@@ -888,7 +886,7 @@ Result<Incoming> Server::Impl::receive(const Taking& taking, Blocking blocking, 
         return fail(IpcError::EndpointNotFound, "endpoint '%s' is closed", name.c_str());
     }
     // Another receiving thread holds the consumer side: it takes what arrives.
-    if (!lock_for(receive_mu, blocking, deadline)) {
+    if (!lock_counting_parked(receive_mu, blocking, deadline, waiting_receivers)) {
         return blocking == Blocking::Yes ? IpcError::Timeout : IpcError::ChannelEmpty;
     }
     DeadlineLock guard(receive_mu, std::adopt_lock);
@@ -909,6 +907,8 @@ Result<Incoming> Server::Impl::receive(const Taking& taking, Blocking blocking, 
             return take_one(taking);
         }
         // (3)-(7) park on the doorbell (parking.hpp), then scan again
+        if (deadline_passed(deadline)) return IpcError::Timeout;
+        ParkedScope parked(waiting_receivers);
         DoorbellParking bell(*this, *state, *doorbell, closed, last_client_cpu);
         VIPC_TRY(park(words(), bell, receive_spin, deadline));
     }
@@ -928,8 +928,10 @@ namespace {
 // The OutboxOwner of one send to one client.
 class ServerSend final : public OutboxOwner {
 public:
-    ServerSend(const std::atomic<bool>& server_closed, ServerConnection& c, IpcError gone)
-        : server_closed_(server_closed), c_(c), gone_(gone) {}
+    ServerSend(const std::atomic<bool>& server_closed, ServerConnection& c, IpcError gone,
+               std::atomic<u32>& parked)
+        : server_closed_(server_closed), c_(c), gone_(gone), parked_(parked) {}
+    std::atomic<u32>& parked_senders() override { return parked_; }
     Result<void> check(bool) override {
         if (server_closed_.load(std::memory_order_acquire)) return IpcError::EndpointNotFound;
         if (c_.broken.load(std::memory_order_acquire)) return IpcError::InvalidMessage;
@@ -944,6 +946,7 @@ private:
     const std::atomic<bool>& server_closed_;
     ServerConnection& c_;
     IpcError gone_;
+    std::atomic<u32>& parked_;
 };
 }  // namespace
 
@@ -964,7 +967,7 @@ Result<void> Server::Impl::send_to(ConnectionId to, OutgoingRecord record, Answe
                     "client pid %d of '%s' connected without RECEIVE: it cannot get messages",
                     c->pid, name.c_str());
     }
-    ServerSend owner(closed, *c, gone);
+    ServerSend owner(closed, *c, gone, waiting_senders);
     auto r = c->outbox.send(owner, record, blocking, deadline);
     if (r) {
         bump(c->sent);  // single writer per connection: the outbox lock was just released,
@@ -1204,7 +1207,7 @@ Result<Server> Server::publish(std::string_view name, const ServerOptions& optio
     const u32 max_inline = options.max_inline_payload < MAX_INLINE_PAYLOAD_LIMIT
                                ? options.max_inline_payload
                                : MAX_INLINE_PAYLOAD_LIMIT;
-    impl->geometry = *RingGeometry::make(normalize_depth(options.queue_depth), max_inline, 0);
+    impl->geometry = *RingGeometry::make(normalize_depth(options.capacity), max_inline, 0);
     impl->limits_clients = options.client_rate_limit.messages_per_second != 0 ||
                            options.client_rate_limit.bytes_per_second != 0;
     {
@@ -1257,7 +1260,7 @@ Received to_received(const Incoming& in) {
 }
 }  // namespace
 
-Result<Received> Server::receive(Deadline deadline) {
+Result<Received> Server::receive_sync(Deadline deadline) {
     if (!impl_) return moved_from();
     return to_received(VIPC_TRY(impl_->receive(Impl::Taking{}, Blocking::Yes, deadline)));
 }
@@ -1452,6 +1455,22 @@ std::vector<ConnectionId> Server::connections() const {
 
 EndpointInfo Server::info() const {
     return impl_ ? impl_->info() : EndpointInfo{};
+}
+
+Result<EndpointStats> Server::stats() const {
+    if (!impl_) return moved_from();
+    const Impl& s = *impl_;
+    const EndpointInfo in = s.info();
+    EndpointStats out;
+    out.sent = in.sent;
+    out.received = in.received;
+    out.capacity = in.capacity;
+    for (const ConnectionStats& c : in.per_connection)
+        out.queued += c.queued;
+    out.waiting_receivers = s.waiting_receivers.load(std::memory_order_seq_cst);
+    out.waiting_senders = s.waiting_senders.load(std::memory_order_seq_cst);
+    out.active = !s.closed.load(std::memory_order_acquire);
+    return out;
 }
 
 }  // namespace veridian::ipc::posix

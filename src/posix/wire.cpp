@@ -134,8 +134,8 @@ ConnectionStats from_wire(const ConnectionStatsWire& w) {
     s.peer_uid = w.peer_uid;
     s.rights = w.rights;
     s.alive = w.alive != 0;
-    s.queue_depth = w.queue_depth;
-    s.to_server_queued = w.to_server_queued;
+    s.capacity = w.queue_depth;
+    s.queued = w.to_server_queued;
     s.to_client_queued = w.to_client_queued;
     s.received = w.received;
     s.sent = w.sent;
@@ -149,8 +149,8 @@ ConnectionStatsWire to_wire(const ConnectionStats& s) {
     w.peer_uid = s.peer_uid;
     w.rights = s.rights;
     w.alive = s.alive ? 1 : 0;
-    w.queue_depth = s.queue_depth;
-    w.to_server_queued = s.to_server_queued;
+    w.queue_depth = s.capacity;
+    w.to_server_queued = s.queued;
     w.to_client_queued = s.to_client_queued;
     w.received = s.received;
     w.sent = s.sent;
@@ -380,7 +380,7 @@ Result<EndpointInfo> stat_endpoint(std::string_view name, std::string_view runti
     info.name = std::string(name);
     info.owner = ProcessId{parsed->owner_pid};
     info.owner_uid = parsed->owner_uid;
-    info.queue_depth = parsed->queue_depth;
+    info.capacity = parsed->queue_depth;
     info.accepted = parsed->accepted;
     info.received = parsed->received;
     info.sent = parsed->sent;

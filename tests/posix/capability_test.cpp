@@ -19,13 +19,13 @@ constexpr u64 kGenerousBoundNs = 1'000'000'000u;
 
 // This process plays A: it gets B's capability with a call.
 Result<EndpointCapability> capability_from(Connection& b) {
-    auto reply = b.call(Message::small(0, OP_GIVE_CAP), deadline_after_ms(5000));
+    auto reply = b.call(Message::small(0, OP_GIVE_CAP), after_ms(5000));
     if (!reply) return reply.error();
     return EndpointCapability::receive(*reply);
 }
 
 u64 count_at(Connection& b) {
-    auto r = b.call(Message::small(0, OP_COUNT), deadline_after_ms(5000));
+    auto r = b.call(Message::small(0, OP_COUNT), after_ms(5000));
     return r ? r->small_message().data[0] : 0;
 }
 
@@ -47,7 +47,7 @@ TEST(Capability, ADelegatedCapabilityLetsAThirdProcessTalkDirectlyUntilItIsRevok
     EXPECT_EQ(derived->rights(), Rights::SEND | Rights::GRANT);
     auto to_c = Connection::connect("demo/c", dir.connect_options(Rights::SEND));
     ASSERT_TRUE(to_c);
-    ASSERT_TRUE(to_c->send_sync(Message::small(0, OP_DATA), *derived, deadline_after_ms(5000)));
+    ASSERT_TRUE(to_c->send_sync(Message::small(0, OP_DATA), *derived, after_ms(5000)));
 
     // C connected through it, with SEND only (the RECEIVE it asked for was dropped), and
     // its messages reach B.
@@ -60,7 +60,7 @@ TEST(Capability, ADelegatedCapabilityLetsAThirdProcessTalkDirectlyUntilItIsRevok
     EXPECT_GT(count_at(*to_b), 0u);
 
     // B revokes the capability it minted: C's derived one stops working at once.
-    auto revoked = to_b->call(Message::small(0, OP_REVOKE), deadline_after_ms(5000));
+    auto revoked = to_b->call(Message::small(0, OP_REVOKE), after_ms(5000));
     ASSERT_TRUE(revoked);
     const u64 revoked_at = revoked->small_message().data[0];
     ASSERT_TRUE(c.wait_for_line("ERROR", 5000, &line));
@@ -77,7 +77,7 @@ TEST(Capability, ADelegatedCapabilityLetsAThirdProcessTalkDirectlyUntilItIsRevok
     EXPECT_EQ(Connection::connect(*derived, dir.connect_options()).error(),
               IpcError::InvalidCapability);
     // A's connection by name is not made through a capability: it keeps working.
-    auto echo = to_b->call(small_message(OP_CALL, 1), deadline_after_ms(5000));
+    auto echo = to_b->call(small_message(OP_CALL, 1), after_ms(5000));
     ASSERT_TRUE(echo);
     EXPECT_EQ(echo->small_message().data[0], 2u);
 }
@@ -99,8 +99,8 @@ TEST(Capability, AMessageCarriesSeveralCapabilitiesEachUsableAtOnce) {
     auto c = Connection::connect("demo/count", dir.connect_options());
     ASSERT_TRUE(c);
     ASSERT_TRUE(c->send_sync(Message::small(0, OP_DATA), std::span<const EndpointCapability>(caps),
-                             deadline_after_ms(5000)));
-    auto note = c->call(Message::small(0, OP_COUNT), deadline_after_ms(10000));
+                             after_ms(5000)));
+    auto note = c->call(Message::small(0, OP_COUNT), after_ms(10000));
     ASSERT_TRUE(note);
     const SmallMessage& got = note->small_message();
     EXPECT_EQ(got.data[0], 3u);
@@ -110,7 +110,7 @@ TEST(Capability, AMessageCarriesSeveralCapabilitiesEachUsableAtOnce) {
     EXPECT_EQ(got.data[2], 3u);  // connected through each
     // One OP_DATA reached the owner through each capability with SEND.
     for (int i = 0; i < 2; ++i) {
-        auto in = owner->receive(deadline_after_ms(5000));
+        auto in = owner->receive_sync(after_ms(5000));
         ASSERT_TRUE(in) << i;
         EXPECT_EQ(in->message.opcode(), OP_DATA);
     }
@@ -135,13 +135,13 @@ TEST(Capability, RevokingEndsAConnectionInThisProcessToo) {
     auto conn = Connection::connect(minted->capability, dir.connect_options());
     ASSERT_TRUE(conn) << last_error_detail();
     EXPECT_EQ(conn->name(), "capability");
-    ASSERT_TRUE(conn->send_sync(small_message(OP_DATA, 5), deadline_after_ms(5000)));
-    auto in = server->receive(deadline_after_ms(5000));
+    ASSERT_TRUE(conn->send_sync(small_message(OP_DATA, 5), after_ms(5000)));
+    auto in = server->receive_sync(after_ms(5000));
     ASSERT_TRUE(in);
     EXPECT_EQ(in->message.small_message().data[0], 5u);
     ASSERT_TRUE(server->revoke(minted->id));
     // A blocked receive ends, and later operations fail, with InvalidCapability.
-    auto r = conn->receive_sync(deadline_after_ms(5000));
+    auto r = conn->receive_sync(after_ms(5000));
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error(), IpcError::InvalidCapability);
     EXPECT_EQ(conn->send_async(small_message(OP_DATA)).error(), IpcError::InvalidCapability);
@@ -207,8 +207,8 @@ TEST(Capability, ADescriptorOfTheWrongKindIsNotACapability) {
     close(p[1]);
     EndpointCapability pipe_cap =
         EndpointCapability::Access::adopt(p[0], Rights::SEND | Rights::GRANT);
-    ASSERT_TRUE(c->send_sync(Message::small(0, OP_DATA), pipe_cap, deadline_after_ms(5000)));
-    auto in = server->receive(deadline_after_ms(5000));
+    ASSERT_TRUE(c->send_sync(Message::small(0, OP_DATA), pipe_cap, after_ms(5000)));
+    auto in = server->receive_sync(after_ms(5000));
     ASSERT_TRUE(in);
     EXPECT_EQ(EndpointCapability::receive(in->message).error(), IpcError::InvalidCapability);
     std::printf("[ detail ] %s\n", last_error_detail());
@@ -222,13 +222,13 @@ TEST(Capability, AFlagWithoutACapabilityIsDeliveredWithoutIt) {
     ASSERT_TRUE(c);
     Message m = Message::small(1, OP_DATA);
     m.set_flags(MessageFlags::HAS_CAPABILITY);
-    ASSERT_TRUE(c->send_sync(m, deadline_after_ms(5000)));
-    ASSERT_TRUE(c->send_sync(small_message(OP_DATA, 7), deadline_after_ms(5000)));
-    auto in = server->receive(deadline_after_ms(5000));
+    ASSERT_TRUE(c->send_sync(m, after_ms(5000)));
+    ASSERT_TRUE(c->send_sync(small_message(OP_DATA, 7), after_ms(5000)));
+    auto in = server->receive_sync(after_ms(5000));
     ASSERT_TRUE(in);
     EXPECT_EQ(in->message.flags() & MessageFlags::HAS_CAPABILITY, 0u);
     EXPECT_EQ(EndpointCapability::receive(in->message).error(), IpcError::InvalidCapability);
-    auto next = server->receive(deadline_after_ms(5000));
+    auto next = server->receive_sync(after_ms(5000));
     ASSERT_TRUE(next);  // the connection is intact
     EXPECT_EQ(next->message.small_message().data[0], 7u);
 }

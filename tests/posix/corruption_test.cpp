@@ -21,7 +21,7 @@ void corrupt_and_keep_serving(const char* how) {
     ASSERT_TRUE(bad.ready());
     Peer good("client-send", dir.path(), "demo/victim", {"10"});
     for (u64 i = 0; i < 10; ++i) {
-        auto r = server->receive(deadline_after_ms(5000));
+        auto r = server->receive_sync(after_ms(5000));
         ASSERT_TRUE(r) << error_name(r.error());
         EXPECT_EQ(r->message.sender().value, static_cast<u64>(good.pid()));
         EXPECT_EQ(r->message.small_message().data[0], i);

@@ -49,7 +49,7 @@ constexpr u32 OP_EXIT = 2;
     const char byte = 1;
     if (write(ready_fd, &byte, 1) != 1) std::exit(2);
     for (;;) {
-        auto in = server->receive();
+        auto in = server->receive_sync();
         if (!in) die("receive", in.error());
         if (in->message.opcode() == OP_EXIT) std::exit(0);
         auto region = Region::receive(in->message);
@@ -157,7 +157,7 @@ int main(int argc, char** argv) {
         "regions created by the pool: %llu)\n",
         last_share / first_share, last_move / first_move, iterations,
         static_cast<unsigned long long>(pool.created()));
-    (void)conn->send_sync(Message::small(0, OP_EXIT), deadline_after_ms(1000));
+    (void)conn->send_sync(Message::small(0, OP_EXIT), after_ms(1000));
     int status = 0;
     waitpid(child, &status, 0);
     rmdir(dir.c_str());

@@ -146,14 +146,14 @@ TEST(Names, ListShowsEachLiveEndpointWithItsOwnerAndConnections) {
     ASSERT_TRUE(b.ready());
     auto c = Connection::connect("demo/a", dir.connect_options());
     ASSERT_TRUE(c);
-    ASSERT_TRUE(c->call(small_message(OP_CALL, 1), deadline_after_ms(5000)));
+    ASSERT_TRUE(c->call(small_message(OP_CALL, 1), after_ms(5000)));
     auto list = list_endpoints(dir.path());
     ASSERT_TRUE(list);
     ASSERT_EQ(list->size(), 2u);
     const EndpointInfo& first = (*list)[0].name == "demo/a" ? (*list)[0] : (*list)[1];
     EXPECT_EQ(first.name, "demo/a");
     EXPECT_EQ(first.owner.value, static_cast<u64>(a.pid()));
-    EXPECT_EQ(first.queue_depth, 16u);
+    EXPECT_EQ(first.capacity, 16u);
     EXPECT_EQ(first.connections, 1u);
     EXPECT_EQ(first.received, 1u);
     ASSERT_EQ(first.per_connection.size(), 1u);

@@ -49,7 +49,7 @@ TEST(PeerDeath, KillingTheServerEndsABlockedSendSync) {
     ASSERT_TRUE(c->send_async(small_message(OP_DATA)));
     ASSERT_TRUE(c->send_async(small_message(OP_DATA)));
     auto [r, ns] = kill_while_blocked<void>(
-        server, [&] { return c->send_sync(small_message(OP_DATA), deadline_after_ms(10000)); });
+        server, [&] { return c->send_sync(small_message(OP_DATA), after_ms(10000)); });
     report("send_sync", ns);
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error(), IpcError::EndpointNotFound);
@@ -62,8 +62,8 @@ TEST(PeerDeath, KillingTheServerEndsABlockedReceiveSync) {
     ASSERT_TRUE(server.ready());
     auto c = Connection::connect("demo/idle", dir.connect_options());
     ASSERT_TRUE(c);
-    auto [r, ns] = kill_while_blocked<Message>(
-        server, [&] { return c->receive_sync(deadline_after_ms(10000)); });
+    auto [r, ns] =
+        kill_while_blocked<Message>(server, [&] { return c->receive_sync(after_ms(10000)); });
     report("receive_sync", ns);
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error(), IpcError::EndpointNotFound);
@@ -78,7 +78,7 @@ TEST(PeerDeath, KillingTheServerEndsABlockedCall) {
     ASSERT_TRUE(c);
     // OP_HOLD: the server takes the request and never answers.
     auto [r, ns] = kill_while_blocked<Message>(
-        server, [&] { return c->call(small_message(OP_HOLD), deadline_after_ms(10000)); });
+        server, [&] { return c->call(small_message(OP_HOLD), after_ms(10000)); });
     report("call", ns);
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error(), IpcError::EndpointNotFound);
@@ -98,9 +98,8 @@ TEST(PeerDeath, KillingAClientEndsTheServersBlockedSendToIt) {
     const ConnectionId id = server->connections()[0];
     ASSERT_TRUE(server->send_async(id, small_message(OP_DATA)));
     ASSERT_TRUE(server->send_async(id, small_message(OP_DATA)));
-    auto [r, ns] = kill_while_blocked<void>(client, [&] {
-        return server->send_sync(id, small_message(OP_DATA), deadline_after_ms(10000));
-    });
+    auto [r, ns] = kill_while_blocked<void>(
+        client, [&] { return server->send_sync(id, small_message(OP_DATA), after_ms(10000)); });
     report("server send_sync", ns);
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error(), IpcError::EndpointNotFound);
@@ -112,14 +111,14 @@ TEST(PeerDeath, ReplyingToAKilledCallerIsProcessNotFound) {
     auto server = Server::publish("demo/srv", dir.server_options());
     ASSERT_TRUE(server);
     Peer client("client-call", dir.path(), "demo/srv", {"1"});
-    auto request = server->receive(deadline_after_ms(5000));
+    auto request = server->receive_sync(after_ms(5000));
     ASSERT_TRUE(request);
     client.kill_now();
     // The server's monitor notices the hang-up; give it a moment, bounded.
     Result<void> r = ok();
     const u64 give_up = now_ns() + 2'000'000'000u;
     do {
-        r = server->reply(*request, request->message, deadline_after_ms(100));
+        r = server->reply(*request, request->message, after_ms(100));
         if (!r) break;
         usleep(1000);
     } while (now_ns() < give_up);
@@ -136,7 +135,7 @@ TEST(PeerDeath, TheServerKeepsServingOtherClientsAfterOneIsKilled) {
     doomed.kill_now();
     auto c = Connection::connect("demo/echo", dir.connect_options());
     ASSERT_TRUE(c);
-    auto r = c->call(small_message(OP_CALL, 1), deadline_after_ms(5000));
+    auto r = c->call(small_message(OP_CALL, 1), after_ms(5000));
     ASSERT_TRUE(r);
     EXPECT_EQ(r->small_message().data[0], 2u);
 }
@@ -179,7 +178,7 @@ TEST(PeerDeath, SegmentsAreMemfdsSoNothingIsLeftInDevShm) {
     ASSERT_TRUE(server.ready());
     auto c = Connection::connect("demo/echo", dir.connect_options());
     ASSERT_TRUE(c);
-    ASSERT_TRUE(c->call(small_message(OP_CALL), deadline_after_ms(5000)));
+    ASSERT_TRUE(c->call(small_message(OP_CALL), after_ms(5000)));
     // Both sides map the connection from memfds, none from /dev/shm...
     const SharedMappings theirs = shared_mappings_of(server.pid());
     const SharedMappings ours = shared_mappings_of(getpid());
@@ -219,11 +218,11 @@ TEST(PeerDeath, AForkedChildConnectsAnewAndNoticesTheServersDeath) {
     if (child == 0) {
         // The child's own connection; it reports, then waits for the server to die.
         auto mine = Connection::connect("demo/echo", dir.connect_options());
-        const bool called = mine && mine->call(small_message(OP_CALL, 1), deadline_after_ms(5000));
+        const bool called = mine && mine->call(small_message(OP_CALL, 1), after_ms(5000));
         const char ready = called ? 'y' : 'n';
         if (write(to_parent[1], &ready, 1) != 1 || !called) _exit(1);
         const u64 start = now_ns();
-        auto r = mine->receive_sync(deadline_after_ms(10000));
+        auto r = mine->receive_sync(after_ms(10000));
         const u64 ms = (now_ns() - start) / 1'000'000u;
         _exit(!r && r.error() == IpcError::EndpointNotFound && ms < 10000 ? 0 : 1);
     }
@@ -251,11 +250,11 @@ TEST(PeerDeath, ARestartedServerTakesTheNameAtOnceAndServesNewConnections) {
     Peer second("echo", dir.path(), "demo/echo");
     ASSERT_TRUE(second.ready());
     // The old connection belongs to the dead server.
-    EXPECT_EQ(old_connection->call(small_message(OP_CALL), deadline_after_ms(5000)).error(),
+    EXPECT_EQ(old_connection->call(small_message(OP_CALL), after_ms(5000)).error(),
               IpcError::EndpointNotFound);
     auto c = Connection::connect("demo/echo", dir.connect_options());
     ASSERT_TRUE(c) << last_error_detail();
-    auto r = c->call(small_message(OP_CALL, 9), deadline_after_ms(5000));
+    auto r = c->call(small_message(OP_CALL, 9), after_ms(5000));
     ASSERT_TRUE(r);
     EXPECT_EQ(r->small_message().data[0], 10u);
 }

@@ -94,14 +94,14 @@ int serve(const std::string& dir, const std::string& name, u32 depth, bool idle,
     ServerOptions options;
     options.client_rate_limit = limit;
     options.runtime_dir = dir;
-    options.queue_depth = depth;
+    options.capacity = depth;
     options.spin_ns = spin_ns;
     auto server = Server::publish(name, options);
     if (!server) die("publish", server.error());
     ready();
     if (idle) wait_forever();
     for (;;) {
-        auto r = server->receive();
+        auto r = server->receive_sync();
         if (!r) die("receive", r.error());
         Message m = r->message;
         const u32 op = m.opcode();
@@ -109,10 +109,10 @@ int serve(const std::string& dir, const std::string& name, u32 depth, bool idle,
         if (op == test::OP_HOLD) continue;
         if (m.transaction_id() != 0) {
             if (m.is_small()) m.small_message().data[0] += 1;
-            auto s = server->reply(*r, m, deadline_after_ms(5000));
+            auto s = server->reply(*r, m, after_ms(5000));
             if (!s && s.error() != IpcError::ProcessNotFound) die("reply", s.error());
         } else if (op == test::OP_SEND_BACK) {
-            auto s = server->send_sync(r->connection, m, deadline_after_ms(5000));
+            auto s = server->send_sync(r->connection, m, after_ms(5000));
             if (!s && s.error() != IpcError::EndpointNotFound &&
                 s.error() != IpcError::PermissionDenied) {
                 die("send back", s.error());
@@ -139,8 +139,8 @@ Connection open(const std::string& dir, const std::string& name, u16 rights) {
 
 // The geometry a client's rings have (as the client library computed it).
 veridian::ipc::posix::detail::RingGeometry geometry_of(Connection& c) {
-    return *veridian::ipc::posix::detail::RingGeometry::make(c.queue_depth(),
-                                                             c.max_inline_payload(), 0);
+    return *veridian::ipc::posix::detail::RingGeometry::make(c.capacity(), c.max_inline_payload(),
+                                                             0);
 }
 
 void ring_doorbell(void* bell) {
@@ -228,7 +228,7 @@ int bench(Connection& c, int count, int warmup) {
     Message m = Message::small(0, test::OP_CALL);
     for (int i = 0; i < warmup + count; ++i) {
         const u64 t0 = now_ns();
-        auto r = c.call(m, deadline_after_ms(5000));
+        auto r = c.call(m, after_ms(5000));
         const u64 t1 = now_ns();
         if (!r) die("call", r.error());
         if (i >= warmup) rtt.push_back(t1 - t0);
@@ -303,7 +303,7 @@ int region_echo(const std::string& dir, const std::string& name) {
     if (!server) die("publish", server.error());
     ready();
     for (;;) {
-        auto r = server->receive();
+        auto r = server->receive_sync();
         if (!r) die("receive", r.error());
         const Message& m = r->message;
         if (m.opcode() == test::OP_EXIT) return 0;
@@ -315,12 +315,11 @@ int region_echo(const std::string& dir, const std::string& name) {
             region->data()[region->size() - 1] = 0x22;
             LargeMessage lm{};
             lm.header.opcode = test::OP_REGION_BACK;
-            auto s =
-                server->reply(*r, Message(lm), *region, Transfer::Move, deadline_after_ms(5000));
+            auto s = server->reply(*r, Message(lm), *region, Transfer::Move, after_ms(5000));
             if (!s) die("reply with a region", s.error());
             continue;
         }
-        auto s = server->reply(*r, Message(inspect_region(m)), deadline_after_ms(5000));
+        auto s = server->reply(*r, Message(inspect_region(m)), after_ms(5000));
         if (!s && s.error() != IpcError::ProcessNotFound) die("reply", s.error());
     }
 }
@@ -335,7 +334,7 @@ int cap_owner(const std::string& dir, const std::string& name) {
     ready();
     u64 data_messages = 0;
     for (;;) {
-        auto r = server->receive();
+        auto r = server->receive_sync();
         if (!r) die("receive", r.error());
         Message m = r->message;
         const u32 op = m.opcode();
@@ -344,18 +343,17 @@ int cap_owner(const std::string& dir, const std::string& name) {
         if (m.transaction_id() == 0 || !m.is_small()) continue;
         Result<void> s = ok();
         if (op == test::OP_GIVE_CAP) {
-            s = server->reply(*r, Message::small(0, op), minted->capability,
-                              deadline_after_ms(5000));
+            s = server->reply(*r, Message::small(0, op), minted->capability, after_ms(5000));
         } else if (op == test::OP_REVOKE) {
             m.small_message().data[0] = now_ns();
             if (auto v = server->revoke(minted->id); !v) die("revoke", v.error());
-            s = server->reply(*r, m, deadline_after_ms(5000));
+            s = server->reply(*r, m, after_ms(5000));
         } else if (op == test::OP_COUNT) {
             m.small_message().data[0] = data_messages;
-            s = server->reply(*r, m, deadline_after_ms(5000));
+            s = server->reply(*r, m, after_ms(5000));
         } else {
             m.small_message().data[0] += 1;
-            s = server->reply(*r, m, deadline_after_ms(5000));
+            s = server->reply(*r, m, after_ms(5000));
         }
         if (!s && s.error() != IpcError::ProcessNotFound) die("reply", s.error());
     }
@@ -369,7 +367,7 @@ int cap_user(const std::string& dir, const std::string& name) {
     ready();
     EndpointCapability cap;
     while (!cap.valid()) {
-        auto r = server->receive();
+        auto r = server->receive_sync();
         if (!r) die("receive", r.error());
         auto got = EndpointCapability::receive(r->message);
         if (got) cap = static_cast<EndpointCapability&&>(*got);
@@ -381,7 +379,7 @@ int cap_user(const std::string& dir, const std::string& name) {
     std::printf("CONNECTED rights=%u\n", conn->rights());
     std::fflush(stdout);
     for (u64 i = 0;; ++i) {
-        auto s = conn->send_sync(Message::small(0, test::OP_DATA), deadline_after_ms(5000));
+        auto s = conn->send_sync(Message::small(0, test::OP_DATA), after_ms(5000));
         if (!s) {
             const u64 at = now_ns();
             std::printf("ERROR %s %llu\n", error_name(s.error()),
@@ -401,10 +399,10 @@ int cap_count(const std::string& dir, const std::string& name) {
     ready();
     SmallMessage note{0, test::OP_COUNT, 0, {0, 0, 0, 0}};
     for (;;) {
-        auto r = server->receive();
+        auto r = server->receive_sync();
         if (!r) die("receive", r.error());
         if (r->message.transaction_id() != 0) {
-            auto s = server->reply(*r, Message(note), deadline_after_ms(5000));
+            auto s = server->reply(*r, Message(note), after_ms(5000));
             if (!s) die("reply", s.error());
             continue;
         }
@@ -419,7 +417,7 @@ int cap_count(const std::string& dir, const std::string& name) {
             if (!conn) continue;
             ++rep.data[2];
             if ((conn->rights() & Rights::SEND) != 0) {
-                (void)conn->send_sync(Message::small(0, test::OP_DATA), deadline_after_ms(5000));
+                (void)conn->send_sync(Message::small(0, test::OP_DATA), after_ms(5000));
             }
         }
         note = rep;
@@ -434,7 +432,7 @@ int region_sender(Connection& c, int count, const char* mode) {
         region->data()[0] = static_cast<u8>(i);
         LargeMessage lm{};
         lm.header.opcode = test::OP_REGION;
-        auto s = c.send_sync(Message(lm), *region, t, deadline_after_ms(10000));
+        auto s = c.send_sync(Message(lm), *region, t, after_ms(10000));
         if (!s) die("send_sync with a region", s.error());
     }
     std::printf("DONE\n");
@@ -467,12 +465,12 @@ int bad_region(Connection& c, const char* what) {
         bad = static_cast<Region&&>(*good);
         truncate_fd = bad.fd();
     }
-    auto s = c.send_sync(Message(lm), bad, Transfer::ShareReadWrite, deadline_after_ms(5000));
+    auto s = c.send_sync(Message(lm), bad, Transfer::ShareReadWrite, after_ms(5000));
     if (!s) die("send_sync with a bad region", s.error());
     if (truncate_fd >= 0) {
         if (ftruncate(truncate_fd, 0) != 0) std::printf("TRUNCATE-REFUSED\n");
     }
-    auto d = c.send_sync(Message::small(0, test::OP_DATA), deadline_after_ms(5000));
+    auto d = c.send_sync(Message::small(0, test::OP_DATA), after_ms(5000));
     if (!d) die("send_sync", d.error());
     std::printf("SENT\n");
     std::fflush(stdout);
@@ -515,7 +513,7 @@ int main(int argc, char** argv) {
     if (role == "client-receive") {
         Connection c = open(dir, name, Rights::SEND | Rights::RECEIVE);
         ready();
-        auto r = c.receive_sync(deadline_after_ms(10000));
+        auto r = c.receive_sync(after_ms(10000));
         return !r && r.error() == IpcError::EndpointNotFound ? 0 : 1;
     }
     if (role == "client-close-after") {
@@ -544,7 +542,7 @@ int main(int argc, char** argv) {
         for (int i = 0; i < count; ++i) {
             Message m = Message::small(0, test::OP_DATA);
             m.small_message().data[0] = static_cast<u64>(i);
-            auto s = c.send_sync(m, deadline_after_ms(10000));
+            auto s = c.send_sync(m, after_ms(10000));
             if (!s) die("send_sync", s.error());
         }
         return 0;
@@ -556,7 +554,7 @@ int main(int argc, char** argv) {
         for (int i = 0; i < count; ++i) {
             Message m = Message::small(0, test::OP_CALL);
             m.small_message().data[0] = static_cast<u64>(i);
-            auto r = c.call(m, deadline_after_ms(10000));
+            auto r = c.call(m, after_ms(10000));
             if (!r) die("call", r.error());
             if (r->small_message().data[0] != static_cast<u64>(i) + 1) return 3;
         }

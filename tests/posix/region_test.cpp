@@ -111,8 +111,7 @@ TEST(RegionTransfer, SharedReadOnlyRegionsFrom1ByteTo256MiBArriveWithTheirBytes)
         // memfd pages are allocated when touched: touch only the first and the last.
         r->data()[0] = 0xA1;
         r->data()[size - 1] = 0xB2;
-        auto reply =
-            p.conn->call(region_request(), *r, Transfer::ShareReadOnly, deadline_after_ms(10000));
+        auto reply = p.conn->call(region_request(), *r, Transfer::ShareReadOnly, after_ms(10000));
         ASSERT_TRUE(reply) << size << ": " << last_error_detail();
         const Report got = report_of(*reply);
         EXPECT_EQ(got.error, 0u) << size;
@@ -132,8 +131,7 @@ TEST(RegionTransfer, ASharedReadWriteRegionIsWrittenByTheReceiverAndSeenByTheSen
     ASSERT_TRUE(p.conn);
     auto r = Region::create(64 * KiB);
     ASSERT_TRUE(r);
-    auto reply =
-        p.conn->call(region_request(), *r, Transfer::ShareReadWrite, deadline_after_ms(10000));
+    auto reply = p.conn->call(region_request(), *r, Transfer::ShareReadWrite, after_ms(10000));
     ASSERT_TRUE(reply);
     const Report got = report_of(*reply);
     EXPECT_EQ(got.error, 0u);
@@ -151,7 +149,7 @@ TEST(RegionTransfer, AMovedRegionLeavesTheSenderAndNobodyCanWriteItAnyMore) {
     // A descriptor the sender keeps on the side: the seal binds it too.
     detail::Fd kept(dup(r->fd()));
     ASSERT_TRUE(kept.valid());
-    auto reply = p.conn->call(region_request(), *r, Transfer::Move, deadline_after_ms(10000));
+    auto reply = p.conn->call(region_request(), *r, Transfer::Move, after_ms(10000));
     ASSERT_TRUE(reply) << last_error_detail();
     EXPECT_FALSE(r->valid());  // the sender lost access
     const Report got = report_of(*reply);
@@ -182,7 +180,7 @@ TEST(RegionTransfer, ACopiedPayloadTravelsInTheSlotsInlineBytes) {
     ASSERT_TRUE(r);
     for (u32 i = 0; i < 40; ++i)
         r->data()[i] = static_cast<u8>(i + 1);
-    auto reply = p.conn->call(region_request(), *r, Transfer::Copy, deadline_after_ms(10000));
+    auto reply = p.conn->call(region_request(), *r, Transfer::Copy, after_ms(10000));
     ASSERT_TRUE(reply);
     const Report got = report_of(*reply);
     EXPECT_EQ(got.error, 0u);
@@ -216,8 +214,7 @@ TEST(RegionTransfer, ARegionCannotBeSharedReadWriteOnceItWasSharedReadOnly) {
     ASSERT_TRUE(p.conn);
     auto r = Region::create(4 * KiB);
     ASSERT_TRUE(r);
-    ASSERT_TRUE(
-        p.conn->call(region_request(), *r, Transfer::ShareReadOnly, deadline_after_ms(10000)));
+    ASSERT_TRUE(p.conn->call(region_request(), *r, Transfer::ShareReadOnly, after_ms(10000)));
     EXPECT_EQ(p.conn->send_sync(region_request(), *r, Transfer::ShareReadWrite).error(),
               IpcError::PermissionDenied);
 }
@@ -232,7 +229,7 @@ TEST(RegionTransfer, TheHeadersChecksumIsVerifiedWhenTheSenderSetsIt) {
     LargeMessage good{};
     good.header.opcode = OP_REGION;
     good.header.checksum = payload_checksum(r->data(), r->size());
-    auto ok_reply = p.conn->call(Message(good), *r, Transfer::Move, deadline_after_ms(10000));
+    auto ok_reply = p.conn->call(Message(good), *r, Transfer::Move, after_ms(10000));
     ASSERT_TRUE(ok_reply);
     EXPECT_EQ(report_of(*ok_reply).error, 0u);
     EXPECT_EQ(report_of(*ok_reply).checksum, good.header.checksum);
@@ -241,7 +238,7 @@ TEST(RegionTransfer, TheHeadersChecksumIsVerifiedWhenTheSenderSetsIt) {
     ASSERT_TRUE(r2);
     LargeMessage bad = good;
     bad.header.checksum = good.header.checksum ^ 1;
-    auto bad_reply = p.conn->call(Message(bad), *r2, Transfer::Move, deadline_after_ms(10000));
+    auto bad_reply = p.conn->call(Message(bad), *r2, Transfer::Move, after_ms(10000));
     ASSERT_TRUE(bad_reply);
     EXPECT_EQ(report_of(*bad_reply).error, error_report(IpcError::InvalidMessage));
 }
@@ -252,7 +249,7 @@ TEST(RegionTransfer, TheInlineBytesTravelWithTheRegion) {
     ASSERT_TRUE(server);
     Peer sender("region-sender", dir.path(), "demo/inline", {"1", "share"});
     ASSERT_TRUE(sender.ready());
-    auto got = server->receive(deadline_after_ms(10000));
+    auto got = server->receive_sync(after_ms(10000));
     ASSERT_TRUE(got);
     // region-sender leaves the inline bytes unused: total_size is the region's size.
     EXPECT_EQ(got->message.large_message().header.total_size, 64 * KiB);
@@ -265,8 +262,8 @@ TEST(RegionTransfer, TheInlineBytesTravelWithTheRegion) {
     LargeMessage lm{};
     lm.header.total_size = 8 * KiB + 5;
     std::memcpy(lm.inline_data, "hello", 5);
-    ASSERT_TRUE(c->send_sync(Message(lm), *r, Transfer::ShareReadOnly, deadline_after_ms(5000)));
-    auto in = server->receive(deadline_after_ms(5000));
+    ASSERT_TRUE(c->send_sync(Message(lm), *r, Transfer::ShareReadOnly, after_ms(5000)));
+    auto in = server->receive_sync(after_ms(5000));
     ASSERT_TRUE(in);
     EXPECT_EQ(in->message.large_message().header.total_size, 8 * KiB + 5);
     EXPECT_EQ(std::memcmp(in->message.large_message().inline_data, "hello", 5), 0);
@@ -283,7 +280,7 @@ TEST(RegionTransfer, AServerRepliesWithARegion) {
     ASSERT_TRUE(p.conn);
     Message ask = Message::small(0, OP_REGION_BACK);
     ask.small_message().data[0] = 3 * MiB;
-    auto reply = p.conn->call(ask, deadline_after_ms(10000));
+    auto reply = p.conn->call(ask, after_ms(10000));
     ASSERT_TRUE(reply) << last_error_detail();
     auto r = Region::receive(*reply);
     ASSERT_TRUE(r) << last_error_detail();
@@ -301,7 +298,7 @@ TEST(RegionTransfer, ManyRegionsInFlightArriveInOrderWithTheirOwnDescriptors) {
     Peer sender("region-sender", dir.path(), "demo/many", {"40", "move"});
     ASSERT_TRUE(sender.ready());
     for (int i = 0; i < 40; ++i) {
-        auto in = server->receive(deadline_after_ms(10000));
+        auto in = server->receive_sync(after_ms(10000));
         ASSERT_TRUE(in) << i;
         auto r = Region::receive(in->message);
         ASSERT_TRUE(r) << i << ": " << last_error_detail();
@@ -331,8 +328,8 @@ struct BadRegionCase {
         peer = new Peer("bad-region", dir.path(), "demo/bad", {what});
         if (out != nullptr) *out = peer;
         if (!server || !peer->ready()) return;
-        bad = server->receive(deadline_after_ms(10000));
-        after = server->receive(deadline_after_ms(10000));
+        bad = server->receive_sync(after_ms(10000));
+        after = server->receive_sync(after_ms(10000));
     }
     ~BadRegionCase() { delete peer; }
     Peer* peer = nullptr;
@@ -384,8 +381,8 @@ TEST(RegionBadInput, ARegionSlotWithoutItsDescriptorBreaksOnlyThatConnection) {
     ASSERT_TRUE(corrupt.ready());
     auto c = Connection::connect("demo/bad", dir.connect_options());
     ASSERT_TRUE(c);
-    ASSERT_TRUE(c->send_sync(small_message(OP_DATA, 9), deadline_after_ms(5000)));
-    auto in = server->receive(deadline_after_ms(5000));
+    ASSERT_TRUE(c->send_sync(small_message(OP_DATA, 9), after_ms(5000)));
+    auto in = server->receive_sync(after_ms(5000));
     ASSERT_TRUE(in);
     EXPECT_EQ(in->message.small_message().data[0], 9u);
     EXPECT_EQ(server->info().broken, 1u);

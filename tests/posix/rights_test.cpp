@@ -42,11 +42,10 @@ bool can_reopen_writable(int fd) {
 
 TEST_F(Rights_, ASendOnlyHolderCannotReceive) {
     Connection c = open(Rights::SEND);
-    ASSERT_TRUE(c.send_sync(small_message(OP_SEND_BACK, 1), deadline_after_ms(5000)));
-    EXPECT_EQ(c.receive_sync(deadline_after_ms(100)).error(), IpcError::PermissionDenied);
+    ASSERT_TRUE(c.send_sync(small_message(OP_SEND_BACK, 1), after_ms(5000)));
+    EXPECT_EQ(c.receive_sync(after_ms(100)).error(), IpcError::PermissionDenied);
     EXPECT_EQ(c.try_receive().error(), IpcError::PermissionDenied);
-    EXPECT_EQ(c.call(small_message(OP_CALL), deadline_after_ms(100)).error(),
-              IpcError::PermissionDenied);
+    EXPECT_EQ(c.call(small_message(OP_CALL), after_ms(100)).error(), IpcError::PermissionDenied);
 }
 
 TEST_F(Rights_, ASendOnlyHolderHasNoDescriptorForTheServerToClientRing) {
@@ -72,7 +71,7 @@ TEST_F(Rights_, ASendOnlyHolderCannotMapTheServersStateWritable) {
 
 TEST_F(Rights_, AReceiveOnlyHolderCannotSend) {
     Connection c = open(Rights::RECEIVE);
-    EXPECT_EQ(c.send_sync(small_message(OP_DATA), deadline_after_ms(100)).error(),
+    EXPECT_EQ(c.send_sync(small_message(OP_DATA), after_ms(100)).error(),
               IpcError::PermissionDenied);
     EXPECT_EQ(c.send_async(small_message(OP_DATA)).error(), IpcError::PermissionDenied);
     EXPECT_EQ(c.fast_send(small_message(OP_DATA).small_message()).error(),

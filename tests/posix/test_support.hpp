@@ -54,7 +54,7 @@ public:
     ServerOptions server_options(u32 depth = 64) const {
         ServerOptions o;
         o.runtime_dir = path_;
-        o.queue_depth = depth;
+        o.capacity = depth;
         return o;
     }
     ConnectOptions connect_options(u16 rights = Rights::SEND | Rights::RECEIVE) const {

@@ -66,7 +66,7 @@ struct DemoOptions {
     u64 calls = 100'000;
     u64 messages = 1'000'000;
     u64 warmup = 1'000;
-    u32 depth = posix::DEFAULT_QUEUE_DEPTH;
+    u32 depth = posix::DEFAULT_CAPACITY;
     bool json = false;
 };
 
@@ -202,7 +202,7 @@ public:
     // Waits (bounded) for the server to exit on its own; returns its exit code, or -1 when it
     // had to be killed or died of a signal.
     int wait_exit(u64 timeout_ms) {
-        const Deadline until = posix::deadline_after_ms(timeout_ms);
+        const Deadline until = posix::after_ms(timeout_ms);
         while (pid_ > 0) {
             int status = 0;
             const pid_t r = waitpid(pid_, &status, WNOHANG);
@@ -240,7 +240,7 @@ private:
     // Reads the server's first line: "ready", or "error <the line to print>".
     bool wait_ready(int fd, std::string* error) {
         std::string line;
-        const Deadline until = posix::deadline_after_ms(kOperationTimeoutMs);
+        const Deadline until = posix::after_ms(kOperationTimeoutMs);
         for (;;) {
             const u64 now = posix::now_ns();
             if (until.expired(now) || stop_requested()) {
@@ -296,7 +296,7 @@ std::string phase_error(const char* what, IpcError e) {
 Result<Message> timed_call(posix::Connection& conn, u32 opcode, u64 data0) {
     Message m = Message::small(0, opcode);
     m.small_message().data[0] = data0;
-    return conn.call(m, posix::deadline_after_ms(kOperationTimeoutMs));
+    return conn.call(m, posix::after_ms(kOperationTimeoutMs));
 }
 
 // Runs warm-up, call/reply and stream. Returns "" on success or the error line.
@@ -347,7 +347,7 @@ std::string run_phases(posix::Connection& conn, const DemoOptions& o, bool live,
             return "interrupted";
         }
         m.small_message().data[0] = i;
-        Result<void> r = conn.send_sync(m, posix::deadline_after_ms(kOperationTimeoutMs));
+        Result<void> r = conn.send_sync(m, posix::after_ms(kOperationTimeoutMs));
         if (!r) {
             stream.abandon();
             return phase_error("stream", r.error());
@@ -387,7 +387,7 @@ void print_summary(const DemoOptions& o, const DemoResult& r, const LatencySumma
         j.begin_object().key("ok").boolean(true);
         j.key("server_pid").number(static_cast<u64>(server_pid));
         j.key("client_pid").number(static_cast<u64>(getpid()));
-        j.key("queue_depth").number(u64{o.depth});
+        j.key("capacity").number(u64{o.depth});
         j.key("calls").begin_object();
         j.key("count").number(o.calls).key("warmup").number(o.warmup);
         j.key("seconds").number(r.call_seconds, 6).key("per_second").number(calls_per_s);
@@ -498,7 +498,7 @@ int run_demo(Args& args) {
 // `vipc __demo-server DIR --depth N --ready-fd FD`: the server half of the demo.
 int run_demo_server(Args& args) {
     std::string dir;
-    u32 depth = posix::DEFAULT_QUEUE_DEPTH;
+    u32 depth = posix::DEFAULT_CAPACITY;
     u32 ready_fd = 0;
     while (args.next()) {
         if (args.is("--depth")) {
@@ -520,7 +520,7 @@ int run_demo_server(Args& args) {
     };
 
     posix::ServerOptions options;
-    options.queue_depth = depth;
+    options.capacity = depth;
     options.runtime_dir = dir;
     Result<posix::Server> published = posix::Server::publish(kEndpointName, options);
     if (!published) {
@@ -537,7 +537,7 @@ int run_demo_server(Args& args) {
     u64 out_of_order = 0;
     u64 idle_since = posix::now_ns();
     for (;;) {
-        Result<posix::Received> r = server.receive(posix::deadline_after_ms(200));
+        Result<posix::Received> r = server.receive_sync(posix::after_ms(200));
         if (!r) {
             if (r.error() != IpcError::Timeout) break;
             if (getppid() != parent) break;  // the client is gone
@@ -556,21 +556,21 @@ int run_demo_server(Args& args) {
                 break;
             }
             case kEcho:
-                (void)server.reply(*r, m, posix::deadline_after_ms(kOperationTimeoutMs));
+                (void)server.reply(*r, m, posix::after_ms(kOperationTimeoutMs));
                 break;
             case kStreamEnd: {
                 Message answer = Message::small(0, kStreamEnd);
                 answer.small_message().data[0] = received;
                 answer.small_message().data[1] = out_of_order;
-                (void)server.reply(*r, answer, posix::deadline_after_ms(kOperationTimeoutMs));
+                (void)server.reply(*r, answer, posix::after_ms(kOperationTimeoutMs));
                 expected = received = out_of_order = 0;
                 break;
             }
             case kShutdown: {
-                (void)server.reply(*r, m, posix::deadline_after_ms(kOperationTimeoutMs));
+                (void)server.reply(*r, m, posix::after_ms(kOperationTimeoutMs));
                 // Let the client take the reply and hang up before the endpoint closes
                 // (bounded: a client that never hangs up cannot keep us here).
-                const Deadline until = posix::deadline_after_ms(2'000);
+                const Deadline until = posix::after_ms(2'000);
                 while (!server.connections().empty() && !until.expired(posix::now_ns())) {
                     usleep(1'000);
                 }

@@ -93,8 +93,7 @@ int serve_loop(const std::string& command, const ServeOptions& o) {
                      command.c_str(), o.name.c_str(), dir.c_str(), static_cast<int>(getpid()));
     }
 
-    const Deadline give_up =
-        o.timeout_ms == 0 ? Deadline::never() : posix::deadline_after_ms(o.timeout_ms);
+    const Deadline give_up = o.timeout_ms == 0 ? Deadline::never() : posix::after_ms(o.timeout_ms);
     u64 taken = 0;
     while (!stop_requested() && (o.count == 0 || taken < o.count)) {
         const u64 now = posix::now_ns();
@@ -107,9 +106,9 @@ int serve_loop(const std::string& command, const ServeOptions& o) {
                                      static_cast<unsigned long long>(o.count), o.name.c_str(),
                                      static_cast<unsigned long long>(o.timeout_ms)));
         }
-        Deadline slice = posix::deadline_after_ms(kSliceMs);
+        Deadline slice = posix::after_ms(kSliceMs);
         if (!give_up.is_never() && give_up.ns() < slice.ns()) slice = give_up;
-        Result<posix::Received> r = server.receive(slice);
+        Result<posix::Received> r = server.receive_sync(slice);
         if (!r) {
             if (r.error() == IpcError::Timeout) continue;
             const IpcError e = r.error();
@@ -120,7 +119,7 @@ int serve_loop(const std::string& command, const ServeOptions& o) {
         if (r->message.transaction_id() != 0) {
             // An echo. A caller that gave up (ProcessNotFound) or cannot receive is its own
             // business: the server keeps serving the others.
-            (void)server.reply(*r, r->message, posix::deadline_after_ms(1000));
+            (void)server.reply(*r, r->message, posix::after_ms(1000));
         }
         if (!print_received(o, *r)) {
             const int err = errno;
@@ -153,7 +152,7 @@ bool server_flag(Args& args, ServeOptions* o, int* rc) {
     if (args.is("--json")) {
         o->json = true;
     } else if (args.is("--depth")) {
-        if (!args.number(&o->server.queue_depth, 1, 1024)) *rc = EXIT_USAGE;
+        if (!args.number(&o->server.capacity, 1, 1024)) *rc = EXIT_USAGE;
     } else if (args.is("--spin-ns")) {
         if (!args.number(&o->server.spin_ns, 0, 1'000'000'000)) *rc = EXIT_USAGE;
     } else {
@@ -209,7 +208,7 @@ bool client_flag(Args& args, ClientOptions* o, int* rc) {
 
 // Connects to o.name; while it is not published yet, retries for up to o.wait_ms.
 Result<posix::Connection> connect_waiting(const ClientOptions& o) {
-    const Deadline until = posix::deadline_after_ms(o.wait_ms);
+    const Deadline until = posix::after_ms(o.wait_ms);
     for (;;) {
         Result<posix::Connection> c = posix::Connection::connect(o.name);
         if (c || c.error() != IpcError::EndpointNotFound || until.expired(posix::now_ns()) ||
@@ -405,7 +404,7 @@ int run_call(Args& args) {
     const Message request = request_of(o);
     for (u64 i = 0; i < o.count && !stop_requested(); ++i) {
         const u64 start = posix::now_ns();
-        Result<Message> r = conn.call(request, posix::deadline_after_ms(o.timeout_ms));
+        Result<Message> r = conn.call(request, posix::after_ms(o.timeout_ms));
         const u64 end = posix::now_ns();
         if (!r) return transfer_error(args.command(), r.error(), o, conn, "a call to");
         rtt_ns.push_back(end - start);
@@ -456,7 +455,7 @@ int run_send(Args& args) {
     const u64 start = posix::now_ns();
     u64 sent = 0;
     while (sent < o.count && !stop_requested()) {
-        Result<void> r = conn.send_sync(msg, posix::deadline_after_ms(o.timeout_ms));
+        Result<void> r = conn.send_sync(msg, posix::after_ms(o.timeout_ms));
         if (!r) return transfer_error(args.command(), r.error(), o, conn, "a send to");
         ++sent;
     }

@@ -30,7 +30,7 @@ constexpr const char* kLsHelp =
     "\n"
     "  -v, --verbose  one more row per connection: client pid, rights, messages queued in\n"
     "                 each direction, counters\n"
-    "  --json         {\"runtime_dir\": ..., \"endpoints\": [{name, pid, uid, queue_depth,\n"
+    "  --json         {\"runtime_dir\": ..., \"endpoints\": [{name, pid, uid, capacity,\n"
     "                 connections, accepted, received, sent, broken, per_connection: [...]}]}\n";
 
 constexpr const char* kStatHelp =
@@ -51,7 +51,7 @@ std::string rights_text(cli::u16 rights) {
 void endpoint_json(cli::Json& j, const posix::EndpointInfo& e) {
     j.begin_object();
     j.key("name").string(e.name).key("pid").number(e.owner.value);
-    j.key("uid").number(u64{e.owner_uid}).key("queue_depth").number(u64{e.queue_depth});
+    j.key("uid").number(u64{e.owner_uid}).key("capacity").number(u64{e.capacity});
     j.key("connections").number(u64{e.connections}).key("accepted").number(e.accepted);
     j.key("received").number(e.received).key("sent").number(e.sent);
     j.key("broken").number(e.broken);
@@ -60,8 +60,8 @@ void endpoint_json(cli::Json& j, const posix::EndpointInfo& e) {
         j.begin_object();
         j.key("id").number(c.id).key("pid").number(c.peer.value);
         j.key("uid").number(u64{c.peer_uid}).key("rights").string(rights_text(c.rights));
-        j.key("queue_depth").number(u64{c.queue_depth});
-        j.key("to_server_queued").number(u64{c.to_server_queued});
+        j.key("capacity").number(u64{c.capacity});
+        j.key("queued").number(u64{c.queued});
         j.key("to_client_queued").number(u64{c.to_client_queued});
         j.key("received").number(c.received).key("sent").number(c.sent);
         j.key("alive").boolean(c.alive);
@@ -77,7 +77,7 @@ void print_connections(const posix::EndpointInfo& e) {
             "  conn %-4llu pid %-8llu rights %s  queued c2s %u s2c %u  recv %llu  sent "
             "%llu%s\n",
             static_cast<unsigned long long>(c.id), static_cast<unsigned long long>(c.peer.value),
-            rights_text(c.rights).c_str(), c.to_server_queued, c.to_client_queued,
+            rights_text(c.rights).c_str(), c.queued, c.to_client_queued,
             static_cast<unsigned long long>(c.received), static_cast<unsigned long long>(c.sent),
             c.alive ? "" : "  (gone)");
     }
@@ -126,7 +126,7 @@ int run_ls(Args& args) {
                 "SENT", "BROKEN");
     for (const posix::EndpointInfo& e : endpoints) {
         std::printf("%-*s %8llu %6u %6u %12llu %12llu %7llu\n", w, e.name.c_str(),
-                    static_cast<unsigned long long>(e.owner.value), e.connections, e.queue_depth,
+                    static_cast<unsigned long long>(e.owner.value), e.connections, e.capacity,
                     static_cast<unsigned long long>(e.received),
                     static_cast<unsigned long long>(e.sent),
                     static_cast<unsigned long long>(e.broken));
@@ -172,7 +172,7 @@ int run_stat(Args& args) {
         return EXIT_OK;
     }
     std::printf("%s  pid %llu  uid %u  depth %u\n", e.name.c_str(),
-                static_cast<unsigned long long>(e.owner.value), e.owner_uid, e.queue_depth);
+                static_cast<unsigned long long>(e.owner.value), e.owner_uid, e.capacity);
     std::printf("  connections %u live, %llu accepted, %llu broken\n", e.connections,
                 static_cast<unsigned long long>(e.accepted),
                 static_cast<unsigned long long>(e.broken));

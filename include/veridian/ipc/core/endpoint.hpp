@@ -20,6 +20,7 @@
 //   receive_sync  a queued message, or block until one arrives (Timeout at the deadline,
 //                 EndpointNotFound on close). Never a spurious WouldBlock.
 //   send_async    never blocks: full -> ChannelFull; hands off to one blocked receiver.
+//   fast_send     fast_ipc_send through this handle (never blocks, like send_async).
 //   try_receive   empty -> ChannelEmpty.
 //   close         idempotent; every blocked sender, receiver and caller wakes with
 //                 EndpointNotFound; queued messages are discarded and counted.
@@ -32,7 +33,7 @@
 //   revoke        bump the generation: every outstanding token for the endpoint becomes
 //                 invalid (InvalidCapability); returns a fresh handle with all rights.
 //
-// Rights needed: SEND for send_sync, send_async, call; RECEIVE for receive_sync,
+// Rights needed: SEND for send_sync, send_async, fast_send, call; RECEIVE for receive_sync,
 // try_receive, reply; REVOKE for close and revoke; bind and stats need only a valid
 // capability. A handle whose capability is null,
 // forged, stale (revoked, or the endpoint removed) gives InvalidCapability; one lacking the
@@ -100,6 +101,14 @@ public:
     Result<void> reply(const Message& request, const Message& response);
     Result<Endpoint> revoke();
     Result<EndpointStats> stats() const;
+
+    // The same operations with the platform's current_process() as sender, receiver or
+    // caller: the shape posix::Connection has too (the MessagePort concept, message_port.hpp).
+    Result<void> send_sync(const Message& msg, Deadline deadline = Deadline::never());
+    Result<Message> receive_sync(Deadline deadline = Deadline::never());
+    Result<Message> call(const Message& request, Deadline deadline = Deadline::never());
+    // fast_ipc_send to this endpoint: `msg.capability` is replaced by this handle's token.
+    Result<void> fast_send(const SmallMessage& msg);
 
 private:
     friend class Registry;

@@ -15,7 +15,7 @@
 //   VIPC_TRY(conn.send_sync(Message(m), r, posix::Transfer::ShareReadOnly));
 //
 //   // receiver
-//   posix::Received in = VIPC_TRY(server.receive());
+//   posix::Received in = VIPC_TRY(server.receive_sync());
 //   posix::Region r = VIPC_TRY(posix::Region::receive(in.message));
 //   consume(r.data(), r.size());
 //

@@ -11,13 +11,13 @@
 //   using namespace veridian::ipc;
 //   posix::Server server = VIPC_TRY(posix::Server::publish("demo/echo"));
 //   for (;;) {
-//       posix::Received req = VIPC_TRY(server.receive());        // from any client
+//       posix::Received req = VIPC_TRY(server.receive_sync());        // from any client
 //       VIPC_TRY(server.reply(req, req.message));                // echo it back
 //   }
 //
 //   // client process
 //   posix::Connection conn = VIPC_TRY(posix::Connection::connect("demo/echo"));
-//   Message answer = VIPC_TRY(conn.call(Message::small(0, 7), posix::deadline_after_ms(100)));
+//   Message answer = VIPC_TRY(conn.call(Message::small(0, 7), posix::after_ms(100)));
 //
 // On error, posix::last_error_detail() gives a one-line explanation naming the thing (for
 // example "no endpoint named 'demo/echo' in /run/user/1000/vipc: is its server running?").
@@ -148,7 +148,7 @@
 //
 // A client's incoming messages: replies go to the call() waiting for their transaction id
 // (a reply whose caller gave up is dropped); other messages wait in a process-local inbox of
-// queue_depth() entries for receive_sync/try_receive. While that inbox is full nothing more is
+// capacity() entries for receive_sync/try_receive. While that inbox is full nothing more is
 // read from the ring (backpressure on the server, bounded memory here), so a client that
 // calls while the server also sends it unsolicited messages must receive them.
 #pragma once
@@ -160,10 +160,12 @@
 #include <vector>
 
 #include "veridian/ipc/core/capability.hpp"
+#include "veridian/ipc/core/endpoint.hpp"
 #include "veridian/ipc/core/error.hpp"
 #include "veridian/ipc/core/message.hpp"
 #include "veridian/ipc/core/platform.hpp"
 #include "veridian/ipc/core/types.hpp"
+#include "veridian/ipc/message_port.hpp"
 #include "veridian/ipc/posix/endpoint_capability.hpp"
 #include "veridian/ipc/posix/region.hpp"
 
@@ -172,7 +174,7 @@ namespace veridian::ipc::posix {
 // Longest endpoint name, in bytes (keeps the socket path within sockaddr_un).
 inline constexpr usize MAX_NAME_LENGTH = 64;
 // Default ring depth per direction and connection.
-inline constexpr u32 DEFAULT_QUEUE_DEPTH = 64;
+inline constexpr u32 DEFAULT_CAPACITY = 64;
 // Default spin bound before a futex sleep, in nanoseconds (see "Waiting").
 inline constexpr u32 DEFAULT_SPIN_NS = 20'000;
 // Longest single futex sleep; also how late, at worst, a dead peer is noticed by a waiter
@@ -193,9 +195,9 @@ inline constexpr u32 MAX_INLINE_PAYLOAD_LIMIT = 65536;
 // CLOCK_MONOTONIC in nanoseconds (the clock every Deadline here is measured on; the same
 // clock as ThreadsPlatform::now_ns()).
 u64 now_ns();
-Deadline deadline_after_ns(u64 ns);
-inline Deadline deadline_after_ms(u64 ms) {
-    return deadline_after_ns(ms * 1'000'000);
+Deadline after_ns(u64 ns);
+inline Deadline after_ms(u64 ms) {
+    return after_ns(ms * 1'000'000);
 }
 
 // ---- Errors ------------------------------------------------------------------------------------
@@ -235,8 +237,8 @@ struct RateLimit {
 };
 
 struct ServerOptions {
-    u32 queue_depth = DEFAULT_QUEUE_DEPTH;  // per ring; rounded up to a power of two, 1..1024
-    u32 spin_ns = DEFAULT_SPIN_NS;          // spin bound before sleeping; 0 = always sleep
+    u32 capacity = DEFAULT_CAPACITY;  // per ring; rounded up to a power of two, 1..1024
+    u32 spin_ns = DEFAULT_SPIN_NS;    // spin bound before sleeping; 0 = always sleep
     u32 max_connections = DEFAULT_MAX_CONNECTIONS;
     std::string runtime_dir;      // "" = runtime_directory()
     RateLimit client_rate_limit;  // what each client may send (see RateLimit)
@@ -262,9 +264,9 @@ struct ConnectionStats {
     ConnectionId id = 0;
     ProcessId peer{};  // the client's pid (from SO_PEERCRED, never from the client)
     u32 peer_uid = 0;
-    u16 rights = 0;  // what the client's descriptors allow (SEND, RECEIVE)
-    u32 queue_depth = 0;
-    u32 to_server_queued = 0;  // messages waiting in the client→server ring
+    u16 rights = 0;            // what the client's descriptors allow (SEND, RECEIVE)
+    u32 capacity = 0;          // per ring
+    u32 queued = 0;            // messages waiting in the client→server ring
     u32 to_client_queued = 0;  // messages waiting in the server→client ring
     u64 received = 0;          // messages the server took from this client
     u64 sent = 0;              // messages (replies included) the server sent to this client
@@ -276,7 +278,7 @@ struct EndpointInfo {
     std::string name;
     ProcessId owner{};  // the server's pid
     u32 owner_uid = 0;
-    u32 queue_depth = 0;
+    u32 capacity = 0;
     u32 connections = 0;  // live connections
     u64 accepted = 0;     // connections accepted since publish
     u64 received = 0;     // messages received, all connections
@@ -356,7 +358,7 @@ public:
     // served round-robin, starting after the one served last, so none can starve another.
     // Timeout at the deadline; EndpointNotFound once this server is closed; a corrupted
     // connection is dropped (counted in EndpointInfo::broken) and never surfaces here.
-    Result<Received> receive(Deadline deadline = Deadline::never());
+    Result<Received> receive_sync(Deadline deadline = Deadline::never());
     // Never blocks: ChannelEmpty when no client has anything queued.
     Result<Received> try_receive();
     // A payload record of more than 64 bytes cannot be a Message: receive/try_receive give
@@ -380,7 +382,7 @@ public:
                        std::span<const std::byte> payload, Deadline deadline = Deadline::never());
     u32 max_inline_payload() const;
 
-    // Answers a request taken by receive(): the response goes to the caller's call() with the
+    // Answers a request taken by receive_sync(): the response goes to the caller's call() with the
     // request's transaction id (IS_REPLY is set). Blocks while that client's ring is full.
     // ProcessNotFound when the client is gone; PermissionDenied when it has no RECEIVE.
     Result<void> reply(const Received& request, const Message& response,
@@ -439,6 +441,11 @@ public:
     // Live connections, in the order they were accepted.
     std::vector<ConnectionId> connections() const;
     EndpointInfo info() const;
+    // The core's statistics record for this endpoint: sent/received (all connections),
+    // queued (messages waiting in the client→server rings), capacity (per ring),
+    // waiting_receivers (threads parked in receive_sync), waiting_senders (threads parked
+    // sending to a client), active (not closed). The other fields stay 0.
+    Result<EndpointStats> stats() const;
 
     struct Impl;
 
@@ -486,7 +493,7 @@ public:
     u16 rights() const;
     ProcessId server_pid() const;
     ConnectionId id() const;  // as the server numbers it
-    u32 queue_depth() const;
+    u32 capacity() const;
 
     Result<void> send_sync(const Message& msg, Deadline deadline = Deadline::never());
     Result<void> send_async(const Message& msg);
@@ -528,6 +535,14 @@ public:
                                      Deadline deadline = Deadline::never());
     Result<void> close();
 
+    // The core's statistics record for this side of the connection: sent (messages it sent),
+    // received (messages and replies it took), queued (waiting for receive_sync/try_receive:
+    // the local inbox and the server→client ring), capacity (per ring), waiting_senders,
+    // waiting_receivers and waiting_callers (threads parked in send_sync, receive_sync and
+    // call: inside a wait only the server, a close, its death or the deadline can end),
+    // active (neither closed nor gone). The other fields stay 0.
+    Result<EndpointStats> stats() const;
+
     ConnectionDescriptors descriptors() const;
 
     struct Impl;
@@ -538,5 +553,7 @@ private:
     explicit Connection(std::shared_ptr<Impl> impl);
     std::shared_ptr<Impl> impl_;  // shared with the process's peer-death monitor (weakly)
 };
+
+static_assert(MessagePort<Connection>);
 
 }  // namespace veridian::ipc::posix
