@@ -21,6 +21,7 @@
 #include "posix/wire.hpp"
 
 using namespace veridian::ipc;
+using namespace veridian::ipc::posix;
 using namespace veridian::ipc::posix::detail;
 
 namespace {

@@ -24,6 +24,11 @@
 //                         end; "padding": padding short of the end; "region": a region with
 //                         no socket record) and ring the
 //                         server's doorbell; then wait
+//   payload-echo [max]  publish with max_inline_payload = max (default 4096); answer payload
+//                       calls with the payload XOR 0x5A; OP_SEND_BACK payload messages are sent
+//                       back so; OP_EXIT exits 0
+//   payload-sender <count>  connect; send_async count payload messages (sizes cycling over
+//                       0..the limit, flags = i << 16, byte k = (i + k) & 0xFF); print DONE, wait
 //   bench-client <count> <warmup>  call round trips; prints "RTT p50 p99 min (ns)"
 //   region-echo         publish; answer OP_REGION calls with a report on the region (or the
 //                       inline bytes) they carry (see inspect_region); OP_REGION_BACK calls
@@ -477,6 +482,58 @@ int bad_region(Connection& c, const char* what) {
     wait_forever();
 }
 
+// Publishes with `max_inline` and answers payload calls with the payload, every byte XOR 0x5A
+// (so an echo that returned the request untouched would be caught); a payload message with
+// OP_SEND_BACK is sent back to its connection the same way; OP_EXIT exits 0.
+int payload_echo(const std::string& dir, const std::string& name, u32 max_inline) {
+    ServerOptions options;
+    options.runtime_dir = dir;
+    options.max_inline_payload = max_inline;
+    auto server = Server::publish(name, options);
+    if (!server) die("publish", server.error());
+    ready();
+    std::vector<std::byte> out;
+    for (;;) {
+        auto in = server->receive_view();
+        if (!in) die("receive_view", in.error());
+        if (in->info.opcode == test::OP_EXIT) return 0;
+        if (in->kind != Incoming::Kind::Payload) continue;
+        out.assign(in->payload.begin(), in->payload.end());
+        for (std::byte& b : out)
+            b ^= std::byte{0x5A};
+        if (in->info.transaction_id != 0) {
+            auto r = server->reply(*in, in->info.opcode, in->info.flags, out, after_ms(5000));
+            if (!r) die("reply", r.error());
+        } else if (in->info.opcode == test::OP_SEND_BACK) {
+            auto r = server->send_sync(in->info.connection, in->info.opcode, in->info.flags, out,
+                                       after_ms(5000));
+            if (!r) die("send_sync", r.error());
+        }
+    }
+}
+
+// Connects and sends `count` payload messages (send_async, retrying while the ring is
+// full) of sizes cycling through 0..max_inline; message i has opcode OP_DATA, flags i << 16 (the
+// application half) and every byte (i + offset) & 0xFF. Prints DONE, then waits.
+int payload_sender(Connection& c, int count) {
+    const u32 max_inline = c.max_inline_payload();
+    std::vector<std::byte> buf(max_inline);
+    for (int i = 0; i < count; ++i) {
+        const usize size = static_cast<usize>(i * 997) % (max_inline + 1);
+        for (usize k = 0; k < size; ++k)
+            buf[k] = static_cast<std::byte>((static_cast<usize>(i) + k) & 0xFF);
+        for (;;) {
+            auto s = c.send_async(test::OP_DATA, static_cast<u32>(i) << 16,
+                                  std::span<const std::byte>(buf.data(), size));
+            if (s) break;
+            if (s.error() != IpcError::ChannelFull) die("send_async", s.error());
+        }
+    }
+    std::printf("DONE\n");
+    std::fflush(stdout);
+    wait_forever();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -569,6 +626,15 @@ int main(int argc, char** argv) {
         return corrupt(c, arg ? arg : "seq");
     }
     if (role == "region-echo") return region_echo(dir, name);
+    if (role == "payload-echo") {
+        return payload_echo(dir, name,
+                            arg ? static_cast<u32>(std::atol(arg)) : DEFAULT_MAX_INLINE_PAYLOAD);
+    }
+    if (role == "payload-sender") {
+        Connection c = open(dir, name, Rights::SEND | Rights::RECEIVE);
+        ready();
+        return payload_sender(c, arg ? std::atoi(arg) : 100);
+    }
     if (role == "cap-owner") return cap_owner(dir, name);
     if (role == "cap-user") return cap_user(dir, name);
     if (role == "cap-count") return cap_count(dir, name);

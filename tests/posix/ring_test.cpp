@@ -265,3 +265,40 @@ TEST(Ring, ALargeMessageWithARegionCannotBeSentInline) {
 
 }  // namespace
 }  // namespace veridian::ipc::posix::detail
+
+namespace veridian::ipc::posix::detail {
+namespace {
+
+TEST(Ring, MixedSizesInterleavedWithPopsStayInOrder) {
+    RingPair ring(16, 4096);
+    u32 next_push = 0;
+    u32 next_pop = 0;
+    u64 rng = 12345;
+    auto rnd = [&] {
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        return static_cast<u32>(rng >> 33);
+    };
+    while (next_pop < 5000) {
+        if (rnd() % 2 == 0) {
+            const usize size = (next_push * 997u) % 4097u;
+            const auto p = pattern(size, static_cast<u8>(next_push));
+            if (ring.producer.push_payload(0, 1, next_push, p, 0)) ++next_push;
+        } else {
+            auto r = ring.consumer.peek();
+            if (!r) {
+                ASSERT_EQ(r.error(), IpcError::ChannelEmpty);
+                continue;
+            }
+            ASSERT_EQ(r->payload_head.flags, next_pop);
+            const usize size = (next_pop * 997u) % 4097u;
+            ASSERT_EQ(r->payload_head.length, size);
+            const auto p = pattern(size, static_cast<u8>(next_pop));
+            ASSERT_TRUE(size == 0 || std::memcmp(r->payload, p.data(), size) == 0);
+            ring.consumer.finish(*r);
+            ++next_pop;
+        }
+    }
+}
+
+}  // namespace
+}  // namespace veridian::ipc::posix::detail
