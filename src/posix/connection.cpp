@@ -208,7 +208,7 @@ struct Connection::Impl final : OutboxOwner, InboxOwner {
     // The server hung up: mark it, wake every local thread blocked on this connection.
     void server_gone() {
         dead.store(true, std::memory_order_release);
-        if (outbox.valid()) words.wake_all(&c2s_ctl.as<const RingCtl>()->head);
+        if (outbox.valid()) words.wake_all(&c2s_ctl.as<const RingCtl>()->space_wake);
         if (inbox.valid()) words.wake_all(&s2c_data.as<const RingDataHeader>()->tail);
         std::lock_guard<std::mutex> lock(mu);
         cv.notify_all();
@@ -709,13 +709,12 @@ void Connection::Impl::close() {
     // (1) say so in the pages we write, (2) wake the server's threads blocked on us and our
     // own blocked threads, (3) hang up the socket (the server's monitor sees it at once).
     if (outbox.valid()) {
-        c2s_data.as<RingDataHeader>()->closed.store(1, std::memory_order_release);
-        words.wake_all(&c2s_ctl.as<const RingCtl>()->head);
+        close_producer_side(words, c2s_data.as<RingDataHeader>(), 1);
+        words.wake_all(&c2s_ctl.as<const RingCtl>()->space_wake);  // our own senders
     }
     if (inbox.valid()) {
-        s2c_ctl.as<RingCtl>()->closed.store(1, std::memory_order_release);
-        words.wake_all(&s2c_ctl.as<RingCtl>()->head);
-        words.wake_all(&s2c_data.as<const RingDataHeader>()->tail);
+        close_consumer_side(words, s2c_ctl.as<RingCtl>(), 1);
+        words.wake_all(&s2c_data.as<const RingDataHeader>()->tail);  // our own readers
     }
     {
         std::lock_guard<std::mutex> lock(mu);

@@ -56,7 +56,7 @@ public:
     Result<bool> ready() override { return ring_.fits(lines_); }
     Result<void> check(bool slept) override { return owner_.check(slept); }
     std::atomic<u32>& flag() override { return ring_.data()->waiting_for_space; }
-    const std::atomic<u32>& word() override { return ring_.ctl()->head; }
+    const std::atomic<u32>& word() override { return ring_.ctl()->space_wake; }
     u32 peer_cpu() override { return owner_.peer_cpu(); }
     std::atomic<u32>* my_cpu() override { return &ring_.data()->cpu; }
 

@@ -242,7 +242,22 @@ void RecordConsumer::finish(const RecordView& record) {
     head_ += record.lines;
     // (C4) the head: the producer reads it only when it thinks the ring is full, or sleeps
     ctl_->head.store(head_, words_->publish_order());
-    if (announced(*words_, data_->waiting_for_space)) words_->wake_all(&ctl_->head);
+    if (announced(*words_, data_->waiting_for_space)) {
+        ctl_->space_wake.fetch_add(1, std::memory_order_seq_cst);  // only for a sleeper
+        words_->wake_all(&ctl_->space_wake);
+    }
+}
+
+void close_producer_side(SharedWords& words, RingDataHeader* data, u32 value) {
+    data->closed.store(value, std::memory_order_seq_cst);
+    data->tail.fetch_add(1, std::memory_order_seq_cst);
+    words.wake_all(&data->tail);
+}
+
+void close_consumer_side(SharedWords& words, RingCtl* ctl, u32 value) {
+    ctl->closed.store(value, std::memory_order_seq_cst);
+    ctl->space_wake.fetch_add(1, std::memory_order_seq_cst);
+    words.wake_all(&ctl->space_wake);
 }
 
 u32 count_records(const RingGeometry& g, const RingDataHeader* data, const RingCtl* ctl) {

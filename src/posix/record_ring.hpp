@@ -10,9 +10,11 @@
 //
 //   data memfd (written by the producer only)        ctl memfd (written by the consumer only)
 //   +0    RingDataHeader (128 bytes)                  +0    RingCtl (128 bytes)
-//           tail  futex word, published lazily              head  futex word, every record
+//           tail  futex word of data waits,                 head  lines consumed, every record
+//                 published lazily
 //   +64     waiting_for_space, closed, cpu            +64     waiting_for_data, closed, cpu,
-//   +128  ring_lines lines of 64 bytes: records                released (loan returns)
+//   +128  ring_lines lines of 64 bytes: records                space_wake (futex word of
+//                                                              space waits), released
 //                                                     +128  the loan pool's return queue
 //
 // A record starts on a line and covers `lines` whole lines; its first 16 bytes are the
@@ -47,7 +49,10 @@
 //          geometry); Padding → h += lines, back to (C1)
 //     (C3) use the body in place (a view) or copy it out
 //     (C4) finish: h += lines; store the head (publish_order()); if the producer announced
-//          it waits for space, wake it
+//          it waits for space, bump space_wake and wake it
+//   closing: a side stores its `closed` word, then changes the futex word the other side
+//     sleeps on (the producer bumps tail, the consumer space_wake) and wakes it: a peer
+//     between its last check and its sleep then does not sleep (the futex compares the word).
 //   So a 48-byte message moves one cache line from producer to consumer, and the consumer
 //   polls the very line that carries it (the FastForward / Vyukov-queue technique); the
 //   shared head and tail sit on their own lines, read only when a side thinks the ring is
@@ -146,8 +151,9 @@ struct alignas(64) RingCtl {
     std::atomic<u32> waiting_for_data;  // 1 while the consumer sleeps on data.tail
     std::atomic<u32> closed;            // 1 once the consumer side closed (2: revoked)
     std::atomic<u32> cpu;               // CPU the consumer last ran on, + 1 (0 = unknown)
+    std::atomic<u32> space_wake;        // futex word of space waits: bumped by a waking consumer
     std::atomic<u32> released;          // loan returns written to the return queue
-    u32 reserved1[12];
+    u32 reserved1[11];
 };
 static_assert(sizeof(RingCtl) == RING_HEADER_BYTES);
 
@@ -270,6 +276,10 @@ private:
     RingCtl* ctl_ = nullptr;
     u32 head_ = 0;  // private copy (lines)
 };
+
+// A side closes its half (value 1, or CLOSED_REVOKED): see "closing" above.
+void close_producer_side(SharedWords& words, RingDataHeader* data, u32 value);
+void close_consumer_side(SharedWords& words, RingCtl* ctl, u32 value);
 
 // Records waiting in a ring, counted from the consumer's published head along the sequence
 // words: a racy snapshot for statistics (at most depth), never used for access.

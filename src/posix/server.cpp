@@ -426,7 +426,7 @@ void Server::Impl::monitor_loop() {
                 ServerConnection& c = *it->second;
                 c.dead.store(true, std::memory_order_release);
                 // Wake our threads blocked sending to it (they re-check and see it dead).
-                words().wake_all(&c.s2c_control()->head);
+                words().wake_all(&c.s2c_control()->space_wake);
                 epoll_ctl(epfd.get(), EPOLL_CTL_DEL, s, nullptr);
                 live.erase(it);
             }
@@ -1101,12 +1101,10 @@ void Server::Impl::handle_cap_request(CapabilityId id, int epfd,
 }
 
 void Server::Impl::end_revoked(ServerConnection& c) {
-    c.c2s_ctl.as<RingCtl>()->closed.store(CLOSED_REVOKED, std::memory_order_release);
-    c.s2c_data.as<RingDataHeader>()->closed.store(CLOSED_REVOKED, std::memory_order_release);
-    words().wake_all(&c.c2s_ctl.as<RingCtl>()->head);
-    words().wake_all(&c.s2c_data.as<RingDataHeader>()->tail);
+    close_consumer_side(words(), c.c2s_ctl.as<RingCtl>(), CLOSED_REVOKED);
+    close_producer_side(words(), c.s2c_data.as<RingDataHeader>(), CLOSED_REVOKED);
     c.dead.store(true, std::memory_order_release);
-    words().wake_all(&c.s2c_control()->head);
+    words().wake_all(&c.s2c_control()->space_wake);
     if (c.socket.valid()) shutdown(c.socket.get(), SHUT_RDWR);
 }
 
@@ -1166,11 +1164,9 @@ void Server::Impl::close() {
         state->closed.store(1, std::memory_order_release);
         std::lock_guard<std::mutex> lock(conns_mu);
         for (const auto& c : conns) {
-            c->c2s_ctl.as<RingCtl>()->closed.store(1, std::memory_order_release);
-            c->s2c_data.as<RingDataHeader>()->closed.store(1, std::memory_order_release);
-            words().wake_all(&c->c2s_ctl.as<RingCtl>()->head);
-            words().wake_all(&c->s2c_data.as<RingDataHeader>()->tail);
-            words().wake_all(&c->s2c_control()->head);  // our own blocked senders
+            close_consumer_side(words(), c->c2s_ctl.as<RingCtl>(), 1);
+            close_producer_side(words(), c->s2c_data.as<RingDataHeader>(), 1);
+            words().wake_all(&c->s2c_control()->space_wake);  // our own blocked senders
             if (c->socket.valid()) shutdown(c->socket.get(), SHUT_RDWR);
         }
     }
@@ -1421,12 +1417,10 @@ Result<void> Server::disconnect(ConnectionId connection) {
     if (!impl_) return moved_from();
     std::shared_ptr<ServerConnection> c = impl_->find(connection);
     if (c == nullptr) return IpcError::EndpointNotFound;
-    c->c2s_ctl.as<RingCtl>()->closed.store(1, std::memory_order_release);
-    c->s2c_data.as<RingDataHeader>()->closed.store(1, std::memory_order_release);
-    words().wake_all(&c->c2s_ctl.as<RingCtl>()->head);
-    words().wake_all(&c->s2c_data.as<RingDataHeader>()->tail);
+    close_consumer_side(words(), c->c2s_ctl.as<RingCtl>(), 1);
+    close_producer_side(words(), c->s2c_data.as<RingDataHeader>(), 1);
     c->dead.store(true, std::memory_order_release);
-    words().wake_all(&c->s2c_control()->head);
+    words().wake_all(&c->s2c_control()->space_wake);
     if (c->socket.valid()) shutdown(c->socket.get(), SHUT_RDWR);
     return ok();
 }
