@@ -113,7 +113,7 @@ Result<void> Outbox::send(OutboxOwner& owner, const OutgoingRecord& record, Bloc
         if (r.error() != IpcError::ChannelFull) return r.error();
         // (5)
         if (blocking == Blocking::No) return IpcError::ChannelFull;
-        if (deadline_passed(deadline)) return IpcError::Timeout;
+        if (!deadline.is_never() && deadline.expired(words_->now_ns())) return IpcError::Timeout;
         ParkedScope parked(owner.parked_senders());
         SpaceParking space(ring_, owner, record.lines());
         VIPC_TRY(park(*words_, space, spin_, deadline));

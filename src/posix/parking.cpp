@@ -57,11 +57,13 @@ Result<void> park(SharedWords& words, Parking& role, SpinBudget& spin, Deadline 
         (void)failed;
         // (5) announce
         role.flag().store(1, std::memory_order_seq_cst);
-        // (6) heavy barrier, read the word, re-check
+        // (6) heavy barrier, read the word, re-check: the data, and the connection (a closer
+        // stores `closed` before it changes the word: a w read after that change comes with
+        // a check that sees the close)
         words.heavy_barrier();
         const u32 w = role.word().load(std::memory_order_seq_cst);
         const auto again = role.ready();
-        if (!again || *again) {
+        if (!again || *again || !role.check(false)) {
             role.flag().store(0, std::memory_order_relaxed);
             slept = false;
             continue;

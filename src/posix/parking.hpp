@@ -15,8 +15,9 @@
 //   (4) spin (bounded, adaptive; hand the CPU over with yield() instead when the peer was
 //       last seen on our CPU) polling ready() → back to (1)
 //   (5) announce: store the role's flag = 1 (seq_cst)
-//   (6) heavy_barrier(), then read the futex word w, then ready() again: ready → unannounce,
-//       back to (1)
+//   (6) heavy_barrier(), then read the futex word w, then ready() and check() again: ready
+//       or failing → unannounce, back to (1). (A closer stores its `closed` word before it
+//       changes the futex word: if w already holds the change, check() sees the close.)
 //   (7) sleep on the word while it equals w, one slice at most (PEER_CHECK_INTERVAL_MS) or
 //       until the deadline
 //   (8) unannounce: the flag = 0; back to (1) with "slept"
