@@ -126,7 +126,8 @@ struct Connection::Impl final : OutboxOwner, InboxOwner {
 
     Fd socket;
     Fd c2s_data_fd, c2s_ctl_fd, s2c_data_fd, s2c_ctl_fd, state_fd, doorbell_fd, notify_fd;
-    Mapping c2s_data, c2s_ctl, s2c_data, s2c_ctl, state_map, doorbell_map;
+    Fd c2s_pool_fd, s2c_pool_fd;  // the loan pools (ours read-write, the server's read-only)
+    Mapping c2s_data, c2s_ctl, s2c_data, s2c_ctl, state_map, doorbell_map, c2s_pool, s2c_pool;
     const ServerState* state = nullptr;
     ServerDoorbell* doorbell = nullptr;
 
@@ -142,6 +143,8 @@ struct Connection::Impl final : OutboxOwner, InboxOwner {
         Message message;
         PayloadInfo info;
         std::vector<std::byte> payload;
+        std::span<const std::byte> loan_view;  // kind Loan: the chunk, in the server's pool
+        LoanId loan = 0;
     };
     std::deque<Queued> queue VIPC_GUARDED_BY(mu);
     Queued viewed VIPC_GUARDED_BY(mu);  // what the last receive_view handed out
@@ -290,6 +293,20 @@ Result<void> Connection::Impl::check(bool slice_ended) {
 
 // ---- connect -----------------------------------------------------------------------------------
 
+namespace {
+// A loan pool from the server: like any segment (size, seals), but refused as a memory
+// region when it is not sealed against resizing.
+Result<Mapping> map_pool(int fd, u64 bytes, bool writable) {
+    auto m = map_peer_memfd(fd, bytes, writable);
+    if (!m && m.error() == IpcError::InvalidMessage) {
+        return fail(IpcError::InvalidMemoryRegion,
+                    "the server's loan pool is not a sealed memfd of %llu bytes",
+                    static_cast<unsigned long long>(bytes));
+    }
+    return m;
+}
+}  // namespace
+
 Result<void> Connection::Impl::connect(std::string_view name_, const ConnectOptions& options,
                                        Fd* presocket) {
     name = std::string(name_);
@@ -306,7 +323,13 @@ Result<void> Connection::Impl::connect(std::string_view name_, const ConnectOpti
         socket = VIPC_TRY(open_endpoint_socket(dir, name));
     }
 
-    const Hello hello{HELLO_MAGIC, WIRE_VERSION, static_cast<u16>(HelloOp::Connect), rights, 0, 0};
+    const u64 pool_kib = (options.pool_bytes + 1023) / 1024;
+    const Hello hello{HELLO_MAGIC,
+                      WIRE_VERSION,
+                      static_cast<u16>(HelloOp::Connect),
+                      rights,
+                      0,
+                      static_cast<u32>(pool_kib > 0xFFFFFFFFu ? 0xFFFFFFFFu : pool_kib)};
     if (!send_with_fds(socket.get(), &hello, sizeof hello, nullptr, 0)) {
         return fail(IpcError::EndpointNotFound, "endpoint '%s' hung up during connect",
                     name.c_str());
@@ -335,7 +358,7 @@ Result<void> Connection::Impl::connect(std::string_view name_, const ConnectOpti
                     name.c_str());
     }
     const Welcome w = VIPC_TRY(parse_welcome(buf, static_cast<usize>(n), nfds, rights));
-    geometry = *RingGeometry::make(w.depth, w.max_inline_payload, 0);
+    geometry = *RingGeometry::make(w.depth, w.max_inline_payload, LOAN_SLOTS);
     server_pid = ProcessId{w.server_pid};
     id = w.connection_id;
 
@@ -350,6 +373,8 @@ Result<void> Connection::Impl::connect(std::string_view name_, const ConnectOpti
     state_fd = take(FdBits::STATE);
     doorbell_fd = take(FdBits::DOORBELL);
     notify_fd = take(FdBits::NOTIFY);
+    c2s_pool_fd = take(FdBits::C2S_POOL);
+    s2c_pool_fd = take(FdBits::S2C_POOL);
 
     // Map what our rights give: the pages we write read-write, the server's read-only.
     state_map = VIPC_TRY(map_peer_memfd(state_fd.get(), PAGE_BYTES, false));
@@ -370,12 +395,21 @@ Result<void> Connection::Impl::connect(std::string_view name_, const ConnectOpti
                                      state->limit_bytes_per_second, state->limit_burst_messages,
                                      state->limit_burst_bytes};
         outbox.set_limits(server_limit, options.rate_limit, now_ns());
+        if (w.c2s_pool_bytes != 0) {
+            c2s_pool = VIPC_TRY(map_pool(c2s_pool_fd.get(), w.c2s_pool_bytes, true));
+            outbox.attach_pool(c2s_pool.as<u8>(), w.c2s_pool_bytes, LOAN_SLOTS,
+                               c2s_ctl.as<const RingCtl>());
+        }
     }
     if ((rights & Rights::RECEIVE) != 0) {
         s2c_data = VIPC_TRY(map_peer_memfd(s2c_data_fd.get(), geometry.data_bytes, false));
         s2c_ctl = VIPC_TRY(map_peer_memfd(s2c_ctl_fd.get(), geometry.ctl_bytes, true));
         inbox.attach(words, geometry, s2c_data.as<const RingDataHeader>(), s2c_ctl.as<RingCtl>(),
                      options.spin_ns);
+        if (w.s2c_pool_bytes != 0) {
+            s2c_pool = VIPC_TRY(map_pool(s2c_pool_fd.get(), w.s2c_pool_bytes, false));
+            inbox.attach_pool(s2c_pool.as<const u8>(), w.s2c_pool_bytes, LOAN_SLOTS);
+        }
     }
     return ok();
 }
@@ -581,6 +615,38 @@ Result<void> Connection::Impl::read_one(Blocking blocking, Deadline deadline) {
 }
 
 void Connection::Impl::dispatch(const RecordView& record) {
+    if (record.kind == RecordKind::Loan) {
+        LoanDescriptor d;
+        auto view = inbox.accept_loan(record, &d);  // finishes the record
+        if (!view) {
+            broken.store(true);
+            return;
+        }
+        const LoanId loan = loan_id(d.slot, d.generation);
+        PayloadInfo info{d.opcode, d.flags, d.length, record.txid, server_pid, id};
+        if ((d.flags & MessageFlags::IS_REPLY) != 0 && record.txid != 0) {
+            PendingCall* p = find_pending(record.txid);
+            if (p == nullptr || p->delivered) {
+                ++stale_replies;
+            } else if (p->payload != nullptr) {
+                p->payload->assign(view->begin(), view->end());  // the caller's buffer
+                p->info = info;
+                p->delivered = true;
+            } else {
+                p->error = IpcError::MessageTooLarge;
+                p->delivered = true;
+            }
+            (void)inbox.release(loan);
+            return;
+        }
+        Queued q;
+        q.kind = Incoming::Kind::Loan;
+        q.info = info;
+        q.loan_view = *view;
+        q.loan = loan;
+        queue.push_back(static_cast<Queued&&>(q));
+        return;
+    }
     const bool payload = record.kind == RecordKind::Payload;
     const u32 flags = payload ? record.payload_head.flags : 0;
     if (payload) {
@@ -804,6 +870,56 @@ Result<void> Connection::fast_send(const SmallMessage& msg) {
     return impl_->fast_send(msg);
 }
 
+Result<Loan> Connection::loan(usize size, Deadline deadline) {
+    if (!impl_) return moved_from();
+    Impl& c = *impl_;
+    if ((c.rights & Rights::SEND) == 0) {
+        VIPC_TRY(c.quick_check());
+        return fail(IpcError::PermissionDenied, "this connection to '%s' has no SEND right",
+                    c.name.c_str());
+    }
+    return c.outbox.loan(c, size, deadline);
+}
+
+Result<void> Connection::send_loan(Loan& loan, usize length, u32 opcode, u32 flags,
+                                   Deadline deadline) {
+    if (!impl_) return moved_from();
+    OutgoingRecord record;
+    record.kind = OutgoingRecord::Kind::Loan;
+    record.loan = loan.id;
+    record.loan_length = length;
+    record.opcode = opcode;
+    record.flags = flags & ~(MessageFlags::IS_REPLY | MessageFlags::HAS_CAPABILITY);
+    VIPC_TRY(impl_->send(record, Blocking::Yes, deadline));
+    loan = Loan{};
+    return ok();
+}
+
+Result<void> Connection::cancel_loan(Loan& loan) {
+    if (!impl_) return moved_from();
+    VIPC_TRY(impl_->outbox.cancel_loan(loan.id));
+    loan = Loan{};
+    return ok();
+}
+
+Result<void> Connection::release(const Incoming& received) {
+    if (!impl_) return moved_from();
+    if (received.kind != Incoming::Kind::Loan || received.loan == 0) {
+        return fail(IpcError::InvalidCapability, "this message is not a loan");
+    }
+    return impl_->inbox.release(received.loan);
+}
+
+Result<PoolUse> Connection::pool_use() const {
+    if (!impl_) return moved_from();
+    PoolUse u;
+    u.send_pool_bytes = impl_->outbox.pool_bytes();
+    u.send_pool_used = impl_->outbox.pool_used();
+    u.receive_pool_bytes = impl_->inbox.pool_bytes();
+    u.receive_pool_held = impl_->inbox.pool_held();
+    return u;
+}
+
 u32 Connection::max_inline_payload() const {
     return impl_ ? impl_->geometry.max_inline_payload : 0;
 }
@@ -828,6 +944,30 @@ enum class Take : u8 { Message, View, Into };
 static Result<Incoming> take_front(Connection::Impl& c, Take how, std::span<std::byte> buffer,
                                    usize* needed) VIPC_REQUIRES(c.mu) {
     Connection::Impl::Queued& q = c.queue.front();
+    if (q.kind == Incoming::Kind::Loan) {
+        if (how == Take::Message) {
+            return fail(IpcError::MessageTooLarge,
+                        "a loan of %zu bytes is waiting on '%s': take it with receive_view() or "
+                        "receive_into()",
+                        q.loan_view.size(), c.name.c_str());
+        }
+        if (how == Take::Into && buffer.size() < q.loan_view.size()) {
+            if (needed != nullptr) *needed = q.loan_view.size();
+            return fail(IpcError::MessageTooLarge,
+                        "the buffer has %zu bytes, the loan %zu; it stays queued", buffer.size(),
+                        q.loan_view.size());
+        }
+        Incoming in;
+        in.kind = Incoming::Kind::Loan;
+        in.info = q.info;
+        in.payload = q.loan_view;
+        in.loan = q.loan;
+        in.message.set_sender(in.info.sender);
+        in.message.set_transaction_id(in.info.transaction_id);
+        c.queue.pop_front();
+        bump(c.received_count);
+        return in;
+    }
     if (how == Take::Message && q.kind == Incoming::Kind::Payload &&
         q.payload.size() > LARGE_MESSAGE_INLINE_BYTES) {
         return fail(IpcError::MessageTooLarge,
@@ -922,7 +1062,11 @@ Result<PayloadInfo> Connection::receive_into(std::span<std::byte> buffer, usize*
     const Incoming in =
         VIPC_TRY(receive_as(*impl_, Take::Into, Blocking::Yes, deadline, buffer, needed));
     PayloadInfo info = in.info;
-    if (in.kind == Incoming::Kind::Payload) {
+    if (in.kind == Incoming::Kind::Loan) {
+        if (!in.payload.empty()) std::memcpy(buffer.data(), in.payload.data(), in.payload.size());
+        info.length = in.payload.size();
+        VIPC_TRY(impl_->inbox.release(in.loan));  // copied: the chunk goes back at once
+    } else if (in.kind == Incoming::Kind::Payload) {
         if (!in.payload.empty()) std::memcpy(buffer.data(), in.payload.data(), in.payload.size());
         info.length = in.payload.size();
     } else if (in.kind == Incoming::Kind::Small) {

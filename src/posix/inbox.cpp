@@ -2,6 +2,8 @@
 // veridian-ipc posix runtime: the consumer side of a ring (see inbox.hpp).
 #include "posix/inbox.hpp"
 
+#include <cstring>
+
 namespace veridian::ipc::posix::detail {
 
 namespace {
@@ -44,6 +46,30 @@ Result<RecordView> Inbox::next(InboxOwner& owner, Blocking blocking, Deadline de
         DataParking data(ring_, owner);
         VIPC_TRY(park(*words_, data, spin_, deadline));
     }
+}
+
+void Inbox::attach_pool(const u8* base, u64 bytes, u32 slots) {
+    std::lock_guard<std::mutex> lock(loans_mu_);
+    pool_bytes_ = bytes;
+    holdings_.attach(*words_, base, bytes, slots, ring_.ctl(), ring_.data());
+}
+
+Result<std::span<const std::byte>> Inbox::accept_loan(const RecordView& record,
+                                                      LoanDescriptor* descriptor) {
+    std::memcpy(descriptor, record.body, sizeof *descriptor);  // copied once, then checked
+    std::lock_guard<std::mutex> lock(loans_mu_);
+    auto view = holdings_.accept(*descriptor);
+    if (!view) return view.error();
+    ring_.finish(record);
+    held_.store(holdings_.held_bytes(), std::memory_order_relaxed);
+    return view;
+}
+
+Result<void> Inbox::release(LoanId id) {
+    std::lock_guard<std::mutex> lock(loans_mu_);
+    VIPC_TRY(holdings_.release(id));
+    held_.store(holdings_.held_bytes(), std::memory_order_relaxed);
+    return ok();
 }
 
 Result<Message> Inbox::message(InboxOwner& owner, const RecordView& record) {

@@ -14,6 +14,9 @@
 // attachments from the socket (region_wire.hpp) and finishes the record.
 #pragma once
 
+#include <mutex>
+
+#include "posix/loan_pool.hpp"
 #include "posix/parking.hpp"
 #include "posix/record_ring.hpp"
 #include "posix/region_wire.hpp"
@@ -46,7 +49,21 @@ public:
 
     RecordConsumer& ring() { return ring_; }
 
+    // The peer's loan pool, read-only here (before first use).
+    void attach_pool(const u8* base, u64 bytes, u32 slots);
+    // A Loan record: its descriptor checked and the chunk held (the record is finished).
+    // InvalidMessage for a bad descriptor.
+    Result<std::span<const std::byte>> accept_loan(const RecordView& record,
+                                                   LoanDescriptor* descriptor);
+    Result<void> release(LoanId id);
+    u64 pool_bytes() const { return pool_bytes_; }
+    u64 pool_held() const { return held_.load(std::memory_order_relaxed); }
+
 private:
+    std::mutex loans_mu_;  // holdings_: taken by the reader, released by any thread
+    LoanHoldings holdings_ VIPC_GUARDED_BY(loans_mu_);
+    std::atomic<u64> held_{0};  // a mirror of holdings_.held_bytes(), for statistics
+    u64 pool_bytes_ = 0;        // fixed before first use
     SharedWords* words_ = nullptr;
     RecordConsumer ring_;
     SpinBudget spin_;

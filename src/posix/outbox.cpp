@@ -20,11 +20,13 @@ Result<void> check_sendable(const Message& msg) {
 
 u32 OutgoingRecord::lines() const {
     if (kind == Kind::Payload) return lines_for_payload(static_cast<u32>(payload.size()));
+    if (kind == Kind::Loan) return 1;
     return message->is_small() ? 1 : LARGE_LINES;
 }
 
 u64 OutgoingRecord::charged_bytes() const {
     if (kind == Kind::Payload) return payload.size();
+    if (kind == Kind::Loan) return loan_length;
     return message->is_small() ? sizeof(SmallMessage) : message->large_message().header.total_size;
 }
 
@@ -82,6 +84,16 @@ Result<void> Outbox::push(OutboxOwner& owner, const OutgoingRecord& record, Dead
         return out.is_small() ? ring_.push_small(out.small_message(), record.txid)
                               : ring_.push_large(out.large_message(), record.txid);
     }
+    if (record.kind == OutgoingRecord::Kind::Loan) {
+        LoanDescriptor d = VIPC_TRY(pool_.describe(record.loan, record.loan_length));
+        d.capability = record.capability;
+        d.opcode = record.opcode;
+        d.flags = record.flags;
+        VIPC_TRY(ring_.push_loan(d, record.txid));
+        pool_.mark_sent(record.loan);  // now the receiver's until it returns it
+        mirror_pool();
+        return ok();
+    }
     if (record.kind == OutgoingRecord::Kind::Payload) {
         return ring_.push_payload(record.capability, record.opcode, record.flags, record.payload,
                                   record.txid);
@@ -118,6 +130,68 @@ Result<void> Outbox::send(OutboxOwner& owner, const OutgoingRecord& record, Bloc
         SpaceParking space(ring_, owner, record.lines());
         VIPC_TRY(park(*words_, space, spin_, deadline));
     }
+}
+
+void Outbox::attach_pool(u8* base, u64 bytes, u32 slots, const RingCtl* ctl) {
+    pool_.attach(*words_, base, bytes, slots, ctl);
+    pool_bytes_ = bytes;
+}
+
+namespace {
+// The "loan" role of park(): until a chunk of `size` is free (the consumer returned some).
+class LoanParking final : public Parking {
+public:
+    LoanParking(LoanPool& pool, RingDataHeader* data, const RingCtl* ctl, OutboxOwner& owner,
+                usize size)
+        : pool_(pool), data_(data), ctl_(ctl), owner_(owner), size_(size) {}
+    Result<bool> ready() override { return pool_.can_take(size_); }
+    Result<void> check(bool slept) override { return owner_.check(slept); }
+    std::atomic<u32>& flag() override { return data_->waiting_for_space; }
+    const std::atomic<u32>& word() override { return ctl_->space_wake; }
+    u32 peer_cpu() override { return owner_.peer_cpu(); }
+
+private:
+    LoanPool& pool_;
+    RingDataHeader* data_;
+    const RingCtl* ctl_;
+    OutboxOwner& owner_;
+    usize size_;
+};
+}  // namespace
+
+Result<Loan> Outbox::loan(OutboxOwner& owner, usize size, Deadline deadline) {
+    const Blocking blocking =
+        !deadline.is_never() && deadline.expired(words_->now_ns()) ? Blocking::No : Blocking::Yes;
+    if (!lock_counting_parked(mu, blocking, deadline, owner.parked_senders())) {
+        return blocking == Blocking::Yes ? IpcError::Timeout : IpcError::ResourceBusy;
+    }
+    DeadlineLock guard(mu, std::adopt_lock);
+    VIPC_TRY(owner.check(false));
+    if (!pool_.valid()) {
+        return fail(IpcError::ResourceBusy,
+                    "this connection has no loan pool (pool_bytes 0 in ConnectOptions or "
+                    "ServerOptions, or no right to send this way)");
+    }
+    for (;;) {
+        auto got = pool_.take(size);
+        if (got) {
+            mirror_pool();
+            return got;
+        }
+        if (got.error() != IpcError::ResourceBusy || blocking == Blocking::No) return got.error();
+        if (!deadline.is_never() && deadline.expired(words_->now_ns())) return IpcError::Timeout;
+        ParkedScope parked(owner.parked_senders());
+        LoanParking role(pool_, ring_.data(), ring_.ctl(), owner, size);
+        VIPC_TRY(park(*words_, role, spin_, deadline));
+        VIPC_TRY(owner.check(false));
+    }
+}
+
+Result<void> Outbox::cancel_loan(LoanId id) {
+    DeadlineLock guard(mu);
+    VIPC_TRY(pool_.cancel(id));
+    mirror_pool();
+    return ok();
 }
 
 bool Outbox::try_send_small(OutboxOwner& owner, const SmallMessage& msg) {

@@ -24,6 +24,7 @@
 
 #include <span>
 
+#include "posix/loan_pool.hpp"
 #include "posix/parking.hpp"
 #include "posix/rate_limit.hpp"
 #include "posix/record_ring.hpp"
@@ -46,16 +47,18 @@ protected:
     ~OutboxOwner() = default;
 };
 
-// One outgoing record: a Message, a payload, or (later) a loan, with its transaction id and
-// an optional attachment on the socket (a region or capabilities).
+// One outgoing record: a Message, a payload, or a loan, with its transaction id and an
+// optional attachment on the socket (a region or capabilities).
 struct OutgoingRecord {
-    enum class Kind : u8 { Message, Payload };
+    enum class Kind : u8 { Message, Payload, Loan };
     Kind kind = Kind::Message;
     const Message* message = nullptr;  // Kind::Message
     u64 capability = 0;                // Kind::Payload
     u32 opcode = 0;
     u32 flags = 0;
     std::span<const std::byte> payload;
+    LoanId loan = 0;  // Kind::Loan: the chunk and how many of its bytes
+    usize loan_length = 0;
     TransactionId txid = 0;
     const OutgoingAttachment* attachment = nullptr;
 
@@ -76,6 +79,16 @@ public:
     // it could not be done straight away (the caller then takes send()).
     bool try_send_small(OutboxOwner& owner, const SmallMessage& msg);
 
+    // The loan pool of this direction (before first use).
+    void attach_pool(u8* base, u64 bytes, u32 slots, const RingCtl* ctl) VIPC_REQUIRES(mu);
+    // A chunk (loan_pool.hpp): ResourceBusy at once with a past deadline, else waits for
+    // returns until the deadline (Timeout).
+    Result<Loan> loan(OutboxOwner& owner, usize size, Deadline deadline);
+    Result<void> cancel_loan(LoanId id);
+    bool has_pool() const { return pool_bytes_ != 0; }
+    u64 pool_bytes() const { return pool_bytes_; }
+    u64 pool_used() const { return pool_used_.load(std::memory_order_relaxed); }
+
     bool rate_limited() const { return rate_limited_; }
     bool valid() const { return valid_; }
     u32 queued() VIPC_REQUIRES(mu) { return ring_.queued(); }
@@ -93,6 +106,12 @@ private:
     RecordProducer ring_ VIPC_GUARDED_BY(mu);
     SpinBudget spin_ VIPC_GUARDED_BY(mu);
     RegionSender regions_ VIPC_GUARDED_BY(mu);
+    LoanPool pool_ VIPC_GUARDED_BY(mu);
+    u64 pool_bytes_ = 0;             // fixed before first use
+    std::atomic<u64> pool_used_{0};  // a mirror of the pool's use, for statistics
+    void mirror_pool() VIPC_REQUIRES(mu) {
+        pool_used_.store(pool_.lent_bytes() + pool_.sent_bytes(), std::memory_order_relaxed);
+    }
     static constexpr int LIMIT_BUCKETS = 4;
     TokenBucket limits_[LIMIT_BUCKETS] VIPC_GUARDED_BY(mu);
     bool rate_limited_ = false;  // fixed before first use

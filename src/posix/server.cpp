@@ -84,6 +84,8 @@ struct ServerConnection final : InboxOwner {
     // Mappings: c2s.data and s2c.ctl are written by the client (trusted for nothing);
     // c2s.ctl and s2c.data by us.
     Mapping c2s_data, c2s_ctl, s2c_data, s2c_ctl;
+    // The loan pools: the client's (read-only here) and ours for this client (read-write).
+    Mapping c2s_pool, s2c_pool;
 
     Inbox inbox;  // the client→server ring; guarded by Server::Impl::receive_mu
     // ServerOptions::client_rate_limit as the server enforces it, with twice the burst (a
@@ -145,6 +147,9 @@ struct Server::Impl {
     mutable std::mutex conns_mu;
     std::vector<std::shared_ptr<ServerConnection>> conns VIPC_GUARDED_BY(conns_mu);
     ConnectionId next_id VIPC_GUARDED_BY(conns_mu) = 1;
+    // Connections gone while the server still held loans of theirs: kept (their pool stays
+    // mapped, so the views stay valid) until the last of those loans is released.
+    std::vector<std::shared_ptr<ServerConnection>> retired VIPC_GUARDED_BY(conns_mu);
     // Bumped (seq_cst, under conns_mu) whenever `conns` changes. The receiver scans its own
     // copy of the list (rx_conns) and takes conns_mu only to refresh it when this moved, so
     // the receive path locks nothing but receive_mu while the set of clients is stable.
@@ -209,7 +214,9 @@ struct Server::Impl {
     void handle_hello(int sock, std::unordered_map<int, std::shared_ptr<ServerConnection>>& live,
                       int epfd, CapabilityId through = 0);
     Result<std::shared_ptr<ServerConnection>> create_connection(pid_t peer_pid, uid_t peer_uid,
-                                                                u16 rights, int fds[], int* nfds);
+                                                                u16 rights, u64 c2s_pool_bytes,
+                                                                u64 s2c_pool_bytes, int fds[],
+                                                                int* nfds);
     void answer_stat(int sock);
 
     void refresh_rx_conns() VIPC_REQUIRES(receive_mu);
@@ -461,6 +468,20 @@ void Server::Impl::handle_hello(int raw_sock,
     w.max_inline_payload = geometry.max_inline_payload;
     w.server_pid = static_cast<u64>(pid);
     w.server_uid = geteuid();
+    // The loan pools: the client's as it asked, within our cap; ours as configured. Whole
+    // pages; a pool only for a direction the client's rights use.
+    const auto whole_pages = [](u64 bytes) {
+        return bytes > MAX_POOL_BYTES ? MAX_POOL_BYTES
+                                      : (bytes + PAGE_BYTES - 1) / PAGE_BYTES * PAGE_BYTES;
+    };
+    const u64 asked_pool = u64{hello->pool_kib} * 1024;
+    const u64 c2s_pool_bytes = (hello->rights & Rights::SEND) == 0
+                                   ? 0
+                                   : whole_pages(asked_pool < options.max_client_pool_bytes
+                                                     ? asked_pool
+                                                     : options.max_client_pool_bytes);
+    const u64 s2c_pool_bytes =
+        (hello->rights & Rights::RECEIVE) == 0 ? 0 : whole_pages(options.pool_bytes);
 
     IpcError refusal = IpcError::NotInitialized;
     bool refused = false;
@@ -497,7 +518,8 @@ void Server::Impl::handle_hello(int raw_sock,
     int nfds = 0;
     std::shared_ptr<ServerConnection> conn;
     if (!refused) {
-        auto created = create_connection(cred.pid, cred.uid, hello->rights, fds, &nfds);
+        auto created = create_connection(cred.pid, cred.uid, hello->rights, c2s_pool_bytes,
+                                         s2c_pool_bytes, fds, &nfds);
         if (!created) {
             refused = true;
             refusal = created.error();
@@ -512,7 +534,9 @@ void Server::Impl::handle_hello(int raw_sock,
     }
     w.status = 0;
     w.rights = hello->rights;
-    w.fd_bits = fd_bits_for_rights(hello->rights);
+    w.fd_bits = fd_bits_for(hello->rights, c2s_pool_bytes, s2c_pool_bytes);
+    w.c2s_pool_bytes = c2s_pool_bytes;
+    w.s2c_pool_bytes = s2c_pool_bytes;
     w.connection_id = conn->id;
     // Register the connection before the client learns of it: it may send at once, and a
     // receiver scanning (or a pollable descriptor drained) before the connection is listed
@@ -543,10 +567,9 @@ void Server::Impl::handle_hello(int raw_sock,
     accepted.fetch_add(1, std::memory_order_relaxed);
 }
 
-Result<std::shared_ptr<ServerConnection>> Server::Impl::create_connection(pid_t peer_pid,
-                                                                          uid_t peer_uid,
-                                                                          u16 rights, int fds[],
-                                                                          int* nfds) {
+Result<std::shared_ptr<ServerConnection>> Server::Impl::create_connection(
+    pid_t peer_pid, uid_t peer_uid, u16 rights, u64 c2s_pool_bytes, u64 s2c_pool_bytes, int fds[],
+    int* nfds) {
     auto c = std::make_shared<ServerConnection>();
     c->pid = peer_pid;
     c->uid = peer_uid;
@@ -595,7 +618,27 @@ Result<std::shared_ptr<ServerConnection>> Server::Impl::create_connection(pid_t 
         c->outbox.attach(words(), geometry, s2c_header, s2c_control, options.spin_ns);
     }
 
-    const u16 bits = fd_bits_for_rights(rights);
+    // The loan pools (loan_pool.hpp): sealed against resizing; ours also against new
+    // writable mappings (the client gets it read-only); the client's mapped read-only here.
+    Fd c2s_pool_fd, s2c_pool_fd;
+    if (c2s_pool_bytes != 0) {
+        CreatedMemfd pool = VIPC_TRY(create_memfd("vipc-c2s-pool", c2s_pool_bytes));
+        VIPC_TRY(finish_seals(pool.fd.get(), false));
+        pool.map = Mapping();
+        c->c2s_pool = VIPC_TRY(map_peer_memfd(pool.fd.get(), c2s_pool_bytes, false));
+        c->inbox.attach_pool(c->c2s_pool.as<const u8>(), c2s_pool_bytes, LOAN_SLOTS);
+        c2s_pool_fd = static_cast<Fd&&>(pool.fd);
+    }
+    if (s2c_pool_bytes != 0) {
+        CreatedMemfd pool = VIPC_TRY(create_memfd("vipc-s2c-pool", s2c_pool_bytes));
+        VIPC_TRY(finish_seals(pool.fd.get(), true));
+        s2c_pool_fd = VIPC_TRY(reopen_read_only(pool.fd.get()));
+        c->s2c_pool = static_cast<Mapping&&>(pool.map);
+        DeadlineLock lock(c->outbox.mu);
+        c->outbox.attach_pool(c->s2c_pool.as<u8>(), s2c_pool_bytes, LOAN_SLOTS, c->s2c_control());
+    }
+
+    const u16 bits = fd_bits_for(rights, c2s_pool_bytes, s2c_pool_bytes);
     *nfds = 0;
     auto put = [&](u16 bit, Fd& fd) {
         if ((bits & bit) != 0) fds[(*nfds)++] = fd.release();
@@ -607,6 +650,8 @@ Result<std::shared_ptr<ServerConnection>> Server::Impl::create_connection(pid_t 
     put(FdBits::STATE, state_dup);
     put(FdBits::DOORBELL, doorbell_dup);
     put(FdBits::NOTIFY, notify_dup);
+    put(FdBits::C2S_POOL, c2s_pool_fd);
+    put(FdBits::S2C_POOL, s2c_pool_fd);
     return c;
 }
 
@@ -700,6 +745,7 @@ void Server::Impl::forget_gone() {
         ServerConnection& c = *conns[i];
         const bool gone = c.broken.load() || (c.dead.load() && !c.inbox.ready().value_or(true));
         if (gone) {
+            if (c.inbox.pool_held() != 0) retired.push_back(conns[i]);
             conns.erase(conns.begin() + static_cast<std::ptrdiff_t>(i));
             changed = true;
         } else {
@@ -722,6 +768,38 @@ Result<Incoming> Server::Impl::take_from(ServerConnection& c, const RecordView& 
     in.info.transaction_id = record.txid;
     in.info.sender = ProcessId{static_cast<u64>(c.pid)};
     in.info.connection = c.id;
+    if (record.kind == RecordKind::Loan) {
+        LoanDescriptor d;
+        std::memcpy(&d, record.body, sizeof d);
+        if (taking.how == Take::Message) {
+            return fail(IpcError::MessageTooLarge,
+                        "a loan of %llu bytes is waiting: take it with receive_view() or "
+                        "receive_into()",
+                        static_cast<unsigned long long>(d.length));
+        }
+        if (taking.how == Take::Into && taking.buffer.size() < d.length) {
+            if (taking.needed != nullptr) *taking.needed = d.length;
+            return fail(IpcError::MessageTooLarge,
+                        "the buffer has %zu bytes, the loan %llu; it stays queued",
+                        taking.buffer.size(), static_cast<unsigned long long>(d.length));
+        }
+        const std::span<const std::byte> view = VIPC_TRY(c.inbox.accept_loan(record, &d));
+        in.kind = Incoming::Kind::Loan;
+        in.info.opcode = d.opcode;
+        in.info.flags = d.flags;
+        in.info.length = d.length;
+        in.loan = loan_id(d.slot, d.generation);
+        if (taking.how == Take::Into) {
+            if (!view.empty()) std::memcpy(taking.buffer.data(), view.data(), view.size());
+            VIPC_TRY(c.inbox.release(in.loan));  // copied: the chunk goes back at once
+            in.loan = 0;
+        } else {
+            in.payload = view;
+        }
+        in.message.set_sender(in.info.sender);
+        in.message.set_transaction_id(record.txid);
+        return in;
+    }
     if (record.kind == RecordKind::Payload) {
         const PayloadHead& h = record.payload_head;
         in.kind = Incoming::Kind::Payload;
@@ -1203,7 +1281,7 @@ Result<Server> Server::publish(std::string_view name, const ServerOptions& optio
     const u32 max_inline = options.max_inline_payload < MAX_INLINE_PAYLOAD_LIMIT
                                ? options.max_inline_payload
                                : MAX_INLINE_PAYLOAD_LIMIT;
-    impl->geometry = *RingGeometry::make(normalize_depth(options.capacity), max_inline, 0);
+    impl->geometry = *RingGeometry::make(normalize_depth(options.capacity), max_inline, LOAN_SLOTS);
     impl->limits_clients = options.client_rate_limit.messages_per_second != 0 ||
                            options.client_rate_limit.bytes_per_second != 0;
     {
@@ -1283,6 +1361,91 @@ Result<PayloadInfo> Server::receive_into(std::span<std::byte> buffer, usize* nee
     return VIPC_TRY(impl_->receive(Impl::Taking{Impl::Take::Into, buffer, needed}, Blocking::Yes,
                                    deadline))
         .info;
+}
+
+Result<Loan> Server::loan(ConnectionId to, usize size, Deadline deadline) {
+    if (!impl_) return moved_from();
+    Impl& s = *impl_;
+    std::shared_ptr<ServerConnection> c = s.find(to);
+    if (c == nullptr) {
+        return fail(IpcError::EndpointNotFound, "endpoint '%s' has no connection %llu",
+                    s.name.c_str(), static_cast<unsigned long long>(to));
+    }
+    ServerSend owner(s.closed, *c, IpcError::EndpointNotFound, s.waiting_senders);
+    return c->outbox.loan(owner, size, deadline);
+}
+
+Result<void> Server::send_loan(ConnectionId to, Loan& loan, usize length, u32 opcode, u32 flags,
+                               Deadline deadline) {
+    if (!impl_) return moved_from();
+    OutgoingRecord record;
+    record.kind = OutgoingRecord::Kind::Loan;
+    record.loan = loan.id;
+    record.loan_length = length;
+    record.opcode = opcode;
+    record.flags = flags & ~(MessageFlags::IS_REPLY | MessageFlags::HAS_CAPABILITY);
+    VIPC_TRY(impl_->send_to(to, record, Impl::Answer::Send, Blocking::Yes, deadline));
+    loan = Loan{};
+    return ok();
+}
+
+Result<void> Server::reply_loan(const Incoming& request, Loan& loan, usize length, u32 opcode,
+                                u32 flags, Deadline deadline) {
+    if (!impl_) return moved_from();
+    OutgoingRecord record;
+    record.kind = OutgoingRecord::Kind::Loan;
+    record.loan = loan.id;
+    record.loan_length = length;
+    record.opcode = opcode;
+    record.flags =
+        (flags & ~(MessageFlags::IS_REPLY | MessageFlags::HAS_CAPABILITY)) | MessageFlags::IS_REPLY;
+    record.txid = request.info.transaction_id;
+    VIPC_TRY(impl_->send_to(request.info.connection, record, Impl::Answer::Reply, Blocking::Yes,
+                            deadline));
+    loan = Loan{};
+    return ok();
+}
+
+Result<void> Server::cancel_loan(ConnectionId to, Loan& loan) {
+    if (!impl_) return moved_from();
+    std::shared_ptr<ServerConnection> c = impl_->find(to);
+    if (c == nullptr) return IpcError::EndpointNotFound;
+    VIPC_TRY(c->outbox.cancel_loan(loan.id));
+    loan = Loan{};
+    return ok();
+}
+
+Result<void> Server::release(const Incoming& received) {
+    if (!impl_) return moved_from();
+    if (received.kind != Incoming::Kind::Loan || received.loan == 0) {
+        return fail(IpcError::InvalidCapability, "this message is not a loan");
+    }
+    std::shared_ptr<ServerConnection> c = impl_->find(received.info.connection);
+    if (c != nullptr) return c->inbox.release(received.loan);
+    // A client that is gone: its pool stays mapped until we let go of its last loan.
+    std::lock_guard<std::mutex> lock(impl_->conns_mu);
+    auto& retired = impl_->retired;
+    for (usize i = 0; i < retired.size(); ++i) {
+        if (retired[i]->id != received.info.connection) continue;
+        VIPC_TRY(retired[i]->inbox.release(received.loan));
+        if (retired[i]->inbox.pool_held() == 0) {
+            retired.erase(retired.begin() + static_cast<std::ptrdiff_t>(i));
+        }
+        return ok();
+    }
+    return fail(IpcError::InvalidCapability, "this loan is not held here (released twice?)");
+}
+
+Result<PoolUse> Server::pool_use(ConnectionId connection) const {
+    if (!impl_) return moved_from();
+    std::shared_ptr<ServerConnection> c = impl_->find(connection);
+    if (c == nullptr) return IpcError::EndpointNotFound;
+    PoolUse u;
+    u.send_pool_bytes = c->outbox.pool_bytes();
+    u.send_pool_used = c->outbox.pool_used();
+    u.receive_pool_bytes = c->inbox.pool_bytes();
+    u.receive_pool_held = c->inbox.pool_held();
+    return u;
 }
 
 u32 Server::max_inline_payload() const {

@@ -6,6 +6,7 @@ target_sources(veridian_ipc PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/record_ring.cpp
   ${CMAKE_CURRENT_LIST_DIR}/outbox.cpp
   ${CMAKE_CURRENT_LIST_DIR}/inbox.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/loan_pool.cpp
   ${CMAKE_CURRENT_LIST_DIR}/wire.cpp
   ${CMAKE_CURRENT_LIST_DIR}/server.cpp
   ${CMAKE_CURRENT_LIST_DIR}/connection.cpp

@@ -66,6 +66,13 @@ u16 fd_bits_for_rights(u16 rights) {
     return bits;
 }
 
+u16 fd_bits_for(u16 rights, u64 c2s_pool_bytes, u64 s2c_pool_bytes) {
+    u16 bits = fd_bits_for_rights(rights);
+    if ((rights & Rights::SEND) != 0 && c2s_pool_bytes != 0) bits |= FdBits::C2S_POOL;
+    if ((rights & Rights::RECEIVE) != 0 && s2c_pool_bytes != 0) bits |= FdBits::S2C_POOL;
+    return bits;
+}
+
 Result<Hello> parse_hello(const void* bytes, usize size) {
     Hello h;
     if (size != sizeof h) return IpcError::InvalidMessage;
@@ -106,7 +113,17 @@ Result<Welcome> parse_welcome(const void* bytes, usize size, int fds_received, u
         return fail(IpcError::InvalidMessage, "the server granted rights 0x%x, asked for 0x%x",
                     w.rights, asked_rights);
     }
-    if (w.fd_bits != fd_bits_for_rights(asked_rights) ||
+    const auto pool_ok = [&](u64 pool, u16 right) {
+        return pool <= MAX_POOL_BYTES && pool % PAGE_BYTES == 0 &&
+               (pool == 0 || (asked_rights & right) != 0);
+    };
+    if (!pool_ok(w.c2s_pool_bytes, Rights::SEND) || !pool_ok(w.s2c_pool_bytes, Rights::RECEIVE)) {
+        return fail(IpcError::InvalidMessage,
+                    "the server announced bad loan pools (%llu and %llu bytes)",
+                    static_cast<unsigned long long>(w.c2s_pool_bytes),
+                    static_cast<unsigned long long>(w.s2c_pool_bytes));
+    }
+    if (w.fd_bits != fd_bits_for(asked_rights, w.c2s_pool_bytes, w.s2c_pool_bytes) ||
         fds_received != __builtin_popcount(w.fd_bits)) {
         return fail(IpcError::InvalidMessage,
                     "the server sent %d descriptors (set 0x%x) for rights 0x%x", fds_received,

@@ -31,7 +31,7 @@ struct Hello {
     u16 op;      // HelloOp
     u16 rights;  // Connect: the rights asked for (SEND, RECEIVE)
     u16 reserved0;
-    u32 reserved1;
+    u32 pool_kib;  // Connect: the loan pool asked for (client→server), in KiB (0: none)
 };
 static_assert(sizeof(Hello) == 16);
 
@@ -43,13 +43,16 @@ inline constexpr u16 S2C_DATA = 1u << 2;
 inline constexpr u16 S2C_CTL = 1u << 3;
 inline constexpr u16 STATE = 1u << 4;
 inline constexpr u16 DOORBELL = 1u << 5;
-inline constexpr u16 NOTIFY = 1u << 6;  // write end of the server's pollable pipe
-inline constexpr u16 ALL = 0x7F;
+inline constexpr u16 NOTIFY = 1u << 6;    // write end of the server's pollable pipe
+inline constexpr u16 C2S_POOL = 1u << 7;  // the client's loan pool (read-write), with SEND
+inline constexpr u16 S2C_POOL = 1u << 8;  // the server's loan pool (read-only), with RECEIVE
+inline constexpr u16 ALL = 0x1FF;
 }  // namespace FdBits
-inline constexpr int MAX_WELCOME_FDS = 7;
+inline constexpr int MAX_WELCOME_FDS = 9;
 
-// The descriptors a client with `rights` gets.
+// The descriptors a client with `rights` gets (and the pools, where they exist).
 u16 fd_bits_for_rights(u16 rights);
+u16 fd_bits_for(u16 rights, u64 c2s_pool_bytes, u64 s2c_pool_bytes);
 
 struct Welcome {
     u32 magic;
@@ -64,8 +67,10 @@ struct Welcome {
     u64 connection_id;
     u32 server_uid;
     u32 reserved1;
+    u64 c2s_pool_bytes;  // the client's loan pool (0: none), a multiple of the page size
+    u64 s2c_pool_bytes;  // the server's loan pool for this client (0: none)
 };
-static_assert(sizeof(Welcome) == 48);
+static_assert(sizeof(Welcome) == 64);
 
 struct StatReply {
     u32 magic;

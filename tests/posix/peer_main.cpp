@@ -29,6 +29,11 @@
 //                       back so; OP_EXIT exits 0
 //   payload-sender <count>  connect; send_async count payload messages (sizes cycling over
 //                       0..the limit, flags = i << 16, byte k = (i + k) & 0xFF); print DONE, wait
+//   loan-echo           publish (4 MiB loan pools); answer every loan with a loan of the bytes
+//                       XOR 0x5A (send_loan), releasing the one received; OP_EXIT exits 0
+//   loan-holder         publish; keep every loan received until an OP_SEND_BACK message
+//                       (releases them all) or OP_EXIT; OP_COUNT payload calls get the number
+//                       held (u64)
 //   bench-client <count> <warmup>  call round trips; prints "RTT p50 p99 min (ns)"
 //   region-echo         publish; answer OP_REGION calls with a report on the region (or the
 //                       inline bytes) they carry (see inspect_region); OP_REGION_BACK calls
@@ -534,6 +539,55 @@ int payload_sender(Connection& c, int count) {
     wait_forever();
 }
 
+// Publishes (with loan pools); every loan it receives is answered by a loan of its own with
+// the bytes XOR 0x5A (send_loan to that connection), and the received one released, unless
+// `hold` is set: then loans are kept until an OP_EXIT message, and OP_COUNT payload calls
+// are answered with the number held. OP_EXIT exits 0.
+int loan_echo(const std::string& dir, const std::string& name, bool hold) {
+    ServerOptions options;
+    options.runtime_dir = dir;
+    options.pool_bytes = 4u << 20;
+    auto server = Server::publish(name, options);
+    if (!server) die("publish", server.error());
+    ready();
+    std::vector<Incoming> held;
+    for (;;) {
+        auto in = server->receive_view();
+        if (!in) die("receive_view", in.error());
+        if (in->info.opcode == test::OP_EXIT) {
+            for (const Incoming& h : held)
+                (void)server->release(h);
+            return 0;
+        }
+        if (in->info.opcode == test::OP_SEND_BACK) {  // give back everything held
+            for (const Incoming& h : held)
+                (void)server->release(h);
+            held.clear();
+            continue;
+        }
+        if (in->kind == Incoming::Kind::Payload && in->info.opcode == test::OP_COUNT) {
+            const u64 n = held.size();
+            auto r = server->reply(*in, test::OP_COUNT, 0,
+                                   std::as_bytes(std::span<const u64>(&n, 1)), after_ms(5000));
+            if (!r) die("reply", r.error());
+            continue;
+        }
+        if (in->kind != Incoming::Kind::Loan) continue;
+        if (hold) {
+            held.push_back(*in);
+            continue;
+        }
+        auto out = server->loan(in->info.connection, in->payload.size(), after_ms(5000));
+        if (!out) die("loan", out.error());
+        for (usize i = 0; i < in->payload.size(); ++i)
+            out->bytes[i] = in->payload[i] ^ std::byte{0x5A};
+        auto r = server->send_loan(in->info.connection, *out, in->payload.size(), in->info.opcode,
+                                   in->info.flags, after_ms(5000));
+        if (!r) die("send_loan", r.error());
+        if (auto rel = server->release(*in); !rel) die("release", rel.error());
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -626,6 +680,8 @@ int main(int argc, char** argv) {
         return corrupt(c, arg ? arg : "seq");
     }
     if (role == "region-echo") return region_echo(dir, name);
+    if (role == "loan-echo") return loan_echo(dir, name, false);
+    if (role == "loan-holder") return loan_echo(dir, name, true);
     if (role == "payload-echo") {
         return payload_echo(dir, name,
                             arg ? static_cast<u32>(std::atol(arg)) : DEFAULT_MAX_INLINE_PAYLOAD);

@@ -189,6 +189,10 @@ inline constexpr u32 DEFAULT_MAX_INLINE_PAYLOAD = 4096;
 // connection take >= 4 x (max + 64) bytes; at 64 KiB that is 256 KiB per connection already
 // (1000 connections: 256 MiB), and beyond it a copy costs more than sending a Region.
 inline constexpr u32 MAX_INLINE_PAYLOAD_LIMIT = 65536;
+// The loan pool of each direction of a connection (ServerOptions / ConnectOptions::pool_bytes;
+// rounded up to whole pages): memfd pages, committed only when written.
+inline constexpr u64 DEFAULT_POOL_BYTES = u64{1} << 20;
+inline constexpr u64 MAX_POOL_BYTES = u64{1} << 30;
 
 // ---- Deadlines on CLOCK_MONOTONIC --------------------------------------------------------------
 
@@ -244,6 +248,10 @@ struct ServerOptions {
     RateLimit client_rate_limit;  // what each client may send (see RateLimit)
     // Largest inline payload, both directions: 0..MAX_INLINE_PAYLOAD_LIMIT (more is clamped).
     u32 max_inline_payload = DEFAULT_MAX_INLINE_PAYLOAD;
+    // Loan pool of each connection's server→client direction (0: the server cannot loan).
+    u64 pool_bytes = DEFAULT_POOL_BYTES;
+    // The most a client may ask for its own (client→server) pool; more is cut to this.
+    u64 max_client_pool_bytes = MAX_POOL_BYTES;
 };
 
 struct ConnectOptions {
@@ -253,6 +261,9 @@ struct ConnectOptions {
     // How long connect() may wait for the server's answer.
     u32 connect_timeout_ms = 2000;
     RateLimit rate_limit;  // this connection's own limit on its sends (see RateLimit)
+    // This connection's loan pool (client→server; 0: no loans). The server may grant less
+    // (ServerOptions::max_client_pool_bytes).
+    u64 pool_bytes = DEFAULT_POOL_BYTES;
 };
 
 // ---- Statistics (for `vipc ls` / `vipc stat`) --------------------------------------------------
@@ -309,19 +320,41 @@ struct PayloadInfo {
     ConnectionId connection = 0;  // on a server: which client sent it
 };
 
+// A loan: a chunk of this side's pool, writable in place. Send it (send_loan, reply_loan: it
+// is then the receiver's until it releases it) or give it back (cancel_loan).
+using LoanId = u64;
+struct Loan {
+    std::span<std::byte> bytes;
+    LoanId id = 0;  // 0: no loan
+};
+
 // A received message as a view. Valid until the next receive (of any kind) on the same side:
-// the same Server, or the same Connection.
+// the same Server, or the same Connection; a loan's view until release().
 //   kind Payload: `payload` are its bytes. On a server they are read in place from the
 //     client's ring (zero copy): a client that scribbles on a record after sending it can
 //     change only these bytes of its own message; copy them (receive_into) if they must
 //     stay put. On a client they were copied once out of the ring.
+//   kind Loan: `payload` is the sender's chunk, mapped read-only here, zero copy, valid until
+//     release(); the sender cannot reuse it before. A sender that writes a chunk after
+//     sending it can change only its own message (the bytes may tear under the reader):
+//     copy it if that matters, or send a Region with Transfer::Move (sealed) for a
+//     tamper-proof transfer.
 //   kind Small / Large: `message` is the Message (as receive_sync gives it), payload empty.
 struct Incoming {
-    enum class Kind : u8 { Small, Large, Payload };
+    enum class Kind : u8 { Small, Large, Payload, Loan };
     Kind kind = Kind::Small;
     PayloadInfo info;
     std::span<const std::byte> payload;
     Message message;
+    LoanId loan = 0;  // kind Loan: what release() takes
+};
+
+// How much of a connection's pools is in use (statistics, racy snapshots).
+struct PoolUse {
+    u64 send_pool_bytes = 0;     // this side's pool (what it loans from)
+    u64 send_pool_used = 0;      // lent out here or sent and not released yet
+    u64 receive_pool_bytes = 0;  // the peer's pool, read-only here
+    u64 receive_pool_held = 0;   // received loans not released yet
 };
 
 // ---- Server ------------------------------------------------------------------------------------
@@ -381,6 +414,22 @@ public:
     Result<void> reply(const Incoming& request, u32 opcode, u32 flags,
                        std::span<const std::byte> payload, Deadline deadline = Deadline::never());
     u32 max_inline_payload() const;
+
+    // Loans (zero copy) from the pool of the server→client direction of `to`. Pool full:
+    // ResourceBusy at once (the default deadline), else a wait until the client releases
+    // chunks, or the deadline (Timeout). Larger than the pool: MessageTooLarge; no pool
+    // (ServerOptions::pool_bytes 0, or the client has no RECEIVE): ResourceBusy.
+    Result<Loan> loan(ConnectionId to, usize size, Deadline deadline = Deadline::past());
+    // Sends `length` bytes of the loan (it is empty afterwards); the ring may be full as for
+    // send_sync. reply_loan answers a request with it.
+    Result<void> send_loan(ConnectionId to, Loan& loan, usize length, u32 opcode, u32 flags,
+                           Deadline deadline = Deadline::never());
+    Result<void> reply_loan(const Incoming& request, Loan& loan, usize length, u32 opcode,
+                            u32 flags, Deadline deadline = Deadline::never());
+    Result<void> cancel_loan(ConnectionId to, Loan& loan);
+    // Gives a received loan back to its sender (InvalidCapability: not held, released twice).
+    Result<void> release(const Incoming& received);
+    Result<PoolUse> pool_use(ConnectionId connection) const;
 
     // Answers a request taken by receive_sync(): the response goes to the caller's call() with the
     // request's transaction id (IS_REPLY is set). Blocks while that client's ring is full.
@@ -515,6 +564,15 @@ public:
     // A call whose request carries a region (see region.hpp).
     Result<Message> call(const Message& request, Region& region, Transfer transfer,
                          Deadline deadline = Deadline::never());
+
+    // Loans (zero copy) from this connection's pool (ConnectOptions::pool_bytes); as on
+    // Server, without the connection argument.
+    Result<Loan> loan(usize size, Deadline deadline = Deadline::past());
+    Result<void> send_loan(Loan& loan, usize length, u32 opcode, u32 flags,
+                           Deadline deadline = Deadline::never());
+    Result<void> cancel_loan(Loan& loan);
+    Result<void> release(const Incoming& received);
+    Result<PoolUse> pool_use() const;
 
     // Payload messages: `payload` up to max_inline_payload() bytes (more: MessageTooLarge).
     u32 max_inline_payload() const;
