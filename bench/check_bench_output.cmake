@@ -1,12 +1,15 @@
 # Smoke test of `vipc bench` (run with cmake -P): a tiny run of every transport, then checks
 # that the output is complete and well-formed. No timing assertions.
 #   -DBENCH=<path to vipc-bench>  -DOUT_DIR=<directory for the outputs>
+#   -DMUST_RUN=<name,name...>     optional: more transports that must have numbers in every
+#                                 case (CMakeLists.txt passes the veridian-ipc rows it built)
 # Checks: the run exits 0; the JSON parses; every transport of `--list` appears in it, and
 # either ran — every case has latency/throughput numbers for what the transport supports, or
-# a reason — or did not run and says why; the transports that need nothing but the kernel
-# (the floors, pipe, Unix socket, eventfd) have numbers in every case, so a crash in the
-# harness cannot hide behind a reason; the Markdown names every transport; the plots are SVG
-# documents.
+# a reason — or did not run and says why; a transport that ran has a cross-core case at every
+# size of the sweep it carries; the transports that need nothing but the kernel (the floors,
+# pipe, Unix socket, eventfd) and those in MUST_RUN have numbers in every case, so a crash in
+# the harness or the runtime cannot hide behind a reason; the Markdown names every transport
+# and has the targets table; the plots are SVG documents.
 cmake_minimum_required(VERSION 3.25)
 if(NOT BENCH OR NOT OUT_DIR)
   message(FATAL_ERROR "usage: cmake -DBENCH=<vipc-bench> -DOUT_DIR=<dir> -P check_bench_output.cmake")
@@ -26,8 +29,8 @@ if(expected_count LESS 10)
 endif()
 
 execute_process(
-  COMMAND ${BENCH} --quick --rtts 200 --msgs 2000 --reps 3 --sizes 8,48,1K
-          --json ${OUT_DIR}/bench.json --markdown ${OUT_DIR}/bench.md --plot-dir ${OUT_DIR}/plots
+  COMMAND ${BENCH} --quick --rtts 200 --msgs 2000 --reps 3 --sizes 8,48,1K,1M
+          --json-out ${OUT_DIR}/bench.json --markdown ${OUT_DIR}/bench.md --plot-dir ${OUT_DIR}/plots
   OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
 message("${out}")
 if(NOT rc EQUAL 0)
@@ -42,7 +45,16 @@ endif()
 string(JSON count LENGTH "${json}" transports)
 set(problems "")
 set(seen "")
-set(must_run spin spin_yield futex pipe unix_socket eventfd)
+string(REPLACE "," ";" more_must_run "${MUST_RUN}")
+set(must_run spin_line yield_line futex_line spin_ring yield_ring futex_ring spin_ring_uncached
+    pipe unix_socket eventfd ${more_must_run})
+string(JSON nsizes LENGTH "${json}" sweep_sizes)
+set(sweep_sizes "")
+math(EXPR slast "${nsizes} - 1")
+foreach(s RANGE ${slast})
+  string(JSON size GET "${json}" sweep_sizes ${s})
+  list(APPEND sweep_sizes ${size})
+endforeach()
 math(EXPR last "${count} - 1")
 foreach(i RANGE ${last})
   string(JSON name GET "${json}" transports ${i} name)
@@ -50,6 +62,7 @@ foreach(i RANGE ${last})
   string(JSON reason GET "${json}" transports ${i} reason)
   string(JSON round_trips GET "${json}" transports ${i} round_trips)
   string(JSON streams GET "${json}" transports ${i} streams)
+  string(JSON max_size GET "${json}" transports ${i} max_message_size)
   list(APPEND seen ${name})
   if(status STREQUAL "not_run")
     if(reason STREQUAL "" OR reason STREQUAL "null")
@@ -65,12 +78,16 @@ foreach(i RANGE ${last})
     continue()
   endif()
   set(placements "")
+  set(cross_sizes "")
   math(EXPR clast "${ncases} - 1")
   foreach(c RANGE ${clast})
     string(JSON placement GET "${json}" transports ${i} cases ${c} placement)
     string(JSON size GET "${json}" transports ${i} cases ${c} size)
     string(JSON cstatus GET "${json}" transports ${i} cases ${c} status)
     list(APPEND placements ${placement})
+    if(placement STREQUAL "cross-core")
+      list(APPEND cross_sizes ${size})
+    endif()
     if(cstatus STREQUAL "failed")
       string(JSON creason GET "${json}" transports ${i} cases ${c} reason)
       if(creason STREQUAL "" OR creason STREQUAL "null")
@@ -100,6 +117,11 @@ foreach(i RANGE ${last})
       list(APPEND problems "${name}: no ${p} case")
     endif()
   endforeach()
+  foreach(size ${sweep_sizes})
+    if(NOT size GREATER max_size AND NOT size IN_LIST cross_sizes)
+      list(APPEND problems "${name}: carries ${max_size} B but has no cross-core case of ${size} B")
+    endif()
+  endforeach()
 endforeach()
 foreach(n ${names})
   if(NOT n IN_LIST seen)
@@ -114,6 +136,10 @@ foreach(n ${names})
     list(APPEND problems "${n}: missing from the Markdown table")
   endif()
 endforeach()
+string(FIND "${md}" "### Targets" at)
+if(at EQUAL -1)
+  list(APPEND problems "the Markdown has no targets table")
+endif()
 foreach(plot latency throughput sweep_latency sweep_throughput)
   if(NOT EXISTS ${OUT_DIR}/plots/${plot}.svg)
     list(APPEND problems "plot ${plot}.svg not written")

@@ -1,6 +1,8 @@
 // Tables, JSON and SVG for a run. Cells are "median [min–max]" across repetitions.
 #include "report.hpp"
 
+#include "../tools/vipc/json_writer.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -236,9 +238,9 @@ Table latency_table(const RunInfo& run, const std::vector<TransportResult>& resu
         }
     }
     t.footnotes.push_back(
-        "\"vs floor\": p50 divided by the lowest p50 of the bench's own floors (spin, spin_yield, "
-        "futex) at the same placement; \"vs best peer\": divided by the lowest p50 among the "
-        "other peers (not floors, not veridian-ipc).");
+        "\"vs floor\": p50 divided by the lowest p50 of the bench's own floors (the *_line and "
+        "*_ring rows) at the same placement; \"vs best peer\": divided by the lowest p50 among "
+        "the other peers (not floors, not veridian-ipc).");
     return t;
 }
 
@@ -294,17 +296,19 @@ std::vector<Table> sweep_tables(const RunInfo& run, const std::vector<TransportR
             for (const CaseResult& c : tr.cases)
                 if (c.placement.name == placement && c.size != run.main_size) any = true;
         if (!any) continue;
-        for (int kind = 0; kind < 2; ++kind) {
+        // kind 0: round-trip p50, 1: round-trip p99, 2: one-way throughput.
+        for (int kind = 0; kind < 3; ++kind) {
             Table t;
             t.title = std::string("Size sweep, ") + placement +
-                      (kind == 0 ? ": round-trip p50, µs (median of repetitions)"
-                                 : ": one-way throughput, MiB/s (median of repetitions)");
+                      (kind == 0   ? ": round-trip p50, µs (median of repetitions)"
+                       : kind == 1 ? ": round-trip p99, µs (median of repetitions)"
+                                   : ": one-way throughput, MiB/s (median of repetitions)");
             t.headers = {"transport", "carries up to"};
             for (std::size_t s : run.sweep_sizes)
                 t.headers.push_back(size_label(s));
             int footnote = 0;
             for (const TransportResult& tr : results) {
-                if ((kind == 0 && !tr.round_trips) || (kind == 1 && !tr.streams)) continue;
+                if ((kind < 2 && !tr.round_trips) || (kind == 2 && !tr.streams)) continue;
                 std::vector<std::string> row = {tr.name, "—"};
                 if (!tr.reason.empty()) {
                     for (std::size_t i = 0; i < run.sweep_sizes.size(); ++i)
@@ -319,14 +323,14 @@ std::vector<Table> sweep_tables(const RunInfo& run, const std::vector<TransportR
                         row.push_back("n/a");
                         continue;
                     }
-                    const bool has = kind == 0 ? c->has_latency() : c->has_stream();
+                    const bool has = kind < 2 ? c->has_latency() : c->has_stream();
                     if (!has) {
                         row.push_back("failed [" + std::to_string(++footnote) + "]");
                         t.footnotes.push_back("[" + std::to_string(footnote) + "] " + tr.name +
                                               ", " + size_label(s) + ": " + case_note(tr, c));
                     } else {
-                        row.push_back(
-                            fmt_num(kind == 0 ? c->latency(1).median : c->mib_per_second().median));
+                        row.push_back(fmt_num(kind < 2 ? c->latency(kind + 1).median
+                                                       : c->mib_per_second().median));
                     }
                 }
                 row[1] = tr.max_message_size > 0 ? size_label(tr.max_message_size) : "—";
@@ -341,6 +345,196 @@ std::vector<Table> sweep_tables(const RunInfo& run, const std::vector<TransportR
         }
     }
     return tables;
+}
+
+// ---- Targets ----------------------------------------------------------------------------------
+//
+// The data path's targets, each a ratio of two medians of this run (same placement, same size
+// unless said). A target whose rows or size did not run says so instead of a verdict.
+
+const TransportResult* find_transport(const std::vector<TransportResult>& results,
+                                      const std::string& name) {
+    for (const TransportResult& t : results)
+        if (t.name == name) return &t;
+    return nullptr;
+}
+
+// A median of one row at one placement and size, or why there is none.
+struct Measure {
+    double value = 0;
+    std::string missing;  // empty when value is valid
+};
+
+enum class Metric { p50, rate };
+
+Measure measure(const std::vector<TransportResult>& results, const std::string& name,
+                const std::string& placement, std::size_t size, Metric metric) {
+    const TransportResult* t = find_transport(results, name);
+    if (t == nullptr) return {0, name + " not in this run"};
+    if (!t->reason.empty()) return {0, name + " did not run (its row says why)"};
+    const CaseResult* c = t->find(placement, size);
+    if (c == nullptr) return {0, name + " " + size_label(size) + " " + placement + " not run"};
+    if (metric == Metric::p50 ? !c->has_latency() : !c->has_stream())
+        return {0, name + " " + size_label(size) + " " + placement + ": " + case_note(*t, c)};
+    return {metric == Metric::p50 ? c->latency(1).median : c->msgs_per_second().median, {}};
+}
+
+std::string fmt_us(double v) {
+    return fmt_num(v) + " µs";
+}
+
+std::string fmt_rate(double v) {
+    return fmt_num(v / 1e6) + " M/s";
+}
+
+// "0.07× (1/14.3)" for ratios below 1 where "1/x" reads better.
+std::string fmt_fraction(double r) {
+    if (!(r > 0) || !std::isfinite(r)) return "—";
+    return fmt_ratio(r) + " (1/" + fmt_num(1 / r) + ")";
+}
+
+enum class Bound { at_most, at_least };
+
+struct Targets {
+    Table table;
+    const RunInfo& run;
+    const std::vector<TransportResult>& results;
+
+    bool in_sweep(std::size_t size) const {
+        return size == run.main_size || std::find(run.sweep_sizes.begin(), run.sweep_sizes.end(),
+                                                  size) != run.sweep_sizes.end();
+    }
+
+    void no_data(const std::string& target, const std::string& required, const std::string& why) {
+        table.rows.push_back({target, "—", required, "no data", why});
+    }
+
+    // value(a) / value(b) against `limit`.
+    void ratio(const std::string& target, const Measure& a, const Measure& b, Bound bound,
+               double limit, const std::string& numbers_a, const std::string& numbers_b,
+               bool as_fraction = false) {
+        const std::string required =
+            (bound == Bound::at_most ? "≤ " : "≥ ") +
+            (as_fraction ? "1/" + fmt_num(1 / limit) : fmt_num(limit) + "×");
+        if (!a.missing.empty()) return no_data(target, required, a.missing);
+        if (!b.missing.empty()) return no_data(target, required, b.missing);
+        const double r = a.value / b.value;
+        const bool met = bound == Bound::at_most ? r <= limit : r >= limit;
+        std::string verdict = met ? "met" : "not met";
+        if (run.reps < 3) verdict += " (only " + std::to_string(run.reps) + " repetitions)";
+        table.rows.push_back({target, as_fraction ? fmt_fraction(r) : fmt_ratio(r), required,
+                              verdict, numbers_a + " vs " + numbers_b});
+    }
+
+    void p50_ratio(const std::string& target, const std::string& a, const std::string& b,
+                   const std::string& placement, std::size_t size_a, std::size_t size_b,
+                   double limit) {
+        const Measure ma = measure(results, a, placement, size_a, Metric::p50);
+        const Measure mb = measure(results, b, placement, size_b, Metric::p50);
+        ratio(target, ma, mb, Bound::at_most, limit,
+              a + " " + size_label(size_a) + " " + fmt_us(ma.value),
+              b + " " + size_label(size_b) + " " + fmt_us(mb.value));
+    }
+
+    void rate_ratio(const std::string& target, const std::string& a, const std::string& b,
+                    std::size_t size, double limit) {
+        const Measure ma = measure(results, a, "cross-core", size, Metric::rate);
+        const Measure mb = measure(results, b, "cross-core", size, Metric::rate);
+        ratio(target, ma, mb, Bound::at_least, limit, a + " " + fmt_rate(ma.value),
+              b + " " + fmt_rate(mb.value));
+    }
+
+    // veridian_loan p50 / the lowest p50 of every peer that carries `size`.
+    void loan_vs_peers(std::size_t size) {
+        const std::string target = "loan p50 " + size_label(size) + " vs every peer";
+        const std::string required = "≤ 1/5";
+        if (!in_sweep(size)) return no_data(target, required, "size not in this run's sweep");
+        const Measure loan = measure(results, "veridian_loan", "cross-core", size, Metric::p50);
+        Measure best{0, "no peer carried " + size_label(size)};
+        std::string best_name;
+        for (const TransportResult& t : results) {
+            if (t.group != "peer" || !t.round_trips || t.max_message_size < size) continue;
+            const Measure m = measure(results, t.name, "cross-core", size, Metric::p50);
+            if (m.missing.empty() && (!best.missing.empty() || m.value < best.value)) {
+                best = m;
+                best_name = t.name;
+            }
+        }
+        ratio(target, loan, best, Bound::at_most, 0.2, "veridian_loan " + fmt_us(loan.value),
+              "best peer " + best_name + " " + fmt_us(best.value), true);
+    }
+};
+
+Table targets_table(const RunInfo& run, const std::vector<TransportResult>& results) {
+    Targets g{Table{}, run, results};
+    g.table.title = "Targets: ratios of medians of this run (cross-core unless said)";
+    g.table.headers = {"target", "measured", "required", "result", "numbers (medians)"};
+    constexpr std::size_t kKiB = 1024, kMiB = 1024 * 1024;
+    const std::size_t main = run.main_size;
+
+    // Inline records: round trip vs the one-line spin floor copying the same bytes.
+    bool any_inline = false;
+    for (std::size_t size : run.sweep_sizes) {
+        if (size < 8 || size > 64 * kKiB) continue;
+        any_inline = true;
+        g.p50_ratio("inline p50 " + size_label(size) + " vs spin_line", "veridian_inline",
+                    "spin_line", "cross-core", size, size, 1.25);
+    }
+    if (!any_inline)
+        g.no_data("inline p50 8 B..64 KiB vs spin_line", "≤ 1.25×", "no size of 8 B..64 KiB run");
+    for (std::size_t size : {512 * std::size_t{1}, 4 * kKiB}) {
+        const std::string target = "inline stream " + size_label(size) + " vs spin_ring";
+        if (!g.in_sweep(size))
+            g.no_data(target, "≥ 0.8×", "size not in this run's sweep");
+        else
+            g.rate_ratio(target, "veridian_inline", "spin_ring", size, 0.8);
+    }
+
+    // Loans: flat in size, and far below every peer from 32 KiB on.
+    for (std::size_t size : {kMiB, 64 * kMiB}) {
+        const std::string target = "loan p50 " + size_label(size) + " vs loan " + size_label(main);
+        if (!g.in_sweep(size))
+            g.no_data(target, "≤ 1.5×", "size not in this run's sweep");
+        else
+            g.p50_ratio(target, "veridian_loan", "veridian_loan", "cross-core", size, main, 1.5);
+    }
+    bool any_large = false;
+    for (std::size_t size : run.sweep_sizes) {
+        if (size < 32 * kKiB) continue;
+        bool peer_carries = false;
+        for (const TransportResult& t : results)
+            if (t.group == "peer" && t.max_message_size >= size) peer_carries = true;
+        if (!peer_carries) continue;
+        any_large = true;
+        g.loan_vs_peers(size);
+    }
+    if (!any_large) g.no_data("loan p50 ≥ 32 KiB vs every peer", "≤ 1/5", "no size ≥ 32 KiB run");
+
+    // 48-byte streaming against the Lamport ring floor; async never slower than sync.
+    g.rate_ratio("send_async stream " + size_label(main) + " vs spin_ring", "veridian_async",
+                 "spin_ring", main, 0.8);
+    g.rate_ratio("fast_send stream " + size_label(main) + " vs spin_ring", "veridian_small",
+                 "spin_ring", main, 0.8);
+    g.rate_ratio("send_async stream vs send_sync stream", "veridian_async", "veridian_sync", main,
+                 1.0);
+
+    // 48-byte round trips at the physical floor.
+    g.p50_ratio("fast_send p50 vs spin_line", "veridian_small", "spin_line", "cross-core", main,
+                main, 1.25);
+    g.p50_ratio("call/reply p50 vs spin_line", "veridian_call", "spin_line", "cross-core", main,
+                main, 1.25);
+    g.p50_ratio("fast_send p50 same-core vs yield_line", "veridian_small", "yield_line",
+                "same-core", main, main, 1.2);
+    g.p50_ratio("call/reply p50 same-core vs yield_line", "veridian_call", "yield_line",
+                "same-core", main, main, 1.2);
+
+    g.table.footnotes.push_back(
+        "Each number is the median over the run's repetitions of one case (p50 of its round "
+        "trips, or its stream rate); a ratio divides two such medians of this run. spin_line: "
+        "one 64-byte line per direction, copying the same bytes; spin_ring: the Lamport ring "
+        "caching the opposite index; yield_line: spin_line with sched_yield. The loan rows touch "
+        "only the bytes the harness checks (see docs/PERFORMANCE.md); the peers copy all.");
+    return g.table;
 }
 
 std::string run_header(const RunInfo& run) {
@@ -363,7 +557,8 @@ std::string run_header(const RunInfo& run) {
 }
 
 std::string all_tables(const RunInfo& run, const std::vector<TransportResult>& results, bool pad) {
-    std::string out = render(latency_table(run, results), pad);
+    std::string out = render(targets_table(run, results), pad);
+    out += render(latency_table(run, results), pad);
     out += render(throughput_table(run, results), pad);
     for (const Table& t : sweep_tables(run, results))
         out += render(t, pad);
@@ -404,40 +599,13 @@ bool write_markdown(const std::string& path, const RunInfo& run,
 
 namespace {
 
+// The command line's JSON writer (tools/vipc/json_writer.hpp): one quoting for both.
 std::string json_string(const std::string& s) {
-    std::string out = "\"";
-    for (unsigned char c : s) {
-        switch (c) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            default:
-                if (c < 0x20) {
-                    char buf[8];
-                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
-                    out += buf;
-                } else {
-                    out += static_cast<char>(c);
-                }
-        }
-    }
-    return out + "\"";
+    return vipc::json::quote(s);
 }
 
 std::string json_number(double v) {
-    if (!std::isfinite(v)) return "null";
-    char buf[40];
-    std::snprintf(buf, sizeof buf, "%.6g", v);
-    return buf;
+    return vipc::json::number_significant(v, 6);
 }
 
 std::string json_spread(const Spread& s) {

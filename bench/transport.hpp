@@ -42,7 +42,8 @@
 //      that cannot run here (library not built, daemon missing, kernel limit) still has a row:
 //      its probe() returns the reason, and the row shows it instead of numbers.
 //
-// The veridian-ipc rows live in transport_veridian.cpp; see the comment there.
+// The veridian-ipc rows live in transport_veridian.cpp (48-byte messages) and
+// transport_veridian_payload.cpp (payloads of any size); see the comments there.
 #pragma once
 
 #include <cstddef>
@@ -153,13 +154,14 @@ TransportInfo unavailable_transport(std::string name, std::string description, s
 std::vector<TransportInfo> all_transports();
 
 // Each transport file contributes its rows through one of these (transports.cpp calls them).
-std::vector<TransportInfo> floor_transports();     // transport_shm.cpp
-std::vector<TransportInfo> eventfd_transports();   // transport_shm.cpp
-std::vector<TransportInfo> os_transports();        // transport_os.cpp
-std::vector<TransportInfo> boost_transports();     // transport_boost.cpp
-std::vector<TransportInfo> zmq_transports();       // transport_zmq.cpp
-std::vector<TransportInfo> nng_transports();       // transport_nng.cpp
-std::vector<TransportInfo> iceoryx_transports();   // transport_iceoryx.cpp
-std::vector<TransportInfo> veridian_transports();  // transport_veridian.cpp
+std::vector<TransportInfo> floor_transports();             // transport_shm.cpp
+std::vector<TransportInfo> eventfd_transports();           // transport_shm.cpp
+std::vector<TransportInfo> os_transports();                // transport_os.cpp
+std::vector<TransportInfo> boost_transports();             // transport_boost.cpp
+std::vector<TransportInfo> zmq_transports();               // transport_zmq.cpp
+std::vector<TransportInfo> nng_transports();               // transport_nng.cpp
+std::vector<TransportInfo> iceoryx_transports();           // transport_iceoryx.cpp
+std::vector<TransportInfo> veridian_transports();          // transport_veridian.cpp
+std::vector<TransportInfo> veridian_payload_transports();  // transport_veridian_payload.cpp
 
 }  // namespace vipc::bench

@@ -1,24 +1,61 @@
-// Shared-memory ring transports: the floors (spin, spin+yield, futex) and eventfd.
+// SPDX-License-Identifier: MIT OR Apache-2.0
 //
-// All four move messages through the same pair of single-producer/single-consumer rings in
-// anonymous shared memory (one ring per direction, mapped before the fork); they differ only
-// in how a side waits for the other:
-//   spin        busy-wait with the pause instruction: the latency floor across cores
-//   spin_yield  busy-wait calling sched_yield(): the floor when both share one cpu
-//   futex       sleep in FUTEX_WAIT every time, FUTEX_WAKE when the peer may sleep
-//   eventfd     sleep in read() on an eventfd, write() it when the peer may sleep
+// Shared-memory transports: the bench's floors, and eventfd.
 //
-// Ring protocol (per direction): `tail` counts published messages and is written only by the
-// producer, `head` counts consumed messages and is written only by the consumer; both wrap at
-// 2^32 and the depth is a power of two, so `tail - head` is the fill level.
-//   send:    (1) wait while full  (2) copy into slot[tail % depth]  (3) publish tail+1
-//            (4) wake the consumer if it announced that it sleeps
-//   receive: (1) wait while empty (2) copy out of slot[head % depth]  (3) release head+1
-//            (4) wake the producer if it announced that it sleeps
-// A sleeping waiter (futex, eventfd) announces itself in a `waiting` word, re-checks the index
-// and only then sleeps; the waker publishes the index before it reads `waiting`. Both sides use
-// sequentially consistent operations there, so one of them always sees the other: no lost
-// wakeup. A stale eventfd count only causes one extra re-check.
+// The floors are the least that two processes exchanging messages through shared memory can
+// cost on this machine; every other row is read against them. Two constructions, each with
+// three ways for a side to wait:
+//
+//   spin        busy-wait with the pause instruction: the floor across cores
+//   yield       busy-wait calling sched_yield(): the floor when both share one cpu
+//   futex       announce, re-check, FUTEX_WAIT on every wait; FUTEX_WAKE only when the peer
+//               announced that it may sleep
+//
+// One line per direction (rows spin_line, yield_line, futex_line): a mailbox per direction
+// whose 4-byte sequence word, the receiver's 4-byte `waiting` word and the first 56 payload
+// bytes share one 64-byte line (a longer payload continues on the lines that follow). A
+// 48-byte round trip therefore moves exactly two lines, one per direction: the physical floor
+// of a round trip. A mailbox holds one message, so these rows do round trips only.
+//
+//   mailbox (page-aligned, one per direction):
+//     +0  u32 seq       written by the sender: messages sent into this mailbox so far
+//     +4  u32 waiting   written by the receiver (futex only): 1 while it may sleep on seq
+//     +8  payload       written by the sender before seq, read by the receiver after it
+//   send:    (1) copy the payload in  (2) publish seq+1 (release)  (3) futex: wake the receiver
+//            if it announced that it may sleep
+//   receive: (1) wait until seq == the next expected number (acquire)  (2) copy the payload out
+//   In a ping-pong a side sends again only after the peer answered, i.e. after the peer copied
+//   the previous message out, so the sender never overwrites an unread message. The receiver
+//   checks that: a mailbox that skipped a number fails the case ("lost message").
+//
+// Lamport ring (rows spin_ring, yield_ring, futex_ring): a single-producer/single-consumer ring
+// of `depth` slots of exactly the message size (Folly's ProducerConsumerQueue with each side
+// caching the other's index). `tail` (producer) and `head` (consumer) are each alone on a
+// 128-byte block (the adjacent-line prefetcher moves lines in pairs); the slots start on the
+// next page. Both indices count messages and wrap at 2^32; the depth is a power of two, so
+// `tail - head` is the fill level.
+//   Each side keeps its own index in private memory (its shared copy is only ever stored) and
+//   a private copy of the other side's index, which it re-reads (acquire) only when the copy
+//   says full (producer) or empty (consumer). A stream thus reads the other index about once
+//   per ring's worth of messages instead of once per message.
+//   send:    (1) full per the cached head? re-read head (acquire), wait while still full
+//            (2) copy into slot[tail % depth]  (3) publish tail+1 (release)
+//            (4) futex/eventfd: wake the consumer if it announced that it may sleep
+//   receive: (1) empty per the cached tail? re-read tail (acquire), wait while still empty
+//            (2) copy out of slot[head % depth]  (3) release head+1 (release)
+//            (4) futex/eventfd: wake the producer if it announced that it may sleep
+//
+// spin_ring_uncached is the same ring re-reading the opposite index on every message (the
+// bench's spin floor before the cached rings existed): what not caching costs.
+//
+// eventfd (a peer, not a floor) is the Lamport ring with an eventfd as the doorbell.
+//
+// Sleeping waiters (futex, eventfd): the waiter stores 1 into its `waiting` word, re-reads the
+// index/sequence word and sleeps only if it did not change; the waker publishes the word before
+// it reads `waiting`. All four accesses are sequentially consistent, so one side always sees
+// the other: no lost wakeup. The futex sleep has a 1 s timeout and the waiter re-checks after
+// it, so even a missed wake would only cost time. A stale eventfd count causes one extra
+// re-check.
 #include <linux/futex.h>
 #include <sched.h>
 #include <sys/eventfd.h>
@@ -41,11 +78,15 @@
 namespace vipc::bench {
 namespace {
 
-enum class WaitKind { spin, spin_yield, futex, eventfd };
+enum class WaitKind { spin, yield, futex, eventfd };
+enum class OppositeIndex { cached, reread };
 
 // A waiter that sees no progress for this long gives up instead of waiting forever.
 constexpr auto kStallLimit = std::chrono::seconds(20);
+// At most this many bytes of slots per ring (at least two slots).
 constexpr std::size_t kRingBytesLimit = 64u << 20;
+constexpr std::size_t kPage = 4096;
+constexpr std::size_t kLineMaxSize = 64u << 20;
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -55,34 +96,208 @@ inline void cpu_relax() {
 #endif
 }
 
-struct alignas(64) Word {
-    std::atomic<std::uint32_t> value{0};
-};
-
-struct RingHeader {
-    Word tail;              // written by the producer
-    Word head;              // written by the consumer
-    Word consumer_waiting;  // 1 while the consumer may sleep on `tail`
-    Word producer_waiting;  // 1 while the producer may sleep on `head`
-};
-
-// One direction. The memory is shared; this struct only holds pointers into it and the fds.
-struct Ring {
-    RingHeader* header = nullptr;
-    std::byte* slots = nullptr;
-    int data_fd = -1;   // eventfd: "the ring became non-empty"
-    int space_fd = -1;  // eventfd: "the ring became non-full"
-};
+std::size_t round_up(std::size_t n, std::size_t to) {
+    return (n + to - 1) / to * to;
+}
 
 int futex(std::atomic<std::uint32_t>* word, int op, std::uint32_t value, const timespec* timeout) {
     return static_cast<int>(
         syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), op, value, timeout, nullptr, 0));
 }
 
-class ShmRingTransport final : public Transport {
+bool sleeps(WaitKind kind) {
+    return kind == WaitKind::futex || kind == WaitKind::eventfd;
+}
+
+// A sleeping waiter pairs its `waiting` store and re-check with the waker's publish and
+// `waiting` load: all four sequentially consistent. A spinning waiter needs release/acquire.
+std::memory_order publish_order(WaitKind kind) {
+    return sleeps(kind) ? std::memory_order_seq_cst : std::memory_order_release;
+}
+
+// Returns once `word` no longer holds `observed` (or may not: callers re-check), or fails when
+// nothing changed for kStallLimit. `fd` is the eventfd for WaitKind::eventfd.
+Status wait_while(WaitKind kind, std::atomic<std::uint32_t>& word, std::uint32_t observed,
+                  std::atomic<std::uint32_t>& waiting, int fd) {
+    const auto start = std::chrono::steady_clock::now();
+    if (!sleeps(kind)) {
+        for (std::uint64_t i = 1;; ++i) {
+            if (word.load(std::memory_order_acquire) != observed) return {};
+            if (kind == WaitKind::spin)
+                cpu_relax();
+            else
+                sched_yield();
+            if ((i & 0xffff) == 0 && std::chrono::steady_clock::now() - start > kStallLimit)
+                return Status::fail("peer made no progress for 20 s");
+        }
+    }
+    for (;;) {
+        // Announce, re-check, then sleep (see the protocol at the top).
+        waiting.store(1, std::memory_order_seq_cst);
+        if (word.load(std::memory_order_seq_cst) != observed) {
+            waiting.store(0, std::memory_order_relaxed);
+            return {};
+        }
+        if (kind == WaitKind::futex) {
+            const timespec one_second{1, 0};
+            if (futex(&word, FUTEX_WAIT, observed, &one_second) != 0 && errno != EAGAIN &&
+                errno != EINTR && errno != ETIMEDOUT)
+                return Status::from_errno("futex wait", errno);
+        } else {
+            std::uint64_t count = 0;
+            if (read(fd, &count, sizeof count) < 0 && errno != EINTR)
+                return Status::from_errno("eventfd read", errno);
+        }
+        waiting.store(0, std::memory_order_relaxed);
+        if (word.load(std::memory_order_acquire) != observed) return {};
+        if (std::chrono::steady_clock::now() - start > kStallLimit)
+            return Status::fail("peer made no progress for 20 s");
+    }
+}
+
+// The waker's half: after publishing `word`, wake a peer that announced it may sleep.
+void wake(WaitKind kind, std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& waiting,
+          int fd) {
+    if (!sleeps(kind)) return;
+    if (waiting.load(std::memory_order_seq_cst) == 0) return;
+    if (kind == WaitKind::futex) {
+        futex(&word, FUTEX_WAKE, 1, nullptr);
+    } else {
+        const std::uint64_t one = 1;
+        // Cannot fail: the counter stays far below its limit (at most one write per message).
+        if (write(fd, &one, sizeof one) < 0) return;
+    }
+}
+
+// Anonymous shared memory mapped before the fork, unmapped in the parent's cleanup().
+class SharedMapping {
 public:
-    explicit ShmRingTransport(WaitKind kind) : kind_(kind) {}
-    ~ShmRingTransport() override { release(); }
+    ~SharedMapping() { release(); }
+    Status map(std::size_t bytes) {
+        void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            return Status::from_errno("mmap " + std::to_string(bytes) + " B shared", errno);
+        base_ = static_cast<std::byte*>(p);
+        bytes_ = bytes;
+        return {};
+    }
+    std::byte* base() const { return base_; }
+    void release() {
+        if (base_ != nullptr) munmap(base_, bytes_);
+        base_ = nullptr;
+    }
+
+private:
+    std::byte* base_ = nullptr;
+    std::size_t bytes_ = 0;
+};
+
+// ---- One line per direction ------------------------------------------------------------------
+
+struct MailboxHeader {
+    std::atomic<std::uint32_t> seq{0};      // written by the sender
+    std::atomic<std::uint32_t> waiting{0};  // written by the receiver (futex only)
+};
+static_assert(sizeof(MailboxHeader) == 8, "the payload starts at +8, in the same line");
+constexpr std::size_t kMailboxPayloadOffset = sizeof(MailboxHeader);
+
+class LineTransport final : public Transport {
+public:
+    explicit LineTransport(WaitKind kind) : kind_(kind) {}
+
+    Status prepare(const CaseParams& params) override {
+        params_ = params;
+        box_bytes_ = round_up(kMailboxPayloadOffset + params.message_size, kPage);
+        if (Status s = mapping_.map(2 * box_bytes_); !s) return s;
+        for (int i = 0; i < 2; ++i)
+            new (mapping_.base() + i * box_bytes_) MailboxHeader{};
+        return {};
+    }
+
+    Status open(Role role) override {
+        // Mailbox 0 carries client→server, mailbox 1 server→client.
+        out_ = mapping_.base() + (role == Role::client ? 0 : box_bytes_);
+        in_ = mapping_.base() + (role == Role::client ? box_bytes_ : 0);
+        return {};
+    }
+
+    Status send(std::span<const std::byte> message) override {
+        MailboxHeader& h = header(out_);
+        // (1) copy in
+        std::memcpy(out_ + kMailboxPayloadOffset, message.data(), message.size());
+        ++sent_;
+        // (2) SYNC POINT: release (seq_cst when the receiver may sleep); pairs with the acquire
+        // load of seq in receive(): the payload is visible before the new number.
+        h.seq.store(sent_, publish_order(kind_));
+        // (3)
+        wake(kind_, h.seq, h.waiting, -1);
+        return {};
+    }
+
+    Status receive(std::span<std::byte> message) override {
+        MailboxHeader& h = header(in_);
+        const std::uint32_t want = received_ + 1;
+        // (1) wait for the next number
+        for (;;) {
+            // SYNC POINT: acquire; pairs with the sender's store of seq in send().
+            const std::uint32_t seq = h.seq.load(std::memory_order_acquire);
+            if (seq == want) break;
+            if (seq != received_)
+                return Status::fail("lost message: the mailbox holds message " +
+                                    std::to_string(seq) + ", expected " + std::to_string(want));
+            if (Status s = wait_while(kind_, h.seq, seq, h.waiting, -1); !s) return s;
+        }
+        // (2) copy out
+        std::memcpy(message.data(), in_ + kMailboxPayloadOffset, message.size());
+        received_ = want;
+        return {};
+    }
+
+    void cleanup() override { mapping_.release(); }
+
+private:
+    static MailboxHeader& header(std::byte* box) {
+        return *std::launder(reinterpret_cast<MailboxHeader*>(box));
+    }
+
+    WaitKind kind_;
+    SharedMapping mapping_;
+    std::size_t box_bytes_ = 0;
+    std::byte* out_ = nullptr;
+    std::byte* in_ = nullptr;
+    std::uint32_t sent_ = 0;      // private: messages this side sent
+    std::uint32_t received_ = 0;  // private: messages this side received
+};
+
+// ---- Lamport ring ----------------------------------------------------------------------------
+
+struct alignas(128) PaddedWord {
+    std::atomic<std::uint32_t> value{0};
+};
+
+struct RingControl {
+    PaddedWord tail;              // written by the producer only
+    PaddedWord head;              // written by the consumer only
+    PaddedWord consumer_waiting;  // written by the consumer: 1 while it may sleep on tail
+    PaddedWord producer_waiting;  // written by the producer: 1 while it may sleep on head
+};
+static_assert(sizeof(RingControl) <= kPage, "the slots start on the next page");
+
+// One direction, as one process sees it: pointers into the shared memory, the doorbells, and
+// this side's private indices.
+struct RingSide {
+    RingControl* control = nullptr;
+    std::byte* slots = nullptr;
+    int data_fd = -1;         // eventfd: "the ring became non-empty"
+    int space_fd = -1;        // eventfd: "the ring became non-full"
+    std::uint32_t own = 0;    // this side's index (tail when producing, head when consuming)
+    std::uint32_t other = 0;  // the cached copy of the other side's index
+};
+
+class RingTransport final : public Transport {
+public:
+    RingTransport(WaitKind kind, OppositeIndex policy) : kind_(kind), policy_(policy) {}
+    ~RingTransport() override { close_fds(); }
 
     Status prepare(const CaseParams& params) override {
         params_ = params;
@@ -90,16 +305,12 @@ public:
         while (depth > 2 && depth * params.message_size > kRingBytesLimit)
             depth /= 2;
         depth_ = static_cast<std::uint32_t>(depth);
-        ring_bytes_ = sizeof(RingHeader) + depth * params.message_size;
-        map_bytes_ = 2 * ring_bytes_;
-        void* p =
-            mmap(nullptr, map_bytes_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED) return Status::from_errno("mmap shared ring", errno);
-        map_ = static_cast<std::byte*>(p);
+        ring_bytes_ = kPage + round_up(depth * params.message_size, kPage);
+        if (Status s = mapping_.map(2 * ring_bytes_); !s) return s;
         for (int i = 0; i < 2; ++i) {
-            Ring& r = rings_[i];
-            r.header = new (map_ + i * ring_bytes_) RingHeader{};
-            r.slots = map_ + i * ring_bytes_ + sizeof(RingHeader);
+            RingSide& r = rings_[i];
+            r.control = new (mapping_.base() + i * ring_bytes_) RingControl{};
+            r.slots = mapping_.base() + i * ring_bytes_ + kPage;
             if (kind_ == WaitKind::eventfd) {
                 r.data_fd = eventfd(0, EFD_CLOEXEC);
                 r.space_fd = eventfd(0, EFD_CLOEXEC);
@@ -111,7 +322,7 @@ public:
 
     std::string note() const override {
         if (depth_ < params_.queue_depth)
-            return "ring depth " + std::to_string(depth_) + " (64 MiB per ring)";
+            return "ring depth " + std::to_string(depth_) + " (64 MiB of slots per ring)";
         return {};
     }
 
@@ -123,160 +334,147 @@ public:
     }
 
     Status send(std::span<const std::byte> message) override {
-        RingHeader& h = *out_->header;
-        const std::uint32_t tail = h.tail.value.load(std::memory_order_relaxed);
-        // (1) wait while full
-        for (;;) {
-            const std::uint32_t head = h.head.value.load(std::memory_order_acquire);
-            if (tail - head < depth_) break;
-            if (Status s = wait_while(h.head.value, head, h.producer_waiting.value, out_->space_fd);
-                !s)
-                return s;
+        RingSide& r = *out_;
+        RingControl& c = *r.control;
+        // (1) full as far as the cached head says? Re-read it; wait while still full.
+        if (policy_ == OppositeIndex::reread || r.own - r.other >= depth_) {
+            for (;;) {
+                // SYNC POINT: acquire; pairs with the consumer's release of head in receive():
+                // the consumer copied the slot out before it published head.
+                r.other = c.head.value.load(std::memory_order_acquire);
+                if (r.own - r.other < depth_) break;
+                if (Status s = wait_while(kind_, c.head.value, r.other, c.producer_waiting.value,
+                                          r.space_fd);
+                    !s)
+                    return s;
+            }
         }
-        // (2) copy, (3) publish, (4) wake
-        std::memcpy(out_->slots + (tail & (depth_ - 1)) * params_.message_size, message.data(),
+        // (2) copy in
+        std::memcpy(r.slots + (r.own & (depth_ - 1)) * params_.message_size, message.data(),
                     message.size());
-        h.tail.value.store(tail + 1, publish_order());
-        wake(h.tail.value, h.consumer_waiting.value, out_->data_fd);
+        ++r.own;
+        // (3) SYNC POINT: release; pairs with the consumer's acquire of tail in receive().
+        c.tail.value.store(r.own, publish_order(kind_));
+        // (4)
+        wake(kind_, c.tail.value, c.consumer_waiting.value, r.data_fd);
         return {};
     }
 
     Status receive(std::span<std::byte> message) override {
-        RingHeader& h = *in_->header;
-        const std::uint32_t head = h.head.value.load(std::memory_order_relaxed);
-        // (1) wait while empty
-        for (;;) {
-            const std::uint32_t tail = h.tail.value.load(std::memory_order_acquire);
-            if (tail != head) break;
-            if (Status s = wait_while(h.tail.value, tail, h.consumer_waiting.value, in_->data_fd);
-                !s)
-                return s;
+        RingSide& r = *in_;
+        RingControl& c = *r.control;
+        // (1) empty as far as the cached tail says? Re-read it; wait while still empty.
+        if (policy_ == OppositeIndex::reread || r.own == r.other) {
+            for (;;) {
+                // SYNC POINT: acquire; pairs with the producer's release of tail in send().
+                r.other = c.tail.value.load(std::memory_order_acquire);
+                if (r.other - r.own > depth_)
+                    return Status::fail("ring corrupt: tail " + std::to_string(r.other) +
+                                        " is more than the depth ahead of head " +
+                                        std::to_string(r.own));
+                if (r.other != r.own) break;
+                if (Status s = wait_while(kind_, c.tail.value, r.other, c.consumer_waiting.value,
+                                          r.data_fd);
+                    !s)
+                    return s;
+            }
         }
-        // (2) copy, (3) release the slot, (4) wake
-        std::memcpy(message.data(), in_->slots + (head & (depth_ - 1)) * params_.message_size,
+        // (2) copy out
+        std::memcpy(message.data(), r.slots + (r.own & (depth_ - 1)) * params_.message_size,
                     message.size());
-        h.head.value.store(head + 1, publish_order());
-        wake(h.head.value, h.producer_waiting.value, in_->space_fd);
+        ++r.own;
+        // (3) SYNC POINT: release; pairs with the producer's acquire of head in send().
+        c.head.value.store(r.own, publish_order(kind_));
+        // (4)
+        wake(kind_, c.head.value, c.producer_waiting.value, r.space_fd);
         return {};
     }
 
-    void cleanup() override { release(); }
+    void cleanup() override {
+        close_fds();
+        mapping_.release();
+    }
 
 private:
-    // Returns once `word` no longer holds `observed` (or may not: callers re-check).
-    Status wait_while(std::atomic<std::uint32_t>& word, std::uint32_t observed,
-                      std::atomic<std::uint32_t>& waiting, int fd) {
-        const auto start = std::chrono::steady_clock::now();
-        switch (kind_) {
-            case WaitKind::spin:
-            case WaitKind::spin_yield:
-                for (std::uint64_t i = 1;; ++i) {
-                    if (word.load(std::memory_order_acquire) != observed) return {};
-                    if (kind_ == WaitKind::spin)
-                        cpu_relax();
-                    else
-                        sched_yield();
-                    if ((i & 0xffff) == 0 && std::chrono::steady_clock::now() - start > kStallLimit)
-                        return Status::fail("peer made no progress for 20 s");
-                }
-            case WaitKind::futex:
-            case WaitKind::eventfd:
-                for (;;) {
-                    // Announce, re-check, then sleep (see the protocol at the top).
-                    waiting.store(1, std::memory_order_seq_cst);
-                    if (word.load(std::memory_order_seq_cst) != observed) {
-                        waiting.store(0, std::memory_order_relaxed);
-                        return {};
-                    }
-                    if (kind_ == WaitKind::futex) {
-                        const timespec one_second{1, 0};
-                        if (futex(&word, FUTEX_WAIT, observed, &one_second) != 0 &&
-                            errno != EAGAIN && errno != EINTR && errno != ETIMEDOUT)
-                            return Status::from_errno("futex wait", errno);
-                    } else {
-                        std::uint64_t count = 0;
-                        if (read(fd, &count, sizeof count) < 0 && errno != EINTR)
-                            return Status::from_errno("eventfd read", errno);
-                    }
-                    waiting.store(0, std::memory_order_relaxed);
-                    if (word.load(std::memory_order_acquire) != observed) return {};
-                    if (std::chrono::steady_clock::now() - start > kStallLimit)
-                        return Status::fail("peer made no progress for 20 s");
-                }
-        }
-        return {};
-    }
-
-    // A sleeping waiter pairs its `waiting` store and index load with the waker's index store
-    // and `waiting` load (see the protocol at the top): all four must be sequentially
-    // consistent. A spinning waiter needs only release/acquire.
-    std::memory_order publish_order() const {
-        return kind_ == WaitKind::spin || kind_ == WaitKind::spin_yield ? std::memory_order_release
-                                                                        : std::memory_order_seq_cst;
-    }
-
-    void wake(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& waiting, int fd) {
-        if (kind_ == WaitKind::spin || kind_ == WaitKind::spin_yield) return;
-        if (waiting.load(std::memory_order_seq_cst) == 0) return;
-        if (kind_ == WaitKind::futex) {
-            futex(&word, FUTEX_WAKE, 1, nullptr);
-        } else {
-            const std::uint64_t one = 1;
-            // Cannot fail: the counter stays far below its limit (one write per message).
-            if (write(fd, &one, sizeof one) < 0) return;
-        }
-    }
-
-    void release() {
-        for (Ring& r : rings_) {
+    void close_fds() {
+        for (RingSide& r : rings_) {
             if (r.data_fd >= 0) ::close(r.data_fd);
             if (r.space_fd >= 0) ::close(r.space_fd);
-            r = Ring{};
+            r.data_fd = r.space_fd = -1;
         }
-        if (map_ != nullptr) munmap(map_, map_bytes_);
-        map_ = nullptr;
     }
 
     WaitKind kind_;
+    OppositeIndex policy_;
     std::uint32_t depth_ = 2;
     std::size_t ring_bytes_ = 0;
-    std::size_t map_bytes_ = 0;
-    std::byte* map_ = nullptr;
-    Ring rings_[2];
-    Ring* out_ = nullptr;
-    Ring* in_ = nullptr;
+    SharedMapping mapping_;
+    RingSide rings_[2];
+    RingSide* out_ = nullptr;
+    RingSide* in_ = nullptr;
 };
 
-TransportInfo ring_row(std::string name, std::string description, std::string group,
-                       WaitKind kind) {
+constexpr const char* kSameCoreSpinNote =
+    "pure spin on one cpu: each wait lasts until the scheduler preempts the spinner (ms), so few "
+    "round trips fit the time bound";
+
+TransportInfo line_row(std::string name, std::string description, WaitKind kind,
+                       std::size_t max_size) {
+    TransportInfo info;
+    info.name = std::move(name);
+    info.description = std::move(description);
+    info.group = "floor";
+    info.max_message_size = max_size;
+    info.streams = false;  // a mailbox holds one message: round trips only
+    info.make = [kind] { return std::make_unique<LineTransport>(kind); };
+    if (kind == WaitKind::spin) info.same_core_note = kSameCoreSpinNote;
+    return info;
+}
+
+TransportInfo ring_row(std::string name, std::string description, std::string group, WaitKind kind,
+                       OppositeIndex policy, std::size_t max_size) {
     TransportInfo info;
     info.name = std::move(name);
     info.description = std::move(description);
     info.group = std::move(group);
-    info.max_message_size = std::size_t{1} << 20;
-    info.make = [kind] { return std::make_unique<ShmRingTransport>(kind); };
+    info.max_message_size = max_size;
+    info.make = [kind, policy] { return std::make_unique<RingTransport>(kind, policy); };
+    if (kind == WaitKind::spin) info.same_core_note = kSameCoreSpinNote;
     return info;
 }
 
 }  // namespace
 
 std::vector<TransportInfo> floor_transports() {
-    std::vector<TransportInfo> rows;
-    rows.push_back(
-        ring_row("spin", "shared-memory ring, busy-wait (pause)", "floor", WaitKind::spin));
-    rows.back().same_core_note =
-        "pure spin on one cpu: each wait lasts until the scheduler preempts the spinner "
-        "(ms), so few round trips fit the time bound";
-    rows.push_back(ring_row("spin_yield", "shared-memory ring, busy-wait calling sched_yield",
-                            "floor", WaitKind::spin_yield));
-    rows.push_back(ring_row("futex", "shared-memory ring, futex wait/wake on every wait", "floor",
-                            WaitKind::futex));
-    return rows;
+    constexpr std::size_t kMiB = std::size_t{1} << 20;
+    return {
+        line_row("spin_line",
+                 "one 64-byte line per direction (sequence word + payload), busy-wait (pause)",
+                 WaitKind::spin, kLineMaxSize),
+        line_row("yield_line", "one 64-byte line per direction, busy-wait calling sched_yield",
+                 WaitKind::yield, kMiB),
+        line_row("futex_line", "one 64-byte line per direction, futex wait/wake on every wait",
+                 WaitKind::futex, kMiB),
+        ring_row("spin_ring", "Lamport ring caching the opposite index, busy-wait (pause)", "floor",
+                 WaitKind::spin, OppositeIndex::cached, kLineMaxSize),
+        ring_row("yield_ring",
+                 "Lamport ring caching the opposite index, busy-wait calling "
+                 "sched_yield",
+                 "floor", WaitKind::yield, OppositeIndex::cached, kMiB),
+        ring_row("futex_ring",
+                 "Lamport ring caching the opposite index, futex wait/wake on every "
+                 "wait",
+                 "floor", WaitKind::futex, OppositeIndex::cached, kMiB),
+        ring_row("spin_ring_uncached",
+                 "the same ring re-reading the opposite index on every "
+                 "message, busy-wait (the previous spin floor)",
+                 "floor", WaitKind::spin, OppositeIndex::reread, 48),
+    };
 }
 
 std::vector<TransportInfo> eventfd_transports() {
-    return {ring_row("eventfd", "shared-memory ring, eventfd read/write as the doorbell", "peer",
-                     WaitKind::eventfd)};
+    return {ring_row("eventfd", "shared-memory Lamport ring, eventfd read/write as the doorbell",
+                     "peer", WaitKind::eventfd, OppositeIndex::cached, std::size_t{1} << 20)};
 }
 
 }  // namespace vipc::bench

@@ -60,6 +60,7 @@ std::vector<TransportInfo> all_transports() {
     add(nng_transports());
     add(iceoryx_transports());
     add(veridian_transports());
+    add(veridian_payload_transports());
     return all;
 }
 

@@ -24,9 +24,11 @@
 
 .section .bss
 .align 4096
-pml4:
+// The kernel's address space; every process's page tables share its identity map.
+.global boot_pml4, boot_pdpt
+boot_pml4:
 .skip 4096
-pdpt:
+boot_pdpt:
 .skip 4096
 page_directory:
 .skip 4096
@@ -76,12 +78,12 @@ _start:
     jz no_long_mode
 
     // PML4[0] -> PDPT, PDPT[0] -> page directory, PD[i] -> 2 MiB page at i * 2 MiB.
-    mov $pdpt, %eax
+    mov $boot_pdpt, %eax
     or $PAGE_PRESENT_WRITABLE, %eax
-    mov %eax, pml4
+    mov %eax, boot_pml4
     mov $page_directory, %eax
     or $PAGE_PRESENT_WRITABLE, %eax
-    mov %eax, pdpt
+    mov %eax, boot_pdpt
     xor %ecx, %ecx
 1:  mov %ecx, %eax
     shl $21, %eax
@@ -91,7 +93,7 @@ _start:
     cmp $512, %ecx
     jne 1b
 
-    mov $pml4, %eax
+    mov $boot_pml4, %eax
     mov %eax, %cr3
     mov %cr4, %eax
     or $CR4_PAE, %eax

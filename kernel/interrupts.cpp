@@ -4,6 +4,7 @@
 #include "arch.hpp"
 #include "scheduler.hpp"
 #include "serial.hpp"
+#include "syscall.hpp"
 
 extern "C" const std::uint64_t isr_stub_table[48];
 extern "C" const std::uint64_t isr_stub_yield;
@@ -134,7 +135,11 @@ void interrupts_init() {
 extern "C" vipc_kernel::InterruptFrame* interrupt_dispatch(vipc_kernel::InterruptFrame* frame) {
     using namespace vipc_kernel;
     const std::uint64_t vector = frame->vector;
-    if (vector < 32) report_fault(*frame);
+    if (vector < 32) {
+        // A fault in ring 3 ends that process only; a fault in the kernel ends the machine.
+        if ((frame->cs & 3) == 3) return user_fault(frame);
+        report_fault(*frame);
+    }
     if (vector == TIMER_VECTOR) {
         pic_end_of_interrupt(vector);
         return scheduler_on_tick(frame);

@@ -19,6 +19,10 @@ inline constexpr std::uint64_t KERNEL_CODE_SELECTOR = 0x08;
 inline constexpr std::uint64_t KERNEL_DATA_SELECTOR = 0x10;
 inline constexpr std::uint8_t TIMER_VECTOR = 32;    // IRQ0 after remapping the PIC
 inline constexpr std::uint8_t YIELD_VECTOR = 0x81;  // `int $0x81`: switch to another task
+// Frame "vectors" that are not interrupts: a frame built by syscall_entry (resumed with
+// sysretq), and the first frame of a user process (resumed with iretq).
+inline constexpr std::uint64_t SYSCALL_VECTOR = 256;
+inline constexpr std::uint64_t USER_START_VECTOR = 257;
 
 // The PIT's input clock, and the divisor the kernel programs: 1193182 / 298 = ~4004 Hz.
 // A stress build may preempt more often with -DVIPC_KERNEL_PIT_DIVISOR=<smaller divisor>.

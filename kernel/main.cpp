@@ -2,10 +2,12 @@
 #include <cstdint>
 
 #include "arch.hpp"
+#include "cpu.hpp"
 #include "interrupts.hpp"
 #include "scenarios.hpp"
 #include "scheduler.hpp"
 #include "serial.hpp"
+#include "user_scenarios.hpp"
 
 extern "C" void (*__init_array_start[])();
 extern "C" void (*__init_array_end[])();
@@ -22,7 +24,11 @@ void run_global_constructors() {
 
 // The first task: runs every scenario, then ends the machine with the verdict.
 void main_task(void*) {
-    const bool all_passed = vipc_kernel::run_scenarios();
+    // Kernel threads calling the core as a library, then user processes calling it
+    // through system calls.
+    const bool threads_passed = vipc_kernel::run_scenarios();
+    const bool users_passed = vipc_kernel::run_user_scenarios();
+    const bool all_passed = threads_passed && users_passed;
     const auto stats = vipc_kernel::scheduler_stats();
     vipc_kernel::kprint("scheduler: ", stats.ticks, " ticks, ", stats.switches, " switches, ",
                         stats.preemptions, " preemptions, ", stats.timeouts, " wait timeouts\n");
@@ -38,6 +44,7 @@ void main_task(void*) {
 
 extern "C" void kernel_main(std::uint32_t multiboot_magic, std::uint32_t /*multiboot_info*/) {
     using namespace vipc_kernel;
+    cpu_init();  // first: the per-CPU block (GS) is read by everything after it
     serial_init();
     kprint("veridian-ipc kernel: x86-64 long mode, serial on COM1\n");
     if (multiboot_magic != MULTIBOOT_BOOTLOADER_MAGIC) {

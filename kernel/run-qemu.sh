@@ -13,7 +13,9 @@ kernel=${1:?usage: run-qemu.sh KERNEL_ELF32 [SERIAL_LOG]}
 log=${2:-$(mktemp)}
 timeout_seconds=${VIPC_KERNEL_TIMEOUT:-300}
 scenarios=(ping_pong call_reply close_wakes_blocked full_queue_blocks_sender receive_deadline
-           capability_rejected)
+           capability_rejected
+           user_ping_pong user_call_reply user_close_wakes_blocked user_full_queue_blocks_sender
+           user_deadlines user_forging user_faulting_server user_exit_with_endpoints_open)
 
 if [[ ! -f $kernel ]]; then
   echo "FAIL: kernel image $kernel not found (build the vipc_kernel target)"
@@ -35,7 +37,9 @@ if ! command -v qemu-system-x86_64 >/dev/null 2>&1; then
   fi
 fi
 
-timeout "$timeout_seconds" qemu-system-x86_64 -accel tcg -m 64 -kernel "$kernel" \
+# -icount shift=0: the virtual clock (and the TSC) advances one nanosecond per instruction,
+# so the instruction counts the kernel prints are deterministic.
+timeout "$timeout_seconds" qemu-system-x86_64 -accel tcg -icount shift=0 -m 64 -kernel "$kernel" \
   -display none -vga none -nic none -serial stdio -monitor none -no-reboot \
   -device isa-debug-exit,iobase=0xf4,iosize=0x04 </dev/null >"$log" 2>&1
 status=$?

@@ -9,6 +9,7 @@
 #include <initializer_list>
 
 #include "arch.hpp"
+#include "kernel_objects.hpp"
 #include "kernel_platform.hpp"
 #include "scheduler.hpp"
 #include "serial.hpp"
@@ -29,10 +30,10 @@ using veridian::ipc::Result;
 namespace Rights = veridian::ipc::Rights;
 using veridian::ipc::SmallMessage;
 
-// Constructed by the .init_array walk in kernel_main, in this order (one translation unit).
-KernelPlatform g_platform;
-ArenaAllocator g_allocator;
-Registry g_registry(g_platform, g_allocator, /*max_endpoints=*/64);
+// The kernel's shared objects (kernel_objects.hpp); user processes use the same registry.
+KernelPlatform& g_platform = kernel_platform();
+ArenaAllocator& g_allocator = kernel_allocator();
+Registry& g_registry = kernel_registry();
 
 // Only turns a hang into a FAIL line; no verdict depends on it.
 constexpr std::uint64_t WATCHDOG_NS = 60'000'000'000ull;

@@ -1,82 +1,51 @@
 // Kernel: the preemptive scheduler and its wait queues.
 #include "scheduler.hpp"
 
+#include "task.hpp"
+
 #include "arch.hpp"
 #include "serial.hpp"
 
 namespace vipc_kernel {
+
+void TaskList::push_back(Task* t) {
+    t->next = nullptr;
+    t->prev = tail_;
+    if (tail_ != nullptr) {
+        tail_->next = t;
+    } else {
+        head_ = t;
+    }
+    tail_ = t;
+}
+
+void TaskList::remove(Task* t) {
+    if (t->prev != nullptr) {
+        t->prev->next = t->next;
+    } else {
+        head_ = t->next;
+    }
+    if (t->next != nullptr) {
+        t->next->prev = t->prev;
+    } else {
+        tail_ = t->prev;
+    }
+    t->prev = t->next = nullptr;
+}
+
+Task* TaskList::pop_front() {
+    Task* t = head_;
+    if (t != nullptr) remove(t);
+    return t;
+}
+
 namespace {
-
-enum class TaskState : std::uint8_t { Free, Ready, Running, Blocked };
-
-struct Task {
-    InterruptFrame* saved_frame = nullptr;  // valid while not Running
-    ProcessId pid{};
-    TaskState state = TaskState::Free;
-    const char* name = nullptr;
-    TaskEntry entry = nullptr;
-    void* arg = nullptr;
-
-    // Links in the run queue or in one wait bucket (never both: see the invariants).
-    Task* prev = nullptr;
-    Task* next = nullptr;
-
-    // The wait in progress (valid while Blocked), and how it ended.
-    const void* wait_key = nullptr;
-    Deadline wait_deadline = Deadline::past();
-    WaitResult wait_result = WaitResult::Woken;
-
-    alignas(16) std::uint8_t stack[TASK_STACK_BYTES]{};
-};
-
-// An intrusive FIFO of tasks.
-class TaskList {
-public:
-    bool empty() const { return head_ == nullptr; }
-    Task* front() const { return head_; }
-
-    void push_back(Task* t) {
-        t->next = nullptr;
-        t->prev = tail_;
-        if (tail_ != nullptr) {
-            tail_->next = t;
-        } else {
-            head_ = t;
-        }
-        tail_ = t;
-    }
-
-    void remove(Task* t) {
-        if (t->prev != nullptr) {
-            t->prev->next = t->next;
-        } else {
-            head_ = t->next;
-        }
-        if (t->next != nullptr) {
-            t->next->prev = t->prev;
-        } else {
-            tail_ = t->prev;
-        }
-        t->prev = t->next = nullptr;
-    }
-
-    Task* pop_front() {
-        Task* t = head_;
-        if (t != nullptr) remove(t);
-        return t;
-    }
-
-private:
-    Task* head_ = nullptr;
-    Task* tail_ = nullptr;
-};
 
 // Wait queues keyed by address: a blocked task sits in the bucket its key hashes to; a
 // bucket may hold several keys, so wake() compares keys while scanning (in FIFO order).
 constexpr std::uint32_t WAIT_BUCKETS = 64;
 
 Task g_tasks[MAX_TASKS];
-Task* g_current = nullptr;  // null until scheduler_start()
 Task* g_idle = nullptr;
 TaskList g_run_queue;
 TaskList g_wait_buckets[WAIT_BUCKETS];
@@ -104,26 +73,38 @@ void check_stack_guard(const Task& t) {
     qemu_exit(EXIT_FAULT_CODE);
 }
 
+// Saves the current task's frame and picks the next one: the first ready task, or idle.
+// A Running current task goes to the back of the run queue; a Blocked or Free one (it is
+// waiting, or it has ended) is not queued.
+}  // namespace
+
 void make_ready(Task* t) {
     t->state = TaskState::Ready;
     g_run_queue.push_back(t);
 }
 
-// Saves the current task's frame and picks the next one: the first ready task, or idle.
-// A Running current task goes to the back of the run queue; a Blocked or Free one (it is
-// waiting, or it has ended) is not queued.
 InterruptFrame* switch_task(InterruptFrame* frame) {
-    Task* prev = g_current;
+    PerCpu& cpu = this_cpu();
+    Task* prev = cpu.current;
     check_stack_guard(*prev);
     prev->saved_frame = frame;
     if (prev->state == TaskState::Running && prev != g_idle) make_ready(prev);
     Task* next = g_run_queue.pop_front();
     if (next == nullptr) next = g_idle;
-    next->state = TaskState::Running;
     if (next != prev) ++g_stats.switches;
-    g_current = next;
+    activate(cpu, next);
     return next->saved_frame;
 }
+
+void count_direct_switch() {
+    ++g_stats.switches;
+}
+
+Task* task_table() {
+    return g_tasks;
+}
+
+namespace {
 
 [[noreturn]] void task_exit() {
     IrqGuard guard;  // never released: this task does not run again
@@ -132,7 +113,7 @@ InterruptFrame* switch_task(InterruptFrame* frame) {
     wake(&g_tasks_finished, /*all=*/true);
     // 2. Give the slot back; its stack stays untouched until spawn() reuses it, which can
     //    only happen on another task, after step 3.
-    g_current->state = TaskState::Free;
+    this_cpu().current->state = TaskState::Free;
     // 3. Switch away for good.
     asm volatile("int %0" : : "i"(YIELD_VECTOR) : "memory");
     __builtin_unreachable();
@@ -150,7 +131,7 @@ void idle_loop(void*) {
     }
 }
 
-Task* create_task(const char* name, TaskEntry entry, void* arg, ProcessId pid) {
+Task* take_free_slot(const char* name, ProcessId pid) {
     Task* t = nullptr;
     for (Task& candidate : g_tasks) {
         if (candidate.state == TaskState::Free) {
@@ -161,10 +142,28 @@ Task* create_task(const char* name, TaskEntry entry, void* arg, ProcessId pid) {
     if (t == nullptr) return nullptr;
     t->pid = pid;
     t->name = name;
+    t->entry = nullptr;
+    t->arg = nullptr;
+    t->wait_key = nullptr;
+    t->wait_deadline = Deadline::never();
+    t->is_user = false;
+    t->cr3 = kernel_cr3();
+    t->park = IpcPark::None;
+    t->parked_on = nullptr;
+    t->call_state = CallState::None;
+    t->call_endpoint = nullptr;
+    t->outcome = nullptr;
+    for (ReplySlot& r : t->replies)
+        r = ReplySlot{};
+    __builtin_memcpy(t->stack, &STACK_GUARD, sizeof(STACK_GUARD));
+    return t;
+}
+
+Task* create_task(const char* name, TaskEntry entry, void* arg, ProcessId pid) {
+    Task* t = take_free_slot(name, pid);
+    if (t == nullptr) return nullptr;
     t->entry = entry;
     t->arg = arg;
-    t->wait_key = nullptr;
-    __builtin_memcpy(t->stack, &STACK_GUARD, sizeof(STACK_GUARD));
     // The first frame: "return" into task_trampoline(t) with interrupts on. Its rsp makes
     // the trampoline start as if called (rsp = 8 mod 16) with a zero return address.
     const auto top = reinterpret_cast<std::uintptr_t>(t->stack + TASK_STACK_BYTES) & ~0xfull;
@@ -183,6 +182,46 @@ Task* create_task(const char* name, TaskEntry entry, void* arg, ProcessId pid) {
 }
 
 }  // namespace
+
+Task* create_user_task(const char* name, const AddressSpace& space, const std::uint64_t args[4]) {
+    IrqGuard guard;
+    Task* t = take_free_slot(name, ProcessId{g_next_pid});
+    if (t == nullptr) return nullptr;
+    ++g_next_pid;
+    t->state = TaskState::Created;
+    t->is_user = true;
+    t->space = space;
+    t->cr3 = space.cr3();
+    t->handles.reset(t->pid.value);
+    t->next_reply_tag = static_cast<std::uint16_t>(t->pid.value * 0x2F1D + 1);
+    InterruptFrame* f = t->user_frame();
+    *f = InterruptFrame{};
+    f->rdi = args[0];
+    f->rsi = args[1];
+    f->rdx = args[2];
+    f->rcx = args[3];
+    f->vector = USER_START_VECTOR;
+    f->rip = vipc_abi::USER_BASE;
+    f->cs = USER_CODE_SELECTOR;
+    f->rflags = 0x202;  // IF set
+    f->rsp = vipc_abi::USER_STACK_TOP;
+    f->ss = USER_DATA_SELECTOR;
+    t->saved_frame = f;
+    return t;
+}
+
+void start_task(Task* t) {
+    IrqGuard guard;
+    make_ready(t);
+}
+
+InterruptFrame* finish_current_task(InterruptFrame* frame) {
+    Task* self = this_cpu().current;
+    self->state = TaskState::Free;
+    g_tasks_finished.fetch_add(1, std::memory_order_release);
+    wake(&g_tasks_finished, /*all=*/true);
+    return switch_task(frame);
+}
 
 void scheduler_init() {
     IrqGuard guard;
@@ -203,18 +242,19 @@ ProcessId spawn(const char* name, TaskEntry entry, void* arg) {
     asm volatile("cli");
     Task* first = g_run_queue.pop_front();
     if (first == nullptr) first = g_idle;
-    first->state = TaskState::Running;
-    g_current = first;
+    activate(this_cpu(), first);
     resume_frame(first->saved_frame);  // its rflags turn interrupts on
 }
 
 ProcessId current_pid() {
     IrqGuard guard;
-    return g_current != nullptr ? g_current->pid : ProcessId{0};
+    Task* t = this_cpu().current;
+    return t != nullptr ? t->pid : ProcessId{0};
 }
 
 const char* current_task_name() {
-    return g_current != nullptr ? g_current->name : "boot";
+    Task* t = this_cpu().current;
+    return t != nullptr ? t->name : "boot";
 }
 
 std::uint64_t now_ns() {
@@ -245,7 +285,7 @@ WaitResult wait_on(std::atomic<std::uint32_t>* word, std::uint32_t expected, Dea
     if (deadline.expired(g_stats.ticks * TICK_NS)) return WaitResult::TimedOut;
     // 4. Park: record the key and the deadline, and join the key's bucket. The task is in
     //    no run queue now, so only step 6A or 6B can make it run again.
-    Task* self = g_current;
+    Task* self = this_cpu().current;
     // Before the first task runs there is nothing to switch to: report a spurious wake.
     if (self == nullptr) return WaitResult::Woken;
     self->wait_key = word;
@@ -260,6 +300,7 @@ WaitResult wait_on(std::atomic<std::uint32_t>* word, std::uint32_t expected, Dea
     //    6B. scheduler_on_tick() found its deadline passed: TimedOut.
     // 7. Resumed: report how the wait ended. Callers re-check their word either way.
     self->wait_key = nullptr;
+    self->wait_deadline = Deadline::never();
     return self->wait_result;
 }
 
@@ -290,7 +331,8 @@ InterruptFrame* scheduler_on_tick(InterruptFrame* frame) {
     // Deadlines (step 6B of wait_on): a blocked task whose deadline has passed leaves its
     // bucket with TimedOut. A linear scan: there are at most MAX_TASKS tasks.
     for (Task& t : g_tasks) {
-        if (t.state == TaskState::Blocked && t.wait_deadline.expired(now)) {
+        if (t.state == TaskState::Blocked && t.wait_key != nullptr &&
+            t.wait_deadline.expired(now)) {
             bucket_for(t.wait_key).remove(&t);
             t.wait_result = WaitResult::TimedOut;
             ++g_stats.timeouts;
@@ -298,8 +340,9 @@ InterruptFrame* scheduler_on_tick(InterruptFrame* frame) {
         }
     }
     // Preemption: round robin among the ready tasks.
-    if (g_current == nullptr || g_run_queue.empty()) return frame;
-    if (g_current != g_idle) ++g_stats.preemptions;
+    Task* current = this_cpu().current;
+    if (current == nullptr || g_run_queue.empty()) return frame;
+    if (current != g_idle) ++g_stats.preemptions;
     return switch_task(frame);
 }
 

@@ -10,6 +10,10 @@ packages=(
   clang-14 libclang-rt-14-dev                  # libFuzzer targets
   qemu-system-x86                              # the bare-metal kernel test
   valgrind                                     # instruction counts (bench)
+  pkgconf                                      # the install test: pkg-config veridian-ipc
+  python3-cffi python3-pytest                  # the Python package and its tests
+  libasio-dev                                  # the asio example
+  doxygen                                      # the API reference (docs/API)
 )
 if [[ -f "$here/bench/packages.txt" ]]; then
   while read -r p; do [[ -n "$p" && "$p" != \#* ]] && packages+=("$p"); done < "$here/bench/packages.txt"

@@ -5,6 +5,7 @@
 #   build-asan  AddressSanitizer + UndefinedBehaviorSanitizer
 #   build-tsan  ThreadSanitizer
 #   build-fuzz  clang + libFuzzer: short fuzz runs of everything that parses shared memory
+# and, with the default tree, the Python package's tests (pytest), counted in the summary.
 # Usage: scripts/test.sh [PRESET...]   (default: default asan tsan fuzz)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +39,40 @@ for preset in "${presets[@]}"; do
   echo "=== $preset: $((total - failed - skipped)) of $total passed, $skipped skipped, in $((SECONDS - start)) s"
   rm -f "$log"
 done
+# The Python package's tests (pytest), against the default tree's library and programs, counted
+# in the same summary. pytest's exit code 5 ("no tests collected") is a failure, never a pass.
+for preset in "${presets[@]}"; do
+  [[ $preset == default ]] || continue
+  echo "=== python: pytest python/tests"
+  python=/usr/bin/python3
+  [[ -x $python ]] || python=python3
+  log=$(mktemp)
+  set +e
+  VIPC_BUILD_DIR=$PWD/build VIPC_LIBRARY=$PWD/build/src/libveridian_ipc.so \
+    PYTHONDONTWRITEBYTECODE=1 timeout 600 "$python" -m pytest -p no:cacheprovider -q \
+    python/tests 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  set -e
+  line=$(grep -E "^=*\s*[0-9]+ (passed|failed|skipped|error|deselected)|no tests ran" "$log" | tail -1 || true)
+  count() { grep -oE "[0-9]+ $1" <<<"$line" | grep -oE "^[0-9]+" || echo 0; }
+  py_pass=$(count passed)
+  py_fail=$(($(count failed) + $(count "errors?")))
+  py_skip=$(count skipped)
+  if ((rc == 5)); then
+    echo "=== python: pytest collected no tests: counted as a failure"
+    py_fail=$((py_fail + 1))
+  elif ((rc != 0 && py_fail == 0)); then
+    echo "=== python: pytest exited $rc: counted as a failure"
+    py_fail=1
+  fi
+  total_pass=$((total_pass + py_pass))
+  total_fail=$((total_fail + py_fail))
+  total_skip=$((total_skip + py_skip))
+  ((rc == 0)) || failed_presets+=("python")
+  echo "=== python: $py_pass passed, $py_fail failed, $py_skip skipped"
+  rm -f "$log"
+done
+
 echo
 if ((${#failed_presets[@]})); then
   echo "FAILED in: ${failed_presets[*]}"

@@ -18,12 +18,16 @@
 //       the other waiters, go back to (2). Otherwise sleep on the condition variable until a
 //       dispatch, at most one slice.
 //   (3) the ways out besides a reply: the deadline (4B, Timeout), the connection closed, the
-//       server gone or the ring corrupted (4C, its error)
+//       server gone or the ring corrupted (4C, its error). (3A) When the server is gone (it
+//       closed or died, and neither did we close nor was our capability revoked), what it
+//       wrote before stays readable: become the reader, take one message without waiting,
+//       dispatch it, back to (2); once the ring is empty, (4C).
 //   (4) end the wait: unregister the txid (a reply arriving later is dropped and counted).
 #include <poll.h>
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -37,9 +41,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include "posix/error_reply.hpp"
 #include "posix/inbox.hpp"
 #include "posix/outbox.hpp"
 #include "posix/parked_count.hpp"
+#include "posix/pollable.hpp"
 #include "posix/region_wire.hpp"
 #include "posix/wire.hpp"
 #include "veridian/ipc/posix/runtime.hpp"
@@ -184,6 +190,22 @@ struct Connection::Impl final : OutboxOwner, InboxOwner {
     std::atomic<bool> broken{false};  // the server broke the protocol
     std::atomic<u64> monitor_id{0};   // registration with ClientMonitor (0 = none)
 
+    // pollable_fd() (see pollable.hpp): made on first use, under poll_mu; poll_armed is set
+    // (release) once `poll` is complete, and read (acquire) before signalling it.
+    std::mutex poll_mu;
+    PollSet poll;
+    std::atomic<bool> poll_armed{false};
+    int arm_poll();
+    void signal_poll() {
+        if (poll_armed.load(std::memory_order_acquire)) poll.signal_local();
+    }
+    // After quick_check() failed with `e`: true when what the server wrote before it went
+    // away may still be read (it closed or died; we did not close, it broke nothing, and our
+    // capability was not revoked).
+    bool may_drain(IpcError e) const {
+        return e == IpcError::EndpointNotFound && !closed.load(std::memory_order_acquire) &&
+               inbox.valid();
+    }
     // Statistics (Connection::stats()): the parked counts (see parked_count.hpp) and the
     // messages this side sent (written under outbox.mu) and received (written under mu).
     std::atomic<u32> waiting_senders{0};
@@ -211,6 +233,7 @@ struct Connection::Impl final : OutboxOwner, InboxOwner {
     // The server hung up: mark it, wake every local thread blocked on this connection.
     void server_gone() {
         dead.store(true, std::memory_order_release);
+        signal_poll();  // a poller looks and gets EndpointNotFound
         if (outbox.valid()) words.wake_all(&c2s_ctl.as<const RingCtl>()->space_wake);
         if (inbox.valid()) words.wake_all(&s2c_data.as<const RingDataHeader>()->tail);
         std::lock_guard<std::mutex> lock(mu);
@@ -235,8 +258,13 @@ struct Connection::Impl final : OutboxOwner, InboxOwner {
                               TransactionId txid, Blocking blocking, Deadline deadline);
     Result<void> fast_send(const SmallMessage& msg);
     // The reader: waits for one record, dispatches it. Called without mu (reader_active).
-    Result<void> read_one(Blocking blocking, Deadline deadline);
-    void dispatch(const RecordView& record) VIPC_REQUIRES(mu);
+    Result<void> read_one(Blocking blocking, Deadline deadline, TransactionId own_txid = 0,
+                          bool takes_queue = false);
+    // Delivers a record to its call or the queue. The caller takes itself the reply to
+    // `own_txid` (when != 0) or, with `takes_queue`, the queued message: anything else is
+    // for another thread or the event loop, so the pollable descriptor is signalled.
+    void dispatch(const RecordView& record, TransactionId own_txid = 0, bool takes_queue = false)
+        VIPC_REQUIRES(mu);
     // Waits for the reply to `txid` (txid != 0) or for a queued message (txid == 0).
     Result<void> wait_message(std::unique_lock<std::mutex>& lock, TransactionId txid,
                               Deadline deadline) VIPC_REQUIRES(mu);
@@ -248,7 +276,9 @@ struct Connection::Impl final : OutboxOwner, InboxOwner {
 
 Result<void> Connection::Impl::quick_check() {
     if (closed.load(std::memory_order_acquire)) {
-        return fail(IpcError::InvalidCapability, "the connection to '%s' is closed", name.c_str());
+        // The same error as an operation on a closed core endpoint (docs/CONTRACT.md).
+        return fail(IpcError::EndpointNotFound, "the connection to '%s' was closed by this process",
+                    name.c_str());
     }
     if (broken.load(std::memory_order_acquire)) {
         return fail(IpcError::InvalidMessage,
@@ -283,7 +313,7 @@ Result<void> Connection::Impl::check(bool slice_ended) {
         // The server never writes to the socket after its Welcome: readable means hung up.
         // Region records may be waiting on it: only a hang-up counts.
         pollfd p{socket.get(), POLLRDHUP, 0};
-        if (poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
+        if (::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
             server_gone();
             return quick_check();
         }
@@ -375,6 +405,14 @@ Result<void> Connection::Impl::connect(std::string_view name_, const ConnectOpti
     notify_fd = take(FdBits::NOTIFY);
     c2s_pool_fd = take(FdBits::C2S_POOL);
     s2c_pool_fd = take(FdBits::S2C_POOL);
+    // The notification socket (see pollable.hpp): we only ever write one byte to it, but a
+    // server that sent something else gets nothing written into a file of its choosing.
+    struct stat notify_stat {};
+    if (fstat(notify_fd.get(), &notify_stat) != 0 || !S_ISSOCK(notify_stat.st_mode)) {
+        return fail(IpcError::InvalidMessage,
+                    "endpoint '%s' sent a notification descriptor that is not a socket",
+                    name.c_str());
+    }
 
     // Map what our rights give: the pages we write read-write, the server's read-only.
     state_map = VIPC_TRY(map_peer_memfd(state_fd.get(), PAGE_BYTES, false));
@@ -510,16 +548,17 @@ void Connection::Impl::published() {
     bump(sent_count);  // under outbox.mu
     // parking.hpp (b)/(c), paired with the server's receive (its announce on state.waiting
     // and heavy barrier): either we see it announced, or its re-scan sees our record.
+    // The server sleeps on every client's own tail word (so that it can tell who woke it:
+    // see Server::Impl::receive), and on the shared doorbell only when it says so.
     if (announced(words, state->waiting)) {
-        doorbell->ring.fetch_add(1, std::memory_order_seq_cst);
-        words.wake_all(&doorbell->ring);
-    }
-    if (state->poll_armed.load(std::memory_order_seq_cst) != 0) {
-        const char byte = 1;
-        // Non-blocking: a full pipe is already readable, which is all the server needs.
-        if (write(notify_fd.get(), &byte, 1) < 0) {
+        outbox.publish_tail();  // changes the word the server sleeps on, then wakes it
+        if (state->wake_doorbell.load(std::memory_order_seq_cst) != 0) {
+            doorbell->ring.fetch_add(1, std::memory_order_seq_cst);
+            words.wake_all(&doorbell->ring);
         }
     }
+    // Steps (b), (c) of pollable.hpp: the server polls.
+    if (state->poll_armed.load(std::memory_order_seq_cst) != 0) notify_peer(notify_fd.get());
 }
 
 Result<void> Connection::Impl::send(const OutgoingRecord& record, Blocking blocking,
@@ -562,7 +601,7 @@ Result<void> Connection::Impl::send_payload(u32 opcode, u32 flags,
     OutgoingRecord record;
     record.kind = OutgoingRecord::Kind::Payload;
     record.opcode = opcode;
-    record.flags = flags & ~(MessageFlags::IS_REPLY | MessageFlags::HAS_CAPABILITY);
+    record.flags = flags & ~(MessageFlags::IS_REPLY | MessageFlags::HAS_CAPABILITY | ERROR_REPLY);
     record.payload = payload;
     record.txid = txid;
     return send(record, blocking, deadline);
@@ -599,7 +638,8 @@ Result<void> Connection::Impl::fast_send(const SmallMessage& msg) {
 
 // ---- receive and call --------------------------------------------------------------------------
 
-Result<void> Connection::Impl::read_one(Blocking blocking, Deadline deadline) {
+Result<void> Connection::Impl::read_one(Blocking blocking, Deadline deadline,
+                                        TransactionId own_txid, bool takes_queue) {
     auto r = inbox.next(*this, blocking, deadline);
     if (!r) {
         if (r.error() == IpcError::InvalidMessage && !closed.load() && !dead.load()) {
@@ -608,13 +648,18 @@ Result<void> Connection::Impl::read_one(Blocking blocking, Deadline deadline) {
         return r.error();
     }
     std::lock_guard<std::mutex> lock(mu);
-    dispatch(*r);
+    dispatch(*r, own_txid, takes_queue);
     cv.notify_all();
     if (broken.load()) return quick_check();
     return ok();
 }
 
-void Connection::Impl::dispatch(const RecordView& record) {
+void Connection::Impl::dispatch(const RecordView& record, TransactionId own_txid,
+                                bool takes_queue) {
+    // Whoever is not the caller itself learns of it through the pollable descriptor.
+    const bool for_caller =
+        (record.txid != 0 && record.txid == own_txid) || (record.txid == 0 && takes_queue);
+    if (!for_caller) signal_poll();
     if (record.kind == RecordKind::Loan) {
         LoanDescriptor d;
         auto view = inbox.accept_loan(record, &d);  // finishes the record
@@ -734,7 +779,24 @@ Result<void> Connection::Impl::wait_message(std::unique_lock<std::mutex>& lock, 
             return ok();
         }
         // (3) the other ways out
-        VIPC_TRY(quick_check());                                  // (4C)
+        if (auto c = quick_check(); !c) {
+            // (3A) the server is gone: what it wrote before stays readable; take it one
+            // record at a time as the reader, and end once the ring is empty.
+            if (!may_drain(c.error())) return c.error();  // (4C)
+            if (reader_active) {
+                cv.wait_until(lock, to_steady(after_ns(PARK_SLICE_NS)));
+                continue;
+            }
+            if (queue.size() >= geometry.depth) return c.error();  // nothing for us
+            reader_active = true;
+            lock.unlock();
+            auto r = read_one(Blocking::No, Deadline::past(), txid, txid == 0);
+            lock.lock();
+            reader_active = false;
+            cv.notify_all();
+            if (!r) return c.error();  // (4C) drained
+            continue;
+        }
         if (deadline_passed(deadline)) return IpcError::Timeout;  // (4B)
         // Become the reader unless someone is; do not read while the queue is full (the
         // server is then held back by its full ring: backpressure, not unbounded memory).
@@ -744,7 +806,7 @@ Result<void> Connection::Impl::wait_message(std::unique_lock<std::mutex>& lock, 
             Result<void> r = ok();
             {
                 ParkedScope scope(parked);
-                r = read_one(Blocking::Yes, deadline);
+                r = read_one(Blocking::Yes, deadline, txid, txid == 0);
             }
             lock.lock();
             reader_active = false;
@@ -786,6 +848,7 @@ void Connection::Impl::close() {
         std::lock_guard<std::mutex> lock(mu);
         cv.notify_all();
     }
+    signal_poll();
     if (socket.valid()) shutdown(socket.get(), SHUT_RDWR);
 }
 
@@ -889,7 +952,7 @@ Result<void> Connection::send_loan(Loan& loan, usize length, u32 opcode, u32 fla
     record.loan = loan.id;
     record.loan_length = length;
     record.opcode = opcode;
-    record.flags = flags & ~(MessageFlags::IS_REPLY | MessageFlags::HAS_CAPABILITY);
+    record.flags = flags & ~(MessageFlags::IS_REPLY | MessageFlags::HAS_CAPABILITY | ERROR_REPLY);
     VIPC_TRY(impl_->send(record, Blocking::Yes, deadline));
     loan = Loan{};
     return ok();
@@ -1021,17 +1084,30 @@ static Result<Incoming> receive_as(Connection::Impl& c, Take how, Blocking block
         VIPC_TRY(c.wait_message(lock, 0, deadline));
         return take_front(c, how, buffer, needed);
     }
-    for (;;) {
+    for (bool rearmed = false;;) {
         if (!c.queue.empty()) return take_front(c, how, buffer, needed);
-        VIPC_TRY(c.quick_check());
+        bool draining = false;
+        if (auto check = c.quick_check(); !check) {
+            // The server is gone: what it wrote before stays readable (docs/CONTRACT.md).
+            if (!c.may_drain(check.error()) || c.reader_active) return check.error();
+            if (c.queue.size() >= c.geometry.depth) return check.error();
+            draining = true;
+        }
         // Another thread is the reader: whatever arrives is its to take and dispatch.
         if (c.reader_active || c.queue.size() >= c.geometry.depth) return IpcError::ChannelEmpty;
         c.reader_active = true;
         lock.unlock();
-        auto r = c.read_one(Blocking::No, Deadline::past());
+        auto r = c.read_one(Blocking::No, Deadline::past(), 0, true);
         lock.lock();
         c.reader_active = false;
         c.cv.notify_all();
+        if (!r && r.error() == IpcError::ChannelEmpty && !draining && !rearmed &&
+            c.poll_armed.load()) {
+            // Steps (3), (4) of pollable.hpp: re-arm, then look once more.
+            c.poll.drain(OnPeerHangup::KeepReadable);
+            rearmed = true;
+            continue;
+        }
         if (!r) return r.error();
     }
 }
@@ -1134,6 +1210,10 @@ Result<Message> Connection::call_with(const Message& request, Region* region, Tr
                     "a payload buffer",
                     c.name.c_str());
     }
+    if (auto e = error_in_reply(done.reply); !e) {
+        return fail(e.error(), "the server of '%s' answered the call with %s", c.name.c_str(),
+                    error_name(e.error()));
+    }
     return done.reply;
 }
 
@@ -1163,11 +1243,109 @@ Result<PayloadInfo> Connection::call(u32 opcode, u32 flags, std::span<const std:
     // (2)-(4)
     std::unique_lock<std::mutex> lock(c.mu);
     auto w = c.wait_message(lock, txid, deadline);
-    const PayloadInfo info = c.find_pending(txid)->info;
+    const Impl::PendingCall done = *c.find_pending(txid);
+    const PayloadInfo info = done.info;
     c.erase_pending(txid);  // (4) end the wait: a reply arriving later is dropped
     if (!w) return w.error();
+    if (auto e = error_in_reply(done.reply); !e) {
+        return fail(e.error(), "the server of '%s' answered the call with %s", c.name.c_str(),
+                    error_name(e.error()));
+    }
     bump(c.received_count);
     return info;
+}
+
+Result<TransactionId> Connection::begin_call(const Message& request, Deadline deadline) {
+    if (!impl_) return moved_from();
+    Impl& c = *impl_;
+    if ((c.rights & (Rights::SEND | Rights::RECEIVE)) != (Rights::SEND | Rights::RECEIVE)) {
+        VIPC_TRY(c.quick_check());
+        return call_needs_both(c);
+    }
+    // (0) register, (1) send, as call(); take_reply() does (2)-(4) without waiting.
+    const TransactionId txid = c.next_txid.fetch_add(1, std::memory_order_relaxed);
+    {
+        std::lock_guard<std::mutex> lock(c.mu);
+        Impl::PendingCall p;
+        p.txid = txid;
+        c.pending.push_back(p);
+    }
+    if (auto s = c.send_message(request, txid, Blocking::Yes, deadline); !s) {
+        std::lock_guard<std::mutex> lock(c.mu);
+        c.erase_pending(txid);
+        return s.error();
+    }
+    return txid;
+}
+
+Result<Message> Connection::take_reply(TransactionId txid) {
+    if (!impl_) return moved_from();
+    Impl& c = *impl_;
+    std::unique_lock<std::mutex> lock(c.mu);
+    for (bool drained = false;;) {
+        Impl::PendingCall* p = c.find_pending(txid);
+        if (p == nullptr) {
+            return fail(IpcError::InvalidMessage,
+                        "no call %llu is outstanding on '%s' (finished or never begun)",
+                        static_cast<unsigned long long>(txid), c.name.c_str());
+        }
+        if (p->delivered) {
+            const Impl::PendingCall done = *p;
+            c.erase_pending(txid);
+            if (done.error != IpcError::NotInitialized) return done.error;
+            if (auto e = error_in_reply(done.reply); !e) {
+                return fail(e.error(), "the server of '%s' answered the call with %s",
+                            c.name.c_str(), error_name(e.error()));
+            }
+            bump(c.received_count);
+            return done.reply;
+        }
+        if (auto q = c.quick_check(); !q) {
+            c.erase_pending(txid);
+            return q.error();
+        }
+        // Another thread is the reader (it dispatches our reply and signals the descriptor),
+        // or the queue is full (the application must take its messages first).
+        if (c.reader_active || c.queue.size() >= c.geometry.depth) return IpcError::ChannelEmpty;
+        c.reader_active = true;
+        lock.unlock();
+        auto r = c.read_one(Blocking::No, Deadline::past(), txid, false);
+        lock.lock();
+        c.reader_active = false;
+        c.cv.notify_all();
+        if (!r && r.error() == IpcError::ChannelEmpty && !drained && c.poll_armed.load()) {
+            c.poll.drain(OnPeerHangup::KeepReadable);  // (3), (4) of pollable.hpp
+            drained = true;
+            continue;
+        }
+        if (!r) return r.error();
+    }
+}
+
+void Connection::cancel_call(TransactionId txid) {
+    if (!impl_) return;
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->erase_pending(txid);
+}
+
+int Connection::Impl::arm_poll() {
+    std::lock_guard<std::mutex> lock(poll_mu);
+    if (poll_armed.load(std::memory_order_relaxed)) return poll.fd();
+    if (!poll.open()) return -1;
+    poll.add(notify_fd.get());
+    // Steps (1), (2) of pollable.hpp: the server signals from now on; the first poll looks.
+    if (inbox.valid()) s2c_ctl.as<RingCtl>()->poll_armed.store(1, std::memory_order_seq_cst);
+    poll_armed.store(true, std::memory_order_release);
+    poll.signal_local();
+    return poll.fd();
+}
+
+int Connection::pollable_fd() {
+    if (!impl_) {
+        (void)moved_from();
+        return -1;
+    }
+    return impl_->arm_poll();
 }
 
 Result<void> Connection::close() {

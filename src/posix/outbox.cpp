@@ -70,14 +70,24 @@ private:
 
 }  // namespace
 
-Result<void> Outbox::push(OutboxOwner& owner, const OutgoingRecord& record, Deadline deadline) {
+Result<void> Outbox::push(OutboxOwner& owner, const OutgoingRecord& record, Blocking blocking,
+                          Deadline deadline) {
     if (record.attachment != nullptr) {
         // The sending steps of region_wire.hpp: (1) room for the record, (2) the socket
         // record, (3) the record, which cannot be full now (we are the only producer).
         if (!VIPC_TRY(ring_.fits(record.lines()))) return IpcError::ChannelFull;
         const u64 sequence = regions_.next_sequence;
-        VIPC_TRY(send_record(owner.attachment_socket(), sequence, *record.attachment,
-                             deadline.expired(now_ns()) ? after_ms(100) : deadline));
+        // A non-blocking send does not wait for room in the socket either (it holds one small
+        // record per record in flight: it is full only when the peer stopped reading it).
+        auto sent = send_record(owner.attachment_socket(), sequence, *record.attachment,
+                                blocking == Blocking::Yes ? deadline : Deadline::past());
+        if (!sent) {
+            if (sent.error() != IpcError::Timeout || blocking == Blocking::Yes) {
+                return sent.error();
+            }
+            return fail(IpcError::ChannelFull,
+                        "the peer is not reading its socket; the message was not sent");
+        }
         ++regions_.next_sequence;
         Message out = *record.message;
         record.attachment->stamp(out, sequence);
@@ -116,7 +126,7 @@ Result<void> Outbox::send(OutboxOwner& owner, const OutgoingRecord& record, Bloc
         // (3)
         VIPC_TRY(owner.check(false));
         // (4)
-        auto r = push(owner, record, deadline);
+        auto r = push(owner, record, blocking, deadline);
         if (r) {
             if (rate_limited_) charge(record);
             owner.published();

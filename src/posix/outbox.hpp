@@ -89,6 +89,11 @@ public:
     u64 pool_bytes() const { return pool_bytes_; }
     u64 pool_used() const { return pool_used_.load(std::memory_order_relaxed); }
 
+    // Stores the tail and wakes whoever sleeps on it: for a consumer that waits on this
+    // ring's tail without announcing it in this ring (the server, see server.cpp). Called
+    // from OutboxOwner::published(), under mu.
+    void publish_tail() VIPC_REQUIRES(mu) { ring_.publish_tail(); }
+
     bool rate_limited() const { return rate_limited_; }
     bool valid() const { return valid_; }
     u32 queued() VIPC_REQUIRES(mu) { return ring_.queued(); }
@@ -99,8 +104,8 @@ private:
     Result<void> admit(OutboxOwner& owner, const OutgoingRecord& record, Blocking blocking,
                        Deadline deadline) VIPC_REQUIRES(mu);
     void charge(const OutgoingRecord& record) VIPC_REQUIRES(mu);
-    Result<void> push(OutboxOwner& owner, const OutgoingRecord& record, Deadline deadline)
-        VIPC_REQUIRES(mu);
+    Result<void> push(OutboxOwner& owner, const OutgoingRecord& record, Blocking blocking,
+                      Deadline deadline) VIPC_REQUIRES(mu);
 
     SharedWords* words_ = nullptr;
     RecordProducer ring_ VIPC_GUARDED_BY(mu);

@@ -153,7 +153,8 @@ struct alignas(64) RingCtl {
     std::atomic<u32> cpu;               // CPU the consumer last ran on, + 1 (0 = unknown)
     std::atomic<u32> space_wake;        // futex word of space waits: bumped by a waking consumer
     std::atomic<u32> released;          // loan returns written to the return queue
-    u32 reserved1[11];
+    std::atomic<u32> poll_armed;        // 1 once the consumer polls (see pollable.hpp): s2c only
+    u32 reserved1[10];
 };
 static_assert(sizeof(RingCtl) == RING_HEADER_BYTES);
 
@@ -212,6 +213,11 @@ public:
     Result<void> push_payload(u64 capability, u32 opcode, u32 flags,
                               std::span<const std::byte> payload, u64 txid);
     Result<void> push_loan(const LoanDescriptor& loan, u64 txid);
+    // (P6) on demand: store the tail (changing the futex word) and wake it.
+    void publish_tail() {
+        data_->tail.store(tail_, std::memory_order_seq_cst);
+        words_->wake_all(&data_->tail);
+    }
     // Records in flight (as of the last head read) and lines used.
     u32 queued() const { return sent_ - acked_; }
 

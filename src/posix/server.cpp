@@ -18,26 +18,36 @@
 //   under conns_mu, (c) looks again under caps_mu and ends it if it was revoked meanwhile.
 //   Either (2) sees the listed connection, or (c) sees the mark: none survives a revoke.
 //
-// The receive protocol, one doorbell for all connections (paired with the client's
-// notify_server in connection.cpp):
+// The receive protocol (paired with the client's notify_server in connection.cpp):
+//   (0) woken by one client's word: look at that ring alone; nothing new → a spurious wake,
+//       counted against that client's budget (over it: muted for the rest of the window),
+//       and skip to (2) without scanning or spinning
 //   (1) scan the rings round-robin, starting after the connection served last; take the first
 //       message found (fairness: a busy client cannot starve the ones after it)
 //   (2) none: deadline passed → Timeout; closed → EndpointNotFound
-//   (3) spin (bounded, adaptive) re-scanning the tails → (1)
-//   (4) announce: state.waiting = 1 (seq_cst)
-//   (5) read the doorbell d (seq_cst), then re-scan the tails: anything → unannounce, (1)
-//   (6) sleep on the doorbell while it equals d, at most one slice or until the deadline
-//   (7) unannounce, back to (1)
-// A client publishing: store tail (seq_cst), load state.waiting (seq_cst); if set, bump the
-// doorbell and wake it. Either the client sees the flag or the server's (5) sees the tail.
-// The doorbell's value is written by every client and trusted for nothing: the server only
-// ever re-scans the rings, whose indexes it checks.
+//   (3) spin (bounded, adaptive) re-scanning the tails → (1); not after a spurious wake
+//   (4) announce: state.wake_doorbell as needed, then state.waiting = 1 (seq_cst), then
+//       the heavy barrier (platform/shared_words.hpp): clients publish without a fence
+//   (5) read rx_private, the doorbell, and every unmuted client's tail word t_i (seq_cst),
+//       re-scanning every ring (its next record's sequence word) as we go: anything →
+//       unannounce, (1)
+//   (6) futex_waitv on rx_private, each tail while it equals t_i (and the doorbell when
+//       wake_doorbell), at most one slice, the deadline, or the end of a mute
+//   (7) unannounce, back to (0)
+// A client publishing: its record (record_ring.hpp (P5)), then load state.waiting; if set,
+// store its tail word (it changes: the record moved the tail) and wake it (and, when
+// state.wake_doorbell, bump and wake the doorbell). SYNC POINT: either the client sees the
+// flag or the server's (5) sees the record (parking.hpp's argument, with the barrier of (4)). Every
+// word a client writes is trusted for nothing: the server only ever re-scans the rings, whose
+// indexes it checks.
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -47,9 +57,11 @@
 #include <thread>
 #include <unordered_map>
 
+#include "posix/error_reply.hpp"
 #include "posix/inbox.hpp"
 #include "posix/outbox.hpp"
 #include "posix/parked_count.hpp"
+#include "posix/pollable.hpp"
 #include "posix/rate_limit.hpp"
 #include "posix/region_wire.hpp"
 #include "posix/wire.hpp"
@@ -72,6 +84,28 @@ void bump(std::atomic<u64>& counter) {
     counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }
 
+// How many doorbell wake-ups that found nothing the receiver tolerates per window before it
+// stops listening to the doorbell for the rest of the window (see receive()).
+inline constexpr u64 DOORBELL_WINDOW_NS = 1'000'000;
+inline constexpr u32 DOORBELL_SPURIOUS_BUDGET = 16;
+
+class DoorbellBudget {
+public:
+    // Counts one spurious wake at `now`; false once the window's budget is spent.
+    bool allow_spurious(u64 now) {
+        if (now - window_start_ >= DOORBELL_WINDOW_NS) {
+            window_start_ = now;
+            spent_ = 0;
+        }
+        return ++spent_ <= DOORBELL_SPURIOUS_BUDGET;
+    }
+    u64 window_end() const { return window_start_ + DOORBELL_WINDOW_NS; }
+
+private:
+    u64 window_start_ = 0;
+    u32 spent_ = 0;
+};
+
 // One client connection, as the server sees it.
 struct ServerConnection final : InboxOwner {
     ConnectionId id = 0;
@@ -80,6 +114,11 @@ struct ServerConnection final : InboxOwner {
     u16 rights = 0;
     CapabilityId capability = 0;  // made through this capability (0: by name)
     Fd socket;                    // closed only when the last reference goes
+    Fd notify;                    // our end of its notification socket (see pollable.hpp)
+    // Spurious wakes of the receiver by this client's tail word (see Server::Impl::receive);
+    // guarded by Server::Impl::receive_mu.
+    DoorbellBudget wake_budget;
+    u64 muted_until = 0;
 
     // Mappings: c2s.data and s2c.ctl are written by the client (trusted for nothing);
     // c2s.ctl and s2c.data by us.
@@ -135,10 +174,9 @@ struct Server::Impl {
     bool owns_name = false;  // we hold the lock: close() removes the name's files
     Fd listen_fd;
     Fd monitor_wake;  // eventfd: tells the monitor thread to stop
-    Fd notify_read;   // the pollable pipe: we read, clients write
-    Fd notify_write;
-    Fd state_fd;     // read-only descriptor of the state memfd, handed to clients
-    Fd doorbell_fd;  // read-write descriptor of the doorbell memfd, handed to clients
+    PollSet poll;     // pollable_fd(): only this process holds it (see pollable.hpp)
+    Fd state_fd;      // read-only descriptor of the state memfd, handed to clients
+    Fd doorbell_fd;   // read-write descriptor of the doorbell memfd, handed to clients
     Mapping state_map;
     Mapping doorbell_map;
     ServerState* state = nullptr;
@@ -156,6 +194,16 @@ struct Server::Impl {
     std::atomic<u64> conns_version{0};
 
     DeadlineMutex receive_mu;
+    // The words the receiver sleeps on (see receive()): its own private word, the doorbell
+    // when it must, and every client's tail word; whose each is (nullptr: rx_private or the
+    // doorbell); the shared doorbell's budget.
+    futex_waitv waiters[FUTEX_WAITV_MAX] VIPC_GUARDED_BY(receive_mu) = {};
+    ServerConnection* waiter_conn[FUTEX_WAITV_MAX] VIPC_GUARDED_BY(receive_mu) = {};
+    DoorbellBudget doorbell_budget VIPC_GUARDED_BY(receive_mu);
+    u64 doorbell_muted_until VIPC_GUARDED_BY(receive_mu) = 0;
+    bool have_waitv VIPC_GUARDED_BY(receive_mu) = true;
+    std::atomic<u32> rx_private{0};
+    std::atomic<u64> spurious_wakes{0};  // written under receive_mu; for tests and stat
     SpinBudget receive_spin VIPC_GUARDED_BY(receive_mu);
     std::vector<std::shared_ptr<ServerConnection>> rx_conns VIPC_GUARDED_BY(receive_mu);
     u64 rx_version VIPC_GUARDED_BY(receive_mu) = ~u64{0};
@@ -339,12 +387,7 @@ Result<void> Server::Impl::start() {
     doorbell_map = static_cast<Mapping&&>(db.map);
     doorbell = new (doorbell_map.get()) ServerDoorbell{};
 
-    int pipe_fds[2];
-    if (pipe2(pipe_fds, O_CLOEXEC | O_NONBLOCK) != 0) {
-        return fail(IpcError::OutOfMemory, "pipe2(): %s", strerror(errno));
-    }
-    notify_read = Fd(pipe_fds[0]);
-    notify_write = Fd(pipe_fds[1]);
+    VIPC_TRY(poll.open());
     monitor_wake = Fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!monitor_wake.valid()) return fail(IpcError::OutOfMemory, "eventfd(): %s", strerror(errno));
     caps_wake = Fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -554,6 +597,11 @@ void Server::Impl::handle_hello(int raw_sock,
         conns.push_back(conn);
         conns_version.fetch_add(1, std::memory_order_seq_cst);
     }
+    // A receiver asleep does not wait on the new client's word yet: make it look again.
+    // Paired with receive step (5): it reads rx_private before the connection list, so it
+    // either lists this connection or sees rx_private move.
+    rx_private.fetch_add(1, std::memory_order_seq_cst);
+    words().wake_all(&rx_private);
     if (through != 0 && cap_revoked(through)) end_revoked(*conn);  // (c)
     const bool sent = send_with_fds(s, &w, sizeof w, fds, nfds);
     // fds[] are ours (fresh read-only reopens, or the memfds themselves, plus dup()s of the
@@ -592,8 +640,12 @@ Result<std::shared_ptr<ServerConnection>> Server::Impl::create_connection(
     Fd s2c_data_ro = VIPC_TRY(reopen_read_only(s2c_data.fd.get()));
     Fd state_dup(fcntl(state_fd.get(), F_DUPFD_CLOEXEC, 0));
     Fd doorbell_dup(fcntl(doorbell_fd.get(), F_DUPFD_CLOEXEC, 0));
-    Fd notify_dup(fcntl(notify_write.get(), F_DUPFD_CLOEXEC, 0));
-    if (!state_dup.valid() || !doorbell_dup.valid() || !notify_dup.valid()) {
+    const NotifyPair notify_pair = VIPC_TRY(make_notify_pair());
+    c->notify = Fd(notify_pair.server_end);
+    Fd notify_client(notify_pair.client_end);
+    // Watched before the client learns of the connection (it may send at once).
+    poll.add(c->notify.get());
+    if (!state_dup.valid() || !doorbell_dup.valid()) {
         return fail(IpcError::OutOfMemory, "out of descriptors: %s", strerror(errno));
     }
 
@@ -649,7 +701,7 @@ Result<std::shared_ptr<ServerConnection>> Server::Impl::create_connection(
     put(FdBits::S2C_CTL, s2c_ctl.fd);
     put(FdBits::STATE, state_dup);
     put(FdBits::DOORBELL, doorbell_dup);
-    put(FdBits::NOTIFY, notify_dup);
+    put(FdBits::NOTIFY, notify_client);
     put(FdBits::C2S_POOL, c2s_pool_fd);
     put(FdBits::S2C_POOL, s2c_pool_fd);
     return c;
@@ -921,43 +973,40 @@ bool Server::Impl::anything_queued() {
 }
 
 void Server::Impl::drain_notify() {
-    char buf[256];
-    while (read(notify_read.get(), buf, sizeof buf) > 0) {
-    }
+    poll.drain(OnPeerHangup::Forget);
 }
 
+// Waking the receiver, attributably. A client that published while the receiver announced it
+// sleeps wakes the futex on its own c2s tail word: a word only that client (and we) can map,
+// so the receiver, sleeping on every connection's tail at once (futex_waitv), learns which
+// client woke it and looks at that ring alone. A wake whose ring has nothing new is spurious
+// (an honest client wakes only after it published, bar a rare race with a scan that took the
+// message first); a connection allowed DOORBELL_SPURIOUS_BUDGET of them per window of
+// DOORBELL_WINDOW_NS is muted for the rest of the window: the receiver stops waiting on its
+// word (its ring is still scanned whenever the receiver wakes for anything else, and at the
+// latest when the window ends). So a hammering client buys at most BUDGET + 1 scans per
+// window, and the others' wakes still reach the receiver at once. A client that instead moves
+// its tail is sending messages (served round-robin, rate-limited), or corrupts its own ring
+// (dropped). The shared doorbell word stays for what futex_waitv cannot hold (more than
+// MAX_WAITED_TAILS connections, or a kernel without futex_waitv): ServerState::wake_doorbell
+// tells clients to ring it too, and it has one budget of its own, muted the same way.
+// The receiver's own private word (rx_private) is in every wait: close() and a newly listed
+// connection bump and wake it.
 namespace {
+inline constexpr usize MAX_WAITED_TAILS = FUTEX_WAITV_MAX - 2;  // + rx_private + doorbell
 
-// The doorbell role of park(): until any client's ring has a record (or the server closes).
-class DoorbellParking final : public Parking {
-public:
-    DoorbellParking(Server::Impl& s, ServerState& state, ServerDoorbell& doorbell,
-                    std::atomic<bool>& closed, u32 peer_cpu)
-        : s_(s), state_(state), doorbell_(doorbell), closed_(closed), peer_cpu_(peer_cpu) {}
-    Result<bool> ready() override VIPC_THREAD_ANNOTATION(no_thread_safety_analysis);
-    Result<void> check(bool) override {
-        if (closed_.load(std::memory_order_acquire)) return IpcError::EndpointNotFound;
-        return ok();
-    }
-    std::atomic<u32>& flag() override { return state_.waiting; }
-    const std::atomic<u32>& word() override { return doorbell_.ring; }
-    u32 peer_cpu() override { return peer_cpu_; }
-    std::atomic<u32>* my_cpu() override { return &state_.cpu; }
-
-private:
-    Server::Impl& s_;
-    ServerState& state_;
-    ServerDoorbell& doorbell_;
-    std::atomic<bool>& closed_;
-    u32 peer_cpu_;
-};
-
-}  // namespace
-
-Result<bool> DoorbellParking::ready() {
-    // Called by park() with receive_mu held (receive() holds it throughout).
-    return s_.anything_queued() || closed_.load(std::memory_order_acquire);
+// Waits until one of the words changes from its value or is woken, or until the absolute
+// CLOCK_MONOTONIC time `until_ns`. Returns the index of the woken word, -1 when a value
+// differed at once or on timeout/signal, -2 when the kernel has no futex_waitv.
+long futex_wait_any(futex_waitv* waiters, u32 count, u64 until_ns) {
+    timespec ts{};
+    ts.tv_sec = static_cast<time_t>(until_ns / 1'000'000'000u);
+    ts.tv_nsec = static_cast<long>(until_ns % 1'000'000'000u);
+    const long r = syscall(SYS_futex_waitv, waiters, count, 0, &ts, CLOCK_MONOTONIC);
+    if (r < 0 && errno == ENOSYS) return -2;
+    return r < 0 ? -1 : r;
 }
+}  // namespace
 
 Result<Incoming> Server::Impl::receive(const Taking& taking, Blocking blocking, Deadline deadline) {
     if (closed.load(std::memory_order_acquire)) {
@@ -968,10 +1017,38 @@ Result<Incoming> Server::Impl::receive(const Taking& taking, Blocking blocking, 
         return blocking == Blocking::Yes ? IpcError::Timeout : IpcError::ChannelEmpty;
     }
     DeadlineLock guard(receive_mu, std::adopt_lock);
+    // Who ended the last sleep: one client's tail word, the shared doorbell, or neither.
+    ServerConnection* woken_by = nullptr;
+    bool woken_by_doorbell = false;
     for (;;) {
-        // The protocol of the file's head: (1) scan round-robin
-        auto r = take_one(taking);
-        if (r || r.error() != IpcError::ChannelEmpty) return r;
+        bool spurious = false;
+        if (woken_by != nullptr) {
+            // (0) a wake from one client: look at its ring alone. `woken_by` is still listed
+            // in rx_conns (only take_one and step (5) refresh it, both after this).
+            const auto a = woken_by->inbox.ready();
+            if (a && !*a && !woken_by->dead.load(std::memory_order_acquire)) {
+                spurious = true;
+                const u64 now = now_ns();
+                if (!woken_by->wake_budget.allow_spurious(now)) {
+                    woken_by->muted_until = woken_by->wake_budget.window_end();
+                }
+            }
+            woken_by = nullptr;
+        }
+        // (1) scan round-robin (not after a spurious wake: nothing else woke us)
+        if (!spurious) {
+            auto r = take_one(taking);
+            if (r || r.error() != IpcError::ChannelEmpty) return r;
+            if (woken_by_doorbell) {
+                // the doorbell cannot say who rang it: the scan was its check
+                spurious = true;
+                if (!doorbell_budget.allow_spurious(now_ns())) {
+                    doorbell_muted_until = doorbell_budget.window_end();
+                }
+            }
+        }
+        woken_by_doorbell = false;
+        if (spurious) bump(spurious_wakes);
         // (2) nothing
         if (closed.load(std::memory_order_acquire)) {
             return fail(IpcError::EndpointNotFound, "endpoint '%s' is closed", name.c_str());
@@ -979,16 +1056,94 @@ Result<Incoming> Server::Impl::receive(const Taking& taking, Blocking blocking, 
         if (blocking == Blocking::No) {
             if (state->poll_armed.load(std::memory_order_relaxed) == 0)
                 return IpcError::ChannelEmpty;
-            // Re-arm the pollable pipe: drain it, then look once more (a client that
-            // published after our scan has written to the pipe, or we see its record now).
+            // Re-arm the pollable descriptor: drain it, then look once more (steps (3), (4)
+            // of pollable.hpp: a client that published after our scan has written to its
+            // notification socket, or we see its record now).
             drain_notify();
             return take_one(taking);
         }
-        // (3)-(7) park on the doorbell (parking.hpp), then scan again
         if (deadline_passed(deadline)) return IpcError::Timeout;
         ParkedScope parked(waiting_receivers);
-        DoorbellParking bell(*this, *state, *doorbell, closed, last_client_cpu);
-        VIPC_TRY(park(words(), bell, receive_spin, deadline));
+        // (3) spin, unless a wake just proved spurious (spinning is what a hammering client
+        // would buy our CPU with)
+        SharedWords& w = words();
+        const u32 me = w.cpu_hint();
+        if (state->cpu.load(std::memory_order_relaxed) != me) {
+            state->cpu.store(me, std::memory_order_relaxed);
+        }
+        if (!spurious &&
+            receive_spin.spin(
+                w, [&] { return anything_queued() || closed.load(); }, last_client_cpu, me)) {
+            continue;
+        }
+        // (4) announce; say whether clients must ring the shared doorbell too
+        refresh_rx_conns();
+        const u32 use_doorbell = !have_waitv || rx_conns.size() > MAX_WAITED_TAILS ? 1 : 0;
+        if (state->wake_doorbell.load(std::memory_order_relaxed) != use_doorbell) {
+            state->wake_doorbell.store(use_doorbell, std::memory_order_seq_cst);
+        }
+        state->waiting.store(1, std::memory_order_seq_cst);
+        w.heavy_barrier();
+        // (5) read the words to sleep on, re-scanning every ring as we go
+        const u64 now = now_ns();
+        u64 until = now + sleep_slice_ns(deadline);
+        u32 n = 0;
+        waiters[n] =
+            futex_waitv{rx_private.load(std::memory_order_seq_cst),
+                        reinterpret_cast<u64>(&rx_private), FUTEX_32 | FUTEX_PRIVATE_FLAG, 0};
+        waiter_conn[n++] = nullptr;
+        const u32 bell = doorbell->ring.load(std::memory_order_seq_cst);
+        if (use_doorbell != 0 && doorbell_muted_until <= now) {
+            waiters[n] = futex_waitv{bell, reinterpret_cast<u64>(&doorbell->ring), FUTEX_32, 0};
+            waiter_conn[n++] = nullptr;
+        } else if (use_doorbell != 0 && doorbell_muted_until < until) {
+            until = doorbell_muted_until;
+        }
+        bool anything = closed.load();
+        for (const auto& c : rx_conns) {
+            if (anything) break;
+            if (c->broken.load(std::memory_order_relaxed)) continue;
+            // A throttled client's messages wait: the scan after this slice finds them.
+            if (limits_clients && c->throttled(now)) continue;
+            // The word first, then the ring: a record published after this read changes
+            // the word (the client stores its tail when it sees us waiting).
+            const u32 tail = c->c2s_header()->tail.load(std::memory_order_seq_cst);
+            const auto a = c->inbox.ready();
+            if (!a || *a) {
+                anything = true;  // a corrupt ring is handled by take_one
+                break;
+            }
+            if (c->muted_until > now) {
+                until = c->muted_until < until ? c->muted_until : until;
+                continue;
+            }
+            if (n < FUTEX_WAITV_MAX && have_waitv) {
+                waiters[n] =
+                    futex_waitv{tail, reinterpret_cast<u64>(&c->c2s_header()->tail), FUTEX_32, 0};
+                waiter_conn[n++] = c.get();
+            }
+        }
+        if (anything) {
+            state->waiting.store(0, std::memory_order_relaxed);
+            continue;
+        }
+        // (6) sleep until one word is woken or changes, a muted one's window ends, the slice
+        // ends or the deadline
+        if (until > now) {
+            long r = have_waitv ? futex_wait_any(waiters, n, until) : -2;
+            if (r == -2 && have_waitv) {
+                have_waitv = false;  // an old kernel: the doorbell from now on; look again
+            } else if (r == -2) {
+                (void)w.wait(&doorbell->ring, bell, Deadline::at(until));
+                woken_by_doorbell = now_ns() < until;
+            } else if (r >= 0 && static_cast<u64>(r) < n) {
+                woken_by = waiter_conn[r];
+                woken_by_doorbell = waiter_conn[r] == nullptr &&
+                                    waiters[r].uaddr != reinterpret_cast<u64>(&rx_private);
+            }
+        }
+        // (7) unannounce
+        state->waiting.store(0, std::memory_order_relaxed);
     }
 }
 
@@ -1016,7 +1171,12 @@ public:
         if (c_.client_closed()) return gone_;
         return ok();
     }
-    void published() override {}  // the record itself wakes a sleeping client (P6)
+    // The record itself wakes a sleeping client (P6); a polling one gets a byte (pollable.hpp).
+    void published() override {
+        if (c_.s2c_control()->poll_armed.load(std::memory_order_seq_cst) != 0) {
+            notify_peer(c_.notify.get());
+        }
+    }
     int attachment_socket() override { return c_.socket.get(); }
     u32 peer_cpu() override { return c_.s2c_control()->cpu.load(std::memory_order_relaxed); }
 
@@ -1030,6 +1190,11 @@ private:
 
 Result<void> Server::Impl::send_to(ConnectionId to, OutgoingRecord record, Answer answer,
                                    Blocking blocking, Deadline deadline) {
+    if (answer == Answer::Reply && record.txid == 0) {
+        return fail(IpcError::InvalidMessage,
+                    "reply to a message that is not a call (it has no transaction id); use "
+                    "send_sync to answer a plain message");
+    }
     const IpcError gone =
         answer == Answer::Reply ? IpcError::ProcessNotFound : IpcError::EndpointNotFound;
     if (closed.load(std::memory_order_acquire)) {
@@ -1046,11 +1211,20 @@ Result<void> Server::Impl::send_to(ConnectionId to, OutgoingRecord record, Answe
                     c->pid, name.c_str());
     }
     ServerSend owner(closed, *c, gone, waiting_senders);
+    // A reply never waits for the client (a client that does not read its replies cannot
+    // stall the server): a full ring drops it with ChannelFull.
+    if (answer == Answer::Reply) blocking = Blocking::No;
     auto r = c->outbox.send(owner, record, blocking, deadline);
     if (r) {
         bump(c->sent);  // single writer per connection: the outbox lock was just released,
         sent_total.fetch_add(1, std::memory_order_relaxed);  // so two senders may race here:
         return ok();                                         // statistics only
+    }
+    if (r.error() == IpcError::ChannelFull) {
+        return fail(IpcError::ChannelFull,
+                    "client pid %d of '%s' has unread messages filling its ring; the %s was "
+                    "dropped",
+                    c->pid, name.c_str(), answer == Answer::Reply ? "reply" : "message");
     }
     if (r.error() == IpcError::InvalidMessage && !c->broken.load()) {
         mark_broken(*c);
@@ -1086,8 +1260,9 @@ Result<void> Server::Impl::send_payload_to(ConnectionId to, u32 opcode, u32 flag
     OutgoingRecord record;
     record.kind = OutgoingRecord::Kind::Payload;
     record.opcode = opcode;
-    record.flags = (flags & ~(MessageFlags::IS_REPLY | MessageFlags::HAS_CAPABILITY)) |
-                   (answer == Answer::Reply ? MessageFlags::IS_REPLY : 0);
+    record.flags =
+        (flags & ~(MessageFlags::IS_REPLY | MessageFlags::HAS_CAPABILITY | ERROR_REPLY)) |
+        (answer == Answer::Reply ? MessageFlags::IS_REPLY : 0);
     record.payload = payload;
     record.txid = txid;
     return send_to(to, record, answer, blocking, deadline);
@@ -1256,6 +1431,10 @@ void Server::Impl::close() {
         }
     }
     if (doorbell != nullptr) words().wake_all(&doorbell->ring);  // our blocked receivers
+    // ... and one sleeping out the doorbell budget (see receive()): it reads rx_private
+    rx_private.fetch_add(1, std::memory_order_seq_cst);
+    words().wake_all(&rx_private);
+    poll.signal_local();  // a poller looks and gets EndpointNotFound
     if (monitor.joinable()) {
         const u64 one = 1;
         if (write(monitor_wake.get(), &one, sizeof one) < 0) {
@@ -1383,7 +1562,7 @@ Result<void> Server::send_loan(ConnectionId to, Loan& loan, usize length, u32 op
     record.loan = loan.id;
     record.loan_length = length;
     record.opcode = opcode;
-    record.flags = flags & ~(MessageFlags::IS_REPLY | MessageFlags::HAS_CAPABILITY);
+    record.flags = flags & ~(MessageFlags::IS_REPLY | MessageFlags::HAS_CAPABILITY | ERROR_REPLY);
     VIPC_TRY(impl_->send_to(to, record, Impl::Answer::Send, Blocking::Yes, deadline));
     loan = Loan{};
     return ok();
@@ -1596,8 +1775,29 @@ Result<void> Server::close() {
 
 int Server::pollable_fd() {
     if (!impl_) return -1;
+    // Steps (1), (2) of pollable.hpp: clients signal from now on; the first poll looks.
     impl_->state->poll_armed.store(1, std::memory_order_seq_cst);
-    return impl_->notify_read.get();
+    impl_->poll.signal_local();
+    return impl_->poll.fd();
+}
+
+Result<void> Server::reply_error(const Received& request, IpcError error, Deadline) {
+    if (!impl_) return moved_from();
+    const int code = error_code(error);
+    IpcError checked;
+    if (!error_from_code(code, &checked)) {
+        return fail(IpcError::InvalidMessage,
+                    "reply_error: %d is not an IpcError code (they are -1..-%d)", code,
+                    IPC_ERROR_KIND_COUNT);
+    }
+    if (request.message.transaction_id() == 0) {
+        return fail(IpcError::InvalidMessage,
+                    "reply to a message that is not a call (it has no transaction id); use "
+                    "send_sync to answer a plain message");
+    }
+    return impl_->send_message_to(request.connection, error_reply_message(checked),
+                                  request.message.transaction_id(), Impl::Answer::Reply,
+                                  Blocking::No, Deadline::past());
 }
 
 std::vector<ConnectionId> Server::connections() const {

@@ -29,7 +29,10 @@ struct alignas(64) ServerState {
     u32 limit_burst_messages;
     u64 limit_bytes_per_second;
     u64 limit_burst_bytes;
-    u32 reserved[4];
+    // 1 when a producer that sees `waiting` must also ring the shared doorbell (the server
+    // cannot wait on every connection's own tail word: see Server::Impl::receive).
+    std::atomic<u32> wake_doorbell;
+    u32 reserved[3];
 };
 static_assert(sizeof(ServerState) == 64);
 

@@ -72,14 +72,15 @@ private:
 class Peer {
 public:
     Peer(const std::string& role, const std::string& dir, const std::string& name,
-         std::vector<std::string> args = {}, const std::string& cpu = "") {
+         std::vector<std::string> args = {}, const std::string& cpu = "",
+         const char* binary = VIPC_TEST_PEER_PATH) {
         int out[2];
         if (pipe2(out, O_CLOEXEC) != 0) return;
         std::vector<std::string> argv_s;
         if (!cpu.empty()) {
             argv_s = {"/usr/bin/taskset", "-c", cpu};
         }
-        argv_s.push_back(VIPC_TEST_PEER_PATH);
+        argv_s.push_back(binary);
         argv_s.push_back(role);
         argv_s.push_back(dir);
         argv_s.push_back(name);

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <utility>
 
+#include "json_writer.hpp"
 #include "veridian/ipc/posix/runtime.hpp"
 
 namespace vipc::cli {
@@ -14,16 +15,73 @@ namespace posix = veridian::ipc::posix;
 
 // ---- Error lines --------------------------------------------------------------------------
 
+namespace {
+bool g_json_errors = false;
+
+// The error as one JSON object on stdout (under --json).
+void json_error(std::string_view command, std::string_view kind, const int* code,
+                std::string_view text, int exit_code) {
+    if (!g_json_errors) return;
+    Json j;
+    j.begin_object().key("error").begin_object();
+    j.key("command").string(command).key("kind").string(kind).key("code");
+    if (code != nullptr) {
+        j.integer(*code);
+    } else {
+        j.null();
+    }
+    j.key("message").string(text).key("exit").integer(exit_code);
+    j.end_object().end_object();
+    std::printf("%s\n", j.text().c_str());
+    std::fflush(stdout);
+}
+
+// Terminal control characters in a message (a name, a path) are shown escaped, never sent.
+std::string printable(std::string_view text) {
+    std::string out;
+    for (const char ch : text) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (c < 0x20 || c == 0x7f) {
+            out += format("\\x%02x", c);
+        } else {
+            out += ch;
+        }
+    }
+    return out;
+}
+}  // namespace
+
+void set_json_errors(bool on) {
+    g_json_errors = on;
+}
+
+bool json_errors() {
+    return g_json_errors;
+}
+
 int usage_error(std::string_view command, std::string_view text) {
-    std::fprintf(stderr, "vipc %.*s: %.*s — run 'vipc %.*s --help'\n",
-                 static_cast<int>(command.size()), command.data(), static_cast<int>(text.size()),
-                 text.data(), static_cast<int>(command.size()), command.data());
+    const std::string shown = printable(text);
+    std::fprintf(stderr, "vipc %.*s: %s — run 'vipc %.*s --help'\n",
+                 static_cast<int>(command.size()), command.data(), shown.c_str(),
+                 static_cast<int>(command.size()), command.data());
+    json_error(command, "Usage", nullptr, text, EXIT_USAGE);
     return EXIT_USAGE;
 }
 
 int runtime_error(std::string_view command, std::string_view text) {
-    std::fprintf(stderr, "vipc %.*s: %.*s\n", static_cast<int>(command.size()), command.data(),
-                 static_cast<int>(text.size()), text.data());
+    const std::string shown = printable(text);
+    std::fprintf(stderr, "vipc %.*s: %s\n", static_cast<int>(command.size()), command.data(),
+                 shown.c_str());
+    json_error(command, "Failed", nullptr, text, EXIT_FAILURE_RUNTIME);
+    return EXIT_FAILURE_RUNTIME;
+}
+
+int runtime_error(std::string_view command, std::string_view text, IpcError error) {
+    const std::string shown = printable(text);
+    std::fprintf(stderr, "vipc %.*s: %s\n", static_cast<int>(command.size()), command.data(),
+                 shown.c_str());
+    const int code = veridian::ipc::error_code(error);
+    json_error(command, veridian::ipc::error_name(error), &code, text, EXIT_FAILURE_RUNTIME);
     return EXIT_FAILURE_RUNTIME;
 }
 
@@ -56,11 +114,11 @@ std::string fix_for(IpcError error, std::string_view name) {
 int ipc_error(std::string_view command, IpcError error, std::string_view name) {
     // The runtime's detail names the thing and, where there is one, the fix already.
     const char* detail = posix::last_error_detail();
-    if (detail != nullptr && detail[0] != '\0') return runtime_error(command, detail);
+    if (detail != nullptr && detail[0] != '\0') return runtime_error(command, detail, error);
     std::string line = describe(error);
     const std::string fix = fix_for(error, name);
     if (!fix.empty()) line += " — " + fix;
-    return runtime_error(command, line);
+    return runtime_error(command, line, error);
 }
 
 // ---- Arguments ------------------------------------------------------------------------------
@@ -212,34 +270,7 @@ std::string format(const char* fmt, ...) {
 }
 
 void append_json_string(std::string& out, std::string_view s) {
-    out += '"';
-    for (const char c : s) {
-        const auto u = static_cast<unsigned char>(c);
-        switch (c) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            default:
-                if (u < 0x20 || u == 0x7f) {
-                    out += format("\\u%04x", u);
-                } else {
-                    out += c;
-                }
-        }
-    }
-    out += '"';
+    json::append_string(out, s);
 }
 
 void Json::before_value() {
@@ -301,7 +332,19 @@ Json& Json::number(u64 n) {
 
 Json& Json::number(double d, int decimals) {
     before_value();
-    out_ += std::isfinite(d) ? format("%.*f", decimals, d) : std::string("null");
+    out_ += json::number(d, decimals);
+    return *this;
+}
+
+Json& Json::integer(long long n) {
+    before_value();
+    out_ += std::to_string(n);
+    return *this;
+}
+
+Json& Json::null() {
+    before_value();
+    out_ += "null";
     return *this;
 }
 

@@ -39,10 +39,20 @@ inline constexpr int EXIT_USAGE = 2;            // the command line is wrong
 
 // ---- Error lines --------------------------------------------------------------------------
 
+// Under --json (any command), every error also goes to stdout as one JSON object:
+//   {"error": {"command": "call", "kind": "EndpointNotFound", "code": -3,
+//              "message": "<the stderr line's text>", "exit": 1}}
+// kind is the IpcError's name (code its code) when the runtime failed, "Usage" (code null)
+// for a bad command line, "Failed" (code null) for anything else. main() turns it on.
+void set_json_errors(bool on);
+bool json_errors();
+
 // "vipc CMD: TEXT — run 'vipc CMD --help'" on stderr; returns EXIT_USAGE.
 int usage_error(std::string_view command, std::string_view text);
 // "vipc CMD: TEXT" on stderr; returns EXIT_FAILURE_RUNTIME.
 int runtime_error(std::string_view command, std::string_view text);
+// The same, about an error the runtime returned (named in the JSON error object).
+int runtime_error(std::string_view command, std::string_view text, IpcError error);
 // What the runtime said about its last error on this thread (posix::last_error_detail()),
 // or the error kind's text when it said nothing.
 std::string describe(IpcError error);
@@ -122,6 +132,8 @@ public:
     Json& string(std::string_view s);
     Json& number(u64 n);
     Json& number(double d, int decimals = 3);  // non-finite values become null
+    Json& integer(long long n);
+    Json& null();
     Json& boolean(bool b);
     const std::string& text() const { return out_; }
 

@@ -29,12 +29,21 @@ int run_stat(cli::Args& args);
 
 // ---- Shared by the commands ------------------------------------------------------------------
 
-// One line describing a message: "opcode 7 flags 0x8 data [1,2,3,4] from pid 123" (the
-// sender only when with_sender and the runtime named one).
-std::string message_text(const veridian::ipc::Message& msg, bool with_sender = true);
-// The message's fields as members of the JSON object being written (kind, opcode, flags,
-// capability, data or size, from, txid).
-void message_json(cli::Json& json, const veridian::ipc::Message& msg);
+// One line describing a message: "opcode 7 flags 0x8 5 bytes "hello" from pid 123" (a
+// SmallMessage shows its words; the sender only when with_sender and the runtime named one).
+// `payload` is what payload_of() gave (nullptr: not taken); bytes a peer sent are shown
+// escaped, never raw.
+std::string message_text(const veridian::ipc::Message& msg, const std::string* payload,
+                         bool with_sender = true);
+// The message's fields as members of the JSON object being written: kind ("small" or
+// "bytes"), opcode, flags, capability, words (small) or size, hex and text (when the payload
+// is valid UTF-8), from (the sender's pid; null and from_namespace "other" when it is in a pid
+// namespace this process cannot see), txid.
+void message_json(cli::Json& json, const veridian::ipc::Message& msg, const std::string* payload);
+// `key`: pid, or null and `key`_namespace: "other" for a pid the kernel could not map (0).
+void pid_json(cli::Json& json, std::string_view key, cli::u64 pid);
+// "1234", or "? (another pid namespace)" for 0.
+std::string pid_text(cli::u64 pid);
 
 // Round-trip times, in microseconds.
 struct LatencySummary {

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "commands.hpp"
+#include "json_writer.hpp"
 #include "veridian/ipc/posix/runtime.hpp"
 
 namespace vipc {
@@ -11,38 +12,94 @@ namespace vipc {
 using veridian::ipc::Message;
 using veridian::ipc::SmallMessage;
 
-std::string message_text(const Message& msg, bool with_sender) {
+namespace {
+// At most this many payload bytes are shown on a terminal line.
+constexpr std::size_t kPreviewBytes = 64;
+// At most this many payload bytes are written as hex in JSON (the size is always there).
+constexpr std::size_t kJsonHexBytes = 1u << 20;
+
+// The payload as a C-style quoted string: printable ASCII as is, anything else escaped,
+// so no byte from a peer ever reaches the terminal raw.
+std::string quoted_preview(const std::string& bytes) {
+    std::string out = "\"";
+    const std::size_t n = std::min(bytes.size(), kPreviewBytes);
+    for (std::size_t i = 0; i < n; ++i) {
+        const auto c = static_cast<unsigned char>(bytes[i]);
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += static_cast<char>(c);
+        } else if (c >= 0x20 && c < 0x7f) {
+            out += static_cast<char>(c);
+        } else if (c == '\n') {
+            out += "\\n";
+        } else {
+            out += cli::format("\\x%02x", c);
+        }
+    }
+    out += '"';
+    if (bytes.size() > n) out += "...";
+    return out;
+}
+}  // namespace
+
+std::string message_text(const Message& msg, const std::string* payload, bool with_sender) {
     std::string out = cli::format("opcode %u flags 0x%x ", msg.opcode(), msg.flags());
     if (msg.is_small()) {
         const SmallMessage& m = msg.small_message();
-        out += cli::format("data [%llu,%llu,%llu,%llu]", static_cast<unsigned long long>(m.data[0]),
-                           static_cast<unsigned long long>(m.data[1]),
-                           static_cast<unsigned long long>(m.data[2]),
-                           static_cast<unsigned long long>(m.data[3]));
+        out += cli::format(
+            "words [%llu,%llu,%llu,%llu]", static_cast<unsigned long long>(m.data[0]),
+            static_cast<unsigned long long>(m.data[1]), static_cast<unsigned long long>(m.data[2]),
+            static_cast<unsigned long long>(m.data[3]));
+    } else if (payload != nullptr) {
+        out += cli::format("%zu bytes %s", payload->size(), quoted_preview(*payload).c_str());
     } else {
-        out += cli::format("large, %llu bytes",
+        out += cli::format("%llu bytes",
                            static_cast<unsigned long long>(msg.large_message().header.total_size));
     }
-    if (with_sender && msg.sender().value != 0) {
-        out += cli::format(" from pid %llu", static_cast<unsigned long long>(msg.sender().value));
+    if (with_sender) {
+        if (msg.sender().value != 0) {
+            out +=
+                cli::format(" from pid %llu", static_cast<unsigned long long>(msg.sender().value));
+        }
     }
     return out;
 }
 
-void message_json(cli::Json& json, const Message& msg) {
-    json.key("kind").string(msg.is_small() ? "small" : "large");
+void pid_json(cli::Json& json, std::string_view key, cli::u64 pid) {
+    // The kernel reports 0 for a process in a pid namespace this one cannot see into.
+    json.key(key);
+    if (pid == 0) {
+        json.null();
+        json.key(std::string(key) + "_namespace").string("other");
+    } else {
+        json.number(pid);
+    }
+}
+
+std::string pid_text(cli::u64 pid) {
+    return pid == 0 ? std::string("? (another pid namespace)") : std::to_string(pid);
+}
+
+void message_json(cli::Json& json, const Message& msg, const std::string* payload) {
+    json.key("kind").string(msg.is_small() ? "small" : "bytes");
     json.key("opcode").number(cli::u64{msg.opcode()});
     json.key("flags").number(cli::u64{msg.flags()});
     json.key("capability").number(msg.capability());
     if (msg.is_small()) {
-        json.key("data").begin_array();
+        json.key("words").begin_array();
         for (const cli::u64 word : msg.small_message().data)
             json.number(word);
         json.end_array();
+    } else if (payload != nullptr) {
+        json.key("size").number(cli::u64{payload->size()});
+        const std::string_view shown(payload->data(), std::min(payload->size(), kJsonHexBytes));
+        json.key("hex").string(vipc::json::hex(shown));
+        if (shown.size() < payload->size()) json.key("hex_truncated").boolean(true);
+        if (vipc::json::is_valid_utf8(shown)) json.key("text").string(shown);
     } else {
         json.key("size").number(msg.large_message().header.total_size);
     }
-    json.key("from").number(msg.sender().value);
+    pid_json(json, "from", msg.sender().value);
     json.key("txid").number(msg.transaction_id());
 }
 

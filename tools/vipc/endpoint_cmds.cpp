@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "payload.hpp"
 #include "veridian/ipc/posix/runtime.hpp"
 
 namespace vipc {
@@ -58,7 +59,7 @@ struct ServeOptions {
 
 // Prints one received message as o asks. False when stdout can no longer be written (the
 // reader went away): then there is no point in serving on.
-bool print_received(const ServeOptions& o, const posix::Received& r) {
+bool print_received(const ServeOptions& o, const posix::Received& r, const std::string* payload) {
     const bool is_call = r.message.transaction_id() != 0;
     if (o.mode == PrintMode::Nothing) return true;
     if (is_call && o.mode != PrintMode::All) return true;
@@ -66,14 +67,36 @@ bool print_received(const ServeOptions& o, const posix::Received& r) {
         cli::Json j;
         j.begin_object().key("event").string(is_call ? "call" : "message");
         j.key("connection").number(r.connection);
-        message_json(j, r.message);
+        message_json(j, r.message, payload);
         j.end_object();
         std::printf("%s\n", j.text().c_str());
     } else {
         std::printf("%s on connection %llu: %s\n", is_call ? "call" : "message",
-                    static_cast<unsigned long long>(r.connection), message_text(r.message).c_str());
+                    static_cast<unsigned long long>(r.connection),
+                    message_text(r.message, payload).c_str());
     }
     return std::fflush(stdout) == 0;
+}
+
+// Answers a call with its own request (an echo). A request whose payload came in a region
+// is answered with a new region holding the same bytes.
+void echo(posix::Server& server, const posix::Received& r, const std::string* payload) {
+    const Message& m = r.message;
+    if (m.is_large() && m.large_message().region.size != 0 && payload != nullptr) {
+        Payload p;
+        p.kind = Payload::Kind::Bytes;
+        p.bytes = *payload;
+        posix::Region region;
+        Result<Message> out = outgoing_message(m.opcode(), p, &region);
+        if (!out) return;
+        if (region.valid()) {
+            (void)server.reply(r, *out, region, posix::Transfer::Move, posix::after_ms(1000));
+        } else {
+            (void)server.reply(r, *out, posix::after_ms(1000));
+        }
+        return;
+    }
+    (void)server.reply(r, m, posix::after_ms(1000));
 }
 
 // Publishes o.name and takes messages until o.count have arrived, the deadline, or a stop
@@ -116,12 +139,16 @@ int serve_loop(const std::string& command, const ServeOptions& o) {
             return cli::ipc_error(command, e, o.name);
         }
         ++taken;
+        // The payload, its region taken (a message that names a bad one is shown without).
+        Result<std::string> payload = payload_of(r->message);
+        const std::string* bytes = payload ? &*payload : nullptr;
         if (r->message.transaction_id() != 0) {
-            // An echo. A caller that gave up (ProcessNotFound) or cannot receive is its own
-            // business: the server keeps serving the others.
-            (void)server.reply(*r, r->message, posix::after_ms(1000));
+            // An echo. reply never waits: a caller that gave up (ProcessNotFound), does not
+            // read its replies (ChannelFull) or cannot receive is its own business, and the
+            // server keeps serving the others at once.
+            echo(server, *r, bytes);
         }
-        if (!print_received(o, *r)) {
+        if (!print_received(o, *r, bytes)) {
             const int err = errno;
             (void)server.close();
             return cli::runtime_error(command,
@@ -178,7 +205,7 @@ bool take_name(Args& args, std::string* name, int* rc) {
 struct ClientOptions {
     std::string name;
     u32 opcode = 1;
-    u64 data[4] = {0, 0, 0, 0};
+    Payload payload;
     u64 count = 1;
     u64 timeout_ms = 5000;
     u64 wait_ms = 0;
@@ -187,12 +214,12 @@ struct ClientOptions {
 
 bool client_flag(Args& args, ClientOptions* o, int* rc) {
     bool good = true;
-    if (args.is("--json")) {
+    if (payload_argument(args, &o->payload, rc)) {
+        return true;
+    } else if (args.is("--json")) {
         o->json = true;
     } else if (args.is("--opcode")) {
         good = args.number(&o->opcode);
-    } else if (args.is("--data")) {
-        good = args.data_words(o->data);
     } else if (args.is("--count")) {
         good = args.number(&o->count, 1, 1'000'000'000);
     } else if (args.is("--timeout-ms")) {
@@ -222,8 +249,10 @@ Result<posix::Connection> connect_waiting(const ClientOptions& o) {
 int connect_error(const std::string& command, IpcError e, const std::string& name) {
     if (e == IpcError::EndpointNotFound) {
         return cli::runtime_error(
-            command, cli::format("no endpoint named '%s' in %s — start one with 'vipc serve %s'",
-                                 name.c_str(), posix::runtime_directory().c_str(), name.c_str()));
+            command,
+            cli::format("no endpoint named '%s' in %s — start one with 'vipc serve %s'",
+                        name.c_str(), posix::runtime_directory().c_str(), name.c_str()),
+            e);
     }
     return cli::ipc_error(command, e, name);
 }
@@ -234,25 +263,40 @@ int transfer_error(const std::string& command, IpcError e, const ClientOptions& 
     const auto pid = static_cast<unsigned long long>(conn.server_pid().value);
     if (e == IpcError::Timeout) {
         return cli::runtime_error(
-            command, cli::format("%s '%s' (pid %llu) timed out after %llu ms — is the server "
-                                 "stuck? see 'vipc stat %s', or raise --timeout-ms",
-                                 what, o.name.c_str(), pid,
-                                 static_cast<unsigned long long>(o.timeout_ms), o.name.c_str()));
+            command,
+            cli::format("%s '%s' (pid %llu) timed out after %llu ms — is the server "
+                        "stuck? see 'vipc stat %s', or raise --timeout-ms",
+                        what, o.name.c_str(), pid, static_cast<unsigned long long>(o.timeout_ms),
+                        o.name.c_str()),
+            e);
     }
     if (e == IpcError::EndpointNotFound) {
         return cli::runtime_error(
-            command, cli::format("the server of '%s' (pid %llu) closed or exited — restart it "
-                                 "with 'vipc serve %s'",
-                                 o.name.c_str(), pid, o.name.c_str()));
+            command,
+            cli::format("the server of '%s' (pid %llu) closed or exited — restart it "
+                        "with 'vipc serve %s'",
+                        o.name.c_str(), pid, o.name.c_str()),
+            e);
     }
     return cli::ipc_error(command, e, o.name);
 }
 
-Message request_of(const ClientOptions& o) {
-    Message m = Message::small(0, o.opcode);
-    for (int i = 0; i < 4; ++i)
-        m.small_message().data[i] = o.data[i];
-    return m;
+// Sends one message (a call when `reply` is set) with the command's payload: over the
+// inline maximum, in a region moved to the server.
+Result<void> send_one(posix::Connection& conn, const ClientOptions& o, Message* reply) {
+    posix::Region region;
+    Result<Message> msg = outgoing_message(o.opcode, o.payload, &region);
+    if (!msg) return msg.error();
+    const Deadline d = posix::after_ms(o.timeout_ms);
+    if (reply == nullptr) {
+        return region.valid() ? conn.send_sync(*msg, region, posix::Transfer::Move, d)
+                              : conn.send_sync(*msg, d);
+    }
+    Result<Message> r =
+        region.valid() ? conn.call(*msg, region, posix::Transfer::Move, d) : conn.call(*msg, d);
+    if (!r) return r.error();
+    *reply = *r;
+    return veridian::ipc::ok();
 }
 
 constexpr const char* kServeHelp =
@@ -270,7 +314,9 @@ constexpr const char* kServeHelp =
     "  --json        one JSON object per line: event, connection, kind, opcode, flags,\n"
     "                capability, data, from (the sender's pid), txid\n"
     "\n"
-    "example:  vipc serve demo/echo &   vipc call demo/echo --data 1,2,3,4\n";
+    "  --runtime-dir DIR   the runtime directory (default $VIPC_RUNTIME_DIR, ...)\n"
+    "\n"
+    "example:  vipc serve demo/echo &   vipc call demo/echo --data hello\n";
 
 constexpr const char* kRecvHelp =
     "usage: vipc recv NAME [--count N] [--timeout-ms N] [--depth N] [--spin-ns N] [--json]\n"
@@ -284,39 +330,53 @@ constexpr const char* kRecvHelp =
     "  --depth N        queue depth per direction and connection, 1..1024 (default 64)\n"
     "  --spin-ns N      how long a waiting receive spins before it sleeps (default 20000)\n"
     "  --json           one JSON object per message (as 'vipc serve --json')\n"
+    "  --runtime-dir DIR   the runtime directory (default $VIPC_RUNTIME_DIR, ...)\n"
     "\n"
     "example:  vipc recv jobs --count 3 &   vipc send jobs --count 3 --wait-ms 1000\n";
 
 constexpr const char* kCallHelp =
-    "usage: vipc call NAME [--opcode N] [--data A,B,C,D] [--count N] [--timeout-ms N]\n"
-    "                      [--wait-ms N] [--json]\n"
+    "usage: vipc call NAME [PAYLOAD] [--opcode N] [--count N] [--timeout-ms N]\n"
+    "                      [--wait-ms N] [--json] [--runtime-dir DIR]\n"
     "\n"
     "Connects to the endpoint published as NAME, sends a call (a request tagged with a\n"
     "transaction id) and prints the reply and the round-trip time. With --count N it makes\n"
     "N calls and prints the round-trip distribution and the last reply.\n"
     "\n"
     "  --opcode N       the request's opcode (default 1)\n"
-    "  --data A,B,C,D   up to four 64-bit data words (default 0,0,0,0)\n"
+    "  PAYLOAD          --data TEXT, --data @FILE or @FILE, - or @- (stdin), --hex HEX,\n"
+    "                   or --words A,B,C,D (a 48-byte SmallMessage; the default, all 0);\n"
+    "                   any size (over 64 bytes it travels in a region)\n"
     "  --count N        how many calls (default 1)\n"
     "  --timeout-ms N   how long to wait for each reply (default 5000)\n"
     "  --wait-ms N      if NAME is not published yet, keep trying for N ms (default 0)\n"
-    "  --json           one JSON object: name, server_pid, calls, reply{...}, rtt_us{min,\n"
-    "                   p50, p99, p99_9, max, mean}\n";
+    "  --json           one JSON object: name, server_pid, calls, reply{kind, opcode,\n"
+    "                   words or size/hex/text, ...}, rtt_us{min, p50, p99, p99_9, max,\n"
+    "                   mean}; on failure {\"error\": {command, kind, code, message, exit}}\n"
+    "  --runtime-dir DIR   the runtime directory (default $VIPC_RUNTIME_DIR, ...)\n"
+    "\n"
+    "examples:  vipc call demo/echo --data hello    vipc call demo/echo --hex 'de ad'\n"
+    "           vipc call demo/echo @request.bin --json\n";
 
 constexpr const char* kSendHelp =
-    "usage: vipc send NAME [--opcode N] [--data A,B,C,D] [--count N] [--timeout-ms N]\n"
-    "                      [--wait-ms N] [--json]\n"
+    "usage: vipc send NAME [PAYLOAD] [--opcode N] [--count N] [--timeout-ms N]\n"
+    "                      [--wait-ms N] [--json] [--runtime-dir DIR]\n"
     "\n"
     "Connects to the endpoint published as NAME and sends N one-way messages (default 1).\n"
     "Each send waits while the server's queue is full (backpressure), up to --timeout-ms.\n"
     "Print them on the other side with 'vipc serve NAME' or 'vipc recv NAME'.\n"
     "\n"
     "  --opcode N       the messages' opcode (default 1)\n"
-    "  --data A,B,C,D   up to four 64-bit data words (default 0,0,0,0)\n"
+    "  PAYLOAD          --data TEXT, --data @FILE or @FILE, - or @- (stdin), --hex HEX,\n"
+    "                   or --words A,B,C,D (a 48-byte SmallMessage; the default, all 0);\n"
+    "                   any size (over 64 bytes it travels in a region)\n"
     "  --count N        how many messages (default 1)\n"
     "  --timeout-ms N   how long one send may wait for queue space (default 5000)\n"
     "  --wait-ms N      if NAME is not published yet, keep trying for N ms (default 0)\n"
-    "  --json           one JSON object: name, server_pid, sent, seconds, msgs_per_second\n";
+    "  --json           one JSON object: name, server_pid, sent, seconds, msgs_per_second;\n"
+    "                   on failure {\"error\": {command, kind, code, message, exit}}\n"
+    "  --runtime-dir DIR   the runtime directory (default $VIPC_RUNTIME_DIR, ...)\n"
+    "\n"
+    "examples:  vipc send jobs @frame.bin    cat frame.bin | vipc send jobs -\n";
 
 // Reads the flags and the name of a client command (call, send). Returns kGoOn to go on,
 // or the exit code to end the command with (EXIT_OK after --help).
@@ -401,15 +461,15 @@ int run_call(Args& args) {
     std::vector<u64> rtt_ns;
     rtt_ns.reserve(o.count);
     Message reply;
-    const Message request = request_of(o);
     for (u64 i = 0; i < o.count && !stop_requested(); ++i) {
         const u64 start = posix::now_ns();
-        Result<Message> r = conn.call(request, posix::after_ms(o.timeout_ms));
+        Result<void> r = send_one(conn, o, &reply);
         const u64 end = posix::now_ns();
         if (!r) return transfer_error(args.command(), r.error(), o, conn, "a call to");
         rtt_ns.push_back(end - start);
-        reply = *r;
     }
+    Result<std::string> reply_payload = payload_of(reply);
+    const std::string* reply_bytes = reply_payload ? &*reply_payload : nullptr;
     if (rtt_ns.empty()) return cli::runtime_error(args.command(), "interrupted before any call");
     const u64 calls = rtt_ns.size();
     const LatencySummary s = summarize(rtt_ns);
@@ -420,7 +480,7 @@ int run_call(Args& args) {
         j.begin_object().key("name").string(o.name).key("server_pid").number(server_pid);
         j.key("calls").number(calls);
         j.key("reply").begin_object();
-        message_json(j, reply);
+        message_json(j, reply, reply_bytes);
         j.end_object();
         j.key("rtt_us").begin_object();
         latency_json(j, s);
@@ -428,15 +488,15 @@ int run_call(Args& args) {
         std::printf("%s\n", j.text().c_str());
     } else if (calls == 1) {
         std::printf("reply from '%s' (pid %llu): %s — round trip %.1f µs\n", o.name.c_str(),
-                    static_cast<unsigned long long>(server_pid), message_text(reply, false).c_str(),
-                    s.min);
+                    static_cast<unsigned long long>(server_pid),
+                    message_text(reply, reply_bytes, false).c_str(), s.min);
     } else {
         std::printf(
             "%s calls to '%s' (pid %llu): round trip µs min %.1f p50 %.1f p99 %.1f "
             "max %.1f\n",
             cli::with_commas(calls).c_str(), o.name.c_str(),
             static_cast<unsigned long long>(server_pid), s.min, s.p50, s.p99, s.max);
-        std::printf("last reply: %s\n", message_text(reply, false).c_str());
+        std::printf("last reply: %s\n", message_text(reply, reply_bytes, false).c_str());
     }
     if (stop_requested()) return cli::runtime_error(args.command(), "interrupted");
     return EXIT_OK;
@@ -451,11 +511,10 @@ int run_send(Args& args) {
     posix::Connection conn = std::move(*connected);
     const u64 server_pid = conn.server_pid().value;
 
-    const Message msg = request_of(o);
     const u64 start = posix::now_ns();
     u64 sent = 0;
     while (sent < o.count && !stop_requested()) {
-        Result<void> r = conn.send_sync(msg, posix::after_ms(o.timeout_ms));
+        Result<void> r = send_one(conn, o, nullptr);
         if (!r) return transfer_error(args.command(), r.error(), o, conn, "a send to");
         ++sent;
     }

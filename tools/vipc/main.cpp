@@ -7,6 +7,7 @@
 //   vipc bench ...            the benchmarks (when built)
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -40,16 +41,60 @@ constexpr const char* kUsage =
     "\n"
     "Run 'vipc COMMAND --help' for a command's options.\n"
     "\n"
-    "Endpoints live in the runtime directory: $VIPC_RUNTIME_DIR, else $XDG_RUNTIME_DIR/vipc,\n"
-    "else /tmp/vipc-$UID. Exit codes: 0 success, 1 the operation failed, 2 bad command line.\n";
+    "Every command takes:\n"
+    "  --runtime-dir DIR  the runtime directory, instead of $VIPC_RUNTIME_DIR, else\n"
+    "                     $XDG_RUNTIME_DIR/vipc, else /tmp/vipc-$UID\n"
+    "  --json             results as JSON on stdout; a failure as one JSON object\n"
+    "                     {\"error\": {command, kind, code, message, exit}} (bench: --json-out\n"
+    "                     FILE writes its results to a file)\n"
+    "Exit codes: 0 success, 1 the operation failed, 2 bad command line.\n";
 
-int forward_bench(int argc, char** argv) {
+// The options every command takes, handled here and removed from the arguments:
+// --runtime-dir DIR sets VIPC_RUNTIME_DIR (so it also reaches the processes a command
+// starts); --json also turns on JSON error objects. Returns false after a usage error.
+bool global_options(const std::string& command, std::vector<std::string>* args, int* rc) {
+    std::vector<std::string> kept;
+    for (std::size_t i = 0; i < args->size(); ++i) {
+        const std::string& a = (*args)[i];
+        if (a == "--") {
+            kept.insert(kept.end(), args->begin() + static_cast<std::ptrdiff_t>(i), args->end());
+            break;
+        }
+        if (a == "--json") cli::set_json_errors(true);
+        if (a == "--runtime-dir" || a.rfind("--runtime-dir=", 0) == 0) {
+            std::string dir;
+            if (a == "--runtime-dir") {
+                if (i + 1 >= args->size()) {
+                    *rc = cli::usage_error(command, "--runtime-dir needs a directory");
+                    return false;
+                }
+                dir = (*args)[++i];
+            } else {
+                dir = a.substr(std::strlen("--runtime-dir="));
+            }
+            if (dir.empty()) {
+                *rc = cli::usage_error(command, "--runtime-dir needs a directory, not ''");
+                return false;
+            }
+            setenv("VIPC_RUNTIME_DIR", dir.c_str(), 1);
+            continue;
+        }
+        kept.push_back(a);
+    }
+    *args = std::move(kept);
+    return true;
+}
+
+int forward_bench(std::vector<std::string> args) {
 #if defined(VIPC_HAVE_BENCH)
-    // argv[0] is "bench": the benchmark driver sees itself as a command of its own.
-    return vipc::bench::run_bench(argc, argv);
+    // args[0] is "bench": the benchmark driver sees itself as a command of its own.
+    std::vector<char*> argv;
+    for (std::string& a : args)
+        argv.push_back(a.data());
+    argv.push_back(nullptr);
+    return vipc::bench::run_bench(static_cast<int>(args.size()), argv.data());
 #else
-    (void)argc;
-    (void)argv;
+    (void)args;
     std::fputs("vipc bench: not built (bench/ is missing)\n", stderr);
     return cli::EXIT_USAGE;
 #endif
@@ -90,9 +135,15 @@ int main(int argc, char** argv) {
         std::puts("vipc 0.1.0");
         return cli::EXIT_OK;
     }
-    if (command == "bench") return forward_bench(argc - 1, argv + 1);
+    std::vector<std::string> rest(argv + 2, argv + argc);
+    int rc = cli::EXIT_OK;
+    if (!global_options(std::string(command), &rest, &rc)) return rc;
+    if (command == "bench") {
+        rest.insert(rest.begin(), "bench");
+        return forward_bench(std::move(rest));
+    }
 
-    cli::Args args(std::string(command), std::vector<std::string>(argv + 2, argv + argc));
+    cli::Args args(std::string(command), std::move(rest));
     if (command == "demo") return run_demo(args);
     if (command == "__demo-server") return run_demo_server(args);
     if (command == "ls") return run_ls(args);

@@ -152,17 +152,17 @@ case_serve_call_ls() {
   local serve_pid=$bg_pid serve_wrapper=$bg_timeout_pid
   wait_for_endpoint demo/echo
 
-  run call demo/echo --opcode 7 --data 1,2,3,4 --json
+  run call demo/echo --opcode 7 --words 1,2,3,4 --json
   expect_rc 0 "vipc call --json"
   json_check "$work/last.out" '
 d["name"] == "demo/echo" and d["calls"] == 1 and d["reply"]["opcode"] == 7
-and d["reply"]["data"] == [1, 2, 3, 4] and d["rtt_us"]["p50"] > 0'
+and d["reply"]["words"] == [1, 2, 3, 4] and d["rtt_us"]["p50"] > 0'
 
   run call demo/echo --count 100
   expect_rc 0 "vipc call --count 100"
   grep -q "^100 calls to 'demo/echo'" "$work/last.out" || fail "call --count: $(cat "$work/last.out")"
 
-  run send demo/echo --data 9,8,7,6 --count 3
+  run send demo/echo --words 9,8,7,6 --count 3
   expect_rc 0 "vipc send --count 3"
 
   # Wait until the server has taken all 104 messages (its own counter says so).
@@ -193,8 +193,8 @@ events = [json.loads(line) for line in open(sys.argv[1])]
 calls = [e for e in events if e["event"] == "call"]
 messages = [e for e in events if e["event"] == "message"]
 assert len(calls) == 101, len(calls)
-assert calls[0]["opcode"] == 7 and calls[0]["data"] == [1, 2, 3, 4]
-assert len(messages) == 3 and all(m["data"] == [9, 8, 7, 6] for m in messages), messages
+assert calls[0]["opcode"] == 7 and calls[0]["words"] == [1, 2, 3, 4]
+assert len(messages) == 3 and all(m["words"] == [9, 8, 7, 6] for m in messages), messages
 PY
   # The name is gone with the server.
   run call demo/echo
@@ -205,7 +205,7 @@ PY
 case_send_recv() {
   start_background "$work/recv.out" "$work/recv.err" recv jobs --count 3 --json
   local recv_pid=$bg_timeout_pid
-  run send jobs --count 3 --data 5,6 --wait-ms 10000
+  run send jobs --count 3 --words 5,6 --wait-ms 10000
   expect_rc 0 "vipc send --wait-ms"
   wait "$recv_pid"
   rc=$?
@@ -214,7 +214,7 @@ case_send_recv() {
 import json, sys
 events = [json.loads(line) for line in open(sys.argv[1])]
 assert len(events) == 3, events
-assert all(e["event"] == "message" and e["data"] == [5, 6, 0, 0] for e in events), events
+assert all(e["event"] == "message" and e["words"] == [5, 6, 0, 0] for e in events), events
 PY
   # Nothing arrives: recv gives up at its timeout with one line naming the endpoint.
   run recv idle --timeout-ms 200
@@ -269,9 +269,21 @@ case_bad_flags() {
   run call
   expect_rc 2 "call without a name"
   expect_one_error_line "vipc call:"
-  run call x --data 1,2,3,4,5
+  run call x --words 1,2,3,4,5
   expect_rc 2 "five data words"
-  expect_one_error_line "--data"
+  expect_one_error_line "--words"
+  run call x --hex abc
+  expect_rc 2 "an odd number of hex digits"
+  expect_one_error_line "--hex" "'abc'"
+  run send x @"$work/no-such-file"
+  expect_rc 2 "a payload file that does not exist"
+  expect_one_error_line "no-such-file"
+  run send x --data a --hex 61
+  expect_rc 2 "two payloads"
+  expect_one_error_line "one payload"
+  run ls --runtime-dir
+  expect_rc 2 "--runtime-dir without a directory"
+  expect_one_error_line "--runtime-dir"
   run send x --timeout-ms
   expect_rc 2 "a flag without its value"
   expect_one_error_line "--timeout-ms"
@@ -306,6 +318,140 @@ case_bench_forward() {
     expect_rc 0 "vipc bench --help"
     echo PASS
   fi
+}
+
+# Payloads of any size from a file, stdin, text and hex, end to end through `vipc recv`.
+case_payloads() {
+  head -c 100000 /dev/urandom >"$work/big.bin"
+  printf 'small \x01\x02 file' >"$work/small.bin"
+  start_background "$work/recv.out" "$work/recv.err" recv demo/x --count 4 --json
+  local recv_pid=$bg_timeout_pid
+  run send demo/x @"$work/big.bin" --wait-ms 10000
+  expect_rc 0 "vipc send demo/x @file (100000 bytes)"
+  run send demo/x --data @"$work/small.bin"
+  expect_rc 0 "vipc send demo/x --data @file"
+  timeout 60 "$VIPC" send demo/x - <"$work/small.bin" >"$work/last.out" 2>"$work/last.err"
+  rc=$?
+  expect_rc 0 "vipc send demo/x - (stdin)"
+  run send demo/x --data "plain text"
+  expect_rc 0 "vipc send --data TEXT"
+  wait "$recv_pid"
+  rc=$?
+  expect_rc 0 "vipc recv --count 4"
+  python3 - "$work/recv.out" "$work/big.bin" "$work/small.bin" <<'PY' || fail "recv --json payloads"
+import json, sys
+events = [json.loads(line) for line in open(sys.argv[1])]
+big, small = open(sys.argv[2], "rb").read(), open(sys.argv[3], "rb").read()
+got = [bytes.fromhex(e["hex"]) for e in events]
+assert got == [big, small, small, b"plain text"], [len(g) for g in got]
+assert [e["size"] for e in events] == [100000, len(small), len(small), 10]
+assert events[3]["text"] == "plain text" and events[0]["kind"] == "bytes"
+PY
+  echo PASS
+}
+
+# Calls with --hex and @file: the echo comes back byte for byte, small and large.
+case_call_hex() {
+  start_background "$work/serve.out" "$work/serve.err" serve demo/x
+  wait_for_endpoint demo/x
+  run call demo/x --hex 'de ad be ef 00 ff' --json
+  expect_rc 0 "vipc call demo/x --hex"
+  json_check "$work/last.out" 'd["reply"]["hex"] == "deadbeef00ff" and d["reply"]["size"] == 6'
+  run call demo/x --hex 'de:ad'
+  expect_rc 0 "vipc call --hex without --json"
+  grep -qF '2 bytes "\xde\xad"' "$work/last.out" || fail "the reply line: $(cat "$work/last.out")"
+  head -c 5000 /dev/urandom >"$work/req.bin"
+  run call demo/x @"$work/req.bin" --json
+  expect_rc 0 "vipc call demo/x @file (5000 bytes)"
+  python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert bytes.fromhex(d["reply"]["hex"]) == open(sys.argv[2], "rb").read()'     "$work/last.out" "$work/req.bin" || fail "the 5000-byte echo differs"
+  echo PASS
+}
+
+# --json means JSON on stdout, on success and on failure, for every command.
+case_json_everywhere() {
+  run call nosuch/thing --json
+  expect_rc 1 "vipc call --json on an unknown name"
+  json_check "$work/last.out" '
+d["error"]["kind"] == "EndpointNotFound" and d["error"]["code"] == -3
+and d["error"]["command"] == "call" and "nosuch/thing" in d["error"]["message"]
+and d["error"]["exit"] == 1'
+  expect_one_error_line "nosuch/thing"
+  run stat nosuch/thing --json
+  expect_rc 1 "vipc stat --json on an unknown name"
+  json_check "$work/last.out" 'd["error"]["kind"] == "EndpointNotFound"'
+  run send x --count abc --json
+  expect_rc 2 "a usage error under --json"
+  json_check "$work/last.out" 'd["error"]["kind"] == "Usage" and d["error"]["code"] is None'
+  run ls --json
+  expect_rc 0 "vipc ls --json"
+  json_check "$work/last.out" 'd["endpoints"] == []'
+  start_background "$work/serve.out" "$work/serve.err" serve taken
+  local serve_pid=$bg_pid
+  wait_for_endpoint taken
+  run serve taken --json
+  expect_rc 1 "vipc serve --json of a taken name"
+  json_check "$work/last.out" "d['error']['kind'] == 'EndpointBusy' and d['error']['code'] == -13
+and '$serve_pid' in d['error']['message']"
+  run stat taken --json
+  expect_rc 0 "vipc stat --json"
+  json_check "$work/last.out" "d['name'] == 'taken' and d['pid'] == $serve_pid"
+  run bench --help
+  if [[ $rc == 0 ]]; then
+    grep -q -- "--json-out FILE" "$work/last.out" || fail "vipc bench --help names no --json-out"
+  fi
+  echo PASS
+}
+
+# --runtime-dir on every command instead of $VIPC_RUNTIME_DIR; names and paths with bytes
+# that are not UTF-8 still give valid JSON.
+case_runtime_dir() {
+  local dir=$work/rd
+  mkdir -p "$dir"
+  chmod 700 "$dir"
+  unset VIPC_RUNTIME_DIR
+  XDG_RUNTIME_DIR=$work/xdg-empty
+  export XDG_RUNTIME_DIR
+  start_background "$work/serve.out" "$work/serve.err" serve demo/rd --runtime-dir "$dir"
+  local serve_pid=$bg_pid
+  local i
+  for ((i = 0; i < 100; i++)); do
+    timeout 10 "$VIPC" stat demo/rd --runtime-dir "$dir" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  run stat demo/rd --runtime-dir "$dir" --json
+  expect_rc 0 "vipc stat --runtime-dir"
+  json_check "$work/last.out" "d['pid'] == $serve_pid"
+  run stat demo/rd
+  expect_rc 1 "vipc stat without --runtime-dir looks elsewhere"
+  run call demo/rd --runtime-dir="$dir" --data hi --json
+  expect_rc 0 "vipc call --runtime-dir=DIR"
+  json_check "$work/last.out" 'd["reply"]["text"] == "hi"'
+  run send demo/rd --runtime-dir "$dir" --data x
+  expect_rc 0 "vipc send --runtime-dir"
+  run ls --runtime-dir "$dir" --json
+  expect_rc 0 "vipc ls --runtime-dir"
+  json_check "$work/last.out" "d['runtime_dir'] == '$dir' and [e['name'] for e in d['endpoints']] == ['demo/rd']"
+  run demo --quick --runtime-dir "$dir" --json
+  expect_rc 0 "vipc demo --runtime-dir"
+  # A runtime directory whose path is not UTF-8: the JSON is valid, the exact bytes in hex.
+  local odd
+  odd=$(printf '%s/bad-\xff\xfe' "$work")
+  mkdir -p "$odd"
+  chmod 700 "$odd"
+  run ls --runtime-dir "$odd" --json
+  expect_rc 0 "vipc ls in a directory whose name is not UTF-8"
+  python3 - "$work/last.out" "$odd" <<'PY' || fail "vipc ls --json with a non-UTF-8 path: $(cat "$work/last.out")"
+import json, os, sys
+raw = open(sys.argv[1], "rb").read()
+d = json.loads(raw.decode("utf-8"))  # strict: valid UTF-8 and valid JSON
+assert bytes.fromhex(d["runtime_dir_hex"]) == os.fsencode(sys.argv[2])
+assert "�" in d["runtime_dir"]
+PY
+  kill -TERM "$serve_pid"
+  echo PASS
 }
 
 declare -F "case_$case_name" >/dev/null || { echo "no case '$case_name'"; exit 2; }

@@ -12,8 +12,10 @@
 //   posix::Server server = VIPC_TRY(posix::Server::publish("demo/echo"));
 //   for (;;) {
 //       posix::Received req = VIPC_TRY(server.receive_sync());        // from any client
-//       VIPC_TRY(server.reply(req, req.message));                // echo it back
+//       (void)server.reply(req, req.message);                    // echo it back
 //   }
+//   (reply never waits: a caller that is gone or does not read its replies only loses its own
+//   reply, with ProcessNotFound or ChannelFull, and the loop goes on serving the others.)
 //
 //   // client process
 //   posix::Connection conn = VIPC_TRY(posix::Connection::connect("demo/echo"));
@@ -55,10 +57,16 @@
 //
 //   Per server there are also two memfds shared by all its connections:
 //     server.state     written by the server (read-only to clients): waiting flags, closed
-//     server.doorbell  the one word every client may write: the server's receive sleeps on
-//                      it. Its value is a hint only; the server never trusts it for anything
-//                      but "look at the rings again".
-//   and the write end of the pipe behind pollable_fd().
+//     server.doorbell  the one word every client may write. The server's receive sleeps on
+//                      every client's own c2s tail word at once (futex_waitv), so it knows
+//                      which client woke it and looks at that ring alone; it sleeps on the
+//                      doorbell too only when it has more connections than one futex_waitv
+//                      holds (126) or the kernel lacks futex_waitv (ServerState says so).
+//                      A client whose wakes find nothing new more than 16 times a millisecond
+//                      is not listened to for the rest of that millisecond (its ring is still
+//                      read): wake-ups cannot keep the server busy. Values are hints only.
+//   and, per connection, one end of its notification socket pair (the pollable
+//   descriptors; see pollable_fd()).
 //   A client's descriptors can be listed with Connection::descriptors().
 //
 //   Capabilities also travel: a server mints an EndpointCapability (a socket it watches), a
@@ -124,6 +132,9 @@
 //                 with that id (Timeout / EndpointNotFound). Thread-safe: several threads
 //                 may call through one Connection at once; replies are matched by txid.
 //   reply         the server answers a received request; it reaches the caller's call().
+//                 Never waits: a full reply ring (the caller does not read) → ChannelFull and
+//                 the reply is dropped; a caller gone → ProcessNotFound. No client can make
+//                 the server's thread wait, so one stuck client cannot stall the others.
 //   close         idempotent; the other side's blocked parties wake with EndpointNotFound;
 //                 local operations afterwards → InvalidCapability (closed capability).
 //   Rights: SEND for send_sync/send_async/fast_send, RECEIVE for receive_sync/try_receive,
@@ -432,14 +443,26 @@ public:
     Result<PoolUse> pool_use(ConnectionId connection) const;
 
     // Answers a request taken by receive_sync(): the response goes to the caller's call() with the
-    // request's transaction id (IS_REPLY is set). Blocks while that client's ring is full.
-    // ProcessNotFound when the client is gone; PermissionDenied when it has no RECEIVE.
+    // request's transaction id (IS_REPLY is set). Never waits for the client: ChannelFull
+    // (the reply is dropped) when its ring is full or, with a region or capability, its
+    // socket is: the client is not reading, and waiting would let it stall every other
+    // client of this thread. ProcessNotFound when the client is gone; PermissionDenied when
+    // it has no RECEIVE. The deadline is not used (reply never blocks; kept so that callers
+    // written for a blocking reply still compile).
     Result<void> reply(const Received& request, const Message& response,
                        Deadline deadline = Deadline::never());
 
+    // Answers a request with an error instead of a message: the caller's call() returns
+    // `error` (e.g. PermissionDenied for a request it may not make). Otherwise as reply().
+    Result<void> reply_error(const Received& request, IpcError error,
+                             Deadline deadline = Deadline::never());
+
     // A message to one client (it reads it with receive_sync/try_receive).
     // EndpointNotFound when the connection is gone or unknown; PermissionDenied when the
-    // client has no RECEIVE; send_async: ChannelFull when its ring is full.
+    // client has no RECEIVE; send_async: ChannelFull when its ring (or, with a region, its
+    // socket) is full, never a wait. send_sync waits for that one client's ring until the
+    // deadline: a thread that serves several clients should use send_async or a short
+    // deadline, or a client that stops reading holds it up.
     Result<void> send_sync(ConnectionId to, const Message& msg,
                            Deadline deadline = Deadline::never());
     Result<void> send_async(ConnectionId to, const Message& msg);
@@ -480,11 +503,13 @@ public:
     // A descriptor that becomes readable when a message may be waiting, for epoll/poll/asio
     // (level-triggered). Drain with try_receive() until ChannelEmpty, then poll again
     // (ChannelEmpty empties the descriptor and looks once more, so nothing is missed).
-    // It is the read end of a pipe whose write end every client holds: a pipe rather than an
-    // eventfd because a client holding an eventfd could also read it and swallow the
-    // server's notifications; a pipe's write end cannot read. Cost: once this has been
-    // called, every client send also makes one pipe write (a syscall, ~1-4 µs). The fd
-    // belongs to the Server; -1 for a moved-from Server.
+    // It is an epoll descriptor only this process holds, over the server's ends of the
+    // connections' notification sockets: a client writes a byte into its own end after it
+    // published a message, and can neither read nor drain the server's end (a socket cannot
+    // be reopened through /proc/self/fd), so no client can make the server miss another's
+    // notification; what it writes means only "look again". Cost: once this has been
+    // called, every client send also makes one send() (a syscall, ~1-4 µs). The fd belongs to
+    // the Server; -1 for a moved-from Server.
     int pollable_fd();
 
     // Live connections, in the order they were accepted.
@@ -593,6 +618,24 @@ public:
                                      Deadline deadline = Deadline::never());
     Result<void> close();
 
+    // For event loops (epoll, asio, asyncio): a descriptor that becomes readable
+    // (level-triggered) when a message or a reply may be waiting, or the connection ended.
+    // Drain with try_receive() (and take_reply() for calls begun) until ChannelEmpty, then
+    // poll again. It is an epoll descriptor only this process holds, over the client's end
+    // of the connection's notification socket (the server writes a byte into its end after
+    // it published to this client; it cannot read or drain ours) and an eventfd for this
+    // process's own wake-ups. Cost: once this has been called, every server send to this
+    // connection makes one send() syscall more. -1 (with last_error_detail()) when it cannot
+    // be made. The fd belongs to the Connection.
+    int pollable_fd();
+    // A call that does not wait (for event loops): sends `request` (waiting for ring space
+    // until the deadline) and returns its transaction id. take_reply(id) gives the reply, or
+    // ChannelEmpty while it has not come; cancel_call(id) abandons it (a later reply is
+    // dropped). A reply_error() answer is returned by take_reply as its error. take_reply
+    // for an unknown or finished id → InvalidMessage.
+    Result<TransactionId> begin_call(const Message& request, Deadline deadline = Deadline::never());
+    Result<Message> take_reply(TransactionId txid);
+    void cancel_call(TransactionId txid);
     // The core's statistics record for this side of the connection: sent (messages it sent),
     // received (messages and replies it took), queued (waiting for receive_sync/try_receive:
     // the local inbox and the server→client ring), capacity (per ring), waiting_senders,

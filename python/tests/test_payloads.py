@@ -1,0 +1,90 @@
+# SPDX-License-Identifier: MIT OR Apache-2.0
+"""Payloads: bytes-like objects of every inline size, regions (zero-copy views), capabilities."""
+import array
+import hashlib
+import threading
+
+import pytest
+
+import veridian_ipc as vipc
+
+
+@pytest.fixture
+def echo(runtime_dir):
+    server = vipc.Server.publish("py/payloads", runtime_dir=runtime_dir)
+    stop = threading.Event()
+
+    def run():
+        while not stop.is_set():
+            try:
+                request = server.receive(timeout=0.05)
+            except vipc.Timeout:
+                continue
+            except vipc.EndpointNotFound:
+                return
+            if request.region_size:
+                with request.take_region() as region:
+                    view = region.view()
+                    assert view.readonly
+                    digest = hashlib.sha256(view).digest()[:32]
+                    del view
+                server.reply(request, digest, 2, timeout=1)
+            else:
+                server.reply(request, request.data, request.opcode, timeout=1)
+
+    t = threading.Thread(target=run)
+    t.start()
+    conn = vipc.Connection.connect("py/payloads", runtime_dir=runtime_dir)
+    yield conn
+    conn.close()
+    stop.set()
+    t.join()
+    server.close()
+
+
+@pytest.mark.parametrize("size", [0, 1, 47, 48, 63, 64])
+def test_every_inline_size_and_buffer_kind(echo, size):
+    raw = bytes((i * 7) % 256 for i in range(size))
+    for payload in (raw, bytearray(raw), memoryview(raw), memoryview(bytearray(raw))):
+        assert echo.call(payload, 3, timeout=5).data == raw
+
+
+def test_typed_buffers_travel_as_their_bytes(echo):
+    words = array.array("I", [1, 2, 3])
+    assert echo.call(words, timeout=5).data == words.tobytes()
+
+
+def test_one_byte_over_the_inline_maximum_is_refused(echo):
+    with pytest.raises(vipc.MessageTooLarge):
+        echo.call(bytes(vipc.INLINE_MAX + 1), timeout=5)
+    with pytest.raises(TypeError):
+        echo.call("text is not bytes", timeout=5)
+
+
+def test_a_region_travels_zero_copy(echo):
+    with vipc.Region.create(1 << 20) as region:
+        view = region.view()
+        assert not view.readonly and len(view) == 1 << 20
+        view[:5] = b"hello"
+        view[-1] = 0xFF
+        expected = hashlib.sha256(view).digest()[:32]
+        del view
+        reply = echo.call(b"", 1, region=region, transfer=vipc.Transfer.SHARE_READ_ONLY,
+                          timeout=5)
+        assert reply.data == expected
+
+
+def test_a_capability_travels_and_connects(runtime_dir):
+    with vipc.Server.publish("py/caps", runtime_dir=runtime_dir) as server, \
+            vipc.Connection.connect("py/caps", runtime_dir=runtime_dir) as first:
+        first.send(b"hello", timeout=5)
+        hello = server.receive(timeout=5)
+        cap, _ = server.mint_capability(vipc.SEND | vipc.RECEIVE | vipc.GRANT)
+        server.send_capability(hello.connection, cap, 5, timeout=5)
+        got = first.receive(timeout=5)
+        assert got.capability_count == 1
+        with got.take_capability() as mine, mine.connect() as second:
+            assert mine.rights & vipc.SEND
+            second.send(b"through the capability", timeout=5)
+            assert server.receive(timeout=5).data == b"through the capability"
+        cap.close()
