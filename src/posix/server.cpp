@@ -720,6 +720,9 @@ void Server::Impl::answer_stat(int sock) {
     r.received = in.received;
     r.sent = in.sent;
     r.broken = in.broken;
+    r.max_inline_payload = in.max_inline_payload;
+    r.ring_bytes_per_connection = in.ring_bytes_per_connection;
+    r.server_pool_bytes = in.server_pool_bytes;
     std::vector<u8> bytes(sizeof r + in.per_connection.size() * sizeof(ConnectionStatsWire));
     std::memcpy(bytes.data(), &r, sizeof r);
     for (usize i = 0; i < in.per_connection.size(); ++i) {
@@ -742,6 +745,9 @@ EndpointInfo Server::Impl::info() const {
     in.owner = ProcessId{static_cast<u64>(pid)};
     in.owner_uid = geteuid();
     in.capacity = geometry.depth;
+    in.max_inline_payload = geometry.max_inline_payload;
+    in.ring_bytes_per_connection = 2 * (geometry.data_bytes + geometry.ctl_bytes);
+    in.server_pool_bytes = (options.pool_bytes + PAGE_BYTES - 1) / PAGE_BYTES * PAGE_BYTES;
     in.accepted = accepted.load(std::memory_order_relaxed);
     in.received = received_total.load(std::memory_order_relaxed);
     in.sent = sent_total.load(std::memory_order_relaxed);
@@ -760,6 +766,9 @@ EndpointInfo Server::Impl::info() const {
             count_records(geometry, c->s2c_data.as<const RingDataHeader>(), c->s2c_control());
         s.received = c->received.load(std::memory_order_relaxed);
         s.sent = c->sent.load(std::memory_order_relaxed);
+        s.server_pool_used = c->outbox.pool_used();
+        s.client_pool_held = c->inbox.pool_held();
+        s.client_pool_bytes = c->inbox.pool_bytes();
         s.alive = !c->client_closed() && !c->broken.load();
         if (s.alive) ++in.connections;
         in.per_connection.push_back(s);

@@ -156,6 +156,9 @@ ConnectionStats from_wire(const ConnectionStatsWire& w) {
     s.to_client_queued = w.to_client_queued;
     s.received = w.received;
     s.sent = w.sent;
+    s.server_pool_used = w.server_pool_used;
+    s.client_pool_held = w.client_pool_held;
+    s.client_pool_bytes = w.client_pool_bytes;
     return s;
 }
 
@@ -171,6 +174,9 @@ ConnectionStatsWire to_wire(const ConnectionStats& s) {
     w.to_client_queued = s.to_client_queued;
     w.received = s.received;
     w.sent = s.sent;
+    w.server_pool_used = s.server_pool_used;
+    w.client_pool_held = s.client_pool_held;
+    w.client_pool_bytes = s.client_pool_bytes;
     return w;
 }
 
@@ -402,6 +408,9 @@ Result<EndpointInfo> stat_endpoint(std::string_view name, std::string_view runti
     info.received = parsed->received;
     info.sent = parsed->sent;
     info.broken = parsed->broken;
+    info.max_inline_payload = parsed->max_inline_payload;
+    info.ring_bytes_per_connection = parsed->ring_bytes_per_connection;
+    info.server_pool_bytes = parsed->server_pool_bytes;
     for (u32 i = 0; i < parsed->connections; ++i) {
         detail::ConnectionStatsWire w;
         if (!read_exact(sock.get(), &w, sizeof w, deadline)) {

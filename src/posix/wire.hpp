@@ -85,8 +85,12 @@ struct StatReply {
     u64 received;
     u64 sent;
     u64 broken;
+    u32 max_inline_payload;
+    u32 reserved2;
+    u64 ring_bytes_per_connection;
+    u64 server_pool_bytes;
 };
-static_assert(sizeof(StatReply) == 64);
+static_assert(sizeof(StatReply) == 88);
 
 struct ConnectionStatsWire {
     u64 id;
@@ -100,8 +104,11 @@ struct ConnectionStatsWire {
     u32 reserved;
     u64 received;
     u64 sent;
+    u64 server_pool_used;
+    u64 client_pool_held;
+    u64 client_pool_bytes;
 };
-static_assert(sizeof(ConnectionStatsWire) == 56);
+static_assert(sizeof(ConnectionStatsWire) == 80);
 
 // Most connection records a StatReply may announce (bounds what a client reads).
 inline constexpr u32 MAX_STAT_CONNECTIONS = 4096;

@@ -293,6 +293,11 @@ struct ConnectionStats {
     u64 received = 0;          // messages the server took from this client
     u64 sent = 0;              // messages (replies included) the server sent to this client
     bool alive = true;         // false once the peer closed, died or broke the protocol
+    // Loans (see Loan): bytes of the server's pool for this client in use (lent or sent and
+    // not yet released), and of the client's pool the server holds.
+    u64 server_pool_used = 0;
+    u64 client_pool_held = 0;
+    u64 client_pool_bytes = 0;  // the client's pool (what it asked for, within the cap)
 };
 
 // One published endpoint, as answered by its server.
@@ -306,6 +311,12 @@ struct EndpointInfo {
     u64 received = 0;     // messages received, all connections
     u64 sent = 0;         // messages sent, all connections
     u64 broken = 0;       // connections dropped for a protocol violation
+    u32 max_inline_payload = 0;
+    // Shared memory of one connection at this endpoint's options: both rings (data and
+    // control pages) and the server's loan pool for it (the client's own pool comes on top:
+    // ConnectOptions::pool_bytes). Pool pages are committed only when written.
+    u64 ring_bytes_per_connection = 0;
+    u64 server_pool_bytes = 0;
     std::vector<ConnectionStats> per_connection;
 };
 
