@@ -9,12 +9,14 @@
 //   2  the consumer's park() (deadline already passed) over a corrupt ring, then the walk
 //   3  the client parsing a Welcome (with a fuzzed descriptor count and rights)
 //   4  the server parsing a Hello, the client parsing a stat answer
+//   5  loan descriptors checked by the consumer, loan returns read by the producer
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 
+#include "posix/loan_pool.hpp"
 #include "posix/parking.hpp"
 #include "posix/record_ring.hpp"
 #include "posix/region_wire.hpp"
@@ -115,7 +117,7 @@ void check_record(const RecordView& r, const RingGeometry& g, const Segments& se
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Cursor in(data, size);
-    const uint8_t mode = in.byte() % 5;
+    const uint8_t mode = in.byte() % 6;
     const u32 depth = 1u << (in.byte() % 11);  // 1..1024
     const u32 max_inline = (u32{in.byte()} << 8 | in.byte()) % (MAX_INLINE_PAYLOAD_LIMIT + 1);
     const RingGeometry geometry = *RingGeometry::make(depth, max_inline, 0);
@@ -174,6 +176,54 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                 __builtin_trap();
             }
             if (producer.queued() > depth) __builtin_trap();
+        }
+        return 0;
+    }
+
+    if (mode == 5) {
+        // Loan descriptors from a hostile producer and loan returns from a hostile consumer.
+        constexpr u64 POOL = 1 << 16;
+        static u8 pool_memory[POOL];
+        alignas(64) static u8 ctl_page[4096];
+        alignas(64) static u8 data_page[128];
+        std::memset(ctl_page, 0, sizeof ctl_page);
+        std::memset(data_page, 0, sizeof data_page);
+        auto* ctl = new (ctl_page) RingCtl{};
+        auto* data_header = new (data_page) RingDataHeader{};
+        LoanHoldings holdings;
+        holdings.attach(words(), pool_memory, POOL, LOAN_SLOTS, ctl, data_header);
+        LoanPool pool;
+        pool.attach(words(), pool_memory, POOL, LOAN_SLOTS, ctl);
+        for (int round = 0; round < 32; ++round) {
+            LoanDescriptor d{};
+            d.offset = u64{in.u32()} << (in.byte() % 16);
+            d.length = u64{in.u32()} << (in.byte() % 16);
+            d.slot = in.u32() % (2 * LOAN_SLOTS);
+            d.generation = in.u32();
+            auto view = holdings.accept(d);
+            if (view) {
+                const auto* p = reinterpret_cast<const u8*>(view->data());
+                if (p < pool_memory || p + view->size() > pool_memory + POOL) __builtin_trap();
+                volatile u8 sink = view->empty() ? 0 : p[view->size() - 1];
+                (void)sink;
+                if (in.byte() & 1) (void)holdings.release(loan_id(d.slot, d.generation));
+            }
+            // The producer: take and send chunks, read fuzzed returns.
+            const u8 op = in.byte();
+            if (op & 1) {
+                auto l = pool.take(in.u32() % (POOL + 1));
+                if (l) {
+                    auto desc = pool.describe(l->id, l->bytes.size());
+                    if (desc && (op & 2)) pool.mark_sent(l->id);
+                }
+            }
+            if (op & 4) {
+                auto* returns = reinterpret_cast<u64*>(ctl_page + RING_HEADER_BYTES);
+                returns[in.byte() % LOAN_SLOTS] = u64{in.u32()} << 32 | in.u32();
+                ctl->released.store(ctl->released.load() + in.byte() % 4);
+            }
+            (void)pool.can_take(in.u32() % (POOL + 1));
+            if (pool.lent_bytes() + pool.sent_bytes() > POOL) __builtin_trap();
         }
         return 0;
     }
