@@ -105,18 +105,6 @@ TEST(PeerDeath, SegmentsAreMemfdsSoNothingIsLeftInDevShm) {
     EXPECT_EQ(our_dev_shm_entries(), before);
 }
 
-#if defined(__SANITIZE_THREAD__)
-constexpr bool kThreadSanitizer = true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-constexpr bool kThreadSanitizer = true;
-#else
-constexpr bool kThreadSanitizer = false;
-#endif
-#else
-constexpr bool kThreadSanitizer = false;
-#endif
-
 TEST(PeerDeath, AForkedChildConnectsAnewAndNoticesTheServersDeath) {
     if (kThreadSanitizer) {
         GTEST_SKIP() << "ThreadSanitizer does not support starting threads after fork()";
