@@ -90,10 +90,7 @@ public:
         c.sends_unconfirmed = sends_failed_.load(std::memory_order_relaxed);
         c.streams_opened = streams_opened_.load(std::memory_order_relaxed);
         c.sequence_gaps = gaps_.load(std::memory_order_relaxed);
-        c.disconnects = link_.disconnects();
-        c.reconnects = link_.reconnects();
-        c.connected = link_.connected();
-        c.nats_server = link_.url();
+        link_.fill(c);
         return c;
     }
 

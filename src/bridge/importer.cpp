@@ -112,10 +112,7 @@ public:
         c.sends_unconfirmed = sends_unconfirmed_.load(std::memory_order_relaxed);
         c.credit_waits = credit_waits_.load(std::memory_order_relaxed);
         c.streams_opened = streams_opened_.load(std::memory_order_relaxed);
-        c.disconnects = link_.disconnects();
-        c.reconnects = link_.reconnects();
-        c.connected = link_.connected();
-        c.nats_server = link_.url();
+        link_.fill(c);
         return c;
     }
 

@@ -46,6 +46,13 @@ public:
     u64 max_payload() const;
     u64 disconnects() const { return disconnects_.load(std::memory_order_relaxed); }
     u64 reconnects() const { return reconnects_.load(std::memory_order_relaxed); }
+    // The link's part of a bridge's counters (disconnects, reconnects, connected, server).
+    void fill(BridgeCounters& c) const {
+        c.disconnects = disconnects();
+        c.reconnects = reconnects();
+        c.connected = connected();
+        c.nats_server = url();
+    }
 
     // An asynchronous subscription (with `queue`: in that queue group) whose handler runs on
     // a thread of its own. The link tracks it: close() waits until its handler has returned
