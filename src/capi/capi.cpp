@@ -11,7 +11,7 @@
 #include <cstring>
 #include <new>
 
-#include "posix/shm.hpp"  // detail::clear_error_detail
+#include "posix/os.hpp"  // detail::clear_error_detail
 #include "veridian/ipc.h"
 #include "veridian/ipc/core/capability.hpp"
 #include "veridian/ipc/posix/runtime.hpp"

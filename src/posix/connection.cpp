@@ -2,9 +2,9 @@
 // veridian-ipc posix runtime: the client side of a connection.
 //
 // Threads sharing one Connection:
-//   - senders (send_sync, send_async, fast_send, and call's request) are serialized by
-//     send_mu_: the client→server ring has one producer, and the hot path needs no atomic
-//     read-modify-write in shared memory;
+//   - senders (send_sync, send_async, fast_send, and call's request) go through the
+//     client→server ring's Outbox (outbox.hpp), which serializes them: the ring has one
+//     producer, and the hot path needs no atomic read-modify-write in shared memory;
 //   - readers (receive_sync, try_receive, and call waiting for its reply) share the
 //     server→client ring through a process-local demultiplexer: one thread at a time is "the
 //     reader" and takes messages from the ring; a reply (IS_REPLY with a txid) goes to the
@@ -14,8 +14,9 @@
 //   (0) register a waiter for a fresh txid (under mu_)
 //   (1) send the request tagged with it (as send_sync: may block for space)
 //   (2) wait: if our reply was delivered → (4A). If nobody is the reader, become it: wait on
-//       the ring (wait_for_data, numbered in shm.hpp), take one message, dispatch it, wake the
-//       other waiters, go back to (2). Otherwise sleep on the condition variable until a
+//       the ring (Inbox::next, which parks as parking.hpp numbers it), take one record,
+//       dispatch it (a reply's payload is copied straight into its caller's buffer), wake
+//       the other waiters, go back to (2). Otherwise sleep on the condition variable until a
 //       dispatch, at most one slice.
 //   (3) the ways out besides a reply: the deadline (4B, Timeout), the connection closed, the
 //       server gone or the ring corrupted (4C, its error). (3A) When the server is gone (it
@@ -42,11 +43,11 @@
 #include <vector>
 
 #include "posix/error_reply.hpp"
+#include "posix/inbox.hpp"
+#include "posix/outbox.hpp"
 #include "posix/parked_count.hpp"
 #include "posix/pollable.hpp"
-#include "posix/rate_limit.hpp"
 #include "posix/region_wire.hpp"
-#include "posix/shm.hpp"
 #include "posix/wire.hpp"
 #include "veridian/ipc/posix/runtime.hpp"
 
@@ -121,46 +122,49 @@ private:
     std::unordered_map<u64, std::weak_ptr<Connection::Impl>> conns_;
 };
 
-struct Connection::Impl final : WaitCheck {
+struct Connection::Impl final : OutboxOwner, InboxOwner {
     std::string name;
     u16 rights = 0;
     RingGeometry geometry;
     ProcessId server_pid{};
     ConnectionId id = 0;
     pid_t pid = getpid();
+    SharedWords& words = platform::ProcessSharedWords::instance();
 
     Fd socket;
     Fd server_pidfd;  // the server process (see connect): its exit is the server's death
     Fd c2s_data_fd, c2s_ctl_fd, s2c_data_fd, s2c_ctl_fd, state_fd, doorbell_fd, notify_fd;
-    Mapping c2s_data, c2s_ctl, s2c_data, s2c_ctl, state_map, doorbell_map;
+    Fd c2s_pool_fd, s2c_pool_fd;  // the loan pools (ours read-write, the server's read-only)
+    Mapping c2s_data, c2s_ctl, s2c_data, s2c_ctl, state_map, doorbell_map, c2s_pool, s2c_pool;
     const ServerState* state = nullptr;
     ServerDoorbell* doorbell = nullptr;
 
-    DeadlineMutex send_mu;
-    RingProducer c2s VIPC_GUARDED_BY(send_mu);
-    SpinBudget send_spin VIPC_GUARDED_BY(send_mu);
-    RegionSender regions_out VIPC_GUARDED_BY(send_mu);
-    // Rate limits: the server's and our own, each a bucket of messages and one of bytes.
-    static constexpr int LIMIT_BUCKETS = 4;
-    TokenBucket limits[LIMIT_BUCKETS] VIPC_GUARDED_BY(send_mu);
-    bool rate_limited = false;  // any bucket enabled (fixed at connect)
-    // Waits (blocking) or refuses (RateLimitExceeded) until `msg` fits every limit; charge()
-    // takes its tokens once it was pushed (the producer lock is held throughout).
-    Result<void> admit(const Message& msg, Deadline deadline, bool blocking) VIPC_REQUIRES(send_mu);
-    void charge(const Message& msg) VIPC_REQUIRES(send_mu);
-    static u64 charged_bytes(const Message& msg) {
-        return msg.is_small() ? sizeof(SmallMessage) : msg.large_message().header.total_size;
-    }
+    Outbox outbox;  // the client→server ring (with SEND)
 
+    // The demultiplexer of the server→client ring (with RECEIVE).
     std::mutex mu;
     std::condition_variable cv;
     bool reader_active VIPC_GUARDED_BY(mu) = false;
-    std::deque<Message> inbox VIPC_GUARDED_BY(mu);
+    // Messages that are not replies, waiting for receive_*: copied out of the ring.
+    struct Queued {
+        Incoming::Kind kind = Incoming::Kind::Small;
+        Message message;
+        PayloadInfo info;
+        std::vector<std::byte> payload;
+        std::span<const std::byte> loan_view;  // kind Loan: the chunk, in the server's pool
+        LoanId loan = 0;
+    };
+    std::deque<Queued> queue VIPC_GUARDED_BY(mu);
+    Queued viewed VIPC_GUARDED_BY(mu);  // what the last receive_view handed out
     // The callers waiting for a reply: one entry per outstanding call, searched linearly (a
     // handful at most in practice); the vector keeps its capacity, so a call allocates nothing.
     struct PendingCall {
-        TransactionId txid;
-        std::optional<Message> reply;
+        TransactionId txid = 0;
+        bool delivered = false;
+        IpcError error = IpcError::NotInitialized;  // set when the reply cannot be delivered
+        Message reply;                              // a Message caller's reply
+        std::vector<std::byte>* payload = nullptr;  // a payload caller's buffer
+        PayloadInfo info;
     };
     std::vector<PendingCall> pending VIPC_GUARDED_BY(mu);
     PendingCall* find_pending(TransactionId txid) VIPC_REQUIRES(mu) {
@@ -180,9 +184,7 @@ struct Connection::Impl final : WaitCheck {
     }
     u64 stale_replies VIPC_GUARDED_BY(mu) = 0;
     // The ring's consumer side belongs to whoever is the reader (reader_active).
-    RingConsumer s2c;
-    SpinBudget receive_spin;
-    RegionReceiver regions_in;  // the reader's, like s2c
+    Inbox inbox;
 
     std::atomic<u64> next_txid{1};
     std::atomic<bool> closed{false};  // closed by us
@@ -208,18 +210,26 @@ struct Connection::Impl final : WaitCheck {
     void signal_poll() {
         if (poll_armed.load(std::memory_order_acquire)) poll.signal_local();
     }
+    // After quick_check() failed with `e`: true when what the server wrote before it went
+    // away may still be read (it closed or died; we did not close, it broke nothing, and our
+    // capability was not revoked).
+    bool may_drain(IpcError e) const {
+        return e == IpcError::EndpointNotFound && !closed.load(std::memory_order_acquire) &&
+               inbox.valid();
+    }
     // Step (3) of pollable.hpp on this side. The set also holds the local signals that stand
     // for what was already moved out of the ring (a reply waiting in the call table, a
-    // message in the inbox): draining them with the rest would lose them, so they are raised
-    // again at once. Under mu, which every move into the call table or the inbox holds.
+    // message in the queue): draining them with the rest would lose them, so they are raised
+    // again at once. Under mu, which every move into the call table or the queue holds.
     void rearm_poll() VIPC_REQUIRES(mu) {
         poll.drain(OnPeerHangup::KeepReadable);
-        bool held = !inbox.empty();
-        for (const PendingCall& p : pending) held = held || p.reply.has_value();
+        bool held = !queue.empty();
+        for (const PendingCall& p : pending)
+            held = held || p.delivered;
         if (held) poll.signal_local();
     }
     // Statistics (Connection::stats()): the parked counts (see parked_count.hpp) and the
-    // messages this side sent (written under send_mu) and received (written under mu).
+    // messages this side sent (written under outbox.mu) and received (written under mu).
     std::atomic<u32> waiting_senders{0};
     std::atomic<u32> waiting_receivers{0};
     std::atomic<u32> waiting_callers{0};
@@ -232,31 +242,33 @@ struct Connection::Impl final : WaitCheck {
     ~Impl() {
         close();
         // What the server sent and nobody claimed goes with the connection.
-        if (regions_in.owner != 0) release_unclaimed(regions_in.owner);
+        if (inbox.unclaimed_owner() != 0) release_unclaimed(inbox.unclaimed_owner());
         const u64 registration = monitor_id.load();
         if (registration != 0) {
             ClientMonitor::instance().remove(registration, socket.get(), server_pidfd.get());
         }
     }
 
-    // WaitCheck: between waits.
+    // OutboxOwner / InboxOwner: between waits, and after each record.
     Result<void> check(bool slice_ended) override;
-    // Bumped and woken by close() and server_gone() after they set closed/dead (see
-    // WaitCheck::local_wake): a blocked wait sleeps on it too, so their wake is never lost.
+    void published() override;
+    int attachment_socket() override { return socket.get(); }
+    u32 peer_cpu() override { return state->cpu.load(std::memory_order_relaxed); }
+    std::atomic<u32>& parked_senders() override { return waiting_senders; }
+    // Bumped and woken by close() and server_gone() after they set closed/dead: a parked
+    // wait sleeps on it too (the Parking's local word, parking.hpp), so their wake is never
+    // lost, although the ring words it sleeps on are in pages the server writes.
     std::atomic<u32> wake_epoch{0};
-    const std::atomic<u32>* local_wake() const override { return &wake_epoch; }
-    void wake_local() {
-        wake_epoch.fetch_add(1, std::memory_order_seq_cst);
-        futex_wake_all(&wake_epoch);
-    }
+    const std::atomic<u32>* local_wake() override { return &wake_epoch; }
+    void wake_local() { bump_local_word(wake_epoch); }
     Result<void> quick_check();
     // The server hung up: mark it, wake every local thread blocked on this connection.
     void server_gone() {
         dead.store(true, std::memory_order_seq_cst);
         wake_local();
         signal_poll();  // a poller looks and gets EndpointNotFound
-        if (c2s.valid()) futex_wake_all(&c2s_ctl.as<const RingCtl>()->head);
-        if (s2c.valid()) futex_wake_all(&s2c_data.as<const RingDataHeader>()->tail);
+        if (outbox.valid()) words.wake_all(&c2s_ctl.as<const RingCtl>()->space_wake);
+        if (inbox.valid()) words.wake_all(&s2c_data.as<const RingDataHeader>()->tail);
         std::lock_guard<std::mutex> lock(mu);
         cv.notify_all();
     }
@@ -266,42 +278,31 @@ struct Connection::Impl final : WaitCheck {
                          Fd* presocket = nullptr, int capability_fd = -1);
     void explain_refusal(const Welcome& w, IpcError e, const ucred& server);
     bool revoked() const {
-        return (c2s.valid() && c2s_ctl.as<const RingCtl>()->closed.load(
-                                   std::memory_order_acquire) == CLOSED_REVOKED) ||
-               (s2c.valid() && s2c_data.as<const RingDataHeader>()->closed.load(
-                                   std::memory_order_acquire) == CLOSED_REVOKED);
+        return (outbox.valid() && c2s_ctl.as<const RingCtl>()->closed.load(
+                                      std::memory_order_acquire) == CLOSED_REVOKED) ||
+               (inbox.valid() && s2c_data.as<const RingDataHeader>()->closed.load(
+                                     std::memory_order_acquire) == CLOSED_REVOKED);
     }
-    // `region`: a region's or a capability's descriptor to pass with msg (see region_wire.hpp).
-    using OutgoingRegion = OutgoingAttachment;
-    Result<void> send_capability(const Message& msg, const EndpointCapability& cap,
-                                 Deadline deadline, bool blocking);
-    Result<void> send(const Message& msg, TransactionId txid, Deadline deadline, bool blocking,
-                      const OutgoingRegion* region = nullptr);
+    Result<void> send(const OutgoingRecord& record, Blocking blocking, Deadline deadline);
+    Result<void> send_message(const Message& msg, TransactionId txid, Blocking blocking,
+                              Deadline deadline, const OutgoingAttachment* attachment = nullptr);
     Result<void> send_region(const Message& msg, Region& region, Transfer transfer,
-                             TransactionId txid, Deadline deadline, bool blocking);
-    Result<void> push_with_region(const Message& msg, TransactionId txid,
-                                  const OutgoingRegion& region, Deadline deadline)
-        VIPC_REQUIRES(send_mu);
+                             TransactionId txid, Deadline deadline, Blocking blocking);
+    Result<void> send_payload(u32 opcode, u32 flags, std::span<const std::byte> payload,
+                              TransactionId txid, Blocking blocking, Deadline deadline);
     Result<void> fast_send(const SmallMessage& msg);
-    void notify_server();
-    // Wait: block until a message (wait_for_data); Look: take one if there is one; Drain:
-    // take one even though the server is gone (what it wrote before stays readable).
-    enum class ReadMode : u8 { Wait, Look, Drain };
-    Result<Message> read_one(Deadline deadline, ReadMode mode);
-    // After quick_check() failed with `e`: true when what the server wrote before it went
-    // away may still be read (it closed or died; we did not close, it broke nothing, and our
-    // capability was not revoked).
-    bool may_drain(IpcError e) const {
-        return e == IpcError::EndpointNotFound && !closed.load(std::memory_order_acquire) &&
-               s2c.valid();
-    }
-    // Delivers `m` to its call or the inbox. The caller takes itself the reply to `own_txid`
-    // (when != 0) or, with `takes_inbox`, the inbox message: anything else is for another
-    // thread or the event loop, so the pollable descriptor is signalled.
-    void dispatch(const Message& m, TransactionId own_txid = 0, bool takes_inbox = false)
+    // The reader: waits for one record, dispatches it. Called without mu (reader_active).
+    Result<void> read_one(Blocking blocking, Deadline deadline, TransactionId own_txid = 0,
+                          bool takes_queue = false);
+    // Delivers a record to its call or the queue. The caller takes itself the reply to
+    // `own_txid` (when != 0) or, with `takes_queue`, the queued message: anything else is
+    // for another thread or the event loop, so the pollable descriptor is signalled.
+    void dispatch(const RecordView& record, TransactionId own_txid = 0, bool takes_queue = false)
         VIPC_REQUIRES(mu);
-    // Waits for the reply to `txid` (txid != 0) or for an inbox message (txid == 0).
-    Result<Message> wait_message(TransactionId txid, Deadline deadline);
+    // Waits for the reply to `txid` (txid != 0) or for a queued message (txid == 0).
+    Result<void> wait_message(std::unique_lock<std::mutex>& lock, TransactionId txid,
+                              Deadline deadline) VIPC_REQUIRES(mu);
+    Result<void> need_receive_right();
     void close();
 };
 
@@ -323,7 +324,7 @@ Result<void> Connection::Impl::quick_check() {
     // connection the server dropped is also hung up, which the monitor notices at once.
     bool gone =
         dead.load(std::memory_order_acquire) || state->closed.load(std::memory_order_acquire) != 0;
-    if (!gone && s2c.valid()) gone = s2c_data.as<const RingDataHeader>()->closed.load() != 0;
+    if (!gone && inbox.valid()) gone = s2c_data.as<const RingDataHeader>()->closed.load() != 0;
     if (gone) {
         dead.store(true, std::memory_order_release);
         if (revoked()) {
@@ -338,7 +339,7 @@ Result<void> Connection::Impl::quick_check() {
 
 Result<void> Connection::Impl::check(bool slice_ended) {
     VIPC_TRY(quick_check());
-    if (c2s.valid() && c2s_ctl.as<const RingCtl>()->closed.load() != 0) {
+    if (outbox.valid() && c2s_ctl.as<const RingCtl>()->closed.load() != 0) {
         server_gone();
         return quick_check();
     }
@@ -400,6 +401,20 @@ void Connection::Impl::explain_refusal(const Welcome& w, IpcError e, const ucred
          server.pid, server.uid, geteuid(), why);
 }
 
+namespace {
+// A loan pool from the server: like any segment (size, seals), but refused as a memory
+// region when it is not sealed against resizing.
+Result<Mapping> map_pool(int fd, u64 bytes, bool writable) {
+    auto m = map_peer_memfd(fd, bytes, writable);
+    if (!m && m.error() == IpcError::InvalidMessage) {
+        return fail(IpcError::InvalidMemoryRegion,
+                    "the server's loan pool is not a sealed memfd of %llu bytes",
+                    static_cast<unsigned long long>(bytes));
+    }
+    return m;
+}
+}  // namespace
+
 Result<void> Connection::Impl::connect(std::string_view name_, const ConnectOptions& options,
                                        Fd* presocket, int capability_fd) {
     name = std::string(name_);
@@ -443,7 +458,13 @@ Result<void> Connection::Impl::connect(std::string_view name_, const ConnectOpti
                     name.c_str(), server_cred.pid);
     }
 
-    const Hello hello{HELLO_MAGIC, WIRE_VERSION, static_cast<u16>(HelloOp::Connect), rights, 0, 0};
+    const u64 pool_kib = (options.pool_bytes + 1023) / 1024;
+    const Hello hello{HELLO_MAGIC,
+                      WIRE_VERSION,
+                      static_cast<u16>(HelloOp::Connect),
+                      rights,
+                      0,
+                      static_cast<u32>(pool_kib > 0xFFFFFFFFu ? 0xFFFFFFFFu : pool_kib)};
     if (!send_with_fds(socket.get(), &hello, sizeof hello, nullptr, 0)) {
         return fail(IpcError::EndpointNotFound, "endpoint '%s' hung up during connect",
                     name.c_str());
@@ -492,7 +513,7 @@ Result<void> Connection::Impl::connect(std::string_view name_, const ConnectOpti
     const Welcome w = *parsed;
     // The Welcome's pid and uid are the server's own view (another pid or user namespace
     // numbers them differently): trust was decided on the kernel's view (SO_PEERCRED) above.
-    geometry = *RingGeometry::for_depth(w.depth);
+    geometry = *RingGeometry::make(w.depth, w.max_inline_payload, LOAN_SLOTS);
     server_pid = ProcessId{w.server_pid};
     id = w.connection_id;
 
@@ -507,6 +528,8 @@ Result<void> Connection::Impl::connect(std::string_view name_, const ConnectOpti
     state_fd = take(FdBits::STATE);
     doorbell_fd = take(FdBits::DOORBELL);
     notify_fd = take(FdBits::NOTIFY);
+    c2s_pool_fd = take(FdBits::C2S_POOL);
+    s2c_pool_fd = take(FdBits::S2C_POOL);
     // The notification socket (see pollable.hpp): we only ever write one byte to it, but a
     // server that sent something else gets nothing written into a file of its choosing.
     struct stat notify_stat {};
@@ -528,25 +551,29 @@ Result<void> Connection::Impl::connect(std::string_view name_, const ConnectOpti
     if ((rights & Rights::SEND) != 0) {
         c2s_data = VIPC_TRY(map_peer_memfd(c2s_data_fd.get(), geometry.data_bytes, true));
         c2s_ctl = VIPC_TRY(map_peer_memfd(c2s_ctl_fd.get(), geometry.ctl_bytes, false));
-        DeadlineLock lock(send_mu);
-        c2s = RingProducer(geometry, c2s_data.as<RingDataHeader>(), c2s_ctl.as<const RingCtl>());
-        send_spin = SpinBudget(options.spin_ns);
-        const u64 now = now_ns();
-        const RateLimit& own = options.rate_limit;
-        limits[0] = TokenBucket(state->limit_messages_per_second, state->limit_burst_messages, now);
-        limits[1] = TokenBucket(state->limit_bytes_per_second, state->limit_burst_bytes, now);
-        limits[2] = TokenBucket(own.messages_per_second, own.burst_messages, now);
-        limits[3] = TokenBucket(own.bytes_per_second, own.burst_bytes, now);
-        for (const TokenBucket& b : limits)
-            rate_limited = rate_limited || b.enabled();
+        DeadlineLock lock(outbox.mu);
+        outbox.attach(words, geometry, c2s_data.as<RingDataHeader>(), c2s_ctl.as<const RingCtl>(),
+                      options.spin_ns);
+        const RateLimit server_limit{state->limit_messages_per_second,
+                                     state->limit_bytes_per_second, state->limit_burst_messages,
+                                     state->limit_burst_bytes};
+        outbox.set_limits(server_limit, options.rate_limit, now_ns());
+        if (w.c2s_pool_bytes != 0) {
+            c2s_pool = VIPC_TRY(map_pool(c2s_pool_fd.get(), w.c2s_pool_bytes, true));
+            outbox.attach_pool(c2s_pool.as<u8>(), w.c2s_pool_bytes, LOAN_SLOTS,
+                               c2s_ctl.as<const RingCtl>());
+        }
     }
     if ((rights & Rights::RECEIVE) != 0) {
         s2c_data = VIPC_TRY(map_peer_memfd(s2c_data_fd.get(), geometry.data_bytes, false));
         s2c_ctl = VIPC_TRY(map_peer_memfd(s2c_ctl_fd.get(), geometry.ctl_bytes, true));
-        s2c = RingConsumer(geometry, s2c_data.as<const RingDataHeader>(), s2c_ctl.as<RingCtl>());
-        receive_spin = SpinBudget(options.spin_ns);
-        regions_in.owner = new_unclaimed_owner();
-        regions_in.quota = DEFAULT_MAX_UNCLAIMED_PER_CONNECTION;
+        inbox.attach(words, geometry, s2c_data.as<const RingDataHeader>(), s2c_ctl.as<RingCtl>(),
+                     options.spin_ns);
+        if (w.s2c_pool_bytes != 0) {
+            s2c_pool = VIPC_TRY(map_pool(s2c_pool_fd.get(), w.s2c_pool_bytes, false));
+            inbox.attach_pool(s2c_pool.as<const u8>(), w.s2c_pool_bytes, LOAN_SLOTS);
+        }
+        inbox.set_unclaimed(new_unclaimed_owner(), DEFAULT_MAX_UNCLAIMED_PER_CONNECTION);
     }
     return ok();
 }
@@ -660,120 +687,73 @@ void ClientMonitor::run() {
 
 // ---- send --------------------------------------------------------------------------------------
 
-void Connection::Impl::notify_server() {
-    // Paired with the server's receive steps (4)/(5): our tail store (seq_cst, in the ring),
-    // then the server's flag (seq_cst): either we see it set, or the server sees our tail.
+void Connection::Impl::published() {
+    bump(sent_count);  // under outbox.mu
+    // parking.hpp (b)/(c), paired with the server's receive (its announce on state.waiting
+    // and heavy barrier): either we see it announced, or its re-scan sees our record.
     // The server sleeps on every client's own tail word (so that it can tell who woke it:
     // see Server::Impl::receive), and on the shared doorbell only when it says so.
-    if (state->waiting.load(std::memory_order_seq_cst) != 0) {
-        futex_wake_all(&c2s_data.as<const RingDataHeader>()->tail);
+    if (announced(words, state->waiting)) {
+        outbox.publish_tail();  // changes the word the server sleeps on, then wakes it
         if (state->wake_doorbell.load(std::memory_order_seq_cst) != 0) {
             doorbell->ring.fetch_add(1, std::memory_order_seq_cst);
-            futex_wake_all(&doorbell->ring);
+            words.wake_all(&doorbell->ring);
         }
     }
     // Steps (b), (c) of pollable.hpp: the server polls.
     if (state->poll_armed.load(std::memory_order_seq_cst) != 0) notify_peer(notify_fd.get());
 }
 
-Result<void> Connection::Impl::send(const Message& msg, TransactionId txid, Deadline deadline,
-                                    bool blocking, const OutgoingRegion* region) {
+Result<void> Connection::Impl::send(const OutgoingRecord& record, Blocking blocking,
+                                    Deadline deadline) {
     if ((rights & Rights::SEND) == 0) {
         VIPC_TRY(quick_check());
         return fail(IpcError::PermissionDenied,
                     "this connection to '%s' has no SEND right (no descriptor for that ring)",
                     name.c_str());
     }
-    if (region == nullptr || region->is_capability()) VIPC_TRY(check_sendable(msg));
-    // Another sending thread holds the producer side (and is blocked only on a full ring).
-    if (!lock_counting_parked(send_mu, blocking, deadline, waiting_senders)) {
-        return blocking ? IpcError::Timeout : IpcError::ChannelFull;
+    auto r = outbox.send(*this, record, blocking, deadline);
+    if (!r && r.error() == IpcError::InvalidMessage && !closed.load() && !dead.load()) {
+        broken.store(true);
+        return quick_check();
     }
-    DeadlineLock guard(send_mu, std::adopt_lock);
-    if (rate_limited) VIPC_TRY(admit(msg, deadline, blocking));
-    for (;;) {
+    return r;
+}
+
+Result<void> Connection::Impl::send_message(const Message& msg, TransactionId txid,
+                                            Blocking blocking, Deadline deadline,
+                                            const OutgoingAttachment* attachment) {
+    if (attachment == nullptr || attachment->is_capability()) VIPC_TRY(check_sendable(msg));
+    OutgoingRecord record;
+    record.message = &msg;
+    record.txid = txid;
+    record.attachment = attachment;
+    return send(record, blocking, deadline);
+}
+
+Result<void> Connection::Impl::send_payload(u32 opcode, u32 flags,
+                                            std::span<const std::byte> payload, TransactionId txid,
+                                            Blocking blocking, Deadline deadline) {
+    if (payload.size() > geometry.max_inline_payload) {
         VIPC_TRY(quick_check());
-        auto r = region == nullptr ? c2s.try_push(msg, txid)
-                                   : push_with_region(msg, txid, *region, deadline);
-        if (r) {
-            if (rate_limited) charge(msg);
-            bump(sent_count);
-            notify_server();
-            return ok();
-        }
-        if (r.error() == IpcError::InvalidMessage) {
-            broken.store(true);
-            return quick_check();
-        }
-        if (r.error() != IpcError::ChannelFull) return r.error();
-        if (!blocking) return IpcError::ChannelFull;
-        ParkedScope parked(waiting_senders);
-        auto w = wait_for_space(c2s, send_spin, deadline, &state->cpu, *this);
-        if (!w) {
-            if (w.error() == IpcError::InvalidMessage && !closed.load() && !dead.load()) {
-                broken.store(true);
-            }
-            return w.error();
-        }
+        return fail(IpcError::MessageTooLarge,
+                    "a %zu-byte payload is over the %u-byte inline limit of '%s' "
+                    "(ServerOptions::max_inline_payload); send a Region for more",
+                    payload.size(), geometry.max_inline_payload, name.c_str());
     }
-}
-
-Result<void> Connection::Impl::admit(const Message& msg, Deadline deadline, bool blocking) {
-    const u64 bytes = charged_bytes(msg);
-    for (;;) {
-        const u64 now = now_ns();
-        u64 wait = 0;
-        for (int i = 0; i < LIMIT_BUCKETS; ++i) {
-            if (!limits[i].enabled()) continue;
-            const u64 w = limits[i].wait_ns(i % 2 == 0 ? 1 : bytes, now);
-            wait = w > wait ? w : wait;
-        }
-        if (wait == 0) break;
-        if (!blocking) {
-            return fail(IpcError::RateLimitExceeded,
-                        "the rate limit of the connection to '%s' is reached; retry in %llu us",
-                        name.c_str(), static_cast<unsigned long long>(wait / 1000));
-        }
-        if (!deadline.is_never() && now + wait > deadline.ns()) {
-            // The limit will not let it through in time: wait out the deadline, as any
-            // blocking send does, then say so.
-            if (deadline.ns() > now)
-                std::this_thread::sleep_for(std::chrono::nanoseconds(deadline.ns() - now));
-            return IpcError::Timeout;
-        }
-        // Sleep in slices so that a close or the server's death is noticed meanwhile.
-        const u64 slice = u64{PEER_CHECK_INTERVAL_MS} * 1'000'000u;
-        std::this_thread::sleep_for(std::chrono::nanoseconds(wait < slice ? wait : slice));
-        VIPC_TRY(quick_check());
-    }
-    return ok();
-}
-
-void Connection::Impl::charge(const Message& msg) {
-    const u64 bytes = charged_bytes(msg);
-    for (int i = 0; i < LIMIT_BUCKETS; ++i) {
-        if (limits[i].enabled()) limits[i].take(i % 2 == 0 ? 1 : bytes);
-    }
-}
-
-Result<void> Connection::Impl::push_with_region(const Message& msg, TransactionId txid,
-                                                const OutgoingRegion& region, Deadline deadline) {
-    // The sending steps of region_wire.hpp: (1) a free slot, (2) the record, (3) the slot.
-    if (VIPC_TRY(c2s.free_slots()) == 0) return IpcError::ChannelFull;
-    const u64 sequence = regions_out.next_sequence;
-    // A non-blocking send may still wait briefly for room in the socket (it holds one small
-    // record per slot in flight, so it is full only when the peer stopped reading it).
-    VIPC_TRY(send_record(socket.get(), sequence, region,
-                         deadline.expired(now_ns()) ? after_ms(100) : deadline));
-    ++regions_out.next_sequence;
-    Message out = msg;
-    region.stamp(out, sequence);
-    return c2s.try_push(out, txid);  // (3) cannot be full: we are the only producer
+    OutgoingRecord record;
+    record.kind = OutgoingRecord::Kind::Payload;
+    record.opcode = opcode;
+    record.flags = flags & ~(MessageFlags::IS_REPLY | MessageFlags::HAS_CAPABILITY | ERROR_REPLY);
+    record.payload = payload;
+    record.txid = txid;
+    return send(record, blocking, deadline);
 }
 
 Result<void> Connection::Impl::send_region(const Message& msg, Region& region, Transfer transfer,
-                                           TransactionId txid, Deadline deadline, bool blocking) {
-    if ((rights & Rights::SEND) == 0) return send(msg, txid, deadline, blocking);  // its error
+                                           TransactionId txid, Deadline deadline,
+                                           Blocking blocking) {
+    if ((rights & Rights::SEND) == 0) return send_message(msg, txid, blocking, deadline);
     if (state->max_region_bytes != 0 && region.size() > state->max_region_bytes &&
         transfer != Transfer::Copy) {
         return fail(IpcError::MessageTooLarge,
@@ -783,139 +763,222 @@ Result<void> Connection::Impl::send_region(const Message& msg, Region& region, T
                     static_cast<unsigned long long>(state->max_region_bytes), name.c_str());
     }
     Message out = VIPC_TRY(prepare_region_message(msg, region, transfer));
-    if (transfer == Transfer::Copy) return send(out, txid, deadline, blocking);
+    if (transfer == Transfer::Copy) return send_message(out, txid, blocking, deadline);
     if (transfer == Transfer::Move) VIPC_TRY(Region::Access::seal_for_move(region));
-    const OutgoingRegion outgoing = OutgoingAttachment::region(
+    const OutgoingAttachment outgoing = OutgoingAttachment::region(
         VIPC_TRY(Region::Access::descriptor_for(region, transfer)), transfer);
-    VIPC_TRY(send(out, txid, deadline, blocking, &outgoing));
+    VIPC_TRY(send_message(out, txid, blocking, deadline, &outgoing));
     if (transfer == Transfer::Move) region.reset();  // the sender loses access
     return ok();
 }
 
 Result<void> Connection::Impl::fast_send(const SmallMessage& msg) {
-    // Straight line: a few cheap checks, one slot write, one release store. Anything unusual
-    // (no right, closed, gone, full, corrupt) leaves for send(), which handles everything.
-    if (VIPC_UNLIKELY((rights & Rights::SEND) == 0 || rate_limited ||
+    // Straight line: a few cheap checks, one record, one store. Anything unusual (no right,
+    // closed, gone, full, corrupt) leaves for send_message(), which handles everything.
+    if (VIPC_UNLIKELY((rights & Rights::SEND) == 0 || outbox.rate_limited() ||
                       closed.load(std::memory_order_relaxed) ||
                       dead.load(std::memory_order_relaxed) ||
                       broken.load(std::memory_order_relaxed) ||
                       state->closed.load(std::memory_order_relaxed) != 0)) {
-        return send(Message(msg), 0, Deadline::past(), false);
+        return send_message(Message(msg), 0, Blocking::No, Deadline::past());
     }
-    if (VIPC_LIKELY(send_mu.lock_for(false, Deadline::past()))) {
-        DeadlineLock guard(send_mu, std::adopt_lock);
-        if (VIPC_LIKELY(c2s.try_push_small(msg, 0).has_value())) {
-            bump(sent_count);
-            notify_server();
-            return ok();
-        }
-    }
-    return send(Message(msg), 0, Deadline::past(), false);
+    // POINT OF NO RETURN: only the transfer below.
+    if (VIPC_LIKELY(outbox.try_send_small(*this, msg))) return ok();
+    return send_message(Message(msg), 0, Blocking::No, Deadline::past());
 }
 
 // ---- receive and call --------------------------------------------------------------------------
 
-Result<Message> Connection::Impl::read_one(Deadline deadline, ReadMode mode) {
-    if (mode == ReadMode::Wait) {
-        VIPC_TRY(wait_for_data(s2c, receive_spin, deadline, &state->cpu, *this));
-    } else if (mode == ReadMode::Look) {
-        VIPC_TRY(quick_check());
-    }
-    auto r = s2c.try_pop();
+Result<void> Connection::Impl::read_one(Blocking blocking, Deadline deadline,
+                                        TransactionId own_txid, bool takes_queue) {
+    auto r = inbox.next(*this, blocking, deadline);
     if (!r) {
-        if (r.error() == IpcError::InvalidMessage) broken.store(true);
+        if (r.error() == IpcError::InvalidMessage && !closed.load() && !dead.load()) {
+            broken.store(true);
+        }
         return r.error();
     }
-    notify_producer(s2c);
-    if ((r->is_large() && r->large_message().region.size != 0) ||
-        (r->flags() & MessageFlags::HAS_CAPABILITY) != 0) {
-        if (auto g = receive_attachments(socket.get(), regions_in, *r); !g) {
-            broken.store(true);
-            return g.error();
-        }
-    }
-    r->set_sender(server_pid);
-    return r;
+    std::lock_guard<std::mutex> lock(mu);
+    dispatch(*r, own_txid, takes_queue);
+    cv.notify_all();
+    if (broken.load()) return quick_check();
+    return ok();
 }
 
-void Connection::Impl::dispatch(const Message& m, TransactionId own_txid, bool takes_inbox) {
+void Connection::Impl::dispatch(const RecordView& record, TransactionId own_txid,
+                                bool takes_queue) {
+    // Whoever is not the caller itself learns of it through the pollable descriptor.
+    const bool for_caller =
+        (record.txid != 0 && record.txid == own_txid) || (record.txid == 0 && takes_queue);
+    if (!for_caller) signal_poll();
+    if (record.kind == RecordKind::Loan) {
+        LoanDescriptor d;
+        auto view = inbox.accept_loan(record, &d);  // finishes the record
+        if (!view) {
+            broken.store(true);
+            return;
+        }
+        const LoanId loan = loan_id(d.slot, d.generation);
+        PayloadInfo info{d.opcode, d.flags, d.length, record.txid, server_pid, id};
+        if ((d.flags & MessageFlags::IS_REPLY) != 0 && record.txid != 0) {
+            PendingCall* p = find_pending(record.txid);
+            if (p == nullptr || p->delivered) {
+                ++stale_replies;
+            } else if (p->payload != nullptr) {
+                p->payload->assign(view->begin(), view->end());  // the caller's buffer
+                p->info = info;
+                p->delivered = true;
+            } else {
+                p->error = IpcError::MessageTooLarge;
+                p->delivered = true;
+            }
+            (void)inbox.release(loan);
+            return;
+        }
+        Queued q;
+        q.kind = Incoming::Kind::Loan;
+        q.info = info;
+        q.loan_view = *view;
+        q.loan = loan;
+        queue.push_back(static_cast<Queued&&>(q));
+        return;
+    }
+    const bool payload = record.kind == RecordKind::Payload;
+    const u32 flags = payload ? record.payload_head.flags : 0;
+    if (payload) {
+        PayloadInfo info{record.payload_head.opcode,
+                         flags,
+                         record.payload_head.length,
+                         record.txid,
+                         server_pid,
+                         id};
+        if ((flags & MessageFlags::IS_REPLY) != 0 && record.txid != 0) {
+            PendingCall* p = find_pending(record.txid);
+            if (p == nullptr || p->delivered) {
+                ++stale_replies;  // its caller gave up (timed out), or a duplicate: drop it
+            } else if (p->payload != nullptr) {
+                p->payload->assign(record.payload, record.payload + info.length);  // one copy out
+                p->info = info;
+                p->delivered = true;
+            } else {
+                // A Message caller: a short payload reads as a LargeMessage.
+                auto m = RecordConsumer::to_message(record);
+                if (m) {
+                    p->reply = *m;
+                    p->reply.set_sender(server_pid);
+                } else {
+                    p->error = m.error();
+                }
+                p->delivered = true;
+            }
+            inbox.finish(record);
+            return;
+        }
+        Queued q;
+        q.kind = Incoming::Kind::Payload;
+        q.info = info;
+        q.payload.assign(record.payload, record.payload + info.length);  // one copy out
+        inbox.finish(record);
+        queue.push_back(static_cast<Queued&&>(q));
+        return;
+    }
+    auto got = inbox.message(*this, record);
+    if (!got) {
+        broken.store(true);
+        return;
+    }
+    Message m = *got;
+    m.set_sender(server_pid);
     if ((m.flags() & MessageFlags::IS_REPLY) != 0 && m.transaction_id() != 0) {
         PendingCall* p = find_pending(m.transaction_id());
-        if (p != nullptr && !p->reply.has_value()) {
-            p->reply = m;
-            if (m.transaction_id() != own_txid) signal_poll();
+        if (p == nullptr || p->delivered) {
+            ++stale_replies;
         } else {
-            ++stale_replies;  // its caller gave up (timed out), or a duplicate: drop it
+            if (p->payload != nullptr) {
+                // A payload caller answered with a Message: its inline bytes are the payload.
+                p->info = PayloadInfo{m.opcode(), m.flags(), 0, m.transaction_id(), server_pid, id};
+                if (m.is_large() && m.large_message().region.size == 0) {
+                    const LargeMessage& l = m.large_message();
+                    const auto* b = reinterpret_cast<const std::byte*>(l.inline_data);
+                    p->payload->assign(b, b + l.header.total_size);
+                    p->info.length = l.header.total_size;
+                } else {
+                    p->payload->clear();
+                }
+            }
+            p->reply = m;
+            p->delivered = true;
         }
         return;
     }
-    inbox.push_back(m);
-    if (!takes_inbox) signal_poll();
+    Queued q;
+    q.kind = m.is_small() ? Incoming::Kind::Small : Incoming::Kind::Large;
+    q.message = m;
+    q.info = PayloadInfo{m.opcode(), m.flags(), 0, m.transaction_id(), server_pid, id};
+    queue.push_back(static_cast<Queued&&>(q));
 }
 
-Result<Message> Connection::Impl::wait_message(TransactionId txid, Deadline deadline) {
-    std::unique_lock<std::mutex> lock(mu);
-    auto finish = [&](Result<Message> r) -> Result<Message> {
-        if (txid != 0) erase_pending(txid);  // (4) end the wait
-        if (r) bump(received_count);
-        return r;
-    };
+Result<void> Connection::Impl::wait_message(std::unique_lock<std::mutex>& lock, TransactionId txid,
+                                            Deadline deadline) {
     std::atomic<u32>& parked = txid != 0 ? waiting_callers : waiting_receivers;
     for (;;) {
         // (2) delivered?
         if (txid != 0) {
             PendingCall* p = find_pending(txid);
-            if (p != nullptr && p->reply.has_value()) {
-                Message m = *p->reply;
-                return finish(m);  // (4A)
-            }
-        } else if (!inbox.empty()) {
-            Message m = inbox.front();
-            inbox.pop_front();
-            return finish(m);
+            if (p != nullptr && p->delivered) return ok();  // (4A)
+        } else if (!queue.empty()) {
+            return ok();
         }
         // (3) the other ways out
         if (auto c = quick_check(); !c) {
             // (3A) the server is gone: what it wrote before stays readable; take it one
-            // message at a time as the reader, and end once the ring is empty.
-            if (!may_drain(c.error())) return finish(c.error());  // (4C)
+            // record at a time as the reader, and end once the ring is empty.
+            if (!may_drain(c.error())) return c.error();  // (4C)
             if (reader_active) {
-                cv.wait_until(lock, to_steady(after_ns(u64{PEER_CHECK_INTERVAL_MS} * 1'000'000u)));
+                cv.wait_until(lock, to_steady(after_ns(PARK_SLICE_NS)));
                 continue;
             }
-            if (inbox.size() >= geometry.depth) return finish(c.error());  // nothing for us
+            if (queue.size() >= geometry.depth) return c.error();  // nothing for us
             reader_active = true;
             lock.unlock();
-            auto r = read_one(Deadline::past(), ReadMode::Drain);
+            auto r = read_one(Blocking::No, Deadline::past(), txid, txid == 0);
             lock.lock();
             reader_active = false;
             cv.notify_all();
-            if (!r) return finish(c.error());  // (4C) drained
-            dispatch(*r, txid, txid == 0);
+            if (!r) return c.error();  // (4C) drained
             continue;
         }
-        if (deadline_passed(deadline)) return finish(IpcError::Timeout);  // (4B)
-        // Become the reader unless someone is; do not read while the inbox is full (the
+        if (deadline_passed(deadline)) return IpcError::Timeout;  // (4B)
+        // Become the reader unless someone is; do not read while the queue is full (the
         // server is then held back by its full ring: backpressure, not unbounded memory).
-        if (!reader_active && inbox.size() < geometry.depth) {
+        if (!reader_active && queue.size() < geometry.depth) {
             reader_active = true;
             lock.unlock();
-            Result<Message> r = IpcError::Timeout;
+            Result<void> r = ok();
             {
                 ParkedScope scope(parked);
-                r = read_one(deadline, ReadMode::Wait);
+                r = read_one(Blocking::Yes, deadline, txid, txid == 0);
             }
             lock.lock();
             reader_active = false;
-            if (r) dispatch(*r, txid, txid == 0);
             cv.notify_all();
-            if (!r && r.error() != IpcError::Timeout) return finish(r.error());  // (4C)
+            if (!r && r.error() != IpcError::Timeout) return r.error();  // (4C)
             continue;
         }
-        const Deadline slice = after_ns(u64{PEER_CHECK_INTERVAL_MS} * 1'000'000u);
+        const Deadline slice = after_ns(PARK_SLICE_NS);
         ParkedScope scope(parked);
         cv.wait_until(lock, to_steady(earlier(deadline, slice)));
     }
+}
+
+Result<void> Connection::Impl::need_receive_right() {
+    if ((rights & Rights::RECEIVE) == 0) {
+        VIPC_TRY(quick_check());
+        return fail(IpcError::PermissionDenied,
+                    "this connection to '%s' has no RECEIVE right (no descriptor for that ring)",
+                    name.c_str());
+    }
+    return ok();
 }
 
 // ---- close -------------------------------------------------------------------------------------
@@ -925,14 +988,13 @@ void Connection::Impl::close() {
     wake_local();  // our own threads blocked in a ring wait
     // (1) say so in the pages we write, (2) wake the server's threads blocked on us and our
     // own blocked threads, (3) hang up the socket (the server's monitor sees it at once).
-    if (c2s.valid()) {
-        c2s_data.as<RingDataHeader>()->closed.store(1, std::memory_order_release);
-        futex_wake_all(&c2s_ctl.as<const RingCtl>()->head);
+    if (outbox.valid()) {
+        close_producer_side(words, c2s_data.as<RingDataHeader>(), 1);
+        words.wake_all(&c2s_ctl.as<const RingCtl>()->space_wake);  // our own senders
     }
-    if (s2c.valid()) {
-        s2c_ctl.as<RingCtl>()->closed.store(1, std::memory_order_release);
-        futex_wake_all(&s2c_ctl.as<RingCtl>()->head);
-        futex_wake_all(&s2c_data.as<const RingDataHeader>()->tail);
+    if (inbox.valid()) {
+        close_consumer_side(words, s2c_ctl.as<RingCtl>(), 1);
+        words.wake_all(&s2c_data.as<const RingDataHeader>()->tail);  // our own readers
     }
     {
         std::lock_guard<std::mutex> lock(mu);
@@ -986,23 +1048,23 @@ u32 Connection::capacity() const {
 
 Result<void> Connection::send_sync(const Message& msg, Deadline deadline) {
     if (!impl_) return moved_from();
-    return impl_->send(msg, 0, deadline, true);
+    return impl_->send_message(msg, 0, Blocking::Yes, deadline);
 }
 
 Result<void> Connection::send_async(const Message& msg) {
     if (!impl_) return moved_from();
-    return impl_->send(msg, 0, Deadline::past(), false);
+    return impl_->send_message(msg, 0, Blocking::No, Deadline::past());
 }
 
 Result<void> Connection::send_sync(const Message& msg, Region& region, Transfer transfer,
                                    Deadline deadline) {
     if (!impl_) return moved_from();
-    return impl_->send_region(msg, region, transfer, 0, deadline, true);
+    return impl_->send_region(msg, region, transfer, 0, deadline, Blocking::Yes);
 }
 
 Result<void> Connection::send_async(const Message& msg, Region& region, Transfer transfer) {
     if (!impl_) return moved_from();
-    return impl_->send_region(msg, region, transfer, 0, Deadline::past(), false);
+    return impl_->send_region(msg, region, transfer, 0, Deadline::past(), Blocking::No);
 }
 
 Result<void> Connection::send_sync(const Message& msg, const EndpointCapability& capability,
@@ -1015,7 +1077,7 @@ Result<void> Connection::send_sync(const Message& msg,
                                    Deadline deadline) {
     if (!impl_) return moved_from();
     const OutgoingAttachment att = VIPC_TRY(OutgoingAttachment::capabilities(capabilities));
-    return impl_->send(msg, 0, deadline, true, &att);
+    return impl_->send_message(msg, 0, Blocking::Yes, deadline, &att);
 }
 
 Result<void> Connection::fast_send(const SmallMessage& msg) {
@@ -1023,59 +1085,226 @@ Result<void> Connection::fast_send(const SmallMessage& msg) {
     return impl_->fast_send(msg);
 }
 
+Result<Loan> Connection::loan(usize size, Deadline deadline) {
+    if (!impl_) return moved_from();
+    Impl& c = *impl_;
+    if ((c.rights & Rights::SEND) == 0) {
+        VIPC_TRY(c.quick_check());
+        return fail(IpcError::PermissionDenied, "this connection to '%s' has no SEND right",
+                    c.name.c_str());
+    }
+    return c.outbox.loan(c, size, deadline);
+}
+
+Result<void> Connection::send_loan(Loan& loan, usize length, u32 opcode, u32 flags,
+                                   Deadline deadline) {
+    if (!impl_) return moved_from();
+    OutgoingRecord record;
+    record.kind = OutgoingRecord::Kind::Loan;
+    record.loan = loan.id;
+    record.loan_length = length;
+    record.opcode = opcode;
+    record.flags = flags & ~(MessageFlags::IS_REPLY | MessageFlags::HAS_CAPABILITY | ERROR_REPLY);
+    VIPC_TRY(impl_->send(record, Blocking::Yes, deadline));
+    loan = Loan{};
+    return ok();
+}
+
+Result<void> Connection::cancel_loan(Loan& loan) {
+    if (!impl_) return moved_from();
+    VIPC_TRY(impl_->outbox.cancel_loan(loan.id));
+    loan = Loan{};
+    return ok();
+}
+
+Result<void> Connection::release(const Incoming& received) {
+    if (!impl_) return moved_from();
+    if (received.kind != Incoming::Kind::Loan || received.loan == 0) {
+        return fail(IpcError::InvalidCapability, "this message is not a loan");
+    }
+    return impl_->inbox.release(received.loan);
+}
+
+Result<PoolUse> Connection::pool_use() const {
+    if (!impl_) return moved_from();
+    PoolUse u;
+    u.send_pool_bytes = impl_->outbox.pool_bytes();
+    u.send_pool_used = impl_->outbox.pool_used();
+    u.receive_pool_bytes = impl_->inbox.pool_bytes();
+    u.receive_pool_held = impl_->inbox.pool_held();
+    return u;
+}
+
+u32 Connection::max_inline_payload() const {
+    return impl_ ? impl_->geometry.max_inline_payload : 0;
+}
+
+Result<void> Connection::send_sync(u32 opcode, u32 flags, std::span<const std::byte> payload,
+                                   Deadline deadline) {
+    if (!impl_) return moved_from();
+    return impl_->send_payload(opcode, flags, payload, 0, Blocking::Yes, deadline);
+}
+
+Result<void> Connection::send_async(u32 opcode, u32 flags, std::span<const std::byte> payload) {
+    if (!impl_) return moved_from();
+    return impl_->send_payload(opcode, flags, payload, 0, Blocking::No, Deadline::past());
+}
+
+namespace {
+// What a receive takes from the queue.
+enum class Take : u8 { Message, View, Into };
+}  // namespace
+
+// Takes the front of the queue as `how` wants it; under c.mu.
+static Result<Incoming> take_front(Connection::Impl& c, Take how, std::span<std::byte> buffer,
+                                   usize* needed) VIPC_REQUIRES(c.mu) {
+    Connection::Impl::Queued& q = c.queue.front();
+    if (q.kind == Incoming::Kind::Loan) {
+        if (how == Take::Message) {
+            return fail(IpcError::MessageTooLarge,
+                        "a loan of %zu bytes is waiting on '%s': take it with receive_view() or "
+                        "receive_into()",
+                        q.loan_view.size(), c.name.c_str());
+        }
+        if (how == Take::Into && buffer.size() < q.loan_view.size()) {
+            if (needed != nullptr) *needed = q.loan_view.size();
+            return fail(IpcError::MessageTooLarge,
+                        "the buffer has %zu bytes, the loan %zu; it stays queued", buffer.size(),
+                        q.loan_view.size());
+        }
+        Incoming in;
+        in.kind = Incoming::Kind::Loan;
+        in.info = q.info;
+        in.payload = q.loan_view;
+        in.loan = q.loan;
+        in.message.set_sender(in.info.sender);
+        in.message.set_transaction_id(in.info.transaction_id);
+        c.queue.pop_front();
+        bump(c.received_count);
+        return in;
+    }
+    if (how == Take::Message && q.kind == Incoming::Kind::Payload &&
+        q.payload.size() > LARGE_MESSAGE_INLINE_BYTES) {
+        return fail(IpcError::MessageTooLarge,
+                    "a %zu-byte payload message is waiting on '%s': take it with receive_view() "
+                    "or receive_into()",
+                    q.payload.size(), c.name.c_str());
+    }
+    if (how == Take::Into) {
+        const usize length = q.kind == Incoming::Kind::Payload ? q.payload.size()
+                             : q.kind == Incoming::Kind::Small ? sizeof(SmallMessage)
+                                                               : sizeof(LargeMessage);
+        if (buffer.size() < length) {
+            if (needed != nullptr) *needed = length;
+            return fail(IpcError::MessageTooLarge,
+                        "the buffer has %zu bytes, the message %zu; it stays queued", buffer.size(),
+                        length);
+        }
+    }
+    c.viewed = static_cast<Connection::Impl::Queued&&>(q);
+    c.queue.pop_front();
+    bump(c.received_count);
+    Incoming in;
+    in.kind = c.viewed.kind;
+    in.info = c.viewed.info;
+    if (in.kind == Incoming::Kind::Payload) {
+        in.payload = std::span<const std::byte>(c.viewed.payload.data(), c.viewed.payload.size());
+        if (c.viewed.payload.size() <= LARGE_MESSAGE_INLINE_BYTES) {
+            LargeMessage m{};
+            m.header.opcode = in.info.opcode;
+            m.header.flags = in.info.flags;
+            m.header.total_size = c.viewed.payload.size();
+            if (!c.viewed.payload.empty()) {
+                std::memcpy(m.inline_data, c.viewed.payload.data(), c.viewed.payload.size());
+            }
+            in.message = Message(m);
+            in.message.set_sender(in.info.sender);
+            in.message.set_transaction_id(in.info.transaction_id);
+        }
+    } else {
+        in.message = c.viewed.message;
+    }
+    return in;
+}
+
+static Result<Incoming> receive_as(Connection::Impl& c, Take how, Blocking blocking,
+                                   Deadline deadline, std::span<std::byte> buffer = {},
+                                   usize* needed = nullptr) {
+    VIPC_TRY(c.need_receive_right());
+    std::unique_lock<std::mutex> lock(c.mu);
+    if (blocking == Blocking::Yes) {
+        VIPC_TRY(c.wait_message(lock, 0, deadline));
+        return take_front(c, how, buffer, needed);
+    }
+    for (bool rearmed = false;;) {
+        if (!c.queue.empty()) return take_front(c, how, buffer, needed);
+        bool draining = false;
+        if (auto check = c.quick_check(); !check) {
+            // The server is gone: what it wrote before stays readable (docs/CONTRACT.md).
+            if (!c.may_drain(check.error()) || c.reader_active) return check.error();
+            if (c.queue.size() >= c.geometry.depth) return check.error();
+            draining = true;
+        }
+        // Another thread is the reader: whatever arrives is its to take and dispatch.
+        if (c.reader_active || c.queue.size() >= c.geometry.depth) return IpcError::ChannelEmpty;
+        c.reader_active = true;
+        lock.unlock();
+        auto r = c.read_one(Blocking::No, Deadline::past(), 0, true);
+        lock.lock();
+        c.reader_active = false;
+        c.cv.notify_all();
+        if (!r && r.error() == IpcError::ChannelEmpty && !draining && !rearmed &&
+            c.poll_armed.load()) {
+            // Steps (3), (4) of pollable.hpp: re-arm, then look once more.
+            c.rearm_poll();
+            rearmed = true;
+            continue;
+        }
+        if (!r) return r.error();
+    }
+}
+
 Result<Message> Connection::receive_sync(Deadline deadline) {
     if (!impl_) return moved_from();
-    if ((impl_->rights & Rights::RECEIVE) == 0) {
-        VIPC_TRY(impl_->quick_check());
-        return fail(IpcError::PermissionDenied,
-                    "this connection to '%s' has no RECEIVE right (no descriptor for that ring)",
-                    impl_->name.c_str());
-    }
-    return impl_->wait_message(0, deadline);
+    return VIPC_TRY(receive_as(*impl_, Take::Message, Blocking::Yes, deadline)).message;
 }
 
 Result<Message> Connection::try_receive() {
     if (!impl_) return moved_from();
-    Impl& c = *impl_;
-    if ((c.rights & Rights::RECEIVE) == 0) {
-        VIPC_TRY(c.quick_check());
-        return fail(IpcError::PermissionDenied,
-                    "this connection to '%s' has no RECEIVE right (no descriptor for that ring)",
-                    c.name.c_str());
+    return VIPC_TRY(receive_as(*impl_, Take::Message, Blocking::No, Deadline::past())).message;
+}
+
+Result<Incoming> Connection::receive_view(Deadline deadline) {
+    if (!impl_) return moved_from();
+    return receive_as(*impl_, Take::View, Blocking::Yes, deadline);
+}
+
+Result<Incoming> Connection::try_receive_view() {
+    if (!impl_) return moved_from();
+    return receive_as(*impl_, Take::View, Blocking::No, Deadline::past());
+}
+
+Result<PayloadInfo> Connection::receive_into(std::span<std::byte> buffer, usize* needed,
+                                             Deadline deadline) {
+    if (!impl_) return moved_from();
+    const Incoming in =
+        VIPC_TRY(receive_as(*impl_, Take::Into, Blocking::Yes, deadline, buffer, needed));
+    PayloadInfo info = in.info;
+    if (in.kind == Incoming::Kind::Loan) {
+        if (!in.payload.empty()) std::memcpy(buffer.data(), in.payload.data(), in.payload.size());
+        info.length = in.payload.size();
+        VIPC_TRY(impl_->inbox.release(in.loan));  // copied: the chunk goes back at once
+    } else if (in.kind == Incoming::Kind::Payload) {
+        if (!in.payload.empty()) std::memcpy(buffer.data(), in.payload.data(), in.payload.size());
+        info.length = in.payload.size();
+    } else if (in.kind == Incoming::Kind::Small) {
+        std::memcpy(buffer.data(), &in.message.small_message(), sizeof(SmallMessage));
+        info.length = sizeof(SmallMessage);
+    } else {
+        std::memcpy(buffer.data(), &in.message.large_message(), sizeof(LargeMessage));
+        info.length = sizeof(LargeMessage);
     }
-    std::lock_guard<std::mutex> lock(c.mu);
-    for (;;) {
-        if (!c.inbox.empty()) {
-            Message m = c.inbox.front();
-            c.inbox.pop_front();
-            bump(c.received_count);
-            return m;
-        }
-        Impl::ReadMode mode = Impl::ReadMode::Look;
-        if (auto check = c.quick_check(); !check) {
-            // The server is gone: what it wrote before stays readable (docs/CONTRACT.md).
-            if (!c.may_drain(check.error()) || c.reader_active) return check.error();
-            if (c.inbox.size() >= c.geometry.depth) return check.error();
-            mode = Impl::ReadMode::Drain;
-        }
-        // Another thread is the reader: whatever arrives is its to take and dispatch.
-        if (c.reader_active || c.inbox.size() >= c.geometry.depth) return IpcError::ChannelEmpty;
-        auto r = c.read_one(Deadline::past(), mode);
-        if (!r && r.error() == IpcError::ChannelEmpty && mode == Impl::ReadMode::Look &&
-            c.poll_armed.load()) {
-            // Steps (3), (4) of pollable.hpp: re-arm, then look once more.
-            c.rearm_poll();
-            r = c.read_one(Deadline::past(), mode);
-        }
-        if (!r) {
-            if (mode == Impl::ReadMode::Drain && r.error() == IpcError::ChannelEmpty) {
-                return c.quick_check().error();  // drained (the check fails for good once gone)
-            }
-            return r.error();
-        }
-        c.dispatch(*r, 0, true);
-        c.cv.notify_all();
-    }
+    return info;
 }
 
 Result<Message> Connection::call(const Message& request, Deadline deadline) {
@@ -1087,34 +1316,89 @@ Result<Message> Connection::call(const Message& request, Region& region, Transfe
     return call_with(request, &region, transfer, deadline);
 }
 
+namespace {
+IpcError call_needs_both(Connection::Impl& c) {
+    return fail(IpcError::PermissionDenied, "call on '%s' needs both SEND and RECEIVE rights",
+                c.name.c_str());
+}
+}  // namespace
+
 Result<Message> Connection::call_with(const Message& request, Region* region, Transfer transfer,
                                       Deadline deadline) {
     if (!impl_) return moved_from();
     Impl& c = *impl_;
     if ((c.rights & (Rights::SEND | Rights::RECEIVE)) != (Rights::SEND | Rights::RECEIVE)) {
         VIPC_TRY(c.quick_check());
-        return fail(IpcError::PermissionDenied, "call on '%s' needs both SEND and RECEIVE rights",
-                    c.name.c_str());
+        return call_needs_both(c);
     }
     // (0) register
     const TransactionId txid = c.next_txid.fetch_add(1, std::memory_order_relaxed);
     {
         std::lock_guard<std::mutex> lock(c.mu);
-        c.pending.push_back(Impl::PendingCall{txid, std::nullopt});
+        Impl::PendingCall p;
+        p.txid = txid;
+        c.pending.push_back(p);
     }
     // (1) send
     if (auto s = region == nullptr
-                     ? c.send(request, txid, deadline, true)
-                     : c.send_region(request, *region, transfer, txid, deadline, true);
+                     ? c.send_message(request, txid, Blocking::Yes, deadline)
+                     : c.send_region(request, *region, transfer, txid, deadline, Blocking::Yes);
         !s) {
         std::lock_guard<std::mutex> lock(c.mu);
         c.erase_pending(txid);
         return s.error();
     }
     // (2)-(4)
-    Result<Message> reply = c.wait_message(txid, deadline);
-    if (reply) VIPC_TRY(c.check_error_reply(*reply));
-    return reply;
+    std::unique_lock<std::mutex> lock(c.mu);
+    auto w = c.wait_message(lock, txid, deadline);
+    Impl::PendingCall* p = c.find_pending(txid);
+    const Impl::PendingCall done = *p;
+    c.erase_pending(txid);  // (4) end the wait
+    if (!w) return w.error();
+    bump(c.received_count);
+    if (done.error != IpcError::NotInitialized) {
+        return fail(done.error,
+                    "the reply to this call on '%s' does not fit a Message: call with "
+                    "a payload buffer",
+                    c.name.c_str());
+    }
+    VIPC_TRY(c.check_error_reply(done.reply));
+    return done.reply;
+}
+
+Result<PayloadInfo> Connection::call(u32 opcode, u32 flags, std::span<const std::byte> request,
+                                     std::vector<std::byte>& reply_payload, Deadline deadline) {
+    if (!impl_) return moved_from();
+    Impl& c = *impl_;
+    if ((c.rights & (Rights::SEND | Rights::RECEIVE)) != (Rights::SEND | Rights::RECEIVE)) {
+        VIPC_TRY(c.quick_check());
+        return call_needs_both(c);
+    }
+    // (0) register, with where the reply's bytes go
+    const TransactionId txid = c.next_txid.fetch_add(1, std::memory_order_relaxed);
+    {
+        std::lock_guard<std::mutex> lock(c.mu);
+        Impl::PendingCall p;
+        p.txid = txid;
+        p.payload = &reply_payload;
+        c.pending.push_back(p);
+    }
+    // (1) send
+    if (auto s = c.send_payload(opcode, flags, request, txid, Blocking::Yes, deadline); !s) {
+        std::lock_guard<std::mutex> lock(c.mu);
+        c.erase_pending(txid);
+        return s.error();
+    }
+    // (2)-(4)
+    std::unique_lock<std::mutex> lock(c.mu);
+    auto w = c.wait_message(lock, txid, deadline);
+    const Impl::PendingCall done = *c.find_pending(txid);
+    const PayloadInfo info = done.info;
+    c.erase_pending(txid);  // (4) end the wait: a reply arriving later is dropped
+    if (!w) return w.error();
+    VIPC_TRY(c.check_error_reply(done.reply));
+    bump(c.received_count);
+    return info;
 }
 
 Result<TransactionId> Connection::begin_call(const Message& request, Deadline deadline) {
@@ -1122,16 +1406,17 @@ Result<TransactionId> Connection::begin_call(const Message& request, Deadline de
     Impl& c = *impl_;
     if ((c.rights & (Rights::SEND | Rights::RECEIVE)) != (Rights::SEND | Rights::RECEIVE)) {
         VIPC_TRY(c.quick_check());
-        return fail(IpcError::PermissionDenied, "call on '%s' needs both SEND and RECEIVE rights",
-                    c.name.c_str());
+        return call_needs_both(c);
     }
     // (0) register, (1) send, as call(); take_reply() does (2)-(4) without waiting.
     const TransactionId txid = c.next_txid.fetch_add(1, std::memory_order_relaxed);
     {
         std::lock_guard<std::mutex> lock(c.mu);
-        c.pending.push_back(Impl::PendingCall{txid, std::nullopt});
+        Impl::PendingCall p;
+        p.txid = txid;
+        c.pending.push_back(p);
     }
-    if (auto s = c.send(request, txid, deadline, true); !s) {
+    if (auto s = c.send_message(request, txid, Blocking::Yes, deadline); !s) {
         std::lock_guard<std::mutex> lock(c.mu);
         c.erase_pending(txid);
         return s.error();
@@ -1142,7 +1427,7 @@ Result<TransactionId> Connection::begin_call(const Message& request, Deadline de
 Result<Message> Connection::take_reply(TransactionId txid) {
     if (!impl_) return moved_from();
     Impl& c = *impl_;
-    std::lock_guard<std::mutex> lock(c.mu);
+    std::unique_lock<std::mutex> lock(c.mu);
     for (bool drained = false;;) {
         Impl::PendingCall* p = c.find_pending(txid);
         if (p == nullptr) {
@@ -1150,42 +1435,33 @@ Result<Message> Connection::take_reply(TransactionId txid) {
                         "no call %llu is outstanding on '%s' (finished or never begun)",
                         static_cast<unsigned long long>(txid), c.name.c_str());
         }
-        if (p->reply.has_value()) {
-            const Message m = *p->reply;
+        if (p->delivered) {
+            const Impl::PendingCall done = *p;
             c.erase_pending(txid);
+            if (done.error != IpcError::NotInitialized) return done.error;
+            VIPC_TRY(c.check_error_reply(done.reply));
             bump(c.received_count);
-            VIPC_TRY(c.check_error_reply(m));
-            return m;
+            return done.reply;
         }
         // Another thread is the reader (it dispatches our reply and signals the descriptor),
-        // or the inbox is full (the application must take its messages first).
-        const bool cannot_read = c.reader_active || c.inbox.size() >= c.geometry.depth;
-        Impl::ReadMode mode = Impl::ReadMode::Look;
-        if (auto q = c.quick_check(); !q) {
-            // The server is gone: a reply it wrote before stays readable (as for call()).
-            if (!c.may_drain(q.error()) || (!c.reader_active && cannot_read)) {
-                c.erase_pending(txid);
-                return q.error();
-            }
-            mode = Impl::ReadMode::Drain;
-        }
-        if (cannot_read) return IpcError::ChannelEmpty;
-        auto r = c.read_one(Deadline::past(), mode);
-        if (!r && r.error() == IpcError::ChannelEmpty && mode == Impl::ReadMode::Look && !drained &&
-            c.poll_armed.load()) {
+        // or the queue is full (the application must take its messages first).
+        if (c.reader_active || c.queue.size() >= c.geometry.depth) return IpcError::ChannelEmpty;
+        c.reader_active = true;
+        lock.unlock();
+        auto r = c.read_one(Blocking::No, Deadline::past(), txid, false);
+        lock.lock();
+        c.reader_active = false;
+        c.cv.notify_all();
+        if (!r && r.error() == IpcError::ChannelEmpty && !drained && c.poll_armed.load()) {
             c.rearm_poll();  // (3), (4) of pollable.hpp
             drained = true;
             continue;
         }
         if (!r) {
-            if (mode == Impl::ReadMode::Drain) {
-                c.erase_pending(txid);
-                return c.quick_check().error();  // drained, and still no reply
-            }
+            // Gone (after what it wrote was taken) or broken: this call is over.
+            if (r.error() != IpcError::ChannelEmpty) c.erase_pending(txid);
             return r.error();
         }
-        c.dispatch(*r, txid, false);
-        c.cv.notify_all();
     }
 }
 
@@ -1201,7 +1477,7 @@ int Connection::Impl::arm_poll() {
     if (!poll.open()) return -1;
     poll.add(notify_fd.get());
     // Steps (1), (2) of pollable.hpp: the server signals from now on; the first poll looks.
-    if (s2c.valid()) s2c_ctl.as<RingCtl>()->poll_armed.store(1, std::memory_order_seq_cst);
+    if (inbox.valid()) s2c_ctl.as<RingCtl>()->poll_armed.store(1, std::memory_order_seq_cst);
     poll_armed.store(true, std::memory_order_release);
     poll.signal_local();
     return poll.fd();
@@ -1223,21 +1499,19 @@ Result<void> Connection::close() {
 
 Result<EndpointStats> Connection::stats() const {
     if (!impl_) return moved_from();
-    const Impl& c = *impl_;
+    Impl& c = *impl_;
     EndpointStats s;
     s.sent = c.sent_count.load(std::memory_order_relaxed);
     s.received = c.received_count.load(std::memory_order_relaxed);
     s.capacity = c.geometry.depth;
     {
-        std::lock_guard<std::mutex> lock(impl_->mu);
-        s.queued = static_cast<u32>(c.inbox.size());
+        std::lock_guard<std::mutex> lock(c.mu);
+        s.queued = static_cast<u32>(c.queue.size());
     }
-    if (c.s2c.valid()) {
-        // A racy snapshot of the ring's indexes, clamped: statistics only.
-        const u32 tail =
-            c.s2c_data.as<const RingDataHeader>()->tail.load(std::memory_order_relaxed);
-        const u32 head = c.s2c_ctl.as<const RingCtl>()->head.load(std::memory_order_relaxed);
-        s.queued += tail - head > c.geometry.depth ? 0 : tail - head;
+    if (c.inbox.valid()) {
+        // A racy snapshot: statistics only.
+        s.queued += count_records(c.geometry, c.s2c_data.as<const RingDataHeader>(),
+                                  c.s2c_ctl.as<const RingCtl>());
     }
     s.waiting_senders = c.waiting_senders.load(std::memory_order_seq_cst);
     s.waiting_receivers = c.waiting_receivers.load(std::memory_order_seq_cst);

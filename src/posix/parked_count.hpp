@@ -10,7 +10,7 @@
 
 #include <atomic>
 
-#include "posix/shm.hpp"
+#include "posix/parking.hpp"
 
 namespace veridian::ipc::posix::detail {
 
@@ -31,13 +31,13 @@ private:
 
 // DeadlineMutex::lock_for, counting the caller as parked while it waits for a contended lock
 // in a blocking operation.
-inline bool lock_counting_parked(DeadlineMutex& m, bool blocking, Deadline deadline,
+inline bool lock_counting_parked(DeadlineMutex& m, Blocking blocking, Deadline deadline,
                                  std::atomic<u32>& parked)
     VIPC_THREAD_ANNOTATION(no_thread_safety_analysis) {
-    if (!blocking) return m.lock_for(false, deadline);
+    if (blocking == Blocking::No) return m.lock_for(Blocking::No, deadline);
     if (m.lock_until(Deadline::past())) return true;
     ParkedScope scope(parked);
-    return m.lock_for(true, deadline);
+    return m.lock_for(Blocking::Yes, deadline);
 }
 
 }  // namespace veridian::ipc::posix::detail

@@ -10,7 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "posix/shm.hpp"  // detail::fail
+#include "posix/os.hpp"  // detail::fail
 
 namespace veridian::ipc::posix::detail {
 

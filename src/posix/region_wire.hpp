@@ -25,7 +25,9 @@
 
 #include <span>
 
-#include "posix/shm.hpp"
+#include "posix/os.hpp"
+#include "posix/parking.hpp"
+#include "veridian/ipc/core/message.hpp"
 #include "veridian/ipc/posix/endpoint_capability.hpp"
 #include "veridian/ipc/posix/region.hpp"
 

@@ -4,7 +4,7 @@
 // Threads of a Server:
 //   - callers of receive/try_receive (serialized by receive_mu_: one consumer of every
 //     client→server ring at a time),
-//   - callers of reply/send_* (serialized per connection by ServerConnection::send_mu),
+//   - callers of reply/send_* (serialized per connection by its Outbox, outbox.hpp),
 //   - the monitor thread: accepts clients on the discovery socket, answers stat requests,
 //     notices hang-ups of connection sockets (peer death) with epoll, and serves the
 //     capability sockets (connect and derive requests; see endpoint_capability.hpp).
@@ -27,16 +27,20 @@
 //       message found (fairness: a busy client cannot starve the ones after it)
 //   (2) none: deadline passed → Timeout; closed → EndpointNotFound
 //   (3) spin (bounded, adaptive) re-scanning the tails → (1); not after a spurious wake
-//   (4) announce: state.wake_doorbell as needed, then state.waiting = 1 (seq_cst)
-//   (5) read rx_private, the doorbell, and every unmuted client's tail t_i (seq_cst),
-//       re-scanning as we go: anything → unannounce, (1)
+//   (4) announce: state.wake_doorbell as needed, then state.waiting = 1 (seq_cst), then
+//       the heavy barrier (platform/shared_words.hpp): clients publish without a fence
+//   (5) read rx_private, the doorbell, and every unmuted client's tail word t_i (seq_cst),
+//       re-scanning every ring (its next record's sequence word) as we go: anything →
+//       unannounce, (1)
 //   (6) futex_waitv on rx_private, each tail while it equals t_i (and the doorbell when
 //       wake_doorbell), at most one slice, the deadline, or the end of a mute
 //   (7) unannounce, back to (0)
-// A client publishing: store tail (seq_cst), load state.waiting (seq_cst); if set, wake its
-// own tail word (and, when state.wake_doorbell, bump and wake the doorbell). Either the client
-// sees the flag or the server's (5) sees the tail. Every word a client writes is trusted for
-// nothing: the server only ever re-scans the rings, whose indexes it checks.
+// A client publishing: its record (record_ring.hpp (P5)), then load state.waiting; if set,
+// store its tail word (it changes: the record moved the tail) and wake it (and, when
+// state.wake_doorbell, bump and wake the doorbell). SYNC POINT: either the client sees the
+// flag or the server's (5) sees the record (parking.hpp's argument, with the barrier of (4)). Every
+// word a client writes is trusted for nothing: the server only ever re-scans the rings, whose
+// indexes it checks.
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <sys/epoll.h>
@@ -57,11 +61,12 @@
 #include <unordered_map>
 
 #include "posix/error_reply.hpp"
+#include "posix/inbox.hpp"
+#include "posix/outbox.hpp"
 #include "posix/parked_count.hpp"
 #include "posix/pollable.hpp"
 #include "posix/rate_limit.hpp"
 #include "posix/region_wire.hpp"
-#include "posix/shm.hpp"
 #include "posix/wire.hpp"
 #include "veridian/ipc/posix/runtime.hpp"
 
@@ -70,6 +75,10 @@ namespace veridian::ipc::posix {
 using namespace detail;
 
 namespace {
+
+SharedWords& words() {
+    return platform::ProcessSharedWords::instance();
+}
 
 // Adds one to a statistics counter that has a single writer at a time (the holder of the lock
 // named at its declaration): a plain load and store, no read-modify-write on the hot path.
@@ -214,7 +223,7 @@ private:
 };
 
 // One client connection, as the server sees it.
-struct ServerConnection {
+struct ServerConnection final : InboxOwner {
     ConnectionId id = 0;
     pid_t pid = 0;
     uid_t uid = 0;
@@ -224,13 +233,18 @@ struct ServerConnection {
     Fd pidfd;                     // the client process (SO_PEERPIDFD / pidfd_open)
     u64 unclaimed_owner = 0;      // its key in the table of unclaimed descriptors
     Fd notify;                    // our end of its notification socket (see pollable.hpp)
+    // Spurious wakes of the receiver by this client's tail word (see Server::Impl::receive);
+    // guarded by Server::Impl::receive_mu.
+    DoorbellBudget wake_budget;
+    u64 muted_until = 0;
 
     // Mappings: c2s.data and s2c.ctl are written by the client (trusted for nothing);
     // c2s.ctl and s2c.data by us.
     Mapping c2s_data, c2s_ctl, s2c_data, s2c_ctl;
+    // The loan pools: the client's (read-only here) and ours for this client (read-write).
+    Mapping c2s_pool, s2c_pool;
 
-    RingConsumer c2s;           // guarded by Server::Impl::receive_mu_
-    RegionReceiver regions_in;  // guarded by Server::Impl::receive_mu_
+    Inbox inbox;  // the client→server ring; guarded by Server::Impl::receive_mu
     // ServerOptions::client_rate_limit as the server enforces it, with twice the burst (a
     // client that keeps the limit is never held back by it): while a bucket is empty, the
     // server does not read this client's ring. Guarded by Server::Impl::receive_mu_.
@@ -239,35 +253,28 @@ struct ServerConnection {
         return (limit_messages.enabled() && limit_messages.wait_ns(1, now) != 0) ||
                (limit_bytes.enabled() && limit_bytes.wait_ns(1, now) != 0);
     }
-    void charge(const Message& m) {
+    void charge_bytes(u64 bytes) {
         if (limit_messages.enabled()) limit_messages.take(1);
-        if (limit_bytes.enabled()) {
-            limit_bytes.take(m.is_small() ? sizeof(SmallMessage)
-                                          : m.large_message().header.total_size);
-        }
+        if (limit_bytes.enabled()) limit_bytes.take(bytes);
     }
-    DeadlineMutex send_mu;
-    RingProducer s2c VIPC_GUARDED_BY(send_mu);
-    SpinBudget send_spin VIPC_GUARDED_BY(send_mu);
-    RegionSender regions_out VIPC_GUARDED_BY(send_mu);
+    // InboxOwner: the server reads its rings without waiting on one (it parks on the
+    // doorbell), so only the socket of attachments matters here.
+    Result<void> check(bool) override { return ok(); }
+    int attachment_socket() override { return socket.get(); }
+    u32 peer_cpu() override { return 0; }
+    Outbox outbox;  // the server→client ring
 
-    // Wakes of the receiver by this client that found nothing new, and until when the
-    // receiver no longer listens to its wakes (see Server::Impl::receive). receive_mu.
-    DoorbellBudget wake_budget;
-    u64 muted_until = 0;
     // Bumped and woken after anything here ends the connection (death noticed, broken,
-    // disconnect, revoke, close): our senders blocked on its ring sleep on it too (see
-    // WaitCheck::local_wake), so that wake is never lost.
+    // disconnect, revoke, close): our senders parked on its ring sleep on it too (the
+    // Parking's local word, parking.hpp), so that wake is never lost, although the ring's own
+    // futex word is in a page the client writes and we map read-only.
     std::atomic<u32> wake_epoch{0};
-    void wake_local() {
-        wake_epoch.fetch_add(1, std::memory_order_seq_cst);
-        futex_wake_all(&wake_epoch);
-    }
+    void wake_local() { bump_local_word(wake_epoch); }
 
     std::atomic<bool> dead{false};    // the client closed or died (socket hung up)
     std::atomic<bool> broken{false};  // the client broke the protocol
     std::atomic<u64> received{0};     // written under Server::Impl::receive_mu
-    std::atomic<u64> sent{0};         // written under send_mu
+    std::atomic<u64> sent{0};         // written under outbox.mu
 
     const RingDataHeader* c2s_header() const { return c2s_data.as<const RingDataHeader>(); }
     const RingCtl* s2c_control() const { return s2c_ctl.as<const RingCtl>(); }
@@ -307,28 +314,30 @@ struct Server::Impl {
     mutable std::mutex conns_mu;
     std::vector<std::shared_ptr<ServerConnection>> conns VIPC_GUARDED_BY(conns_mu);
     ConnectionId next_id VIPC_GUARDED_BY(conns_mu) = 1;
+    // Connections gone while the server still held loans of theirs: kept (their pool stays
+    // mapped, so the views stay valid) until the last of those loans is released.
+    std::vector<std::shared_ptr<ServerConnection>> retired VIPC_GUARDED_BY(conns_mu);
     // Bumped (seq_cst, under conns_mu) whenever `conns` changes. The receiver scans its own
     // copy of the list (rx_conns) and takes conns_mu only to refresh it when this moved, so
     // the receive path locks nothing but receive_mu while the set of clients is stable.
     std::atomic<u64> conns_version{0};
 
     DeadlineMutex receive_mu;
-    SpinBudget receive_spin VIPC_GUARDED_BY(receive_mu);
-    std::vector<std::shared_ptr<ServerConnection>> rx_conns VIPC_GUARDED_BY(receive_mu);
-    u64 rx_version VIPC_GUARDED_BY(receive_mu) = ~u64{0};
-    usize rr_next VIPC_GUARDED_BY(receive_mu) = 0;
-    u32 last_client_cpu = 0;
-    // The receiver's sleep (see "Waking the receiver" above receive()): the words it waits on
-    // and whose they are (nullptr: rx_private or the doorbell), the shared doorbell's budget.
+    // The words the receiver sleeps on (see receive()): its own private word, the doorbell
+    // when it must, and every client's tail word; whose each is (nullptr: rx_private or the
+    // doorbell); the shared doorbell's budget.
     futex_waitv waiters[FUTEX_WAITV_MAX] VIPC_GUARDED_BY(receive_mu) = {};
     ServerConnection* waiter_conn[FUTEX_WAITV_MAX] VIPC_GUARDED_BY(receive_mu) = {};
     DoorbellBudget doorbell_budget VIPC_GUARDED_BY(receive_mu);
     u64 doorbell_muted_until VIPC_GUARDED_BY(receive_mu) = 0;
     bool have_waitv VIPC_GUARDED_BY(receive_mu) = true;
-    // In every sleep of the receiver: process-private, so no client can wake it; close() and
-    // a newly listed connection bump and wake it.
     std::atomic<u32> rx_private{0};
     std::atomic<u64> spurious_wakes{0};  // written under receive_mu; for tests and stat
+    SpinBudget receive_spin VIPC_GUARDED_BY(receive_mu);
+    std::vector<std::shared_ptr<ServerConnection>> rx_conns VIPC_GUARDED_BY(receive_mu);
+    u64 rx_version VIPC_GUARDED_BY(receive_mu) = ~u64{0};
+    usize rr_next VIPC_GUARDED_BY(receive_mu) = 0;
+    u32 last_client_cpu = 0;
 
     bool limits_clients = false;  // client_rate_limit set: take_one throttles
     std::atomic<bool> closed{false};
@@ -384,7 +393,9 @@ struct Server::Impl {
     void handle_hello(int sock, std::unordered_map<int, std::shared_ptr<ServerConnection>>& live,
                       int epfd, CapabilityId through = 0);
     Result<std::shared_ptr<ServerConnection>> create_connection(pid_t peer_pid, uid_t peer_uid,
-                                                                u16 rights, int fds[], int* nfds);
+                                                                u16 rights, u64 c2s_pool_bytes,
+                                                                u64 s2c_pool_bytes, int fds[],
+                                                                int* nfds);
     void answer_stat(int sock);
     // The rights the access policy grants the peer of `sock` (0: none).
     u16 granted_rights(int sock, const ucred& cred) const;
@@ -398,18 +409,37 @@ struct Server::Impl {
 
     void refresh_rx_conns() VIPC_REQUIRES(receive_mu);
     void forget_gone() VIPC_REQUIRES(receive_mu);
-    Result<Received> take_one() VIPC_REQUIRES(receive_mu);
+    // What a receive takes: a Message, a view, or a copy into a buffer.
+    enum class Take : u8 { Message, View, Into };
+    struct Taking {
+        Take how = Take::Message;
+        std::span<std::byte> buffer;
+        usize* needed = nullptr;
+    };
+    // A record handed out as a view, finished by the next receive.
+    std::shared_ptr<ServerConnection> viewing VIPC_GUARDED_BY(receive_mu);
+    RecordView viewing_record VIPC_GUARDED_BY(receive_mu);
+    void finish_view() VIPC_REQUIRES(receive_mu);
+    Result<Incoming> take_one(const Taking& taking) VIPC_REQUIRES(receive_mu);
+    Result<Incoming> take_from(ServerConnection& c, const RecordView& record, const Taking& taking)
+        VIPC_REQUIRES(receive_mu);
     bool anything_queued() VIPC_REQUIRES(receive_mu);
-    Result<Received> receive(Deadline deadline, bool blocking);
-    using OutgoingRegion = OutgoingAttachment;
-    Result<void> send_to(ConnectionId to, const Message& msg, TransactionId txid, Deadline deadline,
-                         bool blocking, bool is_reply, const OutgoingRegion* region = nullptr);
+    Result<Incoming> receive(const Taking& taking, Blocking blocking, Deadline deadline);
+    enum class Answer : u8 { Send, Reply };
+    Result<void> send_to(ConnectionId to, OutgoingRecord record, Answer answer, Blocking blocking,
+                         Deadline deadline);
+    Result<void> send_message_to(ConnectionId to, const Message& msg, TransactionId txid,
+                                 Answer answer, Blocking blocking, Deadline deadline,
+                                 const OutgoingAttachment* attachment = nullptr);
+    Result<void> send_payload_to(ConnectionId to, u32 opcode, u32 flags,
+                                 std::span<const std::byte> payload, TransactionId txid,
+                                 Answer answer, Blocking blocking, Deadline deadline);
     Result<void> send_region_to(ConnectionId to, const Message& msg, Region& region,
-                                Transfer transfer, TransactionId txid, Deadline deadline,
-                                bool blocking, bool is_reply);
+                                Transfer transfer, TransactionId txid, Answer answer,
+                                Blocking blocking, Deadline deadline);
     Result<void> send_capability_to(ConnectionId to, const Message& msg,
                                     std::span<const EndpointCapability> given, TransactionId txid,
-                                    Deadline deadline, bool is_reply);
+                                    Answer answer, Deadline deadline);
     std::shared_ptr<ServerConnection> find(ConnectionId id) const;
     void mark_broken(ServerConnection& c);
     void drain_notify();
@@ -646,7 +676,6 @@ void Server::Impl::monitor_loop() {
                 c->dead.store(true, std::memory_order_seq_cst);
                 // Wake our threads blocked sending to it (they re-check and see it dead).
                 c->wake_local();
-                futex_wake_all(&c->s2c_control()->head);
                 for (const int fd : {c->socket.get(), c->pidfd.get()}) {
                     if (fd < 0) continue;
                     epoll_ctl(epfd.get(), EPOLL_CTL_DEL, fd, nullptr);
@@ -694,9 +723,23 @@ void Server::Impl::handle_hello(int raw_sock,
     w.magic = WELCOME_MAGIC;
     w.version = WIRE_VERSION;
     w.depth = geometry.depth;
-    w.slot_size = SLOT_SIZE;
+    w.max_inline_payload = geometry.max_inline_payload;
     w.server_pid = static_cast<u64>(pid);
     w.server_uid = geteuid();
+    // The loan pools: the client's as it asked, within our cap; ours as configured. Whole
+    // pages; a pool only for a direction the client's rights use.
+    const auto whole_pages = [](u64 bytes) {
+        return bytes > MAX_POOL_BYTES ? MAX_POOL_BYTES
+                                      : (bytes + PAGE_BYTES - 1) / PAGE_BYTES * PAGE_BYTES;
+    };
+    const u64 asked_pool = u64{hello->pool_kib} * 1024;
+    const u64 c2s_pool_bytes = (hello->rights & Rights::SEND) == 0
+                                   ? 0
+                                   : whole_pages(asked_pool < options.max_client_pool_bytes
+                                                     ? asked_pool
+                                                     : options.max_client_pool_bytes);
+    const u64 s2c_pool_bytes =
+        (hello->rights & Rights::RECEIVE) == 0 ? 0 : whole_pages(options.pool_bytes);
 
     IpcError refusal = IpcError::NotInitialized;
     bool refused = false;
@@ -759,7 +802,8 @@ void Server::Impl::handle_hello(int raw_sock,
     int nfds = 0;
     std::shared_ptr<ServerConnection> conn;
     if (!refused) {
-        auto created = create_connection(cred.pid, cred.uid, hello->rights, fds, &nfds);
+        auto created = create_connection(cred.pid, cred.uid, hello->rights, c2s_pool_bytes,
+                                         s2c_pool_bytes, fds, &nfds);
         if (!created) {
             refused = true;
             refusal = created.error();
@@ -778,7 +822,9 @@ void Server::Impl::handle_hello(int raw_sock,
     conn->pidfd = static_cast<Fd&&>(peer_process);
     w.status = 0;
     w.rights = hello->rights;
-    w.fd_bits = fd_bits_for_rights(hello->rights);
+    w.fd_bits = fd_bits_for(hello->rights, c2s_pool_bytes, s2c_pool_bytes);
+    w.c2s_pool_bytes = c2s_pool_bytes;
+    w.s2c_pool_bytes = s2c_pool_bytes;
     w.connection_id = conn->id;
     // Register the connection before the client learns of it: it may send at once, and a
     // receiver scanning (or a pollable descriptor drained) before the connection is listed
@@ -806,7 +852,7 @@ void Server::Impl::handle_hello(int raw_sock,
     // Paired with receive step (5): it reads rx_private before the connection list, so it
     // either lists this connection or sees rx_private move.
     rx_private.fetch_add(1, std::memory_order_seq_cst);
-    futex_wake_all(&rx_private);
+    words().wake_all(&rx_private);
     if (through != 0 && cap_revoked(through)) end_revoked(*conn);  // (c)
     const bool sent = send_with_fds(s, &w, sizeof w, fds, nfds);
     // fds[] are ours (fresh read-only reopens, or the memfds themselves, plus dup()s of the
@@ -820,14 +866,12 @@ void Server::Impl::handle_hello(int raw_sock,
     accepted.fetch_add(1, std::memory_order_relaxed);
 }
 
-Result<std::shared_ptr<ServerConnection>> Server::Impl::create_connection(pid_t peer_pid,
-                                                                          uid_t peer_uid,
-                                                                          u16 rights, int fds[],
-                                                                          int* nfds) {
+Result<std::shared_ptr<ServerConnection>> Server::Impl::create_connection(
+    pid_t peer_pid, uid_t peer_uid, u16 rights, u64 c2s_pool_bytes, u64 s2c_pool_bytes, int fds[],
+    int* nfds) {
     auto c = std::make_shared<ServerConnection>();
     c->unclaimed_owner = new_unclaimed_owner();
-    c->regions_in.owner = c->unclaimed_owner;
-    c->regions_in.quota = options.max_unclaimed_per_connection;
+    c->inbox.set_unclaimed(c->unclaimed_owner, options.max_unclaimed_per_connection);
     c->pid = peer_pid;
     c->uid = peer_uid;
     c->rights = rights;
@@ -866,7 +910,7 @@ Result<std::shared_ptr<ServerConnection>> Server::Impl::create_connection(pid_t 
     auto* c2s_control = new (c->c2s_ctl.get()) RingCtl{};
     auto* s2c_header = new (c->s2c_data.get()) RingDataHeader{};
     auto* s2c_control = new (c->s2c_ctl.get()) RingCtl{};
-    c->c2s = RingConsumer(geometry, c2s_header, c2s_control);
+    c->inbox.attach(words(), geometry, c2s_header, c2s_control, options.spin_ns);
     const RateLimit& limit = options.client_rate_limit;
     const u64 now = now_ns();
     const u64 burst_messages =
@@ -875,12 +919,31 @@ Result<std::shared_ptr<ServerConnection>> Server::Impl::create_connection(pid_t 
     c->limit_messages = TokenBucket(limit.messages_per_second, 2 * burst_messages, now);
     c->limit_bytes = TokenBucket(limit.bytes_per_second, 2 * burst_bytes, now);
     {
-        DeadlineLock lock(c->send_mu);
-        c->s2c = RingProducer(geometry, s2c_header, s2c_control);
-        c->send_spin = SpinBudget(options.spin_ns);
+        DeadlineLock lock(c->outbox.mu);
+        c->outbox.attach(words(), geometry, s2c_header, s2c_control, options.spin_ns);
     }
 
-    const u16 bits = fd_bits_for_rights(rights);
+    // The loan pools (loan_pool.hpp): sealed against resizing; ours also against new
+    // writable mappings (the client gets it read-only); the client's mapped read-only here.
+    Fd c2s_pool_fd, s2c_pool_fd;
+    if (c2s_pool_bytes != 0) {
+        CreatedMemfd pool = VIPC_TRY(create_memfd("vipc-c2s-pool", c2s_pool_bytes));
+        VIPC_TRY(finish_seals(pool.fd.get(), false));
+        pool.map = Mapping();
+        c->c2s_pool = VIPC_TRY(map_peer_memfd(pool.fd.get(), c2s_pool_bytes, false));
+        c->inbox.attach_pool(c->c2s_pool.as<const u8>(), c2s_pool_bytes, LOAN_SLOTS);
+        c2s_pool_fd = static_cast<Fd&&>(pool.fd);
+    }
+    if (s2c_pool_bytes != 0) {
+        CreatedMemfd pool = VIPC_TRY(create_memfd("vipc-s2c-pool", s2c_pool_bytes));
+        VIPC_TRY(finish_seals(pool.fd.get(), true));
+        s2c_pool_fd = VIPC_TRY(reopen_read_only(pool.fd.get()));
+        c->s2c_pool = static_cast<Mapping&&>(pool.map);
+        DeadlineLock lock(c->outbox.mu);
+        c->outbox.attach_pool(c->s2c_pool.as<u8>(), s2c_pool_bytes, LOAN_SLOTS, c->s2c_control());
+    }
+
+    const u16 bits = fd_bits_for(rights, c2s_pool_bytes, s2c_pool_bytes);
     *nfds = 0;
     auto put = [&](u16 bit, Fd& fd) {
         if ((bits & bit) != 0) fds[(*nfds)++] = fd.release();
@@ -892,6 +955,8 @@ Result<std::shared_ptr<ServerConnection>> Server::Impl::create_connection(pid_t 
     put(FdBits::STATE, state_dup);
     put(FdBits::DOORBELL, doorbell_dup);
     put(FdBits::NOTIFY, notify_client);
+    put(FdBits::C2S_POOL, c2s_pool_fd);
+    put(FdBits::S2C_POOL, s2c_pool_fd);
     return c;
 }
 
@@ -957,6 +1022,9 @@ void Server::Impl::answer_stat(int sock) {
     r.received = in.received;
     r.sent = in.sent;
     r.broken = in.broken;
+    r.max_inline_payload = in.max_inline_payload;
+    r.ring_bytes_per_connection = in.ring_bytes_per_connection;
+    r.server_pool_bytes = in.server_pool_bytes;
     std::vector<u8> bytes(sizeof r + in.per_connection.size() * sizeof(ConnectionStatsWire));
     std::memcpy(bytes.data(), &r, sizeof r);
     for (usize i = 0; i < in.per_connection.size(); ++i) {
@@ -979,6 +1047,9 @@ EndpointInfo Server::Impl::info() const {
     in.owner = ProcessId{static_cast<u64>(pid)};
     in.owner_uid = geteuid();
     in.capacity = geometry.depth;
+    in.max_inline_payload = geometry.max_inline_payload;
+    in.ring_bytes_per_connection = 2 * (geometry.data_bytes + geometry.ctl_bytes);
+    in.server_pool_bytes = (options.pool_bytes + PAGE_BYTES - 1) / PAGE_BYTES * PAGE_BYTES;
     in.accepted = accepted.load(std::memory_order_relaxed);
     in.received = received_total.load(std::memory_order_relaxed);
     in.sent = sent_total.load(std::memory_order_relaxed);
@@ -991,16 +1062,15 @@ EndpointInfo Server::Impl::info() const {
         s.peer_uid = c->uid;
         s.rights = c->rights;
         s.capacity = geometry.depth;
-        // Racy snapshots of the indexes, clamped: statistics only, never used for access.
-        const u32 c2s_tail = c->c2s_header()->tail.load(std::memory_order_relaxed);
-        const u32 c2s_head = c->c2s_ctl.as<const RingCtl>()->head.load(std::memory_order_relaxed);
-        const u32 s2c_tail =
-            c->s2c_data.as<const RingDataHeader>()->tail.load(std::memory_order_relaxed);
-        const u32 s2c_head = c->s2c_control()->head.load(std::memory_order_relaxed);
-        s.queued = c2s_tail - c2s_head > geometry.depth ? 0 : c2s_tail - c2s_head;
-        s.to_client_queued = s2c_tail - s2c_head > geometry.depth ? 0 : s2c_tail - s2c_head;
+        // Racy snapshots (statistics only, never used for access).
+        s.queued = count_records(geometry, c->c2s_header(), c->c2s_ctl.as<const RingCtl>());
+        s.to_client_queued =
+            count_records(geometry, c->s2c_data.as<const RingDataHeader>(), c->s2c_control());
         s.received = c->received.load(std::memory_order_relaxed);
         s.sent = c->sent.load(std::memory_order_relaxed);
+        s.server_pool_used = c->outbox.pool_used();
+        s.client_pool_held = c->inbox.pool_held();
+        s.client_pool_bytes = c->inbox.pool_bytes();
         s.alive = !c->client_closed() && !c->broken.load();
         if (s.alive) ++in.connections;
         in.per_connection.push_back(s);
@@ -1037,9 +1107,10 @@ void Server::Impl::forget_gone() {
     bool changed = false;
     for (usize i = 0; i < conns.size();) {
         ServerConnection& c = *conns[i];
-        const bool gone = c.broken.load() || (c.dead.load() && !c.c2s.available().value_or(1));
+        const bool gone = c.broken.load() || (c.dead.load() && !c.inbox.ready().value_or(true));
         if (gone) {
             release_connection_resources(c);
+            if (c.inbox.pool_held() != 0) retired.push_back(conns[i]);
             conns.erase(conns.begin() + static_cast<std::ptrdiff_t>(i));
             changed = true;
         } else {
@@ -1049,67 +1120,171 @@ void Server::Impl::forget_gone() {
     if (changed) conns_version.fetch_add(1, std::memory_order_seq_cst);
 }
 
-Result<Received> Server::Impl::take_one() {
+void Server::Impl::finish_view() {
+    if (viewing) {
+        viewing->inbox.finish(viewing_record);
+        viewing.reset();
+    }
+}
+
+Result<Incoming> Server::Impl::take_from(ServerConnection& c, const RecordView& record,
+                                         const Taking& taking) {
+    Incoming in;
+    in.info.transaction_id = record.txid;
+    in.info.sender = ProcessId{static_cast<u64>(c.pid)};
+    in.info.connection = c.id;
+    if (record.kind == RecordKind::Loan) {
+        LoanDescriptor d;
+        std::memcpy(&d, record.body, sizeof d);
+        if (taking.how == Take::Message) {
+            return fail(IpcError::MessageTooLarge,
+                        "a loan of %llu bytes is waiting: take it with receive_view() or "
+                        "receive_into()",
+                        static_cast<unsigned long long>(d.length));
+        }
+        if (taking.how == Take::Into && taking.buffer.size() < d.length) {
+            if (taking.needed != nullptr) *taking.needed = d.length;
+            return fail(IpcError::MessageTooLarge,
+                        "the buffer has %zu bytes, the loan %llu; it stays queued",
+                        taking.buffer.size(), static_cast<unsigned long long>(d.length));
+        }
+        const std::span<const std::byte> view = VIPC_TRY(c.inbox.accept_loan(record, &d));
+        in.kind = Incoming::Kind::Loan;
+        in.info.opcode = d.opcode;
+        in.info.flags = d.flags;
+        in.info.length = d.length;
+        in.loan = loan_id(d.slot, d.generation);
+        if (taking.how == Take::Into) {
+            if (!view.empty()) std::memcpy(taking.buffer.data(), view.data(), view.size());
+            VIPC_TRY(c.inbox.release(in.loan));  // copied: the chunk goes back at once
+            in.loan = 0;
+        } else {
+            in.payload = view;
+        }
+        in.message.set_sender(in.info.sender);
+        in.message.set_transaction_id(record.txid);
+        return in;
+    }
+    if (record.kind == RecordKind::Payload) {
+        const PayloadHead& h = record.payload_head;
+        in.kind = Incoming::Kind::Payload;
+        in.info.opcode = h.opcode;
+        in.info.flags = h.flags;
+        in.info.length = h.length;
+        if (taking.how == Take::Message) {
+            // A short payload reads as a LargeMessage; a longer one stays (MessageTooLarge).
+            in.message = VIPC_TRY(RecordConsumer::to_message(record));
+            c.inbox.finish(record);
+        } else if (taking.how == Take::Into) {
+            if (taking.buffer.size() < h.length) {
+                if (taking.needed != nullptr) *taking.needed = h.length;
+                return fail(IpcError::MessageTooLarge,
+                            "the buffer has %zu bytes, the message %u; it stays queued",
+                            taking.buffer.size(), h.length);
+            }
+            if (h.length != 0) std::memcpy(taking.buffer.data(), record.payload, h.length);
+            c.inbox.finish(record);
+        } else {
+            // The view: in place, until the next receive finishes it.
+            in.payload = std::span<const std::byte>(record.payload, h.length);
+        }
+    } else {
+        if (taking.how == Take::Into) {
+            const usize length =
+                record.kind == RecordKind::Small ? sizeof(SmallMessage) : sizeof(LargeMessage);
+            if (taking.buffer.size() < length) {
+                if (taking.needed != nullptr) *taking.needed = length;
+                return fail(IpcError::MessageTooLarge,
+                            "the buffer has %zu bytes, the message %zu; it stays queued",
+                            taking.buffer.size(), length);
+            }
+        }
+        in.message = VIPC_TRY(c.inbox.message(c, record));  // finished; attachments read
+        if (in.message.is_large() &&
+            in.message.large_message().region.size > options.max_region_bytes) {
+            // Over the server's cap: the client's library refuses to send this, so this
+            // client bypassed it. Its descriptor is closed unmapped; the caller drops it.
+            Fd dropped;
+            u64 size = 0;
+            u32 kind = 0;
+            const MemoryRegion& mr = in.message.large_message().region;
+            for (const Transfer t :
+                 {Transfer::Move, Transfer::ShareReadOnly, Transfer::ShareReadWrite}) {
+                if (take_descriptor(mr.base, static_cast<u32>(t), &dropped, &size, &kind)) break;
+            }
+            over_cap_regions.fetch_add(1, std::memory_order_relaxed);
+            return fail(IpcError::InvalidMemoryRegion,
+                        "a region of %llu bytes is over this server's max_region_bytes",
+                        static_cast<unsigned long long>(mr.size));
+        }
+        in.kind = in.message.is_small() ? Incoming::Kind::Small : Incoming::Kind::Large;
+        in.info.opcode = in.message.opcode();
+        in.info.flags = in.message.flags();
+        if (taking.how == Take::Into) {
+            if (in.kind == Incoming::Kind::Small) {
+                std::memcpy(taking.buffer.data(), &in.message.small_message(),
+                            sizeof(SmallMessage));
+                in.info.length = sizeof(SmallMessage);
+            } else {
+                std::memcpy(taking.buffer.data(), &in.message.large_message(),
+                            sizeof(LargeMessage));
+                in.info.length = sizeof(LargeMessage);
+            }
+        }
+    }
+    in.message.set_sender(in.info.sender);
+    in.message.set_transaction_id(record.txid);
+    return in;
+}
+
+Result<Incoming> Server::Impl::take_one(const Taking& taking) {
+    finish_view();
     refresh_rx_conns();
     const usize n = rx_conns.size();
     if (rr_next >= n) rr_next = 0;
     bool any_gone = false;
     for (usize k = 0, i = rr_next; k < n; ++k, i = i + 1 == n ? 0 : i + 1) {
-        ServerConnection& c = *rx_conns[i];
+        const std::shared_ptr<ServerConnection>& cp = rx_conns[i];
+        ServerConnection& c = *cp;
         if (c.broken.load(std::memory_order_relaxed)) {
             any_gone = true;
             continue;
         }
         if (limits_clients && c.throttled(now_ns())) continue;  // over its rate limit
-        auto r = c.c2s.try_pop();
-        if (r && limits_clients) c.charge(*r);
-        if (r && ((r->is_large() && r->large_message().region.size != 0) ||
-                  (r->flags() & MessageFlags::HAS_CAPABILITY) != 0)) {
-            notify_producer(c.c2s);
-            if (auto g = receive_attachments(c.socket.get(), c.regions_in, *r); !g) {
+        auto record = c.inbox.ring().peek();
+        if (!record) {
+            if (record.error() != IpcError::ChannelEmpty) {
                 mark_broken(c);
-                continue;
+                any_gone = true;
+            } else if (c.dead.load(std::memory_order_relaxed)) {
+                any_gone = true;
             }
-            if (r->is_large() && r->large_message().region.size > options.max_region_bytes) {
-                // Over the server's cap: the client's library refuses to send this, so this
-                // client bypassed it. Its descriptor is closed unmapped; the client is dropped.
-                Fd dropped;
-                u64 size = 0;
-                u32 kind = 0;
-                const MemoryRegion& mr = r->large_message().region;
-                for (const Transfer t :
-                     {Transfer::Move, Transfer::ShareReadOnly, Transfer::ShareReadWrite}) {
-                    if (take_descriptor(mr.base, static_cast<u32>(t), &dropped, &size, &kind))
-                        break;
-                }
-                over_cap_regions.fetch_add(1, std::memory_order_relaxed);
-                mark_broken(c);
-                continue;
-            }
-        } else if (r) {
-            notify_producer(c.c2s);
+            continue;
         }
-        if (r) {
-            rr_next = i + 1;
-            bump(c.received);
-            bump(received_total);
-            // The client's CPU (a hint it publishes when it waits: for a reply, in the
-            // s2c ring's ctl page; for space, in its c2s data page).
-            const u32 hint = c.s2c_control()->cpu.load(std::memory_order_relaxed);
-            last_client_cpu =
-                hint != 0 ? hint : c.c2s_header()->cpu.load(std::memory_order_relaxed);
-            Received out;
-            out.message = *r;
-            out.message.set_sender(ProcessId{static_cast<u64>(c.pid)});
-            out.connection = c.id;
-            return out;
-        }
-        if (r.error() != IpcError::ChannelEmpty) {
+        auto in = take_from(c, *record, taking);
+        if (!in) {
+            if (in.error() == IpcError::MessageTooLarge) return in.error();  // stays queued
             mark_broken(c);
             any_gone = true;
-        } else if (c.dead.load(std::memory_order_relaxed)) {
-            any_gone = true;
+            continue;
         }
+        if (taking.how == Take::View && record->kind == RecordKind::Payload) {
+            viewing = cp;
+            viewing_record = *record;
+        }
+        if (limits_clients)
+            c.charge_bytes(in->kind == Incoming::Kind::Payload ? in->info.length
+                           : in->message.is_small()
+                               ? sizeof(SmallMessage)
+                               : in->message.large_message().header.total_size);
+        rr_next = i + 1;
+        bump(c.received);
+        bump(received_total);
+        // The client's CPU (a hint it publishes when it waits: for a reply, in the s2c
+        // ring's ctl page; for space, in its c2s data page).
+        const u32 hint = c.s2c_control()->cpu.load(std::memory_order_relaxed);
+        last_client_cpu = hint != 0 ? hint : c.c2s_header()->cpu.load(std::memory_order_relaxed);
+        return in;
     }
     if (any_gone) forget_gone();
     return IpcError::ChannelEmpty;
@@ -1121,15 +1296,13 @@ bool Server::Impl::anything_queued() {
         if (c->broken.load(std::memory_order_relaxed)) continue;
         // A throttled client's messages wait: the next scan after a sleep slice finds them.
         if (limits_clients && c->throttled(now_ns())) continue;
-        const auto a = c->c2s.available();
-        if (!a || *a > 0) return true;  // a corrupt tail is handled by take_one
+        const auto a = c->inbox.ready();
+        if (!a || *a) return true;  // a corrupt ring is handled by take_one
     }
     return false;
 }
 
 void Server::Impl::drain_notify() {
-    // Step (3) of pollable.hpp. A hung-up client's end leaves the set: what it queued is still
-    // found by the scan that follows, and nothing more can come from it.
     poll.drain(OnPeerHangup::Forget);
 }
 
@@ -1165,13 +1338,13 @@ long futex_wait_any(futex_waitv* waiters, u32 count, u64 until_ns) {
 }
 }  // namespace
 
-Result<Received> Server::Impl::receive(Deadline deadline, bool blocking) {
+Result<Incoming> Server::Impl::receive(const Taking& taking, Blocking blocking, Deadline deadline) {
     if (closed.load(std::memory_order_acquire)) {
         return fail(IpcError::EndpointNotFound, "endpoint '%s' is closed", name.c_str());
     }
     // Another receiving thread holds the consumer side: it takes what arrives.
     if (!lock_counting_parked(receive_mu, blocking, deadline, waiting_receivers)) {
-        return blocking ? IpcError::Timeout : IpcError::ChannelEmpty;
+        return blocking == Blocking::Yes ? IpcError::Timeout : IpcError::ChannelEmpty;
     }
     DeadlineLock guard(receive_mu, std::adopt_lock);
     // Who ended the last sleep: one client's tail word, the shared doorbell, or neither.
@@ -1182,8 +1355,8 @@ Result<Received> Server::Impl::receive(Deadline deadline, bool blocking) {
         if (woken_by != nullptr) {
             // (0) a wake from one client: look at its ring alone. `woken_by` is still listed
             // in rx_conns (only take_one and step (5) refresh it, both after this).
-            const auto a = woken_by->c2s.available();
-            if (a && *a == 0 && !woken_by->dead.load(std::memory_order_acquire)) {
+            const auto a = woken_by->inbox.ready();
+            if (a && !*a && !woken_by->dead.load(std::memory_order_acquire)) {
                 spurious = true;
                 const u64 now = now_ns();
                 if (!woken_by->wake_budget.allow_spurious(now)) {
@@ -1194,8 +1367,8 @@ Result<Received> Server::Impl::receive(Deadline deadline, bool blocking) {
         }
         // (1) scan round-robin (not after a spurious wake: nothing else woke us)
         if (!spurious) {
-            auto r = take_one();
-            if (r) return r;
+            auto r = take_one(taking);
+            if (r || r.error() != IpcError::ChannelEmpty) return r;
             if (woken_by_doorbell) {
                 // the doorbell cannot say who rang it: the scan was its check
                 spurious = true;
@@ -1210,27 +1383,27 @@ Result<Received> Server::Impl::receive(Deadline deadline, bool blocking) {
         if (closed.load(std::memory_order_acquire)) {
             return fail(IpcError::EndpointNotFound, "endpoint '%s' is closed", name.c_str());
         }
-        if (!blocking) {
+        if (blocking == Blocking::No) {
             if (state->poll_armed.load(std::memory_order_relaxed) == 0)
                 return IpcError::ChannelEmpty;
             // Re-arm the pollable descriptor: drain it, then look once more (steps (3), (4)
             // of pollable.hpp: a client that published after our scan has written to its
-            // notification socket, or we see its tail now).
+            // notification socket, or we see its record now).
             drain_notify();
-            auto r = take_one();
-            if (r) return r;
-            return IpcError::ChannelEmpty;
+            return take_one(taking);
         }
         if (deadline_passed(deadline)) return IpcError::Timeout;
         ParkedScope parked(waiting_receivers);
         // (3) spin, unless a wake just proved spurious (spinning is what a hammering client
         // would buy our CPU with)
-        const u32 me = current_cpu_hint();
+        SharedWords& w = words();
+        const u32 me = w.cpu_hint();
         if (state->cpu.load(std::memory_order_relaxed) != me) {
             state->cpu.store(me, std::memory_order_relaxed);
         }
-        if (!spurious && receive_spin.spin([&] { return anything_queued() || closed.load(); },
-                                           last_client_cpu, me)) {
+        if (!spurious &&
+            receive_spin.spin(
+                w, [&] { return anything_queued() || closed.load(); }, last_client_cpu, me)) {
             continue;
         }
         // (4) announce; say whether clients must ring the shared doorbell too
@@ -1240,7 +1413,8 @@ Result<Received> Server::Impl::receive(Deadline deadline, bool blocking) {
             state->wake_doorbell.store(use_doorbell, std::memory_order_seq_cst);
         }
         state->waiting.store(1, std::memory_order_seq_cst);
-        // (5) read the words to sleep on, re-scanning every tail as we go
+        w.heavy_barrier();
+        // (5) read the words to sleep on, re-scanning every ring as we go
         const u64 now = now_ns();
         u64 until = now + sleep_slice_ns(deadline);
         u32 n = 0;
@@ -1261,9 +1435,12 @@ Result<Received> Server::Impl::receive(Deadline deadline, bool blocking) {
             if (c->broken.load(std::memory_order_relaxed)) continue;
             // A throttled client's messages wait: the scan after this slice finds them.
             if (limits_clients && c->throttled(now)) continue;
-            const auto a = c->c2s.available();
-            if (!a || *a > 0) {
-                anything = true;  // a corrupt tail is handled by take_one
+            // The word first, then the ring: a record published after this read changes
+            // the word (the client stores its tail when it sees us waiting).
+            const u32 tail = c->c2s_header()->tail.load(std::memory_order_seq_cst);
+            const auto a = c->inbox.ready();
+            if (!a || *a) {
+                anything = true;  // a corrupt ring is handled by take_one
                 break;
             }
             if (c->muted_until > now) {
@@ -1271,8 +1448,8 @@ Result<Received> Server::Impl::receive(Deadline deadline, bool blocking) {
                 continue;
             }
             if (n < FUTEX_WAITV_MAX && have_waitv) {
-                waiters[n] = futex_waitv{c->c2s.head(), reinterpret_cast<u64>(&c->c2s.data()->tail),
-                                         FUTEX_32, 0};
+                waiters[n] =
+                    futex_waitv{tail, reinterpret_cast<u64>(&c->c2s_header()->tail), FUTEX_32, 0};
                 waiter_conn[n++] = c.get();
             }
         }
@@ -1287,7 +1464,7 @@ Result<Received> Server::Impl::receive(Deadline deadline, bool blocking) {
             if (r == -2 && have_waitv) {
                 have_waitv = false;  // an old kernel: the doorbell from now on; look again
             } else if (r == -2) {
-                futex_wait(&doorbell->ring, bell, until - now);
+                (void)w.wait(&doorbell->ring, bell, Deadline::at(until));
                 woken_by_doorbell = now_ns() < until;
             } else if (r >= 0 && static_cast<u64>(r) < n) {
                 woken_by = waiter_conn[r];
@@ -1311,29 +1488,46 @@ std::shared_ptr<ServerConnection> Server::Impl::find(ConnectionId id) const {
 }
 
 namespace {
-class ServerSendCheck final : public WaitCheck {
+// The OutboxOwner of one send to one client.
+class ServerSend final : public OutboxOwner {
 public:
-    ServerSendCheck(const std::atomic<bool>& server_closed, ServerConnection& c, IpcError gone)
-        : server_closed_(server_closed), c_(c), gone_(gone) {}
+    ServerSend(const std::atomic<bool>& server_closed, ServerConnection& c, IpcError gone,
+               std::atomic<u32>& parked)
+        : server_closed_(server_closed), c_(c), gone_(gone), parked_(parked) {}
+    std::atomic<u32>& parked_senders() override { return parked_; }
     Result<void> check(bool) override {
         if (server_closed_.load(std::memory_order_acquire)) return IpcError::EndpointNotFound;
         if (c_.broken.load(std::memory_order_acquire)) return IpcError::InvalidMessage;
         if (c_.client_closed()) return gone_;
         return ok();
     }
-    const std::atomic<u32>* local_wake() const override { return &c_.wake_epoch; }
+    const std::atomic<u32>* local_wake() override { return &c_.wake_epoch; }
+    // The record itself wakes a sleeping client (P6); a polling one gets a byte (pollable.hpp).
+    void published() override {
+        if (c_.s2c_control()->poll_armed.load(std::memory_order_seq_cst) != 0) {
+            notify_peer(c_.notify.get());
+        }
+    }
+    int attachment_socket() override { return c_.socket.get(); }
+    u32 peer_cpu() override { return c_.s2c_control()->cpu.load(std::memory_order_relaxed); }
 
 private:
     const std::atomic<bool>& server_closed_;
     ServerConnection& c_;
     IpcError gone_;
+    std::atomic<u32>& parked_;
 };
 }  // namespace
 
-Result<void> Server::Impl::send_to(ConnectionId to, const Message& msg, TransactionId txid,
-                                   Deadline deadline, bool blocking, bool is_reply,
-                                   const OutgoingRegion* region) {
-    const IpcError gone = is_reply ? IpcError::ProcessNotFound : IpcError::EndpointNotFound;
+Result<void> Server::Impl::send_to(ConnectionId to, OutgoingRecord record, Answer answer,
+                                   Blocking blocking, Deadline deadline) {
+    if (answer == Answer::Reply && record.txid == 0) {
+        return fail(IpcError::InvalidMessage,
+                    "reply to a message that is not a call (it has no transaction id); use "
+                    "send_sync to answer a plain message");
+    }
+    const IpcError gone =
+        answer == Answer::Reply ? IpcError::ProcessNotFound : IpcError::EndpointNotFound;
     if (closed.load(std::memory_order_acquire)) {
         return fail(IpcError::EndpointNotFound, "endpoint '%s' is closed", name.c_str());
     }
@@ -1347,101 +1541,83 @@ Result<void> Server::Impl::send_to(ConnectionId to, const Message& msg, Transact
                     "client pid %d of '%s' connected without RECEIVE: it cannot get messages",
                     c->pid, name.c_str());
     }
-    if (region == nullptr || region->is_capability()) VIPC_TRY(check_sendable(msg));
+    ServerSend owner(closed, *c, gone, waiting_senders);
+    // A reply never waits for the client (a client that does not read its replies cannot
+    // stall the server): a full ring drops it with ChannelFull.
+    if (answer == Answer::Reply) blocking = Blocking::No;
+    auto r = c->outbox.send(owner, record, blocking, deadline);
+    if (r) {
+        bump(c->sent);  // single writer per connection: the outbox lock was just released,
+        sent_total.fetch_add(1, std::memory_order_relaxed);  // so two senders may race here:
+        return ok();                                         // statistics only
+    }
+    if (r.error() == IpcError::ChannelFull) {
+        return fail(IpcError::ChannelFull,
+                    "client pid %d of '%s' has unread messages filling its ring; the %s was "
+                    "dropped",
+                    c->pid, name.c_str(), answer == Answer::Reply ? "reply" : "message");
+    }
+    if (r.error() == IpcError::InvalidMessage && !c->broken.load()) {
+        mark_broken(*c);
+        return fail(IpcError::InvalidMessage,
+                    "client pid %d of '%s' corrupted its ring; connection dropped", c->pid,
+                    name.c_str());
+    }
+    return r.error();
+}
+
+Result<void> Server::Impl::send_message_to(ConnectionId to, const Message& msg, TransactionId txid,
+                                           Answer answer, Blocking blocking, Deadline deadline,
+                                           const OutgoingAttachment* attachment) {
+    if (attachment == nullptr || attachment->is_capability()) VIPC_TRY(check_sendable(msg));
     Message out = msg;
-    if (is_reply) out.set_flags(out.flags() | MessageFlags::IS_REPLY);
-    // Another sending thread holds the producer side (and is blocked only on a full ring).
-    if (!lock_counting_parked(c->send_mu, blocking, deadline, waiting_senders)) {
-        return blocking ? IpcError::Timeout : IpcError::ChannelFull;
+    if (answer == Answer::Reply) out.set_flags(out.flags() | MessageFlags::IS_REPLY);
+    OutgoingRecord record;
+    record.message = &out;
+    record.txid = txid;
+    record.attachment = attachment;
+    return send_to(to, record, answer, blocking, deadline);
+}
+
+Result<void> Server::Impl::send_payload_to(ConnectionId to, u32 opcode, u32 flags,
+                                           std::span<const std::byte> payload, TransactionId txid,
+                                           Answer answer, Blocking blocking, Deadline deadline) {
+    if (payload.size() > geometry.max_inline_payload) {
+        return fail(IpcError::MessageTooLarge,
+                    "a %zu-byte payload is over the %u-byte inline limit of '%s' "
+                    "(ServerOptions::max_inline_payload); send a Region for more",
+                    payload.size(), geometry.max_inline_payload, name.c_str());
     }
-    DeadlineLock guard(c->send_mu, std::adopt_lock);
-    ServerSendCheck check(closed, *c, gone);
-    for (;;) {
-        VIPC_TRY(check.check(false));
-        Result<void> r = ok();
-        if (region == nullptr) {
-            r = c->s2c.try_push(out, txid);
-        } else {
-            // The sending steps of region_wire.hpp: (1) a free slot, (2) the record, (3) the
-            // slot, which cannot be full now.
-            const auto free = c->s2c.free_slots();
-            if (!free) {
-                r = free.error();
-            } else if (*free == 0) {
-                r = IpcError::ChannelFull;
-            } else {
-                const u64 sequence = c->regions_out.next_sequence;
-                // A non-blocking send (send_async, reply) never waits for room in this
-                // client's socket either: a client that does not read its records must not
-                // hold up the thread that serves everyone else.
-                auto rec = send_record(c->socket.get(), sequence, *region,
-                                       blocking ? deadline : Deadline::past());
-                if (!rec) {
-                    if (rec.error() != IpcError::Timeout || blocking) return rec.error();
-                    return fail(IpcError::ChannelFull,
-                                "client pid %d of '%s' is not reading its socket; the %s was "
-                                "not sent",
-                                c->pid, name.c_str(), is_reply ? "reply" : "message");
-                }
-                ++c->regions_out.next_sequence;
-                region->stamp(out, sequence);
-                r = c->s2c.try_push(out, txid);
-            }
-        }
-        if (r) {
-            notify_consumer(c->s2c);
-            // Steps (b), (c) of pollable.hpp: the client polls this connection. (The flag is
-            // the client's to write: set wrongly it only costs this client's sends a syscall.)
-            if (c->s2c_control()->poll_armed.load(std::memory_order_seq_cst) != 0) {
-                notify_peer(c->notify.get());
-            }
-            bump(c->sent);
-            sent_total.fetch_add(1, std::memory_order_relaxed);
-            return ok();
-        }
-        if (r.error() == IpcError::InvalidMessage) {
-            mark_broken(*c);
-            return fail(IpcError::InvalidMessage,
-                        "client pid %d of '%s' corrupted its ring; connection dropped", c->pid,
-                        name.c_str());
-        }
-        if (!blocking) {
-            // A reply never waits for the client to make room: a client that stopped reading
-            // (its calls gave up, or it is stuck) only loses its own replies, and the
-            // server's thread goes on serving everyone else at once.
-            return fail(IpcError::ChannelFull,
-                        "client pid %d of '%s' has %u unread messages (its ring is full); the "
-                        "%s was dropped",
-                        c->pid, name.c_str(), c->s2c.queued(), is_reply ? "reply" : "message");
-        }
-        ParkedScope parked(waiting_senders);
-        auto w = wait_for_space(c->s2c, c->send_spin, deadline, &c->s2c_control()->cpu, check);
-        if (!w) {
-            if (w.error() == IpcError::InvalidMessage) mark_broken(*c);
-            return w.error();
-        }
-    }
+    OutgoingRecord record;
+    record.kind = OutgoingRecord::Kind::Payload;
+    record.opcode = opcode;
+    record.flags =
+        (flags & ~(MessageFlags::IS_REPLY | MessageFlags::HAS_CAPABILITY | ERROR_REPLY)) |
+        (answer == Answer::Reply ? MessageFlags::IS_REPLY : 0);
+    record.payload = payload;
+    record.txid = txid;
+    return send_to(to, record, answer, blocking, deadline);
 }
 
 Result<void> Server::Impl::send_capability_to(ConnectionId to, const Message& msg,
                                               std::span<const EndpointCapability> given,
-                                              TransactionId txid, Deadline deadline,
-                                              bool is_reply) {
+                                              TransactionId txid, Answer answer,
+                                              Deadline deadline) {
     const OutgoingAttachment att = VIPC_TRY(OutgoingAttachment::capabilities(given));
-    // A reply never waits (see send_to); a send_sync waits for space until its deadline.
-    return send_to(to, msg, txid, is_reply ? Deadline::past() : deadline, !is_reply, is_reply,
-                   &att);
+    return send_message_to(to, msg, txid, answer, Blocking::Yes, deadline, &att);
 }
 
 Result<void> Server::Impl::send_region_to(ConnectionId to, const Message& msg, Region& region,
-                                          Transfer transfer, TransactionId txid, Deadline deadline,
-                                          bool blocking, bool is_reply) {
+                                          Transfer transfer, TransactionId txid, Answer answer,
+                                          Blocking blocking, Deadline deadline) {
     Message out = VIPC_TRY(prepare_region_message(msg, region, transfer));
-    if (transfer == Transfer::Copy) return send_to(to, out, txid, deadline, blocking, is_reply);
+    if (transfer == Transfer::Copy) {
+        return send_message_to(to, out, txid, answer, blocking, deadline);
+    }
     if (transfer == Transfer::Move) VIPC_TRY(Region::Access::seal_for_move(region));
-    const OutgoingRegion outgoing = OutgoingAttachment::region(
+    const OutgoingAttachment outgoing = OutgoingAttachment::region(
         VIPC_TRY(Region::Access::descriptor_for(region, transfer)), transfer);
-    VIPC_TRY(send_to(to, out, txid, deadline, blocking, is_reply, &outgoing));
+    VIPC_TRY(send_message_to(to, out, txid, answer, blocking, deadline, &outgoing));
     if (transfer == Transfer::Move) region.reset();  // the sender loses access
     return ok();
 }
@@ -1509,13 +1685,10 @@ void Server::Impl::handle_cap_request(CapabilityId id, int epfd, PendingHandshak
 }
 
 void Server::Impl::end_revoked(ServerConnection& c) {
-    c.c2s_ctl.as<RingCtl>()->closed.store(CLOSED_REVOKED, std::memory_order_release);
-    c.s2c_data.as<RingDataHeader>()->closed.store(CLOSED_REVOKED, std::memory_order_release);
-    futex_wake_all(&c.c2s_ctl.as<RingCtl>()->head);
-    futex_wake_all(&c.s2c_data.as<RingDataHeader>()->tail);
+    close_consumer_side(words(), c.c2s_ctl.as<RingCtl>(), CLOSED_REVOKED);
+    close_producer_side(words(), c.s2c_data.as<RingDataHeader>(), CLOSED_REVOKED);
     c.dead.store(true, std::memory_order_seq_cst);
     c.wake_local();
-    futex_wake_all(&c.s2c_control()->head);
     if (c.socket.valid()) shutdown(c.socket.get(), SHUT_RDWR);
 }
 
@@ -1575,12 +1748,9 @@ void Server::Impl::close() {
         state->closed.store(1, std::memory_order_release);
         std::lock_guard<std::mutex> lock(conns_mu);
         for (const auto& c : conns) {
-            c->c2s_ctl.as<RingCtl>()->closed.store(1, std::memory_order_release);
-            c->s2c_data.as<RingDataHeader>()->closed.store(1, std::memory_order_release);
-            futex_wake_all(&c->c2s_ctl.as<RingCtl>()->head);
-            futex_wake_all(&c->s2c_data.as<RingDataHeader>()->tail);
+            close_consumer_side(words(), c->c2s_ctl.as<RingCtl>(), 1);
+            close_producer_side(words(), c->s2c_data.as<RingDataHeader>(), 1);
             c->wake_local();  // our own blocked senders
-            futex_wake_all(&c->s2c_control()->head);
             if (c->socket.valid()) shutdown(c->socket.get(), SHUT_RDWR);
         }
     }
@@ -1591,11 +1761,10 @@ void Server::Impl::close() {
             if (e.socket.valid()) shutdown(e.socket.get(), SHUT_RDWR);
         }
     }
-    if (doorbell != nullptr) futex_wake_all(&doorbell->ring);  // our blocked receivers
+    if (doorbell != nullptr) words().wake_all(&doorbell->ring);  // our blocked receivers
     // ... and one sleeping out the doorbell budget (see receive()): it reads rx_private
-    // before it checks `closed`, so either it sees closed or its sleep sees the new value.
     rx_private.fetch_add(1, std::memory_order_seq_cst);
-    futex_wake_all(&rx_private);
+    words().wake_all(&rx_private);
     poll.signal_local();  // a poller looks and gets EndpointNotFound
     if (monitor.joinable()) {
         const u64 one = 1;
@@ -1623,7 +1792,10 @@ Result<Server> Server::publish(std::string_view name, const ServerOptions& optio
     impl->name = std::string(name);
     impl->options = options;
     impl->dir = resolve_runtime_dir(options.runtime_dir);
-    impl->geometry = *RingGeometry::for_depth(normalize_depth(options.capacity));
+    const u32 max_inline = options.max_inline_payload < MAX_INLINE_PAYLOAD_LIMIT
+                               ? options.max_inline_payload
+                               : MAX_INLINE_PAYLOAD_LIMIT;
+    impl->geometry = *RingGeometry::make(normalize_depth(options.capacity), max_inline, LOAN_SLOTS);
     impl->limits_clients = options.client_rate_limit.messages_per_second != 0 ||
                            options.client_rate_limit.bytes_per_second != 0;
     {
@@ -1667,62 +1839,199 @@ const std::string& Server::name() const {
     return impl_ ? impl_->name : empty_name();
 }
 
+namespace {
+Received to_received(const Incoming& in) {
+    Received r;
+    r.message = in.message;
+    r.connection = in.info.connection;
+    return r;
+}
+}  // namespace
+
 Result<Received> Server::receive_sync(Deadline deadline) {
     if (!impl_) return moved_from();
-    return impl_->receive(deadline, true);
+    return to_received(VIPC_TRY(impl_->receive(Impl::Taking{}, Blocking::Yes, deadline)));
 }
 
 Result<Received> Server::try_receive() {
     if (!impl_) return moved_from();
-    return impl_->receive(Deadline::past(), false);
+    return to_received(VIPC_TRY(impl_->receive(Impl::Taking{}, Blocking::No, Deadline::past())));
 }
 
-namespace {
-// A reply answers a call: a request without a transaction id is refused, as in the core
-// (docs/CONTRACT.md), rather than delivered as an ordinary message.
-Result<void> check_is_call(const Received& request) {
-    if (request.message.transaction_id() != 0) return ok();
-    return fail(IpcError::InvalidMessage,
-                "reply to a message that is not a call (it has no transaction id); use send_sync "
-                "to answer a plain message");
-}
-}  // namespace
-
-Result<void> Server::reply(const Received& request, const Message& response, Deadline) {
+Result<Incoming> Server::receive_view(Deadline deadline) {
     if (!impl_) return moved_from();
-    VIPC_TRY(check_is_call(request));
-    return impl_->send_to(request.connection, response, request.message.transaction_id(),
-                          Deadline::past(), false, true);
+    return impl_->receive(Impl::Taking{Impl::Take::View, {}, nullptr}, Blocking::Yes, deadline);
+}
+
+Result<Incoming> Server::try_receive_view() {
+    if (!impl_) return moved_from();
+    return impl_->receive(Impl::Taking{Impl::Take::View, {}, nullptr}, Blocking::No,
+                          Deadline::past());
+}
+
+Result<PayloadInfo> Server::receive_into(std::span<std::byte> buffer, usize* needed,
+                                         Deadline deadline) {
+    if (!impl_) return moved_from();
+    return VIPC_TRY(impl_->receive(Impl::Taking{Impl::Take::Into, buffer, needed}, Blocking::Yes,
+                                   deadline))
+        .info;
+}
+
+Result<Loan> Server::loan(ConnectionId to, usize size, Deadline deadline) {
+    if (!impl_) return moved_from();
+    Impl& s = *impl_;
+    std::shared_ptr<ServerConnection> c = s.find(to);
+    if (c == nullptr) {
+        return fail(IpcError::EndpointNotFound, "endpoint '%s' has no connection %llu",
+                    s.name.c_str(), static_cast<unsigned long long>(to));
+    }
+    ServerSend owner(s.closed, *c, IpcError::EndpointNotFound, s.waiting_senders);
+    return c->outbox.loan(owner, size, deadline);
+}
+
+Result<void> Server::send_loan(ConnectionId to, Loan& loan, usize length, u32 opcode, u32 flags,
+                               Deadline deadline) {
+    if (!impl_) return moved_from();
+    OutgoingRecord record;
+    record.kind = OutgoingRecord::Kind::Loan;
+    record.loan = loan.id;
+    record.loan_length = length;
+    record.opcode = opcode;
+    record.flags = flags & ~(MessageFlags::IS_REPLY | MessageFlags::HAS_CAPABILITY | ERROR_REPLY);
+    VIPC_TRY(impl_->send_to(to, record, Impl::Answer::Send, Blocking::Yes, deadline));
+    loan = Loan{};
+    return ok();
+}
+
+Result<void> Server::reply_loan(const Incoming& request, Loan& loan, usize length, u32 opcode,
+                                u32 flags, Deadline deadline) {
+    if (!impl_) return moved_from();
+    OutgoingRecord record;
+    record.kind = OutgoingRecord::Kind::Loan;
+    record.loan = loan.id;
+    record.loan_length = length;
+    record.opcode = opcode;
+    record.flags =
+        (flags & ~(MessageFlags::IS_REPLY | MessageFlags::HAS_CAPABILITY)) | MessageFlags::IS_REPLY;
+    record.txid = request.info.transaction_id;
+    VIPC_TRY(impl_->send_to(request.info.connection, record, Impl::Answer::Reply, Blocking::Yes,
+                            deadline));
+    loan = Loan{};
+    return ok();
+}
+
+Result<void> Server::cancel_loan(ConnectionId to, Loan& loan) {
+    if (!impl_) return moved_from();
+    std::shared_ptr<ServerConnection> c = impl_->find(to);
+    if (c == nullptr) return IpcError::EndpointNotFound;
+    VIPC_TRY(c->outbox.cancel_loan(loan.id));
+    loan = Loan{};
+    return ok();
+}
+
+Result<void> Server::release(const Incoming& received) {
+    if (!impl_) return moved_from();
+    if (received.kind != Incoming::Kind::Loan || received.loan == 0) {
+        return fail(IpcError::InvalidCapability, "this message is not a loan");
+    }
+    std::shared_ptr<ServerConnection> c = impl_->find(received.info.connection);
+    if (c != nullptr) return c->inbox.release(received.loan);
+    // A client that is gone: its pool stays mapped until we let go of its last loan.
+    std::lock_guard<std::mutex> lock(impl_->conns_mu);
+    auto& retired = impl_->retired;
+    for (usize i = 0; i < retired.size(); ++i) {
+        if (retired[i]->id != received.info.connection) continue;
+        VIPC_TRY(retired[i]->inbox.release(received.loan));
+        if (retired[i]->inbox.pool_held() == 0) {
+            retired.erase(retired.begin() + static_cast<std::ptrdiff_t>(i));
+        }
+        return ok();
+    }
+    return fail(IpcError::InvalidCapability, "this loan is not held here (released twice?)");
+}
+
+Result<PoolUse> Server::pool_use(ConnectionId connection) const {
+    if (!impl_) return moved_from();
+    std::shared_ptr<ServerConnection> c = impl_->find(connection);
+    if (c == nullptr) return IpcError::EndpointNotFound;
+    PoolUse u;
+    u.send_pool_bytes = c->outbox.pool_bytes();
+    u.send_pool_used = c->outbox.pool_used();
+    u.receive_pool_bytes = c->inbox.pool_bytes();
+    u.receive_pool_held = c->inbox.pool_held();
+    return u;
+}
+
+u32 Server::max_inline_payload() const {
+    return impl_ ? impl_->geometry.max_inline_payload : 0;
+}
+
+Result<void> Server::send_sync(ConnectionId to, u32 opcode, u32 flags,
+                               std::span<const std::byte> payload, Deadline deadline) {
+    if (!impl_) return moved_from();
+    return impl_->send_payload_to(to, opcode, flags, payload, 0, Impl::Answer::Send, Blocking::Yes,
+                                  deadline);
+}
+
+Result<void> Server::send_async(ConnectionId to, u32 opcode, u32 flags,
+                                std::span<const std::byte> payload) {
+    if (!impl_) return moved_from();
+    return impl_->send_payload_to(to, opcode, flags, payload, 0, Impl::Answer::Send, Blocking::No,
+                                  Deadline::past());
+}
+
+Result<void> Server::reply(const Received& request, u32 opcode, u32 flags,
+                           std::span<const std::byte> payload, Deadline deadline) {
+    if (!impl_) return moved_from();
+    return impl_->send_payload_to(request.connection, opcode, flags, payload,
+                                  request.message.transaction_id(), Impl::Answer::Reply,
+                                  Blocking::Yes, deadline);
+}
+
+Result<void> Server::reply(const Incoming& request, u32 opcode, u32 flags,
+                           std::span<const std::byte> payload, Deadline deadline) {
+    if (!impl_) return moved_from();
+    return impl_->send_payload_to(request.info.connection, opcode, flags, payload,
+                                  request.info.transaction_id, Impl::Answer::Reply, Blocking::Yes,
+                                  deadline);
+}
+
+Result<void> Server::reply(const Received& request, const Message& response, Deadline deadline) {
+    if (!impl_) return moved_from();
+    return impl_->send_message_to(request.connection, response, request.message.transaction_id(),
+                                  Impl::Answer::Reply, Blocking::Yes, deadline);
 }
 
 Result<void> Server::send_sync(ConnectionId to, const Message& msg, Deadline deadline) {
     if (!impl_) return moved_from();
-    return impl_->send_to(to, msg, 0, deadline, true, false);
+    return impl_->send_message_to(to, msg, 0, Impl::Answer::Send, Blocking::Yes, deadline);
 }
 
 Result<void> Server::send_async(ConnectionId to, const Message& msg) {
     if (!impl_) return moved_from();
-    return impl_->send_to(to, msg, 0, Deadline::past(), false, false);
+    return impl_->send_message_to(to, msg, 0, Impl::Answer::Send, Blocking::No, Deadline::past());
 }
 
 Result<void> Server::send_sync(ConnectionId to, const Message& msg, Region& region,
                                Transfer transfer, Deadline deadline) {
     if (!impl_) return moved_from();
-    return impl_->send_region_to(to, msg, region, transfer, 0, deadline, true, false);
+    return impl_->send_region_to(to, msg, region, transfer, 0, Impl::Answer::Send, Blocking::Yes,
+                                 deadline);
 }
 
 Result<void> Server::send_async(ConnectionId to, const Message& msg, Region& region,
                                 Transfer transfer) {
     if (!impl_) return moved_from();
-    return impl_->send_region_to(to, msg, region, transfer, 0, Deadline::past(), false, false);
+    return impl_->send_region_to(to, msg, region, transfer, 0, Impl::Answer::Send, Blocking::No,
+                                 Deadline::past());
 }
 
 Result<void> Server::reply(const Received& request, const Message& response, Region& region,
-                           Transfer transfer, Deadline) {
+                           Transfer transfer, Deadline deadline) {
     if (!impl_) return moved_from();
-    VIPC_TRY(check_is_call(request));
     return impl_->send_region_to(request.connection, response, region, transfer,
-                                 request.message.transaction_id(), Deadline::past(), false, true);
+                                 request.message.transaction_id(), Impl::Answer::Reply,
+                                 Blocking::Yes, deadline);
 }
 
 Result<MintedCapability> Server::mint_capability(u16 rights) {
@@ -1763,36 +2072,32 @@ Result<void> Server::send_sync(ConnectionId to, const Message& msg,
                                const EndpointCapability& capability, Deadline deadline) {
     if (!impl_) return moved_from();
     return impl_->send_capability_to(to, msg, std::span<const EndpointCapability>(&capability, 1),
-                                     0, deadline, false);
+                                     0, Impl::Answer::Send, deadline);
 }
 
 Result<void> Server::send_sync(ConnectionId to, const Message& msg,
                                std::span<const EndpointCapability> capabilities,
                                Deadline deadline) {
     if (!impl_) return moved_from();
-    return impl_->send_capability_to(to, msg, capabilities, 0, deadline, false);
+    return impl_->send_capability_to(to, msg, capabilities, 0, Impl::Answer::Send, deadline);
 }
 
 Result<void> Server::reply(const Received& request, const Message& response,
                            const EndpointCapability& capability, Deadline deadline) {
     if (!impl_) return moved_from();
-    VIPC_TRY(check_is_call(request));
-    return impl_->send_capability_to(request.connection, response,
-                                     std::span<const EndpointCapability>(&capability, 1),
-                                     request.message.transaction_id(), deadline, true);
+    return impl_->send_capability_to(
+        request.connection, response, std::span<const EndpointCapability>(&capability, 1),
+        request.message.transaction_id(), Impl::Answer::Reply, deadline);
 }
 
 Result<void> Server::disconnect(ConnectionId connection) {
     if (!impl_) return moved_from();
     std::shared_ptr<ServerConnection> c = impl_->find(connection);
     if (c == nullptr) return IpcError::EndpointNotFound;
-    c->c2s_ctl.as<RingCtl>()->closed.store(1, std::memory_order_release);
-    c->s2c_data.as<RingDataHeader>()->closed.store(1, std::memory_order_release);
-    futex_wake_all(&c->c2s_ctl.as<RingCtl>()->head);
-    futex_wake_all(&c->s2c_data.as<RingDataHeader>()->tail);
+    close_consumer_side(words(), c->c2s_ctl.as<RingCtl>(), 1);
+    close_producer_side(words(), c->s2c_data.as<RingDataHeader>(), 1);
     c->dead.store(true, std::memory_order_seq_cst);
     c->wake_local();
-    futex_wake_all(&c->s2c_control()->head);
     if (c->socket.valid()) shutdown(c->socket.get(), SHUT_RDWR);
     return ok();
 }
@@ -1805,7 +2110,7 @@ Result<void> Server::close() {
 
 int Server::pollable_fd() {
     if (!impl_) return -1;
-    // Steps (1), (2) of pollable.hpp: clients signal from now on; the first poll looks once.
+    // Steps (1), (2) of pollable.hpp: clients signal from now on; the first poll looks.
     impl_->state->poll_armed.store(1, std::memory_order_seq_cst);
     impl_->poll.signal_local();
     return impl_->poll.fd();
@@ -1816,18 +2121,23 @@ Result<void> Server::reply_error(const Received& request, IpcError error, Deadli
 }
 
 Result<void> Server::reply_error(const Received& request, IpcError error, std::string_view detail,
-                                 Deadline deadline) {
+                                 Deadline) {
     if (!impl_) return moved_from();
-    VIPC_TRY(check_is_call(request));
-    int code = error_code(error);
+    const int code = error_code(error);
     IpcError checked;
     if (!error_from_code(code, &checked)) {
         return fail(IpcError::InvalidMessage,
                     "reply_error: %d is not an IpcError code (they are -1..-%d)", code,
                     IPC_ERROR_KIND_COUNT);
     }
-    return impl_->send_to(request.connection, error_reply_message(checked, detail),
-                          request.message.transaction_id(), deadline, true, true);
+    if (request.message.transaction_id() == 0) {
+        return fail(IpcError::InvalidMessage,
+                    "reply to a message that is not a call (it has no transaction id); use "
+                    "send_sync to answer a plain message");
+    }
+    return impl_->send_message_to(request.connection, error_reply_message(checked, detail),
+                                  request.message.transaction_id(), Impl::Answer::Reply,
+                                  Blocking::No, Deadline::past());
 }
 
 std::vector<ConnectionId> Server::connections() const {

@@ -69,6 +69,13 @@ u16 fd_bits_for_rights(u16 rights) {
     return bits;
 }
 
+u16 fd_bits_for(u16 rights, u64 c2s_pool_bytes, u64 s2c_pool_bytes) {
+    u16 bits = fd_bits_for_rights(rights);
+    if ((rights & Rights::SEND) != 0 && c2s_pool_bytes != 0) bits |= FdBits::C2S_POOL;
+    if ((rights & Rights::RECEIVE) != 0 && s2c_pool_bytes != 0) bits |= FdBits::S2C_POOL;
+    return bits;
+}
+
 Result<Hello> parse_hello(const void* bytes, usize size) {
     Hello h;
     if (size != sizeof h) return IpcError::InvalidMessage;
@@ -100,16 +107,26 @@ Result<Welcome> parse_welcome(const void* bytes, usize size, int fds_received, u
         }
         return fail(e, "the endpoint refused the connection: %s", error_text(e));
     }
-    if (!RingGeometry::for_depth(w.depth) || w.slot_size != SLOT_SIZE) {
+    if (!RingGeometry::make(w.depth, w.max_inline_payload, 0)) {
         return fail(IpcError::InvalidMessage,
-                    "the server announced a bad ring geometry (depth %u, slot %u bytes)", w.depth,
-                    w.slot_size);
+                    "the server announced a bad ring geometry (depth %u, inline payload %u bytes)",
+                    w.depth, w.max_inline_payload);
     }
     if (w.rights != asked_rights) {
         return fail(IpcError::InvalidMessage, "the server granted rights 0x%x, asked for 0x%x",
                     w.rights, asked_rights);
     }
-    if (w.fd_bits != fd_bits_for_rights(asked_rights) ||
+    const auto pool_ok = [&](u64 pool, u16 right) {
+        return pool <= MAX_POOL_BYTES && pool % PAGE_BYTES == 0 &&
+               (pool == 0 || (asked_rights & right) != 0);
+    };
+    if (!pool_ok(w.c2s_pool_bytes, Rights::SEND) || !pool_ok(w.s2c_pool_bytes, Rights::RECEIVE)) {
+        return fail(IpcError::InvalidMessage,
+                    "the server announced bad loan pools (%llu and %llu bytes)",
+                    static_cast<unsigned long long>(w.c2s_pool_bytes),
+                    static_cast<unsigned long long>(w.s2c_pool_bytes));
+    }
+    if (w.fd_bits != fd_bits_for(asked_rights, w.c2s_pool_bytes, w.s2c_pool_bytes) ||
         fds_received != __builtin_popcount(w.fd_bits)) {
         return fail(IpcError::InvalidMessage,
                     "the server sent %d descriptors (set 0x%x) for rights 0x%x", fds_received,
@@ -146,6 +163,9 @@ ConnectionStats from_wire(const ConnectionStatsWire& w) {
     s.to_client_queued = w.to_client_queued;
     s.received = w.received;
     s.sent = w.sent;
+    s.server_pool_used = w.server_pool_used;
+    s.client_pool_held = w.client_pool_held;
+    s.client_pool_bytes = w.client_pool_bytes;
     return s;
 }
 
@@ -161,6 +181,9 @@ ConnectionStatsWire to_wire(const ConnectionStats& s) {
     w.to_client_queued = s.to_client_queued;
     w.received = s.received;
     w.sent = s.sent;
+    w.server_pool_used = s.server_pool_used;
+    w.client_pool_held = s.client_pool_held;
+    w.client_pool_bytes = s.client_pool_bytes;
     return w;
 }
 
@@ -595,6 +618,9 @@ Result<EndpointInfo> stat_endpoint(std::string_view name, std::string_view runti
     info.received = parsed->received;
     info.sent = parsed->sent;
     info.broken = parsed->broken;
+    info.max_inline_payload = parsed->max_inline_payload;
+    info.ring_bytes_per_connection = parsed->ring_bytes_per_connection;
+    info.server_pool_bytes = parsed->server_pool_bytes;
     for (u32 i = 0; i < parsed->connections; ++i) {
         detail::ConnectionStatsWire w;
         if (!read_exact(sock.get(), &w, sizeof w, deadline)) {

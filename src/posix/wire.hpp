@@ -16,7 +16,9 @@
 #include <string_view>
 #include <vector>
 
-#include "posix/shm.hpp"
+#include "posix/os.hpp"
+#include "posix/record_ring.hpp"
+#include "posix/server_pages.hpp"
 #include "veridian/ipc/posix/runtime.hpp"
 
 namespace veridian::ipc::posix::detail {
@@ -33,7 +35,7 @@ struct Hello {
     u16 op;      // HelloOp
     u16 rights;  // Connect: the rights asked for (SEND, RECEIVE)
     u16 reserved0;
-    u32 reserved1;
+    u32 pool_kib;  // Connect: the loan pool asked for (client→server), in KiB (0: none)
 };
 static_assert(sizeof(Hello) == 16);
 
@@ -45,28 +47,34 @@ inline constexpr u16 S2C_DATA = 1u << 2;
 inline constexpr u16 S2C_CTL = 1u << 3;
 inline constexpr u16 STATE = 1u << 4;
 inline constexpr u16 DOORBELL = 1u << 5;
-inline constexpr u16 NOTIFY = 1u << 6;  // write end of the server's pollable pipe
-inline constexpr u16 ALL = 0x7F;
+inline constexpr u16 NOTIFY = 1u << 6;    // write end of the server's pollable pipe
+inline constexpr u16 C2S_POOL = 1u << 7;  // the client's loan pool (read-write), with SEND
+inline constexpr u16 S2C_POOL = 1u << 8;  // the server's loan pool (read-only), with RECEIVE
+inline constexpr u16 ALL = 0x1FF;
 }  // namespace FdBits
-inline constexpr int MAX_WELCOME_FDS = 7;
+inline constexpr int MAX_WELCOME_FDS = 9;
 
-// The descriptors a client with `rights` gets.
+// The descriptors a client with `rights` gets (and the pools, where they exist).
 u16 fd_bits_for_rights(u16 rights);
+u16 fd_bits_for(u16 rights, u64 c2s_pool_bytes, u64 s2c_pool_bytes);
 
 struct Welcome {
     u32 magic;
     u16 version;
-    u16 fd_bits;     // which descriptors follow (FdBits)
-    int32_t status;  // 0, or an IpcError code (-1..-16) when the server refuses
-    u32 depth;       // ring depth, both directions
-    u32 slot_size;   // must be SLOT_SIZE
-    u16 rights;      // granted (equal to the rights asked for)
-    u16 reason;      // with a refusal: why (Refusal)
+    u16 fd_bits;             // which descriptors follow (FdBits)
+    int32_t status;          // 0, or an IpcError code (-1..-16) when the server refuses
+    u32 depth;               // ring depth (records in flight), both directions
+    u32 max_inline_payload;  // the endpoint's largest inline payload (<= MAX_INLINE_PAYLOAD_LIMIT)
+    u16 rights;              // granted (equal to the rights asked for)
+    u16 reason;              // with a refusal: why (Refusal)
     u64 server_pid;
     u64 connection_id;
     u32 server_uid;
-    u32 limit;  // with a refusal: the rights the policy grants us, or the connection limit
+    u32 limit;           // with a refusal: the rights the policy grants us, or the connection limit
+    u64 c2s_pool_bytes;  // the client's loan pool (0: none), a multiple of the page size
+    u64 s2c_pool_bytes;  // the server's loan pool for this client (0: none)
 };
+static_assert(sizeof(Welcome) == 64);
 // Why a server refused a connection (Welcome::reason).
 enum class Refusal : u16 {
     None = 0,
@@ -78,7 +86,6 @@ enum class Refusal : u16 {
     CapRights = 6,       // more rights than the capability carries
     OutOfResources = 7,  // the server could not make the connection (descriptors, memory)
 };
-static_assert(sizeof(Welcome) == 48);
 
 struct StatReply {
     u32 magic;
@@ -93,8 +100,12 @@ struct StatReply {
     u64 received;
     u64 sent;
     u64 broken;
+    u32 max_inline_payload;
+    u32 reserved2;
+    u64 ring_bytes_per_connection;
+    u64 server_pool_bytes;
 };
-static_assert(sizeof(StatReply) == 64);
+static_assert(sizeof(StatReply) == 88);
 
 struct ConnectionStatsWire {
     u64 id;
@@ -108,8 +119,11 @@ struct ConnectionStatsWire {
     u32 reserved;
     u64 received;
     u64 sent;
+    u64 server_pool_used;
+    u64 client_pool_held;
+    u64 client_pool_bytes;
 };
-static_assert(sizeof(ConnectionStatsWire) == 56);
+static_assert(sizeof(ConnectionStatsWire) == 80);
 
 // Most connection records a StatReply may announce (bounds what a client reads).
 inline constexpr u32 MAX_STAT_CONNECTIONS = 4096;

@@ -49,7 +49,9 @@
 #include <cstring>
 #include <string>
 
-#include "posix/shm.hpp"
+#include "posix/loan_pool.hpp"
+#include "posix/record_ring.hpp"
+#include "posix/server_pages.hpp"
 #include "test_ops.hpp"
 #include "veridian/ipc/posix/runtime.hpp"
 
@@ -98,20 +100,20 @@ Connection open(const std::string& dir, const std::string& name, u16 rights) {
     auto* doorbell = static_cast<ServerDoorbell*>(bell);
     if (std::strcmp(how, "tail") == 0) {
         // The word the server waits on for this client: its own c2s tail.
-        const auto geometry = *RingGeometry::for_depth(c.capacity());
+        const auto geometry = *RingGeometry::make(c.capacity(), c.max_inline_payload(), LOAN_SLOTS);
         void* data =
             mmap(nullptr, geometry.data_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, d.c2s_data, 0);
         if (data == MAP_FAILED) die("mmap c2s", IpcError::OutOfMemory);
         auto* header = static_cast<RingDataHeader*>(data);
         ready();
         for (;;)
-            futex_wake_all(&header->tail);
+            veridian::ipc::platform::ProcessSharedWords::instance().wake_all(&header->tail);
     }
     const bool wake = std::strcmp(how, "wake") == 0;
     ready();
     for (;;) {
         doorbell->ring.fetch_add(1, std::memory_order_seq_cst);
-        if (wake) futex_wake_all(&doorbell->ring);
+        if (wake) veridian::ipc::platform::ProcessSharedWords::instance().wake_all(&doorbell->ring);
     }
 }
 

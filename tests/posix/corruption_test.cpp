@@ -31,12 +31,24 @@ void corrupt_and_keep_serving(const char* how) {
     EXPECT_EQ(server->info().broken, 1u);
 }
 
-TEST(Corruption, ATailPastTheDepthBreaksOnlyThatConnection) {
-    corrupt_and_keep_serving("tail");
+TEST(Corruption, AWrongSequenceWordBreaksOnlyThatConnection) {
+    corrupt_and_keep_serving("seq");
 }
 
-TEST(Corruption, ASlotWithABadKindBreaksOnlyThatConnection) {
+TEST(Corruption, ARecordOfNoKnownKindBreaksOnlyThatConnection) {
     corrupt_and_keep_serving("slot");
+}
+
+TEST(Corruption, APayloadLengthOverTheInlineLimitBreaksOnlyThatConnection) {
+    corrupt_and_keep_serving("length");
+}
+
+TEST(Corruption, ARecordPastTheRingsEndBreaksOnlyThatConnection) {
+    corrupt_and_keep_serving("lines");
+}
+
+TEST(Corruption, PaddingShortOfTheRingsEndBreaksOnlyThatConnection) {
+    corrupt_and_keep_serving("padding");
 }
 
 // A fake server on `name`'s socket: accepts one client, reads its Hello and answers with
@@ -85,7 +97,7 @@ std::vector<u8> welcome_bytes(u32 depth = 64) {
     w.version = detail::WIRE_VERSION;
     w.fd_bits = detail::fd_bits_for_rights(Rights::SEND | Rights::RECEIVE);
     w.depth = depth;
-    w.slot_size = detail::SLOT_SIZE;
+    w.max_inline_payload = DEFAULT_MAX_INLINE_PAYLOAD;
     w.rights = Rights::SEND | Rights::RECEIVE;
     w.server_pid = static_cast<u64>(getpid());
     w.connection_id = 1;
@@ -97,7 +109,7 @@ std::vector<u8> welcome_bytes(u32 depth = 64) {
 // Seven memfds of the right sizes for depth 64, sealed as `seals`, the first one `shrink` bytes
 // short.
 std::vector<int> segments(int seals, usize shrink = 0) {
-    const auto g = *detail::RingGeometry::for_depth(64);
+    const auto g = *detail::RingGeometry::make(64, DEFAULT_MAX_INLINE_PAYLOAD, 0);
     const usize sizes[] = {g.data_bytes,       g.ctl_bytes,        g.data_bytes,      g.ctl_bytes,
                            detail::PAGE_BYTES, detail::PAGE_BYTES, detail::PAGE_BYTES};
     std::vector<int> fds;

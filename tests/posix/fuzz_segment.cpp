@@ -4,23 +4,27 @@
 // The first input byte picks what is fuzzed; the rest is what a hostile or crashed peer could
 // have written. Every path must return an error or a well-formed message, never crash, hang
 // or read out of bounds (ASan/UBSan watch):
-//   0  a consumer over a data segment holding the input (tail, slots), popping while the
-//      "producer" keeps changing the tail
-//   1  a producer whose consumer head comes from the input
-//   2  the consumer's wait (deadline already passed) over a corrupt segment
+//   0  a consumer walking a record ring whose lines hold the input (with valid sequence
+//      words where the input says), with the endpoint's inline limit from the input
+//   1  a producer whose consumer head comes from the input, pushing small and payload records
+//   2  the consumer's park() (deadline already passed) over a corrupt ring, then the walk
 //   3  the client parsing a Welcome (with a fuzzed descriptor count and rights)
 //   4  the server parsing a Hello, the client parsing a stat answer
+//   5  loan descriptors checked by the consumer, loan returns read by the producer
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 
+#include "posix/loan_pool.hpp"
+#include "posix/parking.hpp"
+#include "posix/record_ring.hpp"
 #include "posix/region_wire.hpp"
-#include "posix/shm.hpp"
 #include "posix/wire.hpp"
 
 using namespace veridian::ipc;
+using namespace veridian::ipc::posix;
 using namespace veridian::ipc::posix::detail;
 
 namespace {
@@ -46,6 +50,10 @@ private:
     size_t pos_ = 0;
 };
 
+platform::SharedWords& words() {
+    return platform::ProcessSharedWords::instance();
+}
+
 struct Segments {
     explicit Segments(RingGeometry g) : geometry(g) {
         data = static_cast<u8*>(std::aligned_alloc(PAGE_BYTES, g.data_bytes));
@@ -59,11 +67,17 @@ struct Segments {
         std::free(data);
         std::free(ctl);
     }
-    void fill_slots(const uint8_t* bytes, size_t n) {
+    void fill_lines(const uint8_t* bytes, size_t n) {
         const size_t room = geometry.data_bytes - RING_HEADER_BYTES;
         for (size_t off = 0; n > 0 && off < room; off += n) {
             std::memcpy(data + RING_HEADER_BYTES + off, bytes, n < room - off ? n : room - off);
         }
+    }
+    // Makes the sequence words the input names valid, so the walk goes deep.
+    void stamp(u32 line, u32 index) {
+        auto* h = reinterpret_cast<RecordHeader*>(data + RING_HEADER_BYTES +
+                                                  usize{line & geometry.line_mask} * LINE_BYTES);
+        h->seq.store(seq_for(index));
     }
     RingGeometry geometry;
     u8* data;
@@ -72,82 +86,145 @@ struct Segments {
     RingCtl* control;
 };
 
-class NeverGone final : public WaitCheck {
+// The consumer's "data" wait over the fuzzed ring (deadline already passed).
+class Data final : public Parking {
 public:
+    explicit Data(RecordConsumer& ring) : ring_(ring) {}
+    Result<bool> ready() override { return ring_.ready(); }
     Result<void> check(bool) override { return ok(); }
+    std::atomic<u32>& flag() override { return ring_.ctl()->waiting_for_data; }
+    const std::atomic<u32>& word() override { return ring_.data()->tail; }
+
+private:
+    RecordConsumer& ring_;
 };
 
-void check_message(const Message& m) {
-    // A delivered message must be one of the two well-formed kinds.
-    if (m.is_large()) {
-        // A region is only named (its descriptor comes from the socket), and well-formed.
-        if (!region_fields_valid(m.large_message())) __builtin_trap();
-    } else if (!m.is_small()) {
-        __builtin_trap();
+void check_record(const RecordView& r, const RingGeometry& g, const Segments& seg) {
+    // Whatever the consumer accepts lies inside the ring and matches its kind.
+    const u8* begin = seg.data + RING_HEADER_BYTES;
+    const u8* end = begin + usize{g.ring_lines} * LINE_BYTES;
+    const u8* first = r.body - sizeof(RecordHeader);
+    if (first < begin || first + usize{r.lines} * LINE_BYTES > end) __builtin_trap();
+    if (r.kind == RecordKind::Payload) {
+        if (r.payload_head.length > g.max_inline_payload) __builtin_trap();
+        const auto* p = reinterpret_cast<const u8*>(r.payload);
+        if (p + r.payload_head.length > end) __builtin_trap();
     }
+    auto m = RecordConsumer::to_message(r);
+    if (m && m->is_large() && !region_fields_valid(m->large_message())) __builtin_trap();
 }
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Cursor in(data, size);
-    const uint8_t mode = in.byte() % 5;
+    const uint8_t mode = in.byte() % 6;
     const u32 depth = 1u << (in.byte() % 11);  // 1..1024
-    const RingGeometry geometry = *RingGeometry::for_depth(depth);
+    const u32 max_inline = (u32{in.byte()} << 8 | in.byte()) % (MAX_INLINE_PAYLOAD_LIMIT + 1);
+    const RingGeometry geometry = *RingGeometry::make(depth, max_inline, 0);
 
     if (mode == 0 || mode == 2) {
         Segments seg(geometry);
-        const u32 first_tail = in.u32();
-        const u32 changes = in.byte();
-        u32 tails[8];
-        for (u32& t : tails)
+        u32 stamps[8];
+        for (u32& t : stamps)
             t = in.u32();
         size_t n;
         const uint8_t* body = in.rest(&n);
-        seg.fill_slots(body, n);
-        seg.header->tail.store(first_tail);
-        RingConsumer consumer(geometry, seg.header, seg.control);
+        seg.fill_lines(body, n);
+        // Valid sequence words at lines the input names (each the index a walk would reach
+        // if the records before it have the lines they claim).
+        for (u32 t : stamps)
+            seg.stamp(t % geometry.ring_lines, t % geometry.ring_lines);
+        RecordConsumer consumer(words(), geometry, seg.header, seg.control);
         if (mode == 2) {
             SpinBudget spin(0);
-            NeverGone never;
-            std::atomic<u32> cpu{0};
-            (void)wait_for_data(consumer, spin, Deadline::past(), &cpu, never);
+            Data role(consumer);
+            (void)park(words(), role, spin, Deadline::past());
         }
-        u32 taken = 0;
-        for (u32 i = 0; i < depth + 4 && taken <= depth; ++i) {
-            if (i < changes) seg.header->tail.store(tails[i % 8]);
-            auto m = consumer.try_pop();
-            if (m) {
-                check_message(*m);
-                ++taken;
-            } else if (m.error() != IpcError::ChannelEmpty &&
-                       m.error() != IpcError::InvalidMessage) {
-                __builtin_trap();
+        for (u32 i = 0; i < depth + 4; ++i) {
+            auto r = consumer.peek();
+            if (!r) {
+                if (r.error() != IpcError::ChannelEmpty && r.error() != IpcError::InvalidMessage) {
+                    __builtin_trap();
+                }
+                break;
             }
+            check_record(*r, geometry, seg);
+            consumer.finish(*r);
         }
-        // Never more messages than the producer could have published within the depth
-        // checks: each pop consumed a slot that a checked tail covered.
-        (void)consumer.available();
+        (void)count_records(geometry, seg.header, seg.control);
         return 0;
     }
 
     if (mode == 1) {
         Segments seg(geometry);
-        RingProducer producer(geometry, seg.header, seg.control);
+        RecordProducer producer(words(), geometry, seg.header, seg.control);
+        std::byte payload[MAX_INLINE_PAYLOAD_LIMIT];
+        std::memset(payload, 0x5A, sizeof payload);
         for (int round = 0; round < 16; ++round) {
             const uint8_t op = in.byte();
             if (op & 1) seg.control->head.store(in.u32());
+            Result<void> r = ok();
             if (op & 2) {
-                (void)producer.free_slots();
+                const u32 length = in.u32() % (max_inline + 1);
+                r = producer.push_payload(0, in.u32(), 0,
+                                          std::span<const std::byte>(payload, length), in.u32());
             } else {
-                Message m = Message::small(in.u32(), in.u32());
-                auto r = producer.try_push(m, in.u32());
-                if (!r && r.error() != IpcError::ChannelFull &&
-                    r.error() != IpcError::InvalidMessage) {
-                    __builtin_trap();
-                }
+                r = producer.push_small(Message::small(in.u32(), in.u32()).small_message(),
+                                        in.u32());
+            }
+            if (!r && r.error() != IpcError::ChannelFull && r.error() != IpcError::InvalidMessage) {
+                __builtin_trap();
             }
             if (producer.queued() > depth) __builtin_trap();
+        }
+        return 0;
+    }
+
+    if (mode == 5) {
+        // Loan descriptors from a hostile producer and loan returns from a hostile consumer.
+        constexpr u64 POOL = 1 << 16;
+        static u8 pool_memory[POOL];
+        alignas(64) static u8 ctl_page[4096];
+        alignas(64) static u8 data_page[128];
+        std::memset(ctl_page, 0, sizeof ctl_page);
+        std::memset(data_page, 0, sizeof data_page);
+        auto* ctl = new (ctl_page) RingCtl{};
+        auto* data_header = new (data_page) RingDataHeader{};
+        LoanHoldings holdings;
+        holdings.attach(words(), pool_memory, POOL, LOAN_SLOTS, ctl, data_header);
+        LoanPool pool;
+        pool.attach(words(), pool_memory, POOL, LOAN_SLOTS, ctl);
+        for (int round = 0; round < 32; ++round) {
+            LoanDescriptor d{};
+            d.offset = u64{in.u32()} << (in.byte() % 16);
+            d.length = u64{in.u32()} << (in.byte() % 16);
+            d.slot = in.u32() % (2 * LOAN_SLOTS);
+            d.generation = in.u32();
+            auto view = holdings.accept(d);
+            if (view) {
+                const auto* p = reinterpret_cast<const u8*>(view->data());
+                if (p < pool_memory || p + view->size() > pool_memory + POOL) __builtin_trap();
+                volatile u8 sink = view->empty() ? 0 : p[view->size() - 1];
+                (void)sink;
+                if (in.byte() & 1) (void)holdings.release(loan_id(d.slot, d.generation));
+            }
+            // The producer: take and send chunks, read fuzzed returns.
+            const u8 op = in.byte();
+            if (op & 1) {
+                auto l = pool.take(in.u32() % (POOL + 1));
+                if (l) {
+                    auto desc = pool.describe(l->id, l->bytes.size());
+                    if (desc && (op & 2)) pool.mark_sent(l->id);
+                }
+            }
+            if (op & 4) {
+                auto* returns = reinterpret_cast<u64*>(ctl_page + RING_HEADER_BYTES);
+                returns[in.byte() % LOAN_SLOTS] = u64{in.u32()} << 32 | in.u32();
+                ctl->released.store(ctl->released.load() + in.byte() % 4);
+            }
+            (void)pool.can_take(in.u32() % (POOL + 1));
+            if (pool.lent_bytes() + pool.sent_bytes() > POOL) __builtin_trap();
         }
         return 0;
     }
@@ -159,12 +236,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         const uint8_t* bytes = in.rest(&n);
         auto w = parse_welcome(bytes, n, fds, rights);
         if (w) {
-            if (!RingGeometry::for_depth(w->depth)) __builtin_trap();
+            if (!RingGeometry::make(w->depth, w->max_inline_payload, 0)) __builtin_trap();
             if (w->fd_bits != fd_bits_for_rights(rights)) __builtin_trap();
         }
         return 0;
     }
-
     size_t n;
     const uint8_t* bytes = in.rest(&n);
     (void)parse_hello(bytes, n);

@@ -19,9 +19,22 @@
 //                       refused with PermissionDenied, 1 otherwise (needs root to start)
 //   client-send <count>   connect and send_sync count messages (data[0] = 0..count-1)
 //   client-call <count>   connect and call count times, checking each answer
-//   client-corrupt <what> connect, then corrupt its own client→server ring ("tail": a tail
-//                         far past the depth; "slot": a slot with a bad kind) and ring the
+//   client-corrupt <what> connect, then corrupt its own client→server ring ("seq": a bad
+//                         sequence word; "slot": a record of no known kind; "length": a
+//                         payload over the inline limit; "lines": a record past the ring's
+//                         end; "padding": padding short of the end; "region": a region with
+//                         no socket record) and ring the
 //                         server's doorbell; then wait
+//   payload-echo [max]  publish with max_inline_payload = max (default 4096); answer payload
+//                       calls with the payload XOR 0x5A; OP_SEND_BACK payload messages are sent
+//                       back so; OP_EXIT exits 0
+//   payload-sender <count>  connect; send_async count payload messages (sizes cycling over
+//                       0..the limit, flags = i << 16, byte k = (i + k) & 0xFF); print DONE, wait
+//   loan-echo           publish (4 MiB loan pools); answer every loan with a loan of the bytes
+//                       XOR 0x5A (send_loan), releasing the one received; OP_EXIT exits 0
+//   loan-holder         publish; keep every loan received until an OP_SEND_BACK message
+//                       (releases them all) or OP_EXIT; OP_COUNT payload calls get the number
+//                       held (u64)
 //   bench-client <count> <warmup>  call round trips; prints "RTT p50 p99 min (ns)"
 //   region-echo         publish; answer OP_REGION calls with a report on the region (or the
 //                       inline bytes) they carry (see inspect_region); OP_REGION_BACK calls
@@ -61,8 +74,9 @@
 #include <string>
 #include <vector>
 
+#include "posix/record_ring.hpp"
 #include "posix/region_wire.hpp"
-#include "posix/shm.hpp"
+#include "posix/server_pages.hpp"
 #include "test_ops.hpp"
 #include "veridian/ipc/posix/runtime.hpp"
 
@@ -137,37 +151,68 @@ Connection open(const std::string& dir, const std::string& name, u16 rights) {
     return static_cast<Connection&&>(*c);
 }
 
+// The geometry a client's rings have (as the client library computed it).
+veridian::ipc::posix::detail::RingGeometry geometry_of(Connection& c) {
+    return *veridian::ipc::posix::detail::RingGeometry::make(c.capacity(), c.max_inline_payload(),
+                                                             0);
+}
+
+void ring_doorbell(void* bell) {
+    using namespace veridian::ipc::posix::detail;
+    auto* doorbell = static_cast<ServerDoorbell*>(bell);
+    doorbell->ring.fetch_add(1);
+    veridian::ipc::platform::ProcessSharedWords::instance().wake_all(&doorbell->ring);
+}
+
 int corrupt(Connection& c, const char* what) {
     using namespace veridian::ipc::posix::detail;
     const ConnectionDescriptors d = c.descriptors();
-    const auto geometry = *RingGeometry::for_depth(c.capacity());
+    const RingGeometry geometry = geometry_of(c);
     void* data =
         mmap(nullptr, geometry.data_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, d.c2s_data, 0);
     void* bell =
         mmap(nullptr, PAGE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, d.server_doorbell, 0);
     if (data == MAP_FAILED || bell == MAP_FAILED) return 2;
-    auto* header = static_cast<RingDataHeader*>(data);
-    if (std::strcmp(what, "tail") == 0) {
-        header->tail.store(0x40000000u, std::memory_order_release);
+    auto* line0 =
+        reinterpret_cast<RecordHeader*>(static_cast<unsigned char*>(data) + RING_HEADER_BYTES);
+    auto* body = reinterpret_cast<unsigned char*>(line0) + sizeof(RecordHeader);
+    u32 seq = seq_for(0);
+    if (std::strcmp(what, "seq") == 0) {
+        // A sequence word that names no record the ring can have at line 0.
+        line0->kind = static_cast<u8>(RecordKind::Small);
+        line0->lines = 1;
+        seq = 0x1234'5678;
     } else if (std::strcmp(what, "region") == 0) {
-        // A well-formed slot naming region 1, with no record on the socket.
-        auto* slot = static_cast<unsigned char*>(data) + RING_HEADER_BYTES;
-        const SlotHeader h{static_cast<u32>(MessageKind::Large), sizeof(LargeMessage), 0};
+        // A well-formed record naming region 1, with no record on the socket.
+        line0->kind = static_cast<u8>(RecordKind::Large);
+        line0->lines = static_cast<u16>(LARGE_LINES);
         LargeMessage m{};
         m.header.total_size = 4096;
         m.region = MemoryRegion{1, 4096, static_cast<u32>(Transfer::ShareReadOnly),
                                 CachePolicy::WriteBack};
-        std::memcpy(slot, &h, sizeof h);
-        std::memcpy(slot + sizeof h, &m, sizeof m);
-        header->tail.store(1, std::memory_order_release);
+        std::memcpy(body, &m, sizeof m);
+    } else if (std::strcmp(what, "length") == 0) {
+        // A payload record claiming more bytes than the endpoint's inline limit.
+        line0->kind = static_cast<u8>(RecordKind::Payload);
+        line0->lines = 2;
+        PayloadHead h{0, test::OP_DATA, 0, geometry.max_inline_payload + 1, 0, 0};
+        std::memcpy(body, &h, sizeof h);
+    } else if (std::strcmp(what, "lines") == 0) {
+        // A record running past the ring's end.
+        line0->kind = static_cast<u8>(RecordKind::Payload);
+        line0->lines = static_cast<u16>(geometry.ring_lines + 1);
+        PayloadHead h{0, test::OP_DATA, 0, 16, 0, 0};
+        std::memcpy(body, &h, sizeof h);
+    } else if (std::strcmp(what, "padding") == 0) {
+        // Padding that does not run to the ring's end.
+        line0->kind = static_cast<u8>(RecordKind::Padding);
+        line0->lines = 1;
     } else {
-        auto* slot = static_cast<unsigned char*>(data) + RING_HEADER_BYTES;
-        std::memset(slot, 0xA5, SLOT_SIZE);  // kind 0xA5A5A5A5: no such kind
-        header->tail.store(1, std::memory_order_release);
+        line0->kind = 0xA5;  // "slot": no such kind
+        line0->lines = 1;
     }
-    auto* doorbell = static_cast<ServerDoorbell*>(bell);
-    doorbell->ring.fetch_add(1);
-    futex_wake_all(&doorbell->ring);
+    line0->seq.store(seq, std::memory_order_release);
+    ring_doorbell(bell);
     ready();
     wait_forever();
 }
@@ -175,20 +220,18 @@ int corrupt(Connection& c, const char* what) {
 int flood(Connection& c) {
     using namespace veridian::ipc::posix::detail;
     const ConnectionDescriptors d = c.descriptors();
-    const auto geometry = *RingGeometry::for_depth(c.capacity());
+    const RingGeometry geometry = geometry_of(c);
     void* data =
         mmap(nullptr, geometry.data_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, d.c2s_data, 0);
     void* ctl = mmap(nullptr, geometry.ctl_bytes, PROT_READ, MAP_SHARED, d.c2s_ctl, 0);
     void* bell =
         mmap(nullptr, PAGE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, d.server_doorbell, 0);
     if (data == MAP_FAILED || ctl == MAP_FAILED || bell == MAP_FAILED) return 2;
-    RingProducer ring(geometry, static_cast<RingDataHeader*>(data),
-                      static_cast<const RingCtl*>(ctl));
-    while (ring.try_push(Message::small(0, test::OP_DATA), 0)) {
+    RecordProducer ring(veridian::ipc::platform::ProcessSharedWords::instance(), geometry,
+                        static_cast<RingDataHeader*>(data), static_cast<const RingCtl*>(ctl));
+    while (ring.push_small(Message::small(0, test::OP_DATA).small_message(), 0)) {
     }
-    auto* doorbell = static_cast<ServerDoorbell*>(bell);
-    doorbell->ring.fetch_add(1);
-    futex_wake_all(&doorbell->ring);
+    ring_doorbell(bell);
     ready();
     wait_forever();
 }
@@ -448,6 +491,107 @@ int bad_region(Connection& c, const char* what) {
     wait_forever();
 }
 
+// Publishes with `max_inline` and answers payload calls with the payload, every byte XOR 0x5A
+// (so an echo that returned the request untouched would be caught); a payload message with
+// OP_SEND_BACK is sent back to its connection the same way; OP_EXIT exits 0.
+int payload_echo(const std::string& dir, const std::string& name, u32 max_inline) {
+    ServerOptions options;
+    options.runtime_dir = dir;
+    options.max_inline_payload = max_inline;
+    auto server = Server::publish(name, options);
+    if (!server) die("publish", server.error());
+    ready();
+    std::vector<std::byte> out;
+    for (;;) {
+        auto in = server->receive_view();
+        if (!in) die("receive_view", in.error());
+        if (in->info.opcode == test::OP_EXIT) return 0;
+        if (in->kind != Incoming::Kind::Payload) continue;
+        out.assign(in->payload.begin(), in->payload.end());
+        for (std::byte& b : out)
+            b ^= std::byte{0x5A};
+        if (in->info.transaction_id != 0) {
+            auto r = server->reply(*in, in->info.opcode, in->info.flags, out, after_ms(5000));
+            if (!r) die("reply", r.error());
+        } else if (in->info.opcode == test::OP_SEND_BACK) {
+            auto r = server->send_sync(in->info.connection, in->info.opcode, in->info.flags, out,
+                                       after_ms(5000));
+            if (!r) die("send_sync", r.error());
+        }
+    }
+}
+
+// Connects and sends `count` payload messages (send_async, retrying while the ring is
+// full) of sizes cycling through 0..max_inline; message i has opcode OP_DATA, flags i << 16 (the
+// application half) and every byte (i + offset) & 0xFF. Prints DONE, then waits.
+int payload_sender(Connection& c, int count) {
+    const u32 max_inline = c.max_inline_payload();
+    std::vector<std::byte> buf(max_inline);
+    for (int i = 0; i < count; ++i) {
+        const usize size = static_cast<usize>(i * 997) % (max_inline + 1);
+        for (usize k = 0; k < size; ++k)
+            buf[k] = static_cast<std::byte>((static_cast<usize>(i) + k) & 0xFF);
+        for (;;) {
+            auto s = c.send_async(test::OP_DATA, static_cast<u32>(i) << 16,
+                                  std::span<const std::byte>(buf.data(), size));
+            if (s) break;
+            if (s.error() != IpcError::ChannelFull) die("send_async", s.error());
+        }
+    }
+    std::printf("DONE\n");
+    std::fflush(stdout);
+    wait_forever();
+}
+
+// Publishes (with loan pools); every loan it receives is answered by a loan of its own with
+// the bytes XOR 0x5A (send_loan to that connection), and the received one released, unless
+// `hold` is set: then loans are kept until an OP_EXIT message, and OP_COUNT payload calls
+// are answered with the number held. OP_EXIT exits 0.
+int loan_echo(const std::string& dir, const std::string& name, bool hold) {
+    ServerOptions options;
+    options.runtime_dir = dir;
+    options.pool_bytes = 4u << 20;
+    auto server = Server::publish(name, options);
+    if (!server) die("publish", server.error());
+    ready();
+    std::vector<Incoming> held;
+    for (;;) {
+        auto in = server->receive_view();
+        if (!in) die("receive_view", in.error());
+        if (in->info.opcode == test::OP_EXIT) {
+            for (const Incoming& h : held)
+                (void)server->release(h);
+            return 0;
+        }
+        if (in->info.opcode == test::OP_SEND_BACK) {  // give back everything held
+            for (const Incoming& h : held)
+                (void)server->release(h);
+            held.clear();
+            continue;
+        }
+        if (in->kind == Incoming::Kind::Payload && in->info.opcode == test::OP_COUNT) {
+            const u64 n = held.size();
+            auto r = server->reply(*in, test::OP_COUNT, 0,
+                                   std::as_bytes(std::span<const u64>(&n, 1)), after_ms(5000));
+            if (!r) die("reply", r.error());
+            continue;
+        }
+        if (in->kind != Incoming::Kind::Loan) continue;
+        if (hold) {
+            held.push_back(*in);
+            continue;
+        }
+        auto out = server->loan(in->info.connection, in->payload.size(), after_ms(5000));
+        if (!out) die("loan", out.error());
+        for (usize i = 0; i < in->payload.size(); ++i)
+            out->bytes[i] = in->payload[i] ^ std::byte{0x5A};
+        auto r = server->send_loan(in->info.connection, *out, in->payload.size(), in->info.opcode,
+                                   in->info.flags, after_ms(5000));
+        if (!r) die("send_loan", r.error());
+        if (auto rel = server->release(*in); !rel) die("release", rel.error());
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -537,9 +681,20 @@ int main(int argc, char** argv) {
     }
     if (role == "client-corrupt") {
         Connection c = open(dir, name, Rights::SEND | Rights::RECEIVE);
-        return corrupt(c, arg ? arg : "tail");
+        return corrupt(c, arg ? arg : "seq");
     }
     if (role == "region-echo") return region_echo(dir, name);
+    if (role == "loan-echo") return loan_echo(dir, name, false);
+    if (role == "loan-holder") return loan_echo(dir, name, true);
+    if (role == "payload-echo") {
+        return payload_echo(dir, name,
+                            arg ? static_cast<u32>(std::atol(arg)) : DEFAULT_MAX_INLINE_PAYLOAD);
+    }
+    if (role == "payload-sender") {
+        Connection c = open(dir, name, Rights::SEND | Rights::RECEIVE);
+        ready();
+        return payload_sender(c, arg ? std::atoi(arg) : 100);
+    }
     if (role == "cap-owner") return cap_owner(dir, name);
     if (role == "cap-user") return cap_user(dir, name);
     if (role == "cap-count") return cap_count(dir, name);

@@ -5,7 +5,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
-#include "posix/shm.hpp"
+#include "posix/os.hpp"
 #include "test_support.hpp"
 
 namespace veridian::ipc::posix::test {

@@ -137,6 +137,8 @@ void endpoint_json(cli::Json& j, const posix::EndpointInfo& e, const std::string
         j.key("capacity").number(u64{c.capacity});
         j.key("queued").number(u64{c.queued});
         j.key("to_client_queued").number(u64{c.to_client_queued});
+        j.key("server_pool_used").number(c.server_pool_used);
+        j.key("client_pool_held").number(c.client_pool_held);
         j.key("received").number(c.received).key("sent").number(c.sent);
         j.key("alive").boolean(c.alive);
         j.end_object();
@@ -149,11 +151,13 @@ void print_connections(const posix::EndpointInfo& e) {
     for (const posix::ConnectionStats& c : e.per_connection) {
         std::printf(
             "  conn %-4llu pid %-8s rights %s  queued c2s %u s2c %u  recv %llu  sent "
-            "%llu%s\n",
+            "%llu  loans out %llu held %llu of %llu%s\n",
             static_cast<unsigned long long>(c.id), pid_text(c.peer.value).c_str(),
             rights_text(c.rights).c_str(), c.queued, c.to_client_queued,
             static_cast<unsigned long long>(c.received), static_cast<unsigned long long>(c.sent),
-            c.alive ? "" : "  (gone)");
+            static_cast<unsigned long long>(c.server_pool_used),
+            static_cast<unsigned long long>(c.client_pool_held),
+            static_cast<unsigned long long>(c.client_pool_bytes), c.alive ? "" : "  (gone)");
     }
 }
 
@@ -288,6 +292,11 @@ int run_stat(Args& args) {
     std::printf("  messages    %llu received, %llu sent\n",
                 static_cast<unsigned long long>(e.received),
                 static_cast<unsigned long long>(e.sent));
+    std::printf(
+        "  memory      per connection: rings %llu KiB shared, server loan pool %llu KiB "
+        "(+ the client's own pool); inline payloads up to %u bytes\n",
+        static_cast<unsigned long long>(e.ring_bytes_per_connection / 1024),
+        static_cast<unsigned long long>(e.server_pool_bytes / 1024), e.max_inline_payload);
     print_connections(e);
     return EXIT_OK;
 }

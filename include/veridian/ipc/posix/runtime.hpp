@@ -25,159 +25,47 @@
 // On error, posix::last_error_detail() gives a one-line explanation naming the thing (for
 // example "no endpoint named 'demo/echo' in /run/user/1000/vipc: is its server running?").
 //
-// ---------------------------------------------------------------------------------------------
-// Names and discovery
+// Contract, operation by operation (the same as the core's Endpoint, core/endpoint.hpp; what
+// differs on purpose is in docs/CONTRACT.md; the narrative — names, connections, the data
+// path, waiting, peer death, trust, shared memory per connection — is docs/RUNTIME.md):
 //
-//   A name is 1..MAX_NAME_LENGTH bytes of [A-Za-z0-9._-] in components separated by '/'
-//   ("demo/echo"); no empty component, no "." or "..". Anything else: InvalidMessage.
-//   The runtime directory is $VIPC_RUNTIME_DIR, else $XDG_RUNTIME_DIR/vipc, else
-//   /tmp/vipc-$UID; a server creates it with mode 0700. Both sides open it once without
-//   following a symlink (O_NOFOLLOW) and check the open descriptor: a directory, owned by the
-//   server itself (publish) or by a uid the client trusts (its own, trusted_server_uids,
-//   $VIPC_TRUSTED_UIDS, root), not writable by group or others; else PermissionDenied naming
-//   the path and the fix. Files in it are reached through that descriptor only (sockets as
-//   /proc/self/fd/N/<file>, so the directory's path length does not matter). Before sending
-//   anything a client checks the server's uid from the kernel (SO_PEERCRED) the same way.
-//   See docs/SECURITY.md. A name maps to two files in it, '/' written as ':':
-//     demo:echo.sock   the Unix stream socket clients connect to
-//     demo:echo.lock   record-locked (F_SETLK) by the publishing process while it lives
-//   The lock decides who owns a name: a live owner → EndpointBusy ("name taken by pid N", the
-//   pid the kernel reports); a dead owner's lock is released by the kernel, and a child it
-//   fork()ed does not inherit it, so a restarted server takes the name at once and replaces
-//   the stale socket file. An unknown name → EndpointNotFound.
-//
-// Connections and capabilities (a capability is a set of file descriptors)
-//
-//   A client connects to the socket; the server checks the peer's credentials (SO_PEERCRED:
-//   the same uid as the server, or root) and answers with the connection's memfds by
-//   SCM_RIGHTS. Each direction is a single-producer ring made of two memfds, so that what a
-//   holder may do is exactly what its descriptors let it map:
-//     <dir>.data   written by the producer: the slots, the tail index, its flags
-//     <dir>.ctl    written by the consumer: the head index, its flags
-//   The server seals every memfd against resizing (F_SEAL_SHRINK|F_SEAL_GROW: the peer can
-//   never truncate it under us and cause SIGBUS) and seals the ones only the server writes
-//   with F_SEAL_FUTURE_WRITE, and hands those to clients as read-only descriptors
-//   (reopened O_RDONLY): no client can map them writable, even by reopening /proc/self/fd.
-//   A client gets the c2s (client→server) pair only with Rights::SEND and the s2c pair only
-//   with Rights::RECEIVE. So a send-only holder has no descriptor at all for the s2c ring and
-//   cannot receive or forge replies; a receive-only holder cannot send.
-//   Every memfd lives in the kernel only: nothing is ever created in /dev/shm.
-//
-//   Per server there are also two memfds shared by all its connections:
-//     server.state     written by the server (read-only to clients): waiting flags, closed
-//     server.doorbell  the one word every client may write. The server's receive sleeps on
-//                      every client's own c2s tail word at once (futex_waitv), so it knows
-//                      which client woke it and looks at that ring alone; it sleeps on the
-//                      doorbell too only when it has more connections than one futex_waitv
-//                      holds (126) or the kernel lacks futex_waitv (ServerState says so).
-//                      A client whose wakes find nothing new more than 16 times a millisecond
-//                      is not listened to for the rest of that millisecond (its ring is still
-//                      read): wake-ups cannot keep the server busy. Values are hints only.
-//   and, per connection, one end of its notification socket pair (the pollable
-//   descriptors; see pollable_fd()).
-//   A client's descriptors can be listed with Connection::descriptors().
-//
-//   Capabilities also travel: a server mints an EndpointCapability (a socket it watches), a
-//   message carries it to another process, which connects through it directly; derived
-//   capabilities only drop rights, and Server::revoke ends every connection made through a
-//   capability or anything derived from it (see endpoint_capability.hpp). Large payloads
-//   travel as Regions (see region.hpp and docs/LARGE_MESSAGES.md).
-//
-// Waiting (every blocking operation takes a Deadline on CLOCK_MONOTONIC)
-//
-//   A blocked party spins for a bounded, adaptive time, then sleeps on a futex (shared, not
-//   FUTEX_PRIVATE_FLAG). Measured on the target machines, waking a sleeper on another CPU
-//   costs ~10 µs (Intel KVM guest) to ~60 µs (AMD KVM guest) while a spin round trip costs
-//   ~0.1 µs, so a spin shorter than the wake cost is wasted and a longer one buys latency
-//   with CPU. On one CPU spinning only delays the peer, which cannot run; there
-//   sched_yield() hand-offs (~2 µs a round trip) beat a futex sleep. Each side publishes the
-//   CPU it last ran on (a hint), and a waiter spins only when the peer was last seen on
-//   another CPU; it yields (for up to spin_ns, then sleeps) when they share one.
-//   spin_ns bounds the spin; 0 means always sleep at once. The budget adapts: it halves
-//   after a spin that ended in a sleep anyway and grows back after a spin that succeeded.
-//   A producer makes the wake syscall only when the consumer announced it sleeps, so a
-//   message to a spinning or yielding peer costs no system call; with spinning off, a round
-//   trip makes at most one wake per direction, and only to a peer that sleeps.
-//   The process-local locks that serialize threads sharing a ring side cost one atomic
-//   compare-and-swap when uncontended (the usual case of one thread per side).
-//   Sleeps are bounded slices (PEER_CHECK_INTERVAL_MS): a last resort only (a kernel without
-//   futex_waitv), since every local wake also moves a word the sleeper waits on.
-//
-// Peer death
-//
-//   Each side watches the peer process itself (a pidfd: SO_PEERPIDFD, or pidfd_open on the
-//   SO_PEERCRED pid on older kernels) and the connection's Unix socket, with epoll: a peer
-//   that exits is noticed even while a child it fork()ed still holds its descriptors, and an
-//   orderly close is noticed by the socket's hang-up. The other side's monitor thread (the
-//   server's background thread; in a client process, one thread for all its connections,
-//   started with the first) marks the connection dead at once and wakes every thread blocked
-//   on it (the bound to keep is 100 ms; waits also sleep on a process-local word that the
-//   monitor and close() bump, so such a wake is never lost):
-//     on a client: send_sync/receive_sync/call/... → EndpointNotFound (the server is gone);
-//                  receive_sync/try_receive/call first take what the server had written
-//                  before it went (what was written before a close or death stays readable)
-//     on a server: send_sync/send_async → EndpointNotFound, reply → ProcessNotFound (the
-//                  caller is gone, as in the core); receive keeps serving the other clients
-//                  and first delivers what the dead client had already queued.
-//   An orderly close() on either side does the same, at once.
-//
-// Nothing from the other side is trusted
-//
-//   The ring geometry (depth, slot size, offsets) is fixed at connect time, kept in private
-//   memory and never re-read from shared memory. Every index read from the peer is checked
-//   against it (tail - head <= depth; a head never moves backwards or past the tail), every
-//   slot is copied out once and then checked (kind, length). A bad value → InvalidMessage,
-//   and the connection is marked broken (later operations on it → InvalidMessage, the server
-//   drops it); a peer can at worst break its own connection.
-//
-// Contract, operation by operation (same as the core's Endpoint; see core/endpoint.hpp)
-//
-//   send_sync     queued, or block while the ring is full until space, the deadline
-//                 (Timeout) or close/peer death (EndpointNotFound).
-//   send_async    never waits for the peer: full → ChannelFull. (Non-blocking operations
-//                 may wait up to 100 µs for another thread of this process that holds the
-//                 same ring; one blocked there means the ring is full, or empty.)
-//   fast_send     the SmallMessage fast path: send_async of 48 bytes, straight-line.
-//   receive_sync  a message, or block until one arrives / Timeout / EndpointNotFound.
-//   try_receive   never blocks: empty → ChannelEmpty.
-//   call          send a request tagged with a fresh transaction id, block for the reply
-//                 with that id (Timeout / EndpointNotFound). Thread-safe: several threads
-//                 may call through one Connection at once; replies are matched by txid.
-//   reply         the server answers a received call; it reaches the caller's call(). A
-//                 request that is not a call (transaction id 0) → InvalidMessage.
-//                 Never waits: a full reply ring (the caller does not read) → ChannelFull and
-//                 the reply is dropped; a caller gone → ProcessNotFound. No client can make
-//                 the server's thread wait, so one stuck client cannot stall the others.
-//   close         idempotent; the other side's blocked parties wake with EndpointNotFound
-//                 (after taking what was written before the close); local operations
-//                 afterwards, and local threads blocked when it closed → EndpointNotFound,
-//                 as on a closed core endpoint. InvalidCapability means a revoked capability.
-//   Where this runtime differs from the core on purpose, and why: docs/CONTRACT.md.
-//   Rights: SEND for send_sync/send_async/fast_send, RECEIVE for receive_sync/try_receive,
-//   both for call; missing → PermissionDenied.
-//   Messages: a SmallMessage fills one cache line of its slot (the fast path); a
-//   LargeMessage travels by value (120 bytes, 64 inline). A larger payload travels as a
-//   Region (see region.hpp) with the send_sync/send_async/reply overloads that take one:
-//   moved, shared or copied, zero-copy. The plain overloads refuse a message that names a
-//   region (size != 0: InvalidMemoryRegion) and an inline payload over 64 bytes
-//   (MessageTooLarge). The region's descriptor travels over the connection's Unix socket, so
-//   either side's monitor watches that socket for hang-ups only (EPOLLRDHUP), not for data.
-//   Received messages carry sender() (the peer's pid: from SO_PEERCRED on the server, the
-//   server's pid on a client) and transaction_id().
+//   operation        blocks?                     errors besides PermissionDenied (a right missing)
+//   send_sync        while the ring is full      Timeout; EndpointNotFound (closed here or there,
+//                                                peer dead); MessageTooLarge (payload over the
+//                                                endpoint's max_inline_payload()); InvalidMessage
+//                                                (the peer corrupted the ring: connection broken)
+//   send_async       never (*)                   ChannelFull; RateLimitExceeded; as send_sync
+//   fast_send        never (*)                   as send_async: a SmallMessage, one ring line
+//   receive_sync     until a message             Timeout; EndpointNotFound once the peer is gone
+//                                                and what it wrote was taken; MessageTooLarge
+//                                                (a payload over 64 bytes or a loan: it stays
+//                                                queued; take it with receive_view/receive_into)
+//   try_receive      never (*)                   ChannelEmpty; as receive_sync
+//   receive_view     as receive_sync             a view of any message, valid until the next
+//                                                receive on this side (a loan: until release())
+//   receive_into     as receive_sync             MessageTooLarge with *needed: it stays queued
+//   call             until the reply             Timeout; EndpointNotFound; the error of a
+//                                                reply_error(); threads may call concurrently
+//   reply            never                       ChannelFull (the caller's ring is full: the reply
+//                                                is dropped); ProcessNotFound (caller gone);
+//                                                InvalidMessage (not a call)
+//   loan             until the deadline (past    ResourceBusy (pool full now, or no pool);
+//                    by default)                 Timeout; MessageTooLarge (larger than the pool)
+//   send_loan        as send_sync                InvalidCapability (not a loan lent out here)
+//   release          never                       InvalidCapability (not held: released twice)
+//   close            never                       idempotent; the peer's blocked parties wake with
+//                                                EndpointNotFound; here later operations too
+//   (*) a non-blocking operation may wait up to 100 µs for another thread of this process
+//   that holds the same ring side.
 //
 // Threads: every Connection and Server operation may be called from several threads at once
-// (a process-local mutex serializes each ring's producer and consumer side; the hot path has
-// no atomic read-modify-write in shared memory). Objects are movable, not copyable; destroy
-// (or move-assign) one only when no other thread is inside one of its operations — close()
-// is the way to make blocked threads return. A child made by fork() must not use its
-// parent's Servers or Connections (their threads are not copied): it publishes or connects
-// anew.
-//
-// A client's incoming messages: replies go to the call() waiting for their transaction id
-// (a reply whose caller gave up is dropped); other messages wait in a process-local inbox of
-// capacity() entries for receive_sync/try_receive. While that inbox is full nothing more is
-// read from the ring (backpressure on the server, bounded memory here), so a client that
-// calls while the server also sends it unsolicited messages must receive them.
+// (one process-local lock per ring side; the hot path has no atomic read-modify-write in
+// shared memory). Objects are movable, not copyable; destroy one only when no other thread
+// is inside one of its operations (close() makes blocked threads return). A child made by
+// fork() must not use its parent's Servers or Connections: it publishes or connects anew.
+// Nothing from the other process is trusted: every index, length, offset and generation it
+// writes is checked against geometry kept in private memory; a bad one breaks only that
+// connection (InvalidMessage), the server keeps serving everyone else.
 #pragma once
 
 #include <memory>
@@ -214,6 +102,17 @@ inline constexpr u64 DEFAULT_MAX_REGION_BYTES = u64{1} << 30;
 inline constexpr u32 DEFAULT_MAX_UNCLAIMED_PER_CONNECTION = 64;
 inline constexpr u32 DEFAULT_HANDSHAKE_TIMEOUT_MS = 1000;
 inline constexpr u32 DEFAULT_MAX_PENDING_HANDSHAKES = 64;
+// The largest payload a send/call/reply carries inline (copied into the ring), per endpoint:
+// ServerOptions::max_inline_payload, learned by clients in the handshake.
+inline constexpr u32 DEFAULT_MAX_INLINE_PAYLOAD = 4096;
+// Its hard cap. A record must fit each direction's ring at least twice, so the rings of one
+// connection take >= 4 x (max + 64) bytes; at 64 KiB that is 256 KiB per connection already
+// (1000 connections: 256 MiB), and beyond it a copy costs more than sending a Region.
+inline constexpr u32 MAX_INLINE_PAYLOAD_LIMIT = 65536;
+// The loan pool of each direction of a connection (ServerOptions / ConnectOptions::pool_bytes;
+// rounded up to whole pages): memfd pages, committed only when written.
+inline constexpr u64 DEFAULT_POOL_BYTES = u64{1} << 20;
+inline constexpr u64 MAX_POOL_BYTES = u64{1} << 30;
 
 // ---- Deadlines on CLOCK_MONOTONIC --------------------------------------------------------------
 
@@ -308,6 +207,12 @@ struct ServerOptions {
     // most this many may be waiting to (past it, the oldest is dropped).
     u32 handshake_timeout_ms = DEFAULT_HANDSHAKE_TIMEOUT_MS;
     u32 max_pending_handshakes = DEFAULT_MAX_PENDING_HANDSHAKES;
+    // Largest inline payload, both directions: 0..MAX_INLINE_PAYLOAD_LIMIT (more is clamped).
+    u32 max_inline_payload = DEFAULT_MAX_INLINE_PAYLOAD;
+    // Loan pool of each connection's server→client direction (0: the server cannot loan).
+    u64 pool_bytes = DEFAULT_POOL_BYTES;
+    // The most a client may ask for its own (client→server) pool; more is cut to this.
+    u64 max_client_pool_bytes = MAX_POOL_BYTES;
 };
 
 struct ConnectOptions {
@@ -321,6 +226,9 @@ struct ConnectOptions {
     // How long connect() may wait for the server's answer.
     u32 connect_timeout_ms = 2000;
     RateLimit rate_limit;  // this connection's own limit on its sends (see RateLimit)
+    // This connection's loan pool (client→server; 0: no loans). The server may grant less
+    // (ServerOptions::max_client_pool_bytes).
+    u64 pool_bytes = DEFAULT_POOL_BYTES;
 };
 
 // ---- Statistics (for `vipc ls` / `vipc stat`) --------------------------------------------------
@@ -339,6 +247,11 @@ struct ConnectionStats {
     u64 received = 0;          // messages the server took from this client
     u64 sent = 0;              // messages (replies included) the server sent to this client
     bool alive = true;         // false once the peer closed, died or broke the protocol
+    // Loans (see Loan): bytes of the server's pool for this client in use (lent or sent and
+    // not yet released), and of the client's pool the server holds.
+    u64 server_pool_used = 0;
+    u64 client_pool_held = 0;
+    u64 client_pool_bytes = 0;  // the client's pool (what it asked for, within the cap)
 };
 
 // One published endpoint, as answered by its server.
@@ -352,6 +265,12 @@ struct EndpointInfo {
     u64 received = 0;     // messages received, all connections
     u64 sent = 0;         // messages sent, all connections
     u64 broken = 0;       // connections dropped for a protocol violation
+    u32 max_inline_payload = 0;
+    // Shared memory of one connection at this endpoint's options: both rings (data and
+    // control pages) and the server's loan pool for it (the client's own pool comes on top:
+    // ConnectOptions::pool_bytes). Pool pages are committed only when written.
+    u64 ring_bytes_per_connection = 0;
+    u64 server_pool_bytes = 0;
     std::vector<ConnectionStats> per_connection;
 };
 
@@ -363,6 +282,56 @@ Result<EndpointInfo> stat_endpoint(std::string_view name, std::string_view runti
 // Every endpoint published in the runtime directory (live servers only; stale leftovers of
 // dead servers are skipped — publishing the name reclaims them).
 Result<std::vector<EndpointInfo>> list_endpoints(std::string_view runtime_dir = {});
+
+// ---- Payload messages
+// ----------------------------------------------------------------------------
+
+// What a payload message says about itself.
+struct PayloadInfo {
+    u32 opcode = 0;
+    u32 flags = 0;
+    usize length = 0;                  // payload bytes
+    TransactionId transaction_id = 0;  // of a call (0 for a plain send)
+    ProcessId sender{};
+    ConnectionId connection = 0;  // on a server: which client sent it
+};
+
+// A loan: a chunk of this side's pool, writable in place. Send it (send_loan, reply_loan: it
+// is then the receiver's until it releases it) or give it back (cancel_loan).
+using LoanId = u64;
+struct Loan {
+    std::span<std::byte> bytes;
+    LoanId id = 0;  // 0: no loan
+};
+
+// A received message as a view. Valid until the next receive (of any kind) on the same side:
+// the same Server, or the same Connection; a loan's view until release().
+//   kind Payload: `payload` are its bytes. On a server they are read in place from the
+//     client's ring (zero copy): a client that scribbles on a record after sending it can
+//     change only these bytes of its own message; copy them (receive_into) if they must
+//     stay put. On a client they were copied once out of the ring.
+//   kind Loan: `payload` is the sender's chunk, mapped read-only here, zero copy, valid until
+//     release(); the sender cannot reuse it before. A sender that writes a chunk after
+//     sending it can change only its own message (the bytes may tear under the reader):
+//     copy it if that matters, or send a Region with Transfer::Move (sealed) for a
+//     tamper-proof transfer.
+//   kind Small / Large: `message` is the Message (as receive_sync gives it), payload empty.
+struct Incoming {
+    enum class Kind : u8 { Small, Large, Payload, Loan };
+    Kind kind = Kind::Small;
+    PayloadInfo info;
+    std::span<const std::byte> payload;
+    Message message;
+    LoanId loan = 0;  // kind Loan: what release() takes
+};
+
+// How much of a connection's pools is in use (statistics, racy snapshots).
+struct PoolUse {
+    u64 send_pool_bytes = 0;     // this side's pool (what it loans from)
+    u64 send_pool_used = 0;      // lent out here or sent and not released yet
+    u64 receive_pool_bytes = 0;  // the peer's pool, read-only here
+    u64 receive_pool_held = 0;   // received loans not released yet
+};
 
 // ---- Server ------------------------------------------------------------------------------------
 
@@ -401,6 +370,42 @@ public:
     Result<Received> receive_sync(Deadline deadline = Deadline::never());
     // Never blocks: ChannelEmpty when no client has anything queued.
     Result<Received> try_receive();
+    // A payload record of more than 64 bytes cannot be a Message: receive/try_receive give
+    // MessageTooLarge for it and leave it queued; these take every kind:
+    Result<Incoming> receive_view(Deadline deadline = Deadline::never());
+    Result<Incoming> try_receive_view();
+    // Copies the payload into `buffer`: too short → MessageTooLarge with *needed set to the
+    // payload's length, and the message stays queued. Small/Large messages: their 48/120
+    // bytes, as laid out in message.hpp.
+    Result<PayloadInfo> receive_into(std::span<std::byte> buffer, usize* needed,
+                                     Deadline deadline = Deadline::never());
+    // Payload messages: `payload` up to max_inline_payload() bytes (more: MessageTooLarge).
+    Result<void> send_sync(ConnectionId to, u32 opcode, u32 flags,
+                           std::span<const std::byte> payload,
+                           Deadline deadline = Deadline::never());
+    Result<void> send_async(ConnectionId to, u32 opcode, u32 flags,
+                            std::span<const std::byte> payload);
+    Result<void> reply(const Received& request, u32 opcode, u32 flags,
+                       std::span<const std::byte> payload, Deadline deadline = Deadline::never());
+    Result<void> reply(const Incoming& request, u32 opcode, u32 flags,
+                       std::span<const std::byte> payload, Deadline deadline = Deadline::never());
+    u32 max_inline_payload() const;
+
+    // Loans (zero copy) from the pool of the server→client direction of `to`. Pool full:
+    // ResourceBusy at once (the default deadline), else a wait until the client releases
+    // chunks, or the deadline (Timeout). Larger than the pool: MessageTooLarge; no pool
+    // (ServerOptions::pool_bytes 0, or the client has no RECEIVE): ResourceBusy.
+    Result<Loan> loan(ConnectionId to, usize size, Deadline deadline = Deadline::past());
+    // Sends `length` bytes of the loan (it is empty afterwards); the ring may be full as for
+    // send_sync. reply_loan answers a request with it.
+    Result<void> send_loan(ConnectionId to, Loan& loan, usize length, u32 opcode, u32 flags,
+                           Deadline deadline = Deadline::never());
+    Result<void> reply_loan(const Incoming& request, Loan& loan, usize length, u32 opcode,
+                            u32 flags, Deadline deadline = Deadline::never());
+    Result<void> cancel_loan(ConnectionId to, Loan& loan);
+    // Gives a received loan back to its sender (InvalidCapability: not held, released twice).
+    Result<void> release(const Incoming& received);
+    Result<PoolUse> pool_use(ConnectionId connection) const;
 
     // Answers a request taken by receive_sync(): the response goes to the caller's call() with the
     // request's transaction id (IS_REPLY is set). Never waits for the client: ChannelFull
@@ -555,6 +560,33 @@ public:
     // A call whose request carries a region (see region.hpp).
     Result<Message> call(const Message& request, Region& region, Transfer transfer,
                          Deadline deadline = Deadline::never());
+
+    // Loans (zero copy) from this connection's pool (ConnectOptions::pool_bytes); as on
+    // Server, without the connection argument.
+    Result<Loan> loan(usize size, Deadline deadline = Deadline::past());
+    Result<void> send_loan(Loan& loan, usize length, u32 opcode, u32 flags,
+                           Deadline deadline = Deadline::never());
+    Result<void> cancel_loan(Loan& loan);
+    Result<void> release(const Incoming& received);
+    Result<PoolUse> pool_use() const;
+
+    // Payload messages: `payload` up to max_inline_payload() bytes (more: MessageTooLarge).
+    u32 max_inline_payload() const;
+    Result<void> send_sync(u32 opcode, u32 flags, std::span<const std::byte> payload,
+                           Deadline deadline = Deadline::never());
+    Result<void> send_async(u32 opcode, u32 flags, std::span<const std::byte> payload);
+    // The reply's payload lands in `reply_payload` (resized; its capacity is reused, so a
+    // steady stream of calls allocates nothing), the rest in the returned PayloadInfo.
+    Result<PayloadInfo> call(u32 opcode, u32 flags, std::span<const std::byte> request,
+                             std::vector<std::byte>& reply_payload,
+                             Deadline deadline = Deadline::never());
+    // Every kind of message, as a view valid until the next receive on this Connection.
+    Result<Incoming> receive_view(Deadline deadline = Deadline::never());
+    Result<Incoming> try_receive_view();
+    // Copies into `buffer`: too short → MessageTooLarge, *needed = the payload's length, and
+    // the message stays queued.
+    Result<PayloadInfo> receive_into(std::span<std::byte> buffer, usize* needed,
+                                     Deadline deadline = Deadline::never());
     Result<void> close();
 
     // For event loops (epoll, asio, asyncio): a descriptor that becomes readable

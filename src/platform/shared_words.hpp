@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+// veridian-ipc platform, internal: waiting on words that live in memory shared between
+// processes.
+//
+// Layer: platform (hosted). Not installed; used by the posix runtime (src/posix) and by the
+// simulator's ring scenarios (tests/platform).
+//
+// SharedWords is Platform-shaped (core/platform.hpp): wait / wake_all / now_ns, plus what a
+// protocol over shared pages needs besides:
+//   heavy_barrier()  the slow side of an asymmetric fence: after it returns, every store that
+//                    another thread of a participating process made before its last
+//                    ordinary instruction is visible here, and every load that thread makes
+//                    afterwards sees what this thread stored before the call. With it, the
+//                    fast side (a producer publishing a record, a consumer publishing its
+//                    head) needs no fence and no atomic read-modify-write per message; the
+//                    side about to sleep, which is slow anyway, pays (Linux:
+//                    membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)).
+//   publish_order()  how a fast side must store the word it publishes: release when a heavy
+//                    barrier is available, seq_cst otherwise (then the classic Dekker pairing
+//                    with the sleeper's seq_cst announce holds by itself).
+//   cpu_hint() / yield() / relax()  the spin policy's needs (see posix/parking.hpp).
+//
+// Two implementations: ProcessSharedWords (shared futexes, not FUTEX_PRIVATE_FLAG; the same
+// CLOCK_MONOTONIC as ThreadsPlatform) and, in tests, one over SimPlatform (every call a
+// switch point, words keyed by address, so two simulated processes share a page by sharing
+// a buffer).
+#pragma once
+
+#include <atomic>
+
+#include "veridian/ipc/core/platform.hpp"
+#include "veridian/ipc/core/types.hpp"
+
+namespace veridian::ipc::platform {
+
+class SharedWords {
+public:
+    // Blocks while *word == expected, until woken or the deadline; may return spuriously.
+    // Only reads the word: works on a read-only mapping.
+    virtual WaitResult wait(const std::atomic<u32>* word, u32 expected, Deadline deadline) = 0;
+    virtual void wake_all(const std::atomic<u32>* word) = 0;
+    // wait() on `word` and, at once, on a process-local word `local` while it equals
+    // `local_expected` (`local` may be nullptr: then just wait()). Whoever ends a wait from
+    // this process without being able to write `word` (it is in a page mapped read-only here)
+    // bumps `local` and wakes it. The default, for a platform that cannot wait on two words,
+    // looks at `local` once before sleeping on `word` alone: the sleep's bound (a slice)
+    // then bounds a wake that comes between the look and the sleep.
+    virtual WaitResult wait_either(const std::atomic<u32>* word, u32 expected,
+                                   const std::atomic<u32>* local, u32 local_expected,
+                                   Deadline deadline) {
+        if (local != nullptr && local->load(std::memory_order_seq_cst) != local_expected) {
+            return WaitResult::ValueChanged;
+        }
+        return wait(word, expected, deadline);
+    }
+    virtual u64 now_ns() = 0;
+    virtual void heavy_barrier() = 0;
+    virtual std::memory_order publish_order() const = 0;
+    // The calling thread's CPU + 1 (0 = unknown), and whether this is a one-CPU machine.
+    virtual u32 cpu_hint() = 0;
+    virtual bool single_cpu() = 0;
+    virtual void yield() = 0;
+    virtual void relax() = 0;
+
+protected:
+    ~SharedWords() = default;
+};
+
+// The real one: Linux futexes on MAP_SHARED pages, membarrier, CLOCK_MONOTONIC.
+class ProcessSharedWords final : public SharedWords {
+public:
+    // The process-wide instance (it registers the process for expedited membarriers once).
+    static ProcessSharedWords& instance();
+
+    WaitResult wait(const std::atomic<u32>* word, u32 expected, Deadline deadline) override;
+    // Both words at once with futex_waitv (Linux 5.16); without it, as the default.
+    WaitResult wait_either(const std::atomic<u32>* word, u32 expected,
+                           const std::atomic<u32>* local, u32 local_expected,
+                           Deadline deadline) override;
+    void wake_all(const std::atomic<u32>* word) override;
+    u64 now_ns() override;
+    void heavy_barrier() override;
+    std::memory_order publish_order() const override {
+        return barrier_ ? std::memory_order_release : std::memory_order_seq_cst;
+    }
+    u32 cpu_hint() override;
+    bool single_cpu() override;
+    void yield() override;
+    void relax() override;
+
+    bool has_heavy_barrier() const { return barrier_; }
+
+private:
+    ProcessSharedWords();
+    bool barrier_ = false;
+    bool single_cpu_ = false;
+    std::atomic<bool> have_waitv_{true};
+};
+
+// CLOCK_MONOTONIC in nanoseconds: the one clock of both runtimes (ThreadsPlatform::now_ns
+// and posix::now_ns read it through this).
+u64 monotonic_now_ns();
+
+// The one futex wrapper (shared: not FUTEX_PRIVATE_FLAG; `private_word` adds it). The
+// deadline is absolute on CLOCK_MONOTONIC.
+WaitResult futex_wait(const std::atomic<u32>* word, u32 expected, Deadline deadline,
+                      bool private_word);
+void futex_wake(const std::atomic<u32>* word, int count, bool private_word);
+
+}  // namespace veridian::ipc::platform

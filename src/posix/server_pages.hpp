@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+// veridian-ipc posix runtime, internal: the two pages a server shares with all its clients.
+//
+// Layer: posix (hosted). Not installed.
+//
+//   server.state     written by the server (read-only to clients): waiting flag, closed,
+//                    the rate limit every client applies
+//   server.doorbell  the one word every client may write: the server's receive sleeps on it.
+//                    Its value is a hint only; the server never trusts it for anything but
+//                    "look at the rings again".
+#pragma once
+
+#include <atomic>
+
+#include "veridian/ipc/core/types.hpp"
+
+namespace veridian::ipc::posix::detail {
+
+struct alignas(64) ServerState {
+    u32 magic;                    // STATE_MAGIC
+    u32 version;                  // WIRE_VERSION
+    std::atomic<u32> waiting;     // 1 while a server thread sleeps on the doorbell
+    std::atomic<u32> poll_armed;  // 1 once pollable_fd() was asked for: producers signal it
+    std::atomic<u32> closed;      // 1 once the server closed
+    std::atomic<u32> cpu;         // CPU the server's receiver last ran on, + 1
+    // ServerOptions::client_rate_limit, for every client to apply to its sends (0 = none).
+    // Written once before the first client connects.
+    u32 limit_messages_per_second;
+    u32 limit_burst_messages;
+    u64 limit_bytes_per_second;
+    u64 limit_burst_bytes;
+    // 1 when a producer that sees `waiting` must also ring the shared doorbell (the server
+    // cannot wait on every connection's own tail word: see Server::Impl::receive).
+    std::atomic<u32> wake_doorbell;
+    u32 reserved0;
+    // ServerOptions::max_region_bytes: clients refuse to send a bigger region (0 = no cap).
+    u64 max_region_bytes;
+};
+static_assert(sizeof(ServerState) == 64);
+
+struct alignas(64) ServerDoorbell {
+    std::atomic<u32> ring;  // bumped by a producer that saw ServerState::waiting
+    u32 reserved[15];
+};
+
+inline constexpr u32 STATE_MAGIC = 0x56495053;  // "VIPS"
+// Version of everything shared with the peer (handshake, pages, record ring).
+inline constexpr u32 WIRE_VERSION = 2;
+
+static_assert(std::atomic<u32>::is_always_lock_free);
+
+}  // namespace veridian::ipc::posix::detail
