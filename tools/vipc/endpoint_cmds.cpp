@@ -59,7 +59,7 @@ struct ServeOptions {
     posix::ServerOptions server;
     u64 count = 0;       // stop after this many messages; 0 = until a stop signal
     u64 timeout_ms = 0;  // recv: give up after this long; 0 = never
-    std::string out;     // recv --out: the payloads go to this file ("-": stdout)
+    std::string out;     // --out: the payloads go to this file ("-": stdout)
 };
 
 // One message taken by the server, whatever way it travelled.
@@ -175,7 +175,8 @@ void echo(posix::Server& server, const posix::Incoming& in, const Taken& t) {
 
 // Publishes o.name and takes messages until o.count have arrived, the deadline, or a stop
 // signal. Returns the exit code.
-int serve_loop(const std::string& command, const ServeOptions& o) {
+int serve_loop(const std::string& command, ServeOptions o) {
+    if (o.out == "-") o.mode = PrintMode::Nothing;  // stdout holds the payloads alone
     install_stop_signals();
     Result<posix::Server> published = posix::Server::publish(o.name, o.server);
     if (!published) return cli::ipc_error(command, published.error(), o.name);
@@ -258,6 +259,8 @@ bool server_flag(Args& args, ServeOptions* o, int* rc) {
         if (!args.number(&o->server.capacity, 1, 1024)) *rc = EXIT_USAGE;
     } else if (args.is("--spin-ns")) {
         if (!args.number(&o->server.spin_ns, 0, 1'000'000'000)) *rc = EXIT_USAGE;
+    } else if (args.is("--out")) {
+        if (!args.value(&o->out)) *rc = EXIT_USAGE;
     } else if (args.is("--max-inline")) {
         if (!args.number(&o->server.max_inline_payload, 0, posix::MAX_INLINE_PAYLOAD_LIMIT))
             *rc = EXIT_USAGE;
@@ -441,7 +444,7 @@ Result<Via> send_one(posix::Connection& conn, const ClientOptions& o, Reply* rep
 
 constexpr const char* kServeHelp =
     "usage: vipc serve NAME [--echo | --print] [--depth N] [--spin-ns N] [--max-inline N]\n"
-    "                       [--pool-bytes N] [--json]\n"
+    "                       [--pool-bytes N] [--out FILE] [--json]\n"
     "\n"
     "Publishes NAME in the runtime directory and serves it until SIGINT or SIGTERM, then\n"
     "closes it (every client sees the endpoint go away) and exits 0.\n"
@@ -457,6 +460,8 @@ constexpr const char* kServeHelp =
     "  --max-inline N  the largest payload copied through the rings, both directions,\n"
     "                0..65536 (default 4096; learned by clients when they connect)\n"
     "  --pool-bytes N  the loan pool for replies, per connection (default 1048576; 0: none)\n"
+    "  --out FILE    write every message's payload bytes to FILE, one after another\n"
+    "                (- : to stdout, instead of the lines)\n"
     "  --json        one JSON object per line: event, connection, kind, opcode, flags,\n"
     "                capability, words or size/hex/text, from (the sender's pid), txid, via\n"
     "\n"
@@ -476,7 +481,8 @@ constexpr const char* kRecvHelp =
     "  --timeout-ms N   give up after N ms (default: wait for ever)\n"
     "  --out FILE       write the messages' payload bytes to FILE, one after another\n"
     "                   (- : to stdout, instead of the lines)\n"
-    "  --max-inline N, --pool-bytes N   as 'vipc serve'\n"
+    "  --max-inline N   the largest payload copied through the rings (default 4096)\n"
+    "  --pool-bytes N   the loan pool for replies, per connection (default 1048576)\n"
     "  --depth N        queue depth per direction and connection, 1..1024 (default 64)\n"
     "  --spin-ns N      how long a waiting receive spins before it sleeps (default 20000)\n"
     "  --json           one JSON object per message (as 'vipc serve --json', with via)\n"
@@ -595,8 +601,6 @@ int run_recv(Args& args) {
             if (!args.number(&o.count, 1, 1'000'000'000)) return EXIT_USAGE;
         } else if (args.is("--timeout-ms")) {
             if (!args.number(&o.timeout_ms, 1, 3'600'000)) return EXIT_USAGE;
-        } else if (args.is("--out")) {
-            if (!args.value(&o.out)) return EXIT_USAGE;
         } else if (server_flag(args, &o, &rc) || take_name(args, &o.name, &rc)) {
             if (rc != EXIT_OK) return rc;
         } else {
@@ -605,7 +609,6 @@ int run_recv(Args& args) {
     }
     if (o.name.empty())
         return cli::usage_error(args.command(), "which name? e.g. 'vipc recv jobs'");
-    if (o.out == "-") o.mode = PrintMode::Nothing;  // stdout holds the payloads alone
     return serve_loop(args.command(), o);
 }
 
