@@ -125,7 +125,6 @@ void reply_with_region(posix::Server& server, const posix::Received& request,
     posix::Region region;
     Result<Message> out = outgoing_message(request.message.opcode(), p, &region);
     if (!out) return;
-    out->set_flags(request.message.flags());
     if (region.valid()) {
         (void)server.reply(request, *out, region, posix::Transfer::Move);
     } else {
@@ -177,6 +176,9 @@ void echo(posix::Server& server, const posix::Incoming& in, const Taken& t) {
 // signal. Returns the exit code.
 int serve_loop(const std::string& command, ServeOptions o) {
     if (o.out == "-") o.mode = PrintMode::Nothing;  // stdout holds the payloads alone
+    if (std::string error; !o.out.empty() && !write_payload(o.out, {}, false, &error)) {
+        return cli::runtime_error(command, error);  // before anything is taken
+    }
     install_stop_signals();
     Result<posix::Server> published = posix::Server::publish(o.name, o.server);
     if (!published) return cli::ipc_error(command, published.error(), o.name);
@@ -220,7 +222,7 @@ int serve_loop(const std::string& command, ServeOptions o) {
         if (in->kind == posix::Incoming::Kind::Loan) (void)server.release(*in);
         if (!o.out.empty()) {
             std::string error;
-            if (!write_payload(o.out, t.bytes, taken > 1, &error)) {
+            if (!write_payload(o.out, t.bytes, true, &error)) {
                 (void)server.close();
                 return cli::runtime_error(command, error);
             }
@@ -288,7 +290,7 @@ bool take_name(Args& args, std::string* name, int* rc) {
 
 struct ClientOptions {
     std::string name;
-    u64 pool_bytes = posix::DEFAULT_POOL_BYTES;  // this connection's loan pool
+    u64 pool_bytes = posix::DEFAULT_POOL_BYTES;  // send --pool-bytes: this connection's pool
     std::string out;                             // call --out: the reply's payload goes here
     u32 opcode = 1;
     Payload payload;
@@ -312,7 +314,7 @@ bool client_flag(Args& args, ClientOptions* o, int* rc) {
         good = args.number(&o->timeout_ms, 1, 3'600'000);
     } else if (args.is("--wait-ms")) {
         good = args.number(&o->wait_ms, 0, 3'600'000);
-    } else if (args.is("--pool-bytes")) {
+    } else if (args.is("--pool-bytes") && args.command() == "send") {
         good = args.number(&o->pool_bytes, 0, posix::MAX_POOL_BYTES);
     } else if (args.is("--out") && args.command() == "call") {
         good = args.value(&o->out);
@@ -492,7 +494,7 @@ constexpr const char* kRecvHelp =
 
 constexpr const char* kCallHelp =
     "usage: vipc call NAME [PAYLOAD] [--opcode N] [--count N] [--timeout-ms N] [--out FILE]\n"
-    "                      [--wait-ms N] [--pool-bytes N] [--json] [--runtime-dir DIR]\n"
+    "                      [--wait-ms N] [--json] [--runtime-dir DIR]\n"
     "\n"
     "Connects to the endpoint published as NAME, sends a call (a request tagged with a\n"
     "transaction id) and prints the reply and the round-trip time. With --count N it makes\n"
@@ -507,7 +509,6 @@ constexpr const char* kCallHelp =
     "  --timeout-ms N   how long to wait for each reply (default 5000)\n"
     "  --wait-ms N      if NAME is not published yet, keep trying for N ms (default 0)\n"
     "  --out FILE       write the reply's payload bytes to FILE (- : to stdout, alone)\n"
-    "  --pool-bytes N   this connection's loan pool (default 1048576; 0: none)\n"
     "  --json           one JSON object: name, server_pid, calls, via (how the request\n"
     "                   travelled), reply{kind, opcode, words or size/hex/text, ...},\n"
     "                   rtt_us{min, p50, p99, p99_9, max, mean}; on failure {\"error\": {command, "
@@ -617,6 +618,9 @@ int run_call(Args& args) {
     if (const int rc = parse_client_command(args, kCallHelp, "vipc call demo/echo", &o);
         rc != kGoOn)
         return rc;
+    if (std::string error; !o.out.empty() && !write_payload(o.out, {}, false, &error)) {
+        return cli::runtime_error(args.command(), error);  // before any call is made
+    }
     Result<posix::Connection> connected = connect_waiting(o);
     if (!connected) return connect_error(args.command(), connected.error(), o.name);
     posix::Connection conn = std::move(*connected);

@@ -315,6 +315,22 @@ case_bad_flags() {
   run serve a b
   expect_rc 2 "two names"
   expect_one_error_line "'b'"
+  run serve x --max-inline 70000
+  expect_rc 2 "--max-inline over its cap"
+  expect_one_error_line "--max-inline" "65536"
+  run send x --out "$work/f"
+  expect_rc 2 "--out on send (it has no reply)"
+  expect_one_error_line "--out"
+  run call x --pool-bytes 5
+  expect_rc 2 "--pool-bytes on call (a call's request never travels in a loan)"
+  expect_one_error_line "--pool-bytes"
+  # An --out file that cannot be written is refused before anything is taken or sent.
+  run recv x --out "$work/no-such-dir/f"
+  expect_rc 1 "recv --out into a missing directory"
+  expect_one_error_line "no-such-dir" "writable"
+  run call x --out "$work/no-such-dir/f"
+  expect_rc 1 "call --out into a missing directory"
+  expect_one_error_line "no-such-dir" "writable"
   run
   expect_rc 2 "no command"
   echo PASS
