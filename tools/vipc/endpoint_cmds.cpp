@@ -376,11 +376,28 @@ int transfer_error(const std::string& command, IpcError e, const ClientOptions& 
 }
 
 // A call's reply: the Message (or described() for a payload reply) and its payload.
+// Its bytes are taken after the round trip was timed (take_reply_bytes).
 struct Reply {
+    enum class Source : unsigned char { None, Message, Buffer };
     Message message;
+    Source source = Source::None;  // where the bytes are still to be taken from
     std::string bytes;
     bool has_bytes = false;
 };
+
+// Takes the reply's bytes: a Message's (its region mapped and closed), or a payload reply's
+// from the call's buffer.
+void take_reply_bytes(Reply* reply, const std::vector<std::byte>& buffer) {
+    if (reply->source == Reply::Source::Message) {
+        Result<std::string> bytes = payload_of(reply->message);
+        reply->has_bytes = static_cast<bool>(bytes);
+        if (bytes) reply->bytes = static_cast<std::string&&>(*bytes);
+    } else if (reply->source == Reply::Source::Buffer) {
+        reply->bytes.assign(reinterpret_cast<const char*>(buffer.data()), buffer.size());
+        reply->has_bytes = true;
+    }
+    reply->source = Reply::Source::None;
+}
 
 // Sends a Message, with `region` when it is valid (moved to the server).
 Result<void> send_message(posix::Connection& conn, const Message& msg, posix::Region& region,
@@ -393,9 +410,7 @@ Result<void> send_message(posix::Connection& conn, const Message& msg, posix::Re
         region.valid() ? conn.call(msg, region, posix::Transfer::Move, d) : conn.call(msg, d);
     if (!r) return r.error();
     reply->message = *r;
-    Result<std::string> bytes = payload_of(*r);
-    reply->has_bytes = static_cast<bool>(bytes);
-    if (bytes) reply->bytes = static_cast<std::string&&>(*bytes);
+    reply->source = Reply::Source::Message;
     return veridian::ipc::ok();
 }
 
@@ -417,9 +432,7 @@ Result<Via> send_one(posix::Connection& conn, const ClientOptions& o, Reply* rep
             conn.call(o.opcode, 0, as_bytes(p.bytes), *reply_buffer, d);
         if (!info) return info.error();
         reply->message = described(*info);
-        reply->bytes.assign(reinterpret_cast<const char*>(reply_buffer->data()),
-                            reply_buffer->size());
-        reply->has_bytes = true;
+        reply->source = Reply::Source::Buffer;
         return Via::Payload;
     }
     if (p.kind == Payload::Kind::Bytes && reply == nullptr) {
@@ -642,6 +655,8 @@ int run_call(Args& args) {
         const u64 end = posix::now_ns();
         if (!r) return transfer_error(args.command(), r.error(), o, conn, "a call to");
         via = *r;
+        // A reply's region is taken at once (mapped, copied, closed), outside the timing.
+        if (reply.source == Reply::Source::Message) take_reply_bytes(&reply, reply_buffer);
         ++calls;
         if (rtt_ns.size() < kMaxRttSamples) {
             rtt_ns.push_back(end - start);
@@ -652,6 +667,7 @@ int run_call(Args& args) {
             if (const u64 k = random % calls; k < kMaxRttSamples) rtt_ns[k] = end - start;
         }
     }
+    take_reply_bytes(&reply, reply_buffer);
     const std::string* reply_bytes = reply.has_bytes ? &reply.bytes : nullptr;
     if (rtt_ns.empty()) return cli::runtime_error(args.command(), "interrupted before any call");
     const LatencySummary s = summarize(rtt_ns);
