@@ -288,10 +288,14 @@ bool take_name(Args& args, std::string* name, int* rc) {
 
 // ---- The client side: call and send ---------------------------------------------------
 
+// How call/send send bytes: chosen by size, or as --via says.
+enum class Chosen { BySize, Inline, Payload, Loan, Region };
+
 struct ClientOptions {
     std::string name;
     u64 pool_bytes = posix::DEFAULT_POOL_BYTES;  // send --pool-bytes: this connection's pool
     std::string out;                             // call --out: the reply's payload goes here
+    Chosen way = Chosen::BySize;                 // --via
     u32 opcode = 1;
     Payload payload;
     u64 count = 1;
@@ -299,6 +303,30 @@ struct ClientOptions {
     u64 wait_ms = 0;
     bool json = false;
 };
+
+// --via WAY; false (reported) when WAY is not one this command has.
+bool parse_way(const std::string& command, const std::string& way, Chosen* out) {
+    const bool send = command == "send";
+    if (way == "auto") {
+        *out = Chosen::BySize;
+    } else if (way == "inline") {
+        *out = Chosen::Inline;
+    } else if (way == "payload") {
+        *out = Chosen::Payload;
+    } else if (way == "loan" && send) {
+        *out = Chosen::Loan;
+    } else if (way == "region") {
+        *out = Chosen::Region;
+    } else {
+        (void)cli::usage_error(
+            command,
+            cli::format("--via is auto, inline, %s or region, not '%s'%s",
+                        send ? "payload, loan" : "payload", way.c_str(),
+                        way == "loan" ? " (a call's request cannot travel in a loan)" : ""));
+        return false;
+    }
+    return true;
+}
 
 bool client_flag(Args& args, ClientOptions* o, int* rc) {
     bool good = true;
@@ -318,6 +346,13 @@ bool client_flag(Args& args, ClientOptions* o, int* rc) {
         good = args.number(&o->pool_bytes, 0, posix::MAX_POOL_BYTES);
     } else if (args.is("--out") && args.command() == "call") {
         good = args.value(&o->out);
+    } else if (args.is("--via")) {
+        std::string way;
+        good = args.value(&way);
+        if (good && !parse_way(args.command(), way, &o->way)) {
+            *rc = EXIT_USAGE;
+            return true;
+        }
     } else {
         return false;
     }
@@ -423,7 +458,9 @@ Result<Via> send_one(posix::Connection& conn, const ClientOptions& o, Reply* rep
                      std::vector<std::byte>* reply_buffer) {
     const Deadline d = posix::after_ms(o.timeout_ms);
     const Payload& p = o.payload;
-    if (p.kind == Payload::Kind::Bytes && p.bytes.size() <= conn.max_inline_payload()) {
+    const bool bytes = p.kind == Payload::Kind::Bytes;
+    if (bytes && (o.way == Chosen::Payload ||
+                  (o.way == Chosen::BySize && p.bytes.size() <= conn.max_inline_payload()))) {
         if (reply == nullptr) {
             VIPC_TRY(conn.send_sync(o.opcode, 0, as_bytes(p.bytes), d));
             return Via::Payload;
@@ -435,7 +472,7 @@ Result<Via> send_one(posix::Connection& conn, const ClientOptions& o, Reply* rep
         reply->source = Reply::Source::Buffer;
         return Via::Payload;
     }
-    if (p.kind == Payload::Kind::Bytes && reply == nullptr) {
+    if (bytes && reply == nullptr && (o.way == Chosen::BySize || o.way == Chosen::Loan)) {
         Result<posix::Loan> loan = conn.loan(p.bytes.size(), d);
         if (loan) {
             std::memcpy(loan->bytes.data(), p.bytes.data(), p.bytes.size());
@@ -445,12 +482,14 @@ Result<Via> send_one(posix::Connection& conn, const ClientOptions& o, Reply* rep
             }
             return Via::Loan;
         }
-        if (loan.error() != IpcError::ResourceBusy && loan.error() != IpcError::MessageTooLarge) {
+        if (o.way == Chosen::Loan ||
+            (loan.error() != IpcError::ResourceBusy && loan.error() != IpcError::MessageTooLarge)) {
             return loan.error();
         }
     }
     posix::Region region;
-    Result<Message> msg = outgoing_message(o.opcode, p, &region);
+    Result<Message> msg =
+        outgoing_message(o.opcode, p, &region, o.way == Chosen::Region ? Via::Region : Via::Inline);
     if (!msg) return msg.error();
     const Via via = region.valid() ? Via::Region : Via::Inline;
     VIPC_TRY(send_message(conn, *msg, region, d, reply));
@@ -507,7 +546,7 @@ constexpr const char* kRecvHelp =
 
 constexpr const char* kCallHelp =
     "usage: vipc call NAME [PAYLOAD] [--opcode N] [--count N] [--timeout-ms N] [--out FILE]\n"
-    "                      [--wait-ms N] [--json] [--runtime-dir DIR]\n"
+    "                      [--wait-ms N] [--via WAY] [--json] [--runtime-dir DIR]\n"
     "\n"
     "Connects to the endpoint published as NAME, sends a call (a request tagged with a\n"
     "transaction id) and prints the reply and the round-trip time. With --count N it makes\n"
@@ -522,6 +561,10 @@ constexpr const char* kCallHelp =
     "  --timeout-ms N   how long to wait for each reply (default 5000)\n"
     "  --wait-ms N      if NAME is not published yet, keep trying for N ms (default 0)\n"
     "  --out FILE       write the reply's payload bytes to FILE (- : to stdout, alone)\n"
+    "  --via WAY        how the request's bytes travel: auto (the default: by size, as\n"
+    "                   above), inline (a LargeMessage, up to 64 bytes), payload (a\n"
+    "                   payload record) or region; inline and region are what a server\n"
+    "                   that reads only Messages (receive_sync) can take\n"
     "  --json           one JSON object: name, server_pid, calls, via (how the request\n"
     "                   travelled), reply{kind, opcode, words or size/hex/text, ...},\n"
     "                   rtt_us{min, p50, p99, p99_9, max, mean}; on failure {\"error\": {command, "
@@ -533,7 +576,8 @@ constexpr const char* kCallHelp =
 
 constexpr const char* kSendHelp =
     "usage: vipc send NAME [PAYLOAD] [--opcode N] [--count N] [--timeout-ms N]\n"
-    "                      [--wait-ms N] [--pool-bytes N] [--json] [--runtime-dir DIR]\n"
+    "                      [--wait-ms N] [--pool-bytes N] [--via WAY] [--json]\n"
+    "                      [--runtime-dir DIR]\n"
     "\n"
     "Connects to the endpoint published as NAME and sends N one-way messages (default 1).\n"
     "Each send waits while the server's queue is full (backpressure), up to --timeout-ms.\n"
@@ -549,9 +593,13 @@ constexpr const char* kSendHelp =
     "  --timeout-ms N   how long one send may wait for queue or pool space (default 5000)\n"
     "  --wait-ms N      if NAME is not published yet, keep trying for N ms (default 0)\n"
     "  --pool-bytes N   this connection's loan pool (default 1048576; 0: none)\n"
+    "  --via WAY        how the bytes travel: auto (the default: by size, as above),\n"
+    "                   inline (a LargeMessage, up to 64 bytes), payload, loan or region;\n"
+    "                   inline and region are what a server that reads only Messages\n"
+    "                   (receive_sync) can take\n"
     "  --json           one JSON object: name, server_pid, sent, via, seconds,\n"
-    "                   msgs_per_second;\n"
-    "                   on failure {\"error\": {command, kind, code, message, exit}}\n"
+    "                   msgs_per_second; on failure {\"error\": {command, kind, code,\n"
+    "                   message, exit}}\n"
     "  --runtime-dir DIR   the runtime directory (default $VIPC_RUNTIME_DIR, ...)\n"
     "\n"
     "examples:  vipc send jobs @frame.bin    cat frame.bin | vipc send jobs -\n";
@@ -573,6 +621,21 @@ int parse_client_command(Args& args, const char* help, const char* example, Clie
     }
     if (o->name.empty()) {
         return cli::usage_error(args.command(), std::string("which name? e.g. '") + example + "'");
+    }
+    if (o->payload.kind == Payload::Kind::Words && o->way != Chosen::BySize &&
+        o->way != Chosen::Inline) {
+        return cli::usage_error(args.command(),
+                                "--words is a 48-byte SmallMessage: it travels inline; give "
+                                "bytes (--data, --hex, @FILE, -) for another --via");
+    }
+    if (o->way == Chosen::Inline && o->payload.kind == Payload::Kind::Bytes &&
+        o->payload.bytes.size() > veridian::ipc::LARGE_MESSAGE_INLINE_BYTES) {
+        return cli::usage_error(
+            args.command(),
+            cli::format("--via inline carries up to %zu bytes in a LargeMessage, this payload "
+                        "has %zu: use --via payload, region or auto",
+                        static_cast<std::size_t>(veridian::ipc::LARGE_MESSAGE_INLINE_BYTES),
+                        o->payload.bytes.size()));
     }
     install_stop_signals();
     return kGoOn;

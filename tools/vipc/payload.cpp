@@ -184,7 +184,8 @@ bool write_payload(const std::string& path, std::string_view bytes, bool append,
     return good;
 }
 
-Result<Message> outgoing_message(cli::u32 opcode, const Payload& p, posix::Region* region) {
+Result<Message> outgoing_message(cli::u32 opcode, const Payload& p, posix::Region* region,
+                                 Via way) {
     if (p.kind == Payload::Kind::Words) {
         Message m = Message::small(0, opcode);
         for (int i = 0; i < 4; ++i)
@@ -194,7 +195,7 @@ Result<Message> outgoing_message(cli::u32 opcode, const Payload& p, posix::Regio
     LargeMessage m{};
     m.header.opcode = opcode;
     m.header.total_size = p.bytes.size();
-    if (p.bytes.size() <= LARGE_MESSAGE_INLINE_BYTES) {
+    if (way != Via::Region && p.bytes.size() <= LARGE_MESSAGE_INLINE_BYTES) {
         if (!p.bytes.empty()) std::memcpy(m.inline_data, p.bytes.data(), p.bytes.size());
         return Message(m);
     }

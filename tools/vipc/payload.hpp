@@ -65,9 +65,11 @@ bool write_payload(const std::string& path, std::string_view bytes, bool append,
                    std::string* error);
 
 // A message to send with `opcode` and payload `p`; `*region` gets the region a payload over
-// the inline maximum travels in (then send it with Transfer::Move).
-veridian::ipc::Result<veridian::ipc::Message> outgoing_message(
-    cli::u32 opcode, const Payload& p, veridian::ipc::posix::Region* region);
+// LARGE_MESSAGE_INLINE_BYTES travels in (then send it with Transfer::Move), or, with
+// `way` Via::Region, any payload of bytes.
+veridian::ipc::Result<veridian::ipc::Message> outgoing_message(cli::u32 opcode, const Payload& p,
+                                                               veridian::ipc::posix::Region* region,
+                                                               Via way = Via::Inline);
 
 // The payload bytes a received message carries: inline bytes and, when it names a region,
 // that region's bytes (taken with Region::receive). A SmallMessage's 32 data bytes.

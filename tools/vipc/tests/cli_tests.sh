@@ -749,5 +749,57 @@ case_loans_released() {
   echo PASS
 }
 
+# --via forces a way (inline and region are what a server that reads only Messages takes);
+# one that cannot carry the payload is a clear error, before or at the send.
+case_via_forced() {
+  head -c 10 /dev/urandom >"$work/10.bin"
+  head -c 5000 /dev/urandom >"$work/5000.bin"
+  start_background "$work/recv.out" "$work/recv.err" recv demo/force --count 5 \
+    --out "$work/taken.bin" --json
+  local recv_pid=$bg_timeout_pid
+  local way
+  for way in inline region payload loan; do
+    run send demo/force @"$work/10.bin" --via "$way" --wait-ms 10000 --json
+    expect_rc 0 "vipc send --via $way"
+    json_check "$work/last.out" "d['via'] == '$way'"
+  done
+  run call demo/force @"$work/5000.bin" --via region --out "$work/r5000.bin" --json
+  expect_rc 0 "vipc call --via region"
+  json_check "$work/last.out" 'd["via"] == "region" and d["reply"]["size"] == 5000'
+  cmp -s "$work/5000.bin" "$work/r5000.bin" || fail "the --via region echo differs"
+  wait "$recv_pid"
+  rc=$?
+  expect_rc 0 "vipc recv --count 5"
+  cat "$work/10.bin" "$work/10.bin" "$work/10.bin" "$work/10.bin" "$work/5000.bin" \
+    >"$work/expected.bin"
+  cmp -s "$work/expected.bin" "$work/taken.bin" || fail "vipc recv --out differs"
+  python3 - "$work/recv.out" <<'PY' || fail "vipc recv --json"
+import json, sys
+events = [json.loads(line) for line in open(sys.argv[1])]
+got = [(e["size"], e["via"]) for e in events]
+assert got == [(10, "inline"), (10, "region"), (10, "payload"), (10, "loan"),
+               (5000, "region")], got
+PY
+  # Ways that cannot carry it.
+  start_background "$work/serve.out" "$work/serve.err" serve demo/force2
+  wait_for_endpoint demo/force2
+  run send demo/force2 @"$work/5000.bin" --via payload
+  expect_rc 1 "vipc send --via payload over the inline maximum"
+  expect_one_error_line "vipc send:" "4096"
+  run send demo/force2 @"$work/10.bin" --via loan --pool-bytes 0
+  expect_rc 1 "vipc send --via loan without a pool"
+  expect_one_error_line "vipc send:"
+  run call demo/force2 @"$work/5000.bin" --via inline
+  expect_rc 2 "vipc call --via inline over 64 bytes"
+  expect_one_error_line "--via inline" "5000"
+  run call demo/force2 @"$work/10.bin" --via loan
+  expect_rc 2 "vipc call --via loan"
+  expect_one_error_line "--via" "loan"
+  run send demo/force2 --words 1,2 --via region
+  expect_rc 2 "vipc send --words --via region"
+  expect_one_error_line "--words"
+  echo PASS
+}
+
 declare -F "case_$case_name" >/dev/null || { echo "no case '$case_name'"; exit 2; }
 "case_$case_name"
