@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "commands.hpp"
@@ -71,9 +72,13 @@ struct Taken {
     bool has_bytes = false;
 };
 
+// What a taken message's bytes are needed for beyond the echo (which reads them in place).
+enum class BytesUse { EchoOnly, Kept };
+
 // Takes what `in` holds: a Message's payload (its region taken; a message that names a bad
-// one is shown without), or a copy of the payload record's or loan's bytes.
-Taken take(const posix::Incoming& in) {
+// one is shown without), or, when they are kept (printed, written), a copy of the payload
+// record's or loan's bytes.
+Taken take(const posix::Incoming& in, BytesUse use) {
     Taken t;
     t.connection = in.info.connection;
     if (in.kind == posix::Incoming::Kind::Small || in.kind == posix::Incoming::Kind::Large) {
@@ -88,8 +93,10 @@ Taken take(const posix::Incoming& in) {
     }
     t.message = described(in.info);
     t.via = in.kind == posix::Incoming::Kind::Loan ? Via::Loan : Via::Payload;
-    t.bytes.assign(reinterpret_cast<const char*>(in.payload.data()), in.payload.size());
-    t.has_bytes = true;
+    if (use == BytesUse::Kept) {
+        t.bytes.assign(reinterpret_cast<const char*>(in.payload.data()), in.payload.size());
+        t.has_bytes = true;
+    }
     return t;
 }
 
@@ -118,7 +125,7 @@ bool print_received(const ServeOptions& o, const Taken& t) {
 
 // Answers a call with a region holding `bytes` (a new one: the request's was moved to us).
 void reply_with_region(posix::Server& server, const posix::Received& request,
-                       const std::string& bytes) {
+                       std::string_view bytes) {
     Payload p;
     p.kind = Payload::Kind::Bytes;
     p.bytes = bytes;
@@ -168,7 +175,9 @@ void echo(posix::Server& server, const posix::Incoming& in, const Taken& t) {
         return;
     }
     if (loan.error() == IpcError::ResourceBusy || loan.error() == IpcError::MessageTooLarge) {
-        reply_with_region(server, request, t.bytes);
+        reply_with_region(
+            server, request,
+            std::string_view(reinterpret_cast<const char*>(in.payload.data()), in.payload.size()));
     }
 }
 
@@ -216,7 +225,8 @@ int serve_loop(const std::string& command, ServeOptions o) {
             return cli::ipc_error(command, e, o.name);
         }
         ++taken;
-        const Taken t = take(*in);
+        const Taken t = take(*in, o.mode == PrintMode::Nothing && o.out.empty() ? BytesUse::EchoOnly
+                                                                                : BytesUse::Kept);
         if (t.message.transaction_id() != 0) echo(server, *in, t);
         // The bytes were copied: a loan goes back to its sender's pool at once.
         if (in->kind == posix::Incoming::Kind::Loan) (void)server.release(*in);
