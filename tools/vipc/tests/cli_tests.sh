@@ -801,5 +801,22 @@ PY
   echo PASS
 }
 
+# serve --echo answers from what it received in place (nothing printed or kept): the echo is
+# still byte for byte, payload record and region alike, many calls in a row.
+case_echo_only() {
+  start_background "$work/serve.out" "$work/serve.err" serve demo/echo --echo
+  wait_for_endpoint demo/echo
+  local n
+  for n in 1 100 4096 65536; do
+    head -c "$n" /dev/urandom >"$work/p$n.bin"
+    run call demo/echo @"$work/p$n.bin" --count 50 --out "$work/r$n.bin" --json
+    expect_rc 0 "vipc call of $n bytes to serve --echo"
+    json_check "$work/last.out" "d['calls'] == 50 and d['reply']['size'] == $n"
+    cmp -s "$work/p$n.bin" "$work/r$n.bin" || fail "the $n-byte echo differs"
+  done
+  [[ -s $work/serve.out ]] && fail "serve --echo printed: $(head -c 300 "$work/serve.out")"
+  echo PASS
+}
+
 declare -F "case_$case_name" >/dev/null || { echo "no case '$case_name'"; exit 2; }
 "case_$case_name"
