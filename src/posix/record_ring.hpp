@@ -63,14 +63,16 @@
 // The caller's remaining time (remaining_ns): a call record (txid != 0, written by a client)
 // carries how long its caller will still wait, as a duration in nanoseconds computed by the
 // producer when it writes the record (0 = no deadline; a deadline already past is 1). A
-// duration, never a clock value: the two sides need not share a clock's epoch, and a value
-// the consumer adds to its own receipt time cannot name a point the producer's clock chose.
-// It costs no line: a Payload record keeps it in PayloadHead's last word (reserved until
-// then, always written as 0), a Large record in the spare bytes of its last line. A Small
-// record has no room for it (its 48-byte message fills its one line: the fast path is one
-// cache line per direction) and carries none; nor does a Loan record (its descriptor leaves
-// 8 bytes, kept free). The consumer reads it as a hint (see runtime.hpp, "Deadlines"): it
-// never bounds anything the consumer does, so a false one harms only its own caller.
+// duration, never a clock value: it means the same on any clock (nothing assumes the two
+// sides share one; the NATS bridge carries it on between hosts), and the consumer anchors it
+// to its own clock when it takes the record. Where it lives costs no line and no store
+// beyond the record's own lines: in a Payload record, PayloadHead's last word (written as 0
+// by every record that is not a call with a deadline); in a Large record, the first 8 of the
+// 56 spare bytes of its last line. A Small record has no room for it (its 48-byte message
+// fills its one line, and the fast path stays one cache line per direction), so it carries
+// none; nor does a Loan record (a loan is not a call's request). The consumer treats it as a
+// hint (see runtime.hpp, "Deadlines of calls"): it bounds nothing the consumer does, so a
+// false one harms only the caller that wrote it.
 //
 // Trust: a side trusts only the words it writes. The consumer checks every header against
 // the geometry it keeps privately (a record never crosses the ring's end, never exceeds the

@@ -61,7 +61,8 @@
 //   (*2) Deadlines of calls: a call's request carries what remains of the caller's deadline
 //   when its record is written, as a duration (never a clock value), and every received call
 //   shows it on the server's clock: Received::caller_deadline, PayloadInfo::caller_deadline
-//   (Incoming::info, receive_into) = receipt time + that duration; Deadline::never() when the
+//   (Incoming::info, receive_into) = receipt time + that duration (so later than the caller's
+//   own deadline by the time the request took to arrive); Deadline::never() when the
 //   call has none, for one-way messages, and for a call whose request is a SmallMessage (its
 //   record is one cache line, entirely the message: it carries no deadline) or a loan.
 //   Payload calls and LargeMessage calls (with or without a region or a capability) carry
