@@ -96,8 +96,10 @@ Result<void> Outbox::push(OutboxOwner& owner, const OutgoingRecord& record, Bloc
         ++regions_.next_sequence;
         Message out = *record.message;
         record.attachment->stamp(out, sequence);
-        return out.is_small() ? ring_.push_small(out.small_message(), record.txid)
-                              : ring_.push_large(out.large_message(), record.txid, remaining);
+        return out.is_small()
+                   ? ring_.push_small(out.small_message(), record.txid, Attachment::OnSocket)
+                   : ring_.push_large(out.large_message(), record.txid, Attachment::OnSocket,
+                                      remaining);
     }
     if (record.kind == OutgoingRecord::Kind::Loan) {
         LoanDescriptor d = VIPC_TRY(pool_.describe(record.loan, record.loan_length));
@@ -114,8 +116,9 @@ Result<void> Outbox::push(OutboxOwner& owner, const OutgoingRecord& record, Bloc
                                   record.txid, remaining);
     }
     const Message& m = *record.message;
-    return m.is_small() ? ring_.push_small(m.small_message(), record.txid)
-                        : ring_.push_large(m.large_message(), record.txid, remaining);
+    return m.is_small()
+               ? ring_.push_small(m.small_message(), record.txid)
+               : ring_.push_large(m.large_message(), record.txid, Attachment::None, remaining);
 }
 
 Result<void> Outbox::send(OutboxOwner& owner, const OutgoingRecord& record, Blocking blocking,

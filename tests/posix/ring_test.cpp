@@ -193,7 +193,7 @@ TEST(Ring, CallRecordsCarryTheRemainingTimeAndEveryOtherRecordNone) {
     const auto bytes = pattern(100, 7);
     for (u64 i = 0; i < 40; ++i) {
         const u64 remaining = i % 2 == 0 ? 1'000'000'000u + i : 0;
-        ASSERT_TRUE(ring.producer.push_large(large, i + 1, remaining)) << i;
+        ASSERT_TRUE(ring.producer.push_large(large, i + 1, Attachment::None, remaining)) << i;
         ASSERT_TRUE(ring.producer.push_payload(0, 6, 0, bytes, i + 1, remaining)) << i;
         ASSERT_TRUE(ring.producer.push_small(numbered(i), i + 1)) << i;
         for (const RecordKind kind : {RecordKind::Large, RecordKind::Payload, RecordKind::Small}) {
