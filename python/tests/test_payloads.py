@@ -98,3 +98,32 @@ def test_payloads_over_the_inline_maximum_travel_in_a_region(runtime_dir, spawn,
         reply = conn.call(payload, 3, timeout=10)  # vipc serve echoes it in a region of its own
         assert reply.region_size == size
         assert reply.payload() == payload
+
+
+def test_a_calls_deadline_reaches_the_server(runtime_dir):
+    server = vipc.Server.publish("py/deadline", runtime_dir=runtime_dir)
+    seen = []
+
+    def run():
+        for _ in range(3):
+            request = server.receive(timeout=5)
+            seen.append((request.caller_deadline, vipc.now()))
+            if request.is_call:
+                server.reply(request, request.data, request.opcode, timeout=1)
+
+    t = threading.Thread(target=run)
+    t.start()
+    conn = vipc.Connection.connect("py/deadline", runtime_dir=runtime_dir)
+    before = vipc.now()
+    conn.call(b"with", 1, timeout=3)
+    conn.call(b"without", 1)
+    conn.send(b"one-way", 1)
+    t.join()
+    conn.close()
+    server.close()
+    (deadline, taken), (none, _), (one_way, _) = seen
+    # The caller's deadline on the server's clock: the caller's plus the way there.
+    assert before + 3 <= deadline + 1e-6
+    assert deadline <= taken + 3 + 1e-6
+    assert none is None
+    assert one_way is None

@@ -85,6 +85,10 @@ typedef struct vipc_message {
     uint64_t region_size;      /**< bytes of an attached region (take it: vipc_region_receive) */
     uint32_t capability_count; /**< attached capabilities (take: vipc_capability_receive) */
     uint32_t reserved;
+    /** On a server, for a call: when its caller stops waiting, on CLOCK_MONOTONIC in ns (the
+     * caller's remaining time when it wrote the request, added at receipt; a hint, the
+     * client's word). VIPC_DEADLINE_NEVER: no deadline, not a call, or a small message. */
+    uint64_t caller_deadline;
     /** The runtime's copy of the message (what vipc_region_receive and
      * vipc_capability_receive read). Do not touch. */
     uint64_t opaque[VIPC_MESSAGE_OPAQUE_BYTES / 8];

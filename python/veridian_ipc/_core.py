@@ -76,7 +76,8 @@ class Message:
     its four data words; `words` gives them as integers)."""
 
     __slots__ = ("kind", "opcode", "flags", "data", "words", "capability", "sender_pid",
-                 "transaction_id", "connection", "region_size", "capability_count", "_raw")
+                 "transaction_id", "connection", "region_size", "capability_count",
+                 "caller_deadline", "_raw")
 
     def __init__(self, raw):
         self._raw = raw
@@ -94,6 +95,10 @@ class Message:
         self.connection = raw.connection
         self.region_size = raw.region_size
         self.capability_count = raw.capability_count
+        # On a server, for a call: when its caller stops waiting, in seconds on now()'s clock
+        # (None: no deadline, not a call, or a small message). A hint: the client's word.
+        self.caller_deadline = (None if raw.caller_deadline == NEVER
+                                else raw.caller_deadline / 1e9)
 
     @property
     def is_call(self):

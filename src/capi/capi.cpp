@@ -126,8 +126,10 @@ int local_error(IpcError e) {
     return error_code(e);
 }
 
-void to_c(const Message& m, posix::ConnectionId connection, vipc_message* out) {
+void to_c(const Message& m, posix::ConnectionId connection, vipc_message* out,
+          Deadline caller_deadline = Deadline::never()) {
     std::memset(out, 0, sizeof *out);
+    out->caller_deadline = caller_deadline.ns();  // never() is VIPC_DEADLINE_NEVER
     out->opcode = m.opcode();
     out->flags = m.flags();
     out->capability = m.capability();
@@ -261,7 +263,7 @@ int vipc_server_receive(vipc_server* server, vipc_message* out, std::uint64_t de
     return guard([&]() -> int {
         Result<posix::Received> r = server->server.receive_sync(to_deadline(deadline));
         if (!r) return runtime_error(r.error());
-        to_c(r->message, r->connection, out);
+        to_c(r->message, r->connection, out, r->caller_deadline);
         return VIPC_OK;
     });
 }
@@ -272,7 +274,7 @@ int vipc_server_try_receive(vipc_server* server, vipc_message* out) {
     return guard([&]() -> int {
         Result<posix::Received> r = server->server.try_receive();
         if (!r) return runtime_error(r.error());
-        to_c(r->message, r->connection, out);
+        to_c(r->message, r->connection, out, r->caller_deadline);
         return VIPC_OK;
     });
 }

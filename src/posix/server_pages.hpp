@@ -45,7 +45,7 @@ struct alignas(64) ServerDoorbell {
 
 inline constexpr u32 STATE_MAGIC = 0x56495053;  // "VIPS"
 // Version of everything shared with the peer (handshake, pages, record ring).
-inline constexpr u32 WIRE_VERSION = 2;
+inline constexpr u32 WIRE_VERSION = 3;
 
 static_assert(std::atomic<u32>::is_always_lock_free);
 
