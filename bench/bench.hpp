@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // `vipc bench`: side-by-side IPC benchmarks between two processes.
 //
 // run_bench() is the whole command: it parses its own options, runs every case, prints the

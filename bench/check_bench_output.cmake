@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT OR Apache-2.0
 # Smoke test of `vipc bench` (run with cmake -P): a tiny run of every transport, then checks
 # that the output is complete and well-formed. No timing assertions.
 #   -DBENCH=<path to vipc-bench>  -DOUT_DIR=<directory for the outputs>
@@ -46,7 +47,8 @@ string(JSON count LENGTH "${json}" transports)
 set(problems "")
 set(seen "")
 string(REPLACE "," ";" more_must_run "${MUST_RUN}")
-set(must_run spin_line yield_line futex_line spin_ring yield_ring futex_ring spin_ring_uncached
+set(must_run spin_line yield_line futex_line spin_ring yield_ring futex_ring spin_slots
+    spin_ring_uncached
     pipe unix_socket eventfd ${more_must_run})
 string(JSON nsizes LENGTH "${json}" sweep_sizes)
 set(sweep_sizes "")

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // The fork-based case runner.
 //
 // Parent                         server child                 client child

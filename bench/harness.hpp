@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Runs one case (one transport, placement, size, repetition) in two forked processes and
 // returns what the client measured. See transport.hpp for the sequence of calls.
 #pragma once

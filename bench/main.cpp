@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // The standalone benchmark executable; `vipc bench` runs the same code.
 #include "bench.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Tables, JSON and SVG for a run. Cells are "median [min–max]" across repetitions.
 #include "report.hpp"
 
@@ -341,6 +342,11 @@ std::vector<Table> sweep_tables(const RunInfo& run, const std::vector<TransportR
             else
                 t.footnotes.insert(t.footnotes.begin(),
                                    "n/a: the transport does not carry messages of that size.");
+            if (kind == 2)
+                t.footnotes.push_back(
+                    "MiB/s = message size × messages per second. veridian_loan hands chunks "
+                    "over without touching their bytes (beyond the 9 the harness checks): its "
+                    "MiB/s are bytes made available, the others' are bytes copied.");
             tables.push_back(t);
         }
     }
@@ -542,6 +548,9 @@ std::string run_header(const RunInfo& run) {
     s << "- command: `" << run.command << "`\n";
     s << "- started: " << run.started_utc << ", took " << fmt_num(run.seconds) << " s\n";
     s << "- machine: " << run.machine << "\n";
+    if (!run.load_at_start.empty())
+        s << "- load average (1, 5, 15 min): " << run.load_at_start << " at the start, "
+          << run.load_at_end << " at the end (the bench itself keeps up to 2 cpus busy)\n";
     s << "- mode: " << (run.quick ? "quick" : "full") << "; " << run.reps
       << " repetitions per case; per repetition at " << size_label(run.main_size) << ": warm-up "
       << run.main_limits.warmup_rtts << " RTTs / " << fmt_num(run.main_limits.warmup_seconds)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Results of a run and their presentations: terminal table, JSON, Markdown and SVG plots.
 #pragma once
 
@@ -63,6 +64,8 @@ struct RunInfo {
     PhaseLimits main_limits;
     PhaseLimits sweep_limits;
     double seconds = 0;
+    std::string load_at_start;  // /proc/loadavg's 1, 5 and 15 minute averages ("" if unknown)
+    std::string load_at_end;
 };
 
 void print_terminal(std::FILE* out, const RunInfo& run,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // The one interface every benchmarked transport implements, and the table that lists them.
 //
 // How a case runs

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Boost.Interprocess message_queue: two named queues in POSIX shared memory (one per
 // direction), blocking send/receive (a process-shared mutex and condition variables inside).
 #include <boost/interprocess/ipc/message_queue.hpp>

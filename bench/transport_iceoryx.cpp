@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // iceoryx 2.0: publish/subscribe through shared memory managed by the RouDi daemon. Each
 // direction is one topic; the sender loans a chunk, copies the message in and publishes it;
 // the receiver waits in a WaitSet (a semaphore), takes the chunk, copies it out and releases

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // NNG: a pair1 socket in each process over ipc:// (a Unix socket file in the scratch
 // directory). NNG moves the bytes on its own worker threads, which inherit the process's cpu.
 #include <nng/nng.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Kernel transports: a pair of pipes, a Unix stream socket pair, and a pair of POSIX message
 // queues. Every wait sleeps in the kernel.
 #include <fcntl.h>

@@ -48,6 +48,18 @@
 // spin_ring_uncached is the same ring re-reading the opposite index on every message (the
 // bench's spin floor before the cached rings existed): what not caching costs.
 //
+// Slot-sequence ring (row spin_slots): the same ring, but the consumer finds a message by
+// polling the sequence word of the slot itself (FastForward / Vyukov), so the producer never
+// publishes a shared index. Slots are 8 + message size bytes rounded up to 64 (a 48-byte
+// message and its sequence word fill exactly one line); the consumer's `head` is still
+// published (release, its own block) for the producer's space check, which re-reads it
+// (acquire) only when its cached copy says full.
+//   send:    (1) as the Lamport ring  (2) copy into slot[tail % depth].payload
+//            (3) slot.seq = tail+1 (release)
+//   receive: (1) wait until slot[head % depth].seq == head+1 (acquire)  (2) copy out
+//            (3) release head+1 (release)
+// Spin only: the construction the runtime's 48-byte path uses, as a floor of its own.
+//
 // eventfd (a peer, not a floor) is the Lamport ring with an eventfd as the doorbell.
 //
 // Sleeping waiters (futex, eventfd): the waiter stores 1 into its `waiting` word, re-reads the
@@ -414,6 +426,111 @@ private:
     RingSide* in_ = nullptr;
 };
 
+// ---- Slot-sequence ring ----------------------------------------------------------------------
+
+struct SlotHeader {
+    std::atomic<std::uint32_t> seq{0};  // written by the producer: tail+1 of the message here
+    std::uint32_t unused = 0;
+};
+static_assert(sizeof(SlotHeader) == 8, "the payload starts at +8, in the slot's first line");
+
+class SlotRingTransport final : public Transport {
+public:
+    Status prepare(const CaseParams& params) override {
+        params_ = params;
+        stride_ = round_up(sizeof(SlotHeader) + params.message_size, 64);
+        std::size_t depth = std::bit_floor(std::clamp<std::size_t>(params.queue_depth, 2, 1024));
+        while (depth > 2 && depth * stride_ > kRingBytesLimit)
+            depth /= 2;
+        depth_ = static_cast<std::uint32_t>(depth);
+        ring_bytes_ = kPage + round_up(depth * stride_, kPage);
+        if (Status s = mapping_.map(2 * ring_bytes_); !s) return s;
+        for (int i = 0; i < 2; ++i) {
+            std::byte* base = mapping_.base() + i * ring_bytes_;
+            rings_[i].control = new (base) RingControl{};
+            rings_[i].slots = base + kPage;
+            for (std::size_t k = 0; k < depth; ++k)
+                new (rings_[i].slots + k * stride_) SlotHeader{};
+        }
+        return {};
+    }
+
+    std::string note() const override {
+        if (depth_ < params_.queue_depth)
+            return "ring depth " + std::to_string(depth_) + " (64 MiB of slots per ring)";
+        return {};
+    }
+
+    Status open(Role role) override {
+        out_ = &rings_[role == Role::client ? 0 : 1];
+        in_ = &rings_[role == Role::client ? 1 : 0];
+        return {};
+    }
+
+    Status send(std::span<const std::byte> message) override {
+        RingSide& r = *out_;
+        RingControl& c = *r.control;
+        // (1) full as far as the cached head says? Re-read it; wait while still full.
+        while (r.own - r.other >= depth_) {
+            // SYNC POINT: acquire; pairs with the consumer's release of head in receive().
+            r.other = c.head.value.load(std::memory_order_acquire);
+            if (r.own - r.other < depth_) break;
+            if (Status s =
+                    wait_while(WaitKind::spin, c.head.value, r.other, c.producer_waiting.value, -1);
+                !s)
+                return s;
+        }
+        std::byte* slot = r.slots + (r.own & (depth_ - 1)) * stride_;
+        // (2) copy in
+        std::memcpy(slot + sizeof(SlotHeader), message.data(), message.size());
+        ++r.own;
+        // (3) SYNC POINT: release; pairs with the consumer's acquire of the slot's seq.
+        header(slot).seq.store(r.own, std::memory_order_release);
+        return {};
+    }
+
+    Status receive(std::span<std::byte> message) override {
+        RingSide& r = *in_;
+        std::byte* slot = r.slots + (r.own & (depth_ - 1)) * stride_;
+        SlotHeader& h = header(slot);
+        const std::uint32_t want = r.own + 1;
+        // (1) wait for the slot's number
+        for (;;) {
+            // SYNC POINT: acquire; pairs with the producer's release of seq in send().
+            const std::uint32_t seq = h.seq.load(std::memory_order_acquire);
+            if (seq == want) break;
+            if (seq != want - depth_ && seq != 0)
+                return Status::fail("lost message: slot holds message " + std::to_string(seq) +
+                                    ", expected " + std::to_string(want));
+            if (Status s =
+                    wait_while(WaitKind::spin, h.seq, seq, r.control->consumer_waiting.value, -1);
+                !s)
+                return s;
+        }
+        // (2) copy out
+        std::memcpy(message.data(), slot + sizeof(SlotHeader), message.size());
+        r.own = want;
+        // (3) SYNC POINT: release; pairs with the producer's acquire of head in send().
+        r.control->head.value.store(r.own, std::memory_order_release);
+        return {};
+    }
+
+    void cleanup() override { mapping_.release(); }
+
+private:
+    static SlotHeader& header(std::byte* slot) {
+        return *std::launder(reinterpret_cast<SlotHeader*>(slot));
+    }
+
+    std::uint32_t depth_ = 2;
+    std::size_t stride_ = 64;
+    std::size_t ring_bytes_ = 0;
+    SharedMapping mapping_;
+    RingSide rings_[2];
+    RingSide* out_ = nullptr;
+    RingSide* in_ = nullptr;
+};
+
 constexpr const char* kSameCoreSpinNote =
     "pure spin on one cpu: each wait lasts until the scheduler preempts the spinner (ms), so few "
     "round trips fit the time bound";
@@ -465,6 +582,18 @@ std::vector<TransportInfo> floor_transports() {
                  "Lamport ring caching the opposite index, futex wait/wake on every "
                  "wait",
                  "floor", WaitKind::futex, OppositeIndex::cached, kMiB),
+        [] {
+            TransportInfo info;
+            info.name = "spin_slots";
+            info.description =
+                "ring whose 64-byte slots carry their own sequence word (FastForward), "
+                "busy-wait (pause)";
+            info.group = "floor";
+            info.max_message_size = std::size_t{1} << 20;
+            info.make = [] { return std::make_unique<SlotRingTransport>(); };
+            info.same_core_note = kSameCoreSpinNote;
+            return info;
+        }(),
         ring_row("spin_ring_uncached",
                  "the same ring re-reading the opposite index on every "
                  "message, busy-wait (the previous spin floor)",

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc's own rows: the cross-process runtime (include/veridian/ipc/posix/runtime.hpp)
 // measured by the same harness as every peer.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // ZeroMQ: a PAIR socket in each process over ipc:// (a Unix socket file in the scratch
 // directory). libzmq moves the bytes on its own I/O thread, which inherits the process's cpu.
 #include <zmq.h>

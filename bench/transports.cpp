@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // The table of transports, in display order: the floors, the operating system's own
 // mechanisms, the libraries, then veridian-ipc. A library that was not found when the bench
 // was configured still has its row, saying what to install.

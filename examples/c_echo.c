@@ -39,7 +39,7 @@ static int serve(const char* name, long count) {
         if (rc != VIPC_OK) break;
         if (request.transaction_id == 0) continue; /* one-way: nothing to answer */
         if (request.opcode > 1000 && request.opcode <= 1016) {
-            rc = vipc_server_reply_error(server, &request, -(int)(request.opcode - 1000),
+            rc = vipc_server_reply_error(server, &request, -(int)(request.opcode - 1000), "c_echo",
                                          vipc_deadline_after_ms(1000));
         } else {
             rc = vipc_server_reply(server, &request, request.opcode + 1, request.bytes,

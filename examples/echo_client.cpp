@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // A small veridian-ipc client, meant to be copied: it connects to the echo server by name,
 // makes a few calls (request → reply, timed), streams one-way messages, then asks the server
 // how many arrived.

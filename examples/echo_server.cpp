@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // A small veridian-ipc server, meant to be copied: it publishes a name, answers every call
 // with the request itself (an echo), counts one-way messages, and stops cleanly on Ctrl-C.
 //

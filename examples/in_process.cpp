@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc in one process: the core's endpoints between two threads.
 //
 // The same core runs inside a kernel, between threads, and (through the posix runtime)
@@ -29,12 +30,13 @@ int main() {
         return 1;
     }
     Endpoint server = created->endpoint;
-    // The client gets a handle that may only send (and call): rights can only be dropped.
-    Endpoint client = server.derive(Rights::SEND);
+    // The client (process 2) gets an entry of its own capability space that may only send
+    // (and call): rights can only be dropped, and the core stamps its messages with its id.
+    Endpoint client = server.transfer(ProcessId{2}, TransferMode::Copy, Rights::SEND).value();
 
     std::thread server_thread([&] {
         for (;;) {
-            Result<Message> request = server.receive_sync(ProcessId{1});
+            Result<Message> request = server.receive_sync();
             if (!request) return;  // the endpoint was closed
             Message reply = *request;
             if (request->opcode() == kSquare) {
@@ -51,8 +53,7 @@ int main() {
         Message request = Message::small(client.capability().raw(), kSquare);
         request.small_message().data[0] = x;
         // call() blocks until the reply with this call's transaction id, or the deadline.
-        Result<Message> reply =
-            client.call(request, ProcessId{2}, platform.after_ns(1'000'000'000));
+        Result<Message> reply = client.call(request, platform.after_ns(1'000'000'000));
         if (!reply) {
             std::fprintf(stderr, "in_process: call: %s\n", error_text(reply.error()));
             status = 1;
@@ -61,7 +62,7 @@ int main() {
         std::printf("%llu squared is %llu\n", static_cast<unsigned long long>(x),
                     static_cast<unsigned long long>(reply->small_message().data[0]));
     }
-    (void)client.call(Message::small(client.capability().raw(), kStop), ProcessId{2},
+    (void)client.call(Message::small(client.capability().raw(), kStop),
                       platform.after_ns(1'000'000'000));
     server_thread.join();
     return status;

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT OR Apache-2.0
 # The echo example end to end: the server in the background, the client in the foreground,
 # then SIGTERM stops the server, which must exit 0. Own runtime directory; bounded in time.
 # Usage: run_echo_example.sh ECHO_SERVER ECHO_CLIENT

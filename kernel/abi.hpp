@@ -80,7 +80,10 @@ inline constexpr std::int64_t ERR_CHANNEL_FULL = -11;
 inline constexpr std::int64_t ERR_ENDPOINT_BUSY = -13;
 inline constexpr std::int64_t ERR_INVALID_MEMORY_REGION = -14;
 
-// Message flag the kernel sets on a reply (as MessageFlags::IS_REPLY).
+// Message flags (as MessageFlags): the kernel sets IS_REPLY on a reply; HAS_CAPABILITY
+// says data[0] is a handle of the sender's space, which the receiver gets as a handle of
+// its own (the send needs GRANT on it; not in replies).
 inline constexpr std::uint64_t FLAG_IS_REPLY = 1u << 3;
+inline constexpr std::uint64_t FLAG_HAS_CAPABILITY = 1u << 4;
 
 }  // namespace vipc_abi

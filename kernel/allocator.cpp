@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Kernel: the arena allocator behind the core's Allocator interface.
 #include "arch.hpp"
 #include "kernel_platform.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Kernel: the few x86-64 instructions the kernel needs, as inline functions.
 #pragma once
 

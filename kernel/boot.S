@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT OR Apache-2.0 */
 // Kernel entry: a Multiboot1 header and the 32-bit code that QEMU's -kernel loader jumps to.
 //
 // The loader leaves us in 32-bit protected mode with paging off, EAX = multiboot magic and

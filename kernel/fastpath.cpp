@@ -32,9 +32,10 @@ InterruptFrame* fastpath_call(InterruptFrame* f) {
     // Check 1: the handle names an entry of the caller's own table, with SEND.
     HandleEntry* e = caller->handles.lookup(f->rdi);
     if (e == nullptr || (e->rights & Rights::SEND) == 0) return nullptr;
-    // Check 2: the entry's endpoint still exists, was not revoked since, and is open.
+    // Check 2: the core confirmed the entry after the last revocation anywhere, and its
+    // endpoint still exists and is open.
     KernelEndpoint* k = e->kernel_endpoint;
-    if (k->id != e->id || k->epoch != e->epoch || k->closed) return nullptr;
+    if (e->confirmed_at != revocation_count() || k->id != e->id || k->closed) return nullptr;
     // Check 3: no capability travels with the message.
     if ((f->rsi & HAS_CAPABILITY_BIT) != 0) return nullptr;
     // Check 4: a server is parked in receive (then the core's queue is empty: nobody is
@@ -62,6 +63,7 @@ InterruptFrame* fastpath_call(InterruptFrame* f) {
     sf->r8 = f->r8;
     sf->r9 = f->r9;
     sf->r12 = caller->pid.value;
+    sf->r13 = e->badge;
     server->park = IpcPark::None;
     server->parked_on = nullptr;
     // The caller parks awaiting the reply, with only its user frame saved.
@@ -93,11 +95,12 @@ InterruptFrame* fastpath_reply_receive(InterruptFrame* f) {
     // Check 2: the receive handle (r12) names an entry of the server's table, with RECEIVE.
     HandleEntry* e = server->handles.lookup(f->r12);
     if (e == nullptr || (e->rights & Rights::RECEIVE) == 0) return nullptr;
-    // Check 3: that endpoint exists, was not revoked since, and is open.
+    // Check 3: the core confirmed the entry after the last revocation anywhere, and its
+    // endpoint still exists and is open.
     KernelEndpoint* k = e->kernel_endpoint;
-    if (k->id != e->id || k->epoch != e->epoch || k->closed) return nullptr;
+    if (e->confirmed_at != revocation_count() || k->id != e->id || k->closed) return nullptr;
     // Check 4: nothing can be in the core's queue (else the server must take it first).
-    if (k->maybe_queued) return nullptr;
+    if (!k->known_empty()) return nullptr;
     // Check 5: no capability travels with the reply.
     if ((f->rsi & HAS_CAPABILITY_BIT) != 0) return nullptr;
 
@@ -112,6 +115,7 @@ InterruptFrame* fastpath_reply_receive(InterruptFrame* f) {
     cf->r8 = f->r8;
     cf->r9 = f->r9;
     cf->r12 = server->pid.value;
+    cf->r13 = 0;
     client->call_state = CallState::Done;
     client->call_endpoint = nullptr;
     client->park = IpcPark::None;

@@ -2,12 +2,17 @@
 // Kernel: a process's handle table — the one interface through which a system call turns
 // a handle (a number the process holds) into an endpoint and the rights it has on it.
 //
-// A handle is `index + 1` (bits 0-7) | `check bits` (bits 8-23, nonzero, drawn from a
-// per-table sequence when the slot is filled); every other bit is zero. It names a slot in
-// the caller's own table only: the same number in another process's table names that
-// table's slot (or nothing). The rights and the endpoint are in the entry, never in the
-// handle, so a process cannot raise its rights by writing bits. Resolving is O(1): index ->
-// entry -> check bits -> rights; the core then checks the endpoint's own capability.
+// The table is the process's CapabilitySpace in the core (registry.create_space, one per
+// user task): a handle is the core's handle (index in bits 0-23, 39 check bits in 24-62),
+// it names an entry of the caller's own space only, and the rights, badge and endpoint are
+// in the entry, never in the handle. The core decides every resolve (`resolve`).
+//
+// Beside the space the kernel keeps a mirror, one slot per entry index: the handle value,
+// the endpoint's kernel companion, the rights and badge, and when the core last confirmed
+// the entry. The fast path reads only the mirror (`lookup`), and only trusts a slot that
+// the core confirmed after the last revocation anywhere (revocation_count(): every revoke,
+// revoke_all and process teardown passes through the kernel, which counts it); otherwise it
+// leaves for the general path, whose resolve asks the core and refreshes the slot.
 //
 //   HandleEntry* e = VIPC_TRY(task.handles.resolve(handle, Rights::SEND));
 //   e->endpoint.send_sync(...);
@@ -15,56 +20,74 @@
 
 #include <cstdint>
 
+#include "veridian/ipc/core/capability.hpp"
 #include "veridian/ipc/core/endpoint.hpp"
 #include "veridian/ipc/core/error.hpp"
+#include "veridian/ipc/core/registry.hpp"
 
 namespace vipc_kernel {
 
 struct KernelEndpoint;
 
 struct HandleEntry {
-    veridian::ipc::Endpoint endpoint;  // the core handle, with exactly `rights`
+    veridian::ipc::Endpoint endpoint;  // the core's handle object (space + handle)
     KernelEndpoint* kernel_endpoint = nullptr;
     veridian::ipc::EndpointId id = 0;
-    std::uint32_t epoch = 0;  // the endpoint's revocation epoch when this entry was made
+    std::uint64_t handle = 0;
+    std::uint64_t confirmed_at = 0;  // revocation_count() when the core last confirmed it
+    veridian::ipc::Badge badge = 0;
     std::uint16_t rights = 0;
-    std::uint16_t check = 0;
     bool used = false;
 };
+
+// Counts every operation that may have removed entries in any space.
+std::uint64_t revocation_count();
+void count_revocation();
 
 class HandleTable {
 public:
     static constexpr std::uint32_t CAPACITY = 16;
 
-    // Empties the table and seeds its check-bit sequence (distinct per process).
-    void reset(std::uint64_t seed);
+    // Gives the process its capability space in the core (OutOfMemory, EndpointBusy).
+    veridian::ipc::Result<void> attach(veridian::ipc::Registry& registry,
+                                       veridian::ipc::ProcessId holder);
+    veridian::ipc::CapabilitySpace* space() const { return space_; }
 
-    // The entry a handle names, by index and check bits only; nullptr for anything else.
+    // The fast path's view: the mirror slot of this exact handle value, or nullptr. Says
+    // nothing about validity beyond `confirmed_at`.
     HandleEntry* lookup(std::uint64_t handle) {
-        const std::uint64_t index = (handle & 0xff) - 1;
-        if (index >= CAPACITY || (handle >> 24) != 0) return nullptr;
+        const std::uint64_t index = handle & veridian::ipc::Capability::MAX_INDEX;
+        if (index >= CAPACITY) return nullptr;
         HandleEntry* e = &entries_[index];
-        if (!e->used || e->check != ((handle >> 8) & 0xffff)) return nullptr;
-        return e;
+        return e->used && e->handle == handle ? e : nullptr;
     }
 
-    // lookup() plus the rights: InvalidCapability for a handle that names nothing (or an
-    // endpoint that was removed), PermissionDenied when a right is missing.
+    // The core resolves the handle in this space (InvalidCapability: names nothing live;
+    // PermissionDenied: a right is missing); the mirror slot is refreshed and returned.
     veridian::ipc::Result<HandleEntry*> resolve(std::uint64_t handle, std::uint16_t rights);
 
-    // Fills a free slot: OutOfMemory when the table is full.
+    // Copies `source` (an entry with GRANT) into this space with `rights` (and `badge`, if
+    // the source has none).
     veridian::ipc::Result<std::uint64_t> install(KernelEndpoint* kernel_endpoint,
-                                                 const veridian::ipc::Endpoint& endpoint,
-                                                 std::uint16_t rights);
-    // A new handle to the same endpoint with rights & rights_to_keep (never more).
-    veridian::ipc::Result<std::uint64_t> derive(std::uint64_t handle, std::uint16_t rights_to_keep);
+                                                 const veridian::ipc::Endpoint& source,
+                                                 std::uint16_t rights,
+                                                 veridian::ipc::Badge badge = 0);
+    // A new entry in this space, derived from `handle`: rights & rights_to_keep, and the
+    // badge if the entry had none (rights and badges only narrow: the core's rule).
+    veridian::ipc::Result<std::uint64_t> derive(std::uint64_t handle, std::uint16_t rights_to_keep,
+                                                veridian::ipc::Badge badge);
+    // Records an entry the kernel got from the core for this space (e.g. revoke_all's).
+    veridian::ipc::Result<std::uint64_t> adopt(KernelEndpoint* kernel_endpoint,
+                                               const veridian::ipc::Endpoint& entry);
 
-    // Empties every slot (the process is going away).
+    // Forgets the mirror (the core's space goes with Registry::remove_process).
     void clear();
 
 private:
+    HandleEntry* fill(KernelEndpoint* kernel_endpoint, const veridian::ipc::Endpoint& entry);
+
+    veridian::ipc::CapabilitySpace* space_ = nullptr;
     HandleEntry entries_[CAPACITY];
-    std::uint32_t sequence_ = 1;
 };
 
 }  // namespace vipc_kernel

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Kernel: the IDT, the legacy PIC, the PIT timer and interrupt dispatch.
 #pragma once
 

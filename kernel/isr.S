@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT OR Apache-2.0 */
 // Interrupt, exception and system-call entry and exit.
 //
 // Each interrupt stub pushes an error code (the CPU's, or 0) and its vector, so that every

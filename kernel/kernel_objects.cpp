@@ -25,7 +25,7 @@ veridian::ipc::Registry& kernel_registry() {
     return registry;
 }
 
-veridian::ipc::Result<KernelEndpoint*> create_kernel_endpoint(ProcessId owner,
+veridian::ipc::Result<KernelEndpoint*> create_kernel_endpoint(veridian::ipc::CapabilitySpace& owner,
                                                               std::uint32_t capacity) {
     IrqGuard guard;
     KernelEndpoint* k = nullptr;
@@ -37,13 +37,19 @@ veridian::ipc::Result<KernelEndpoint*> create_kernel_endpoint(ProcessId owner,
     }
     if (k == nullptr) return veridian::ipc::IpcError::OutOfMemory;
     auto endpoint = VIPC_TRY(kernel_registry().create_endpoint(owner, capacity));
-    const std::uint32_t epoch = k->epoch + 1;  // entries left over from the slot's last use
     *k = KernelEndpoint{};
     k->endpoint = endpoint;
     k->id = endpoint.id();
-    k->owner = owner;
-    k->epoch = epoch;
+    k->owner = owner.holder();
     return k;
+}
+
+KernelEndpoint* find_kernel_endpoint(veridian::ipc::EndpointId id) {
+    if (id == 0) return nullptr;
+    for (KernelEndpoint& k : g_kernel_endpoints) {
+        if (k.id == id) return &k;
+    }
+    return nullptr;
 }
 
 std::uint32_t kernel_endpoints_live() {

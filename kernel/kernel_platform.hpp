@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Kernel: the core's Platform and Allocator, implemented by the scheduler and a static arena.
 //
 //   KernelPlatform platform;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Kernel: kernel_main, called by boot.S in 64-bit mode on the boot stack.
 #include <cstdint>
 
@@ -12,6 +13,10 @@
 extern "C" void (*__init_array_start[])();
 extern "C" void (*__init_array_end[])();
 
+namespace vipc_kernel {
+bool run_contract_cases();  // tests/contract/kernel_contract.cpp
+}
+
 namespace {
 
 constexpr std::uint32_t MULTIBOOT_BOOTLOADER_MAGIC = 0x2BADB002;
@@ -25,10 +30,11 @@ void run_global_constructors() {
 // The first task: runs every scenario, then ends the machine with the verdict.
 void main_task(void*) {
     // Kernel threads calling the core as a library, then user processes calling it
-    // through system calls.
+    // through system calls, then the contract suite's cases (kernel threads).
     const bool threads_passed = vipc_kernel::run_scenarios();
     const bool users_passed = vipc_kernel::run_user_scenarios();
-    const bool all_passed = threads_passed && users_passed;
+    const bool contract_passed = vipc_kernel::run_contract_cases();
+    const bool all_passed = threads_passed && users_passed && contract_passed;
     const auto stats = vipc_kernel::scheduler_stats();
     vipc_kernel::kprint("scheduler: ", stats.ticks, " ticks, ", stats.switches, " switches, ",
                         stats.preemptions, " preemptions, ", stats.timeouts, " wait timeouts\n");

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT OR Apache-2.0
 # Boots the kernel under QEMU (software emulation) and checks its serial output.
 #
 # Usage: run-qemu.sh KERNEL_ELF32 [SERIAL_LOG]

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Kernel: the few runtime symbols a freestanding C++ program still needs (there is no libc
 // and no libstdc++ runtime). `nm -u` on the objects lists what must be here.
 #include <cstddef>

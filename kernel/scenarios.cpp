@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Kernel: the boot-time scenarios. Each runs the unchanged core (src/core) on the kernel's
 // preemptive scheduler, with tasks that really block in the core's wait protocols.
 //
@@ -64,24 +65,34 @@ public:
     TaskGroup() : start_(tasks_finished().load(std::memory_order_acquire)) {}
 
     bool spawn(const char* name, TaskEntry entry, void* arg) {
-        if (vipc_kernel::spawn(name, entry, arg) == ProcessId{0}) return false;
+        const ProcessId pid = vipc_kernel::spawn(name, entry, arg);
+        if (pid == ProcessId{0}) return false;
+        if (spawned_ < MAX_TASKS) pids_[spawned_] = pid;
         ++spawned_;
         return true;
     }
 
+    // Once every task has ended, the core's process-death path runs for each: its
+    // endpoints close and its capability space is torn down.
     bool join() {
         const Deadline limit = watchdog();
         std::atomic<std::uint32_t>& finished = tasks_finished();
         for (;;) {
             const std::uint32_t seen = finished.load(std::memory_order_acquire);
-            if (seen - start_ >= spawned_) return true;
+            if (seen - start_ >= spawned_) break;
             if (g_platform.wait(&finished, seen, limit) == WaitResult::TimedOut) return false;
         }
+        for (std::uint32_t i = 0; i < spawned_ && i < MAX_TASKS; ++i) {
+            (void)g_registry.remove_process(pids_[i]);
+        }
+        return true;
     }
 
 private:
+    static constexpr std::uint32_t MAX_TASKS = 8;
     std::uint32_t start_;
     std::uint32_t spawned_ = 0;
+    ProcessId pids_[MAX_TASKS] = {};
 };
 
 // "ok" or the error's name, for FAIL lines.
@@ -123,7 +134,8 @@ struct PingPong {
     Endpoint ping_send;  // the server's endpoint, SEND only (held by the client)
     Endpoint ping_receive;
     Endpoint pong_receive;         // the client's endpoint
-    std::uint64_t pong_token = 0;  // SEND-only capability of pong, for fast_ipc_send
+    std::uint64_t pong_token = 0;  // SEND-only handle of pong in the owner's space
+    Endpoint pong_grant;           // SEND|GRANT: the server installs its own SEND entry
     std::uint32_t completed = 0;
     std::uint64_t cycles = 0;
     const char* error = nullptr;
@@ -133,15 +145,14 @@ struct PingPong {
 
 void ping_pong_client(void* arg) {
     auto& s = *static_cast<PingPong*>(arg);
-    const ProcessId self = current_pid();
     const std::uint64_t begin = rdtsc();
     for (std::uint32_t i = 0; i < PING_PONG_ROUND_TRIPS; ++i) {
-        if (auto r = s.ping_send.send_sync(small_message(1, i), self); !r) {
+        if (auto r = s.ping_send.send_sync(small_message(1, i)); !r) {
             s.error = "client send_sync failed";
             s.error_kind = r.error();
             return;
         }
-        auto reply = s.pong_receive.receive_sync(self);
+        auto reply = s.pong_receive.receive_sync();
         if (!reply) {
             s.error = "client receive_sync failed";
             s.error_kind = reply.error();
@@ -160,17 +171,25 @@ void ping_pong_client(void* arg) {
 void ping_pong_server(void* arg) {
     auto& s = *static_cast<PingPong*>(arg);
     const ProcessId self = current_pid();
+    // The server's own SEND entry for pong, in its own capability space: the core stamps
+    // replies sent through it with the server's ProcessId.
+    auto mine = s.pong_grant.transfer(self, veridian::ipc::TransferMode::Copy, Rights::SEND);
+    if (!mine) {
+        s.error = "server transfer failed";
+        s.error_kind = mine.error();
+        return;
+    }
     s.server_pid.store(self.value);
     for (std::uint32_t i = 0; i < PING_PONG_ROUND_TRIPS; ++i) {
-        auto request = s.ping_receive.receive_sync(self);
+        auto request = s.ping_receive.receive_sync();
         if (!request) {
             s.error = "server receive_sync failed";
             s.error_kind = request.error();
             return;
         }
         const SmallMessage pong{
-            s.pong_token, 2, 0, {request->small_message().data[0] + 1, 0, 0, 0}};
-        if (auto r = fast_ipc_send(g_registry, pong); !r) {
+            mine->capability().raw(), 2, 0, {request->small_message().data[0] + 1, 0, 0, 0}};
+        if (auto r = fast_ipc_send(*mine->space(), pong); !r) {
             s.error = "server fast_ipc_send failed";
             s.error_kind = r.error();
             return;
@@ -187,7 +206,7 @@ constexpr std::uint64_t HAND_OFF_MARK = 0xFA57;
 
 void parked_receiver(void* arg) {
     auto& h = *static_cast<HandOff*>(arg);
-    auto m = h.pong_receive.receive_sync(current_pid());
+    auto m = h.pong_receive.receive_sync();
     h.got_mark = m && m->small_message().data[0] == HAND_OFF_MARK;
 }
 
@@ -197,10 +216,11 @@ bool scenario_ping_pong(const char* name) {
     auto pong = g_registry.create_endpoint(owner, 4);
     if (!ping || !pong) return fail(name, "create_endpoint failed");
     PingPong s;
-    s.ping_send = ping->derive(Rights::SEND);
-    s.ping_receive = ping->derive(Rights::RECEIVE);
-    s.pong_receive = pong->derive(Rights::RECEIVE);
-    s.pong_token = pong->derive(Rights::SEND).capability().raw();
+    s.ping_send = ping->derive(Rights::SEND).value();
+    s.ping_receive = ping->derive(Rights::RECEIVE).value();
+    s.pong_receive = pong->derive(Rights::RECEIVE).value();
+    s.pong_token = pong->derive(Rights::SEND).value().capability().raw();
+    s.pong_grant = pong->derive(Rights::SEND | Rights::GRANT).value();
     // First, the hand-off on its own, without racing: a task blocks in receive_sync, and
     // only once it is parked does fast_ipc_send target it.
     HandOff h;
@@ -210,7 +230,7 @@ bool scenario_ping_pong(const char* name) {
     const bool parked =
         wait_until([&] { return pong->stats().value_or(EndpointStats{}).waiting_receivers == 1; });
     const SmallMessage handed{s.pong_token, 3, 0, {HAND_OFF_MARK, 0, 0, 0}};
-    const Result<void> fast = parked ? fast_ipc_send(g_registry, handed) : IpcError::Timeout;
+    const Result<void> fast = parked ? fast_ipc_send(*pong->space(), handed) : IpcError::Timeout;
     if (!first.join() || !parked) return fail(name, "the receiver never parked");
     const EndpointStats hand_off_stats = pong->stats().value_or(EndpointStats{});
     if (!fast || !h.got_mark || hand_off_stats.fast_path_hits != 1 ||
@@ -258,7 +278,7 @@ constexpr std::uint32_t CALL_CLIENTS = 3;
 constexpr std::uint32_t CALLS_PER_CLIENT = 200;
 
 struct CallReply {
-    Capability server_send;  // SEND-only token the clients call through
+    Endpoint server_grant;  // SEND|GRANT: each client installs its own SEND entry from it
     Endpoint server;
     std::uint32_t replies_ok[CALL_CLIENTS] = {};
     const char* error = nullptr;
@@ -278,9 +298,17 @@ void call_client(void* arg) {
     auto& a = *static_cast<CallClientArg*>(arg);
     CallReply& s = *a.shared;
     const ProcessId self = current_pid();
+    // The client's own SEND entry, in its own capability space: the core stamps its calls
+    // with the client's ProcessId, which the server echoes back.
+    auto mine = s.server_grant.transfer(self, veridian::ipc::TransferMode::Copy, Rights::SEND);
+    if (!mine) {
+        s.error = "client transfer failed";
+        s.error_kind = mine.error();
+        return;
+    }
     for (std::uint32_t k = 0; k < CALLS_PER_CLIENT; ++k) {
         const std::uint64_t question = std::uint64_t{a.index} * 1'000'000 + k;
-        auto reply = call_reply(g_registry, small_message(10, question), s.server_send);
+        auto reply = call_reply(*mine->space(), small_message(10, question), mine->capability());
         if (!reply) {
             s.error = "call_reply failed";
             s.error_kind = reply.error();
@@ -298,12 +326,11 @@ void call_client(void* arg) {
 
 void call_server(void* arg) {
     auto& s = *static_cast<CallReply*>(arg);
-    const ProcessId self = current_pid();
     for (std::uint32_t batch = 0; batch < CALLS_PER_CLIENT; ++batch) {
         // Each client has at most one call outstanding, so a batch holds one per client.
         Message requests[CALL_CLIENTS];
         for (Message& request : requests) {
-            auto r = s.server.receive_sync(self);
+            auto r = s.server.receive_sync();
             if (!r) {
                 s.error = "server receive_sync failed";
                 s.error_kind = r.error();
@@ -328,8 +355,8 @@ bool scenario_call_reply(const char* name) {
     auto server = g_registry.create_endpoint(owner, 4);
     if (!server) return fail(name, "create_endpoint failed");
     CallReply s;
-    s.server = server->derive(Rights::RECEIVE);
-    s.server_send = server->derive(Rights::SEND).capability();
+    s.server = server->derive(Rights::RECEIVE).value();
+    s.server_grant = server->derive(Rights::SEND | Rights::GRANT).value();
     CallClientArg args[CALL_CLIENTS];
     TaskGroup group;
     bool spawned = group.spawn("rpc-server", &call_server, &s);
@@ -373,18 +400,18 @@ Result<void> as_void(const Result<Message>& r) {
 void close_receiver(void* arg) {
     auto& s = *static_cast<CloseWakes*>(arg);
     const std::uint32_t slot = s.receiver_count.fetch_add(1);
-    s.receiver_results[slot] = as_void(s.empty_endpoint.receive_sync(current_pid()));
+    s.receiver_results[slot] = as_void(s.empty_endpoint.receive_sync());
 }
 
 void close_caller(void* arg) {
     auto& s = *static_cast<CloseWakes*>(arg);
-    s.caller_result =
-        as_void(call_reply(g_registry, small_message(20, 0), s.full_endpoint.capability()));
+    s.caller_result = as_void(
+        call_reply(*s.full_endpoint.space(), small_message(20, 0), s.full_endpoint.capability()));
 }
 
 void close_sender(void* arg) {
     auto& s = *static_cast<CloseWakes*>(arg);
-    s.sender_result = s.full_endpoint.send_sync(small_message(21, 0), current_pid());
+    s.sender_result = s.full_endpoint.send_sync(small_message(21, 0));
 }
 
 bool scenario_close_wakes_blocked(const char* name) {
@@ -393,8 +420,8 @@ bool scenario_close_wakes_blocked(const char* name) {
     auto full = g_registry.create_endpoint(owner, 1);
     if (!empty || !full) return fail(name, "create_endpoint failed");
     CloseWakes s;
-    s.empty_endpoint = empty->derive(Rights::RECEIVE);
-    s.full_endpoint = full->derive(Rights::SEND);
+    s.empty_endpoint = empty->derive(Rights::RECEIVE).value();
+    s.full_endpoint = full->derive(Rights::SEND).value();
     auto stats_of = [](const Endpoint& e) { return e.stats().value_or(EndpointStats{}); };
     TaskGroup group;
     // The caller's request fills the one place of `full`; only then can the sender block.
@@ -458,7 +485,7 @@ struct FullQueue {
 void full_queue_sender(void* arg) {
     auto& s = *static_cast<FullQueue*>(arg);
     for (std::uint32_t i = 0; i < FULL_QUEUE_MESSAGES; ++i) {
-        if (auto r = s.send.send_sync(small_message(30, i), current_pid()); !r) {
+        if (auto r = s.send.send_sync(small_message(30, i)); !r) {
             s.error = "send_sync failed";
             s.error_kind = r.error();
             return;
@@ -483,7 +510,7 @@ void full_queue_receiver(void* arg) {
             }
             ++s.pauses_seen_blocked;
         }
-        auto m = s.receive.receive_sync(current_pid());
+        auto m = s.receive.receive_sync();
         if (!m) {
             s.error = "receive_sync failed";
             s.error_kind = m.error();
@@ -502,8 +529,8 @@ bool scenario_full_queue_blocks_sender(const char* name) {
     auto endpoint = g_registry.create_endpoint(owner, FULL_QUEUE_CAPACITY);
     if (!endpoint) return fail(name, "create_endpoint failed");
     FullQueue s;
-    s.send = endpoint->derive(Rights::SEND);
-    s.receive = endpoint->derive(Rights::RECEIVE);
+    s.send = endpoint->derive(Rights::SEND).value();
+    s.receive = endpoint->derive(Rights::RECEIVE).value();
     s.observer = *endpoint;
     const SchedulerStats before = scheduler_stats();
     TaskGroup group;
@@ -561,12 +588,12 @@ struct ReceiveDeadline {
 void deadline_task(void* arg) {
     auto& s = *static_cast<ReceiveDeadline*>(arg);
     const Deadline receive_deadline = g_platform.after_ns(20'000'000);
-    s.receive_result = as_void(s.endpoint.receive_sync(current_pid(), receive_deadline));
+    s.receive_result = as_void(s.endpoint.receive_sync(receive_deadline));
     if (!receive_deadline.expired(g_platform.now_ns())) s.returned_before_deadline = true;
     // Fill the queue, then a blocking send must time out too.
     (void)s.endpoint.send_async(small_message(40, 0));
     const Deadline send_deadline = g_platform.after_ns(10'000'000);
-    s.send_result = s.endpoint.send_sync(small_message(40, 1), current_pid(), send_deadline);
+    s.send_result = s.endpoint.send_sync(small_message(40, 1), send_deadline);
     if (!send_deadline.expired(g_platform.now_ns())) s.returned_before_deadline = true;
 }
 
@@ -601,68 +628,167 @@ bool scenario_receive_deadline(const char* name) {
 }
 
 // ---------------------------------------------------------------------------------------
-// capability_rejected: forged, revoked, under-privileged and removed capabilities are
-// rejected by every entry point; a fresh one still works.
+// capability_rejected: a task that forges, raises or revives a handle gets
+// InvalidCapability from every entry point (fast_ipc_send, validate, call_reply, the handle
+// object's operations); an under-privileged one gets PermissionDenied; a fresh one works.
+// Each task names entries of its own capability space; rights live in the entry, never in
+// the handle.
+
+struct CapabilityProbe {
+    Endpoint grant;  // SEND|GRANT from the owner: the prober installs its own SEND entry
+    const char* error = nullptr;
+    std::uint64_t bad_handle = 0;
+};
+
+// Every way of using `h` from `space` must fail with `expected`.
+bool rejected_everywhere(veridian::ipc::CapabilitySpace& space, Capability h, IpcError expected,
+                         CapabilityProbe& s) {
+    const SmallMessage m{h.raw(), 50, 0, {0, 0, 0, 0}};
+    const Result<void> fast = fast_ipc_send(space, m);
+    const auto validated = g_registry.validate_capability(space, h, Rights::SEND);
+    const auto called = call_reply(space, small_message(50, 0), h, Deadline::past());
+    if (failed_with(fast, expected) && failed_with(validated, expected) &&
+        failed_with(called, expected)) {
+        return true;
+    }
+    s.bad_handle = h.raw();
+    return false;
+}
+
+void capability_prober(void* arg) {
+    auto& s = *static_cast<CapabilityProbe*>(arg);
+    auto mine = s.grant.transfer(current_pid(), veridian::ipc::TransferMode::Copy, Rights::SEND);
+    if (!mine) {
+        s.error = "transfer into the prober's space failed";
+        return;
+    }
+    veridian::ipc::CapabilitySpace& space = *mine->space();
+    const Capability real = mine->capability();
+    if (!mine->send_async(small_message(49, 0))) {
+        s.error = "the prober's own valid handle was rejected";
+        return;
+    }
+    // Forged: other check bits, an index past the table, 0, a bit pattern, another task's
+    // handle (the owner's all-rights one, which names nothing in this space).
+    const Capability forged[] = {Capability::make(real.index(), real.check() ^ 1),
+                                 Capability::make(real.index() + 4000, 1), Capability(0),
+                                 Capability(0xDEADBEEFCAFEF00Dull), s.grant.capability()};
+    for (const Capability& f : forged) {
+        if (!rejected_everywhere(space, f, IpcError::InvalidCapability, s)) {
+            s.error = "a forged handle was accepted";
+            return;
+        }
+    }
+    // Raised: setting the bits where the old token format kept rights gives a different,
+    // invalid handle; the entry's own rights still say SEND only.
+    // (When those four check bits happen to be set already, `raised` is the same handle and
+    // only the PermissionDenied checks below apply; flipping them always gives another value.)
+    const Capability raised(real.raw() | (std::uint64_t{Rights::ALL} << 48));
+    const Capability flipped(real.raw() ^ (std::uint64_t{Rights::ALL} << 48));
+    if ((raised != real && !rejected_everywhere(space, raised, IpcError::InvalidCapability, s)) ||
+        !rejected_everywhere(space, flipped, IpcError::InvalidCapability, s)) {
+        s.error = "a handle with raised rights bits was accepted";
+        return;
+    }
+    if (!failed_with(mine->try_receive(), IpcError::PermissionDenied) ||
+        !failed_with(mine->close(), IpcError::PermissionDenied) ||
+        !failed_with(mine->derive(Rights::ALL).value().try_receive(), IpcError::PermissionDenied)) {
+        s.error = "an operation succeeded without its right (derive raised rights?)";
+        return;
+    }
+    // Revived: after revoke, the old handle and its neighbours in check-bit space are dead.
+    if (!mine->revoke()) {
+        s.error = "revoke of the prober's own entry failed";
+        return;
+    }
+    const Capability revived[] = {real, Capability::make(real.index(), real.check() + 1),
+                                  Capability::make(real.index(), real.check() - 1)};
+    for (const Capability& r : revived) {
+        if (!rejected_everywhere(space, r, IpcError::InvalidCapability, s)) {
+            s.error = "a revoked handle came back to life";
+            return;
+        }
+    }
+}
+
+// A task blocked in send_sync on a full queue through its own entry; the entry is revoked.
+struct BlockedThroughRevoked {
+    Endpoint grant;  // SEND|GRANT: the blocked task installs its own SEND entry from it
+    Endpoint mine;   // the blocked task's entry (published before it blocks)
+    std::atomic<std::uint32_t> ready{0};
+    Result<void> sent = IpcError::NotInitialized;
+};
+
+void blocked_sender(void* arg) {
+    auto& b = *static_cast<BlockedThroughRevoked*>(arg);
+    auto mine = b.grant.transfer(current_pid(), veridian::ipc::TransferMode::Copy, Rights::SEND);
+    if (!mine) {
+        b.sent = mine.error();
+        b.ready.store(2, std::memory_order_release);
+        return;
+    }
+    b.mine = *mine;
+    b.ready.store(1, std::memory_order_release);
+    b.sent = b.mine.send_sync(small_message(54, 1), watchdog());
+}
 
 bool scenario_capability_rejected(const char* name) {
     const ProcessId owner = current_pid();
-    auto endpoint = g_registry.create_endpoint(owner, 4);
+    auto endpoint = g_registry.create_endpoint(owner, 8);
     if (!endpoint) return fail(name, "create_endpoint failed");
-    const Capability real = endpoint->capability();
+    CapabilityProbe s;
+    s.grant = endpoint->derive(Rights::SEND | Rights::GRANT).value();
+    TaskGroup group;
+    if (!group.spawn("cap-prober", &capability_prober, &s)) return fail(name, "spawn failed");
+    if (!group.join()) return fail(name, "the prober never came back");
+    if (s.error != nullptr) return fail(name, s.error, " (handle ", Hex{s.bad_handle}, ")");
 
-    // Forged: the right slot with a wrong generation, a slot out of range, the null token.
-    const Capability forged[] = {
-        Capability::make(real.index(), static_cast<std::uint16_t>(real.generation() + 1),
-                         Rights::ALL),
-        Capability::make(60'000, 1, Rights::ALL), Capability(0)};
-    for (const Capability& f : forged) {
-        const SmallMessage m{f.raw(), 50, 0, {0, 0, 0, 0}};
-        const Result<void> fast = fast_ipc_send(g_registry, m);
-        const auto validated = g_registry.validate_capability(f, Rights::SEND);
-        const auto called = call_reply(g_registry, small_message(50, 0), f, Deadline::past());
-        if (!failed_with(fast, IpcError::InvalidCapability) ||
-            !failed_with(validated, IpcError::InvalidCapability) ||
-            !failed_with(called, IpcError::InvalidCapability)) {
-            return fail(name, "forged token ", Hex{f.raw()},
-                        " accepted (fast_ipc_send: ", outcome(fast),
-                        ", validate: ", outcome(validated), ", call_reply: ", outcome(called), ")");
+    // Revoked while blocked: a task parked in send_sync on a full queue through its own
+    // entry wakes with InvalidCapability when the entry it was given from is revoked, and
+    // its message is not delivered.
+    {
+        auto full = g_registry.create_endpoint(owner, 1);
+        if (!full) return fail(name, "create_endpoint failed");
+        if (!full->send_async(small_message(54, 0))) return fail(name, "prefill failed");
+        BlockedThroughRevoked b;
+        b.grant = full->derive(Rights::SEND | Rights::GRANT).value();
+        TaskGroup blocked;
+        if (!blocked.spawn("cap-blocked", &blocked_sender, &b)) return fail(name, "spawn failed");
+        const bool parked = wait_until([&] {
+            return b.ready.load(std::memory_order_acquire) == 1 &&
+                   full->stats().value_or(EndpointStats{}).waiting_senders == 1;
+        });
+        const Result<void> revoked = b.grant.revoke();  // b.mine is derived from it
+        if (!blocked.join()) return fail(name, "the blocked sender never woke");
+        auto first = full->try_receive();
+        auto second = full->try_receive();
+        remove_endpoints({*full});
+        if (!parked) return fail(name, "the sender never blocked");
+        if (!revoked || !failed_with(b.sent, IpcError::InvalidCapability) || !first ||
+            first->small_message().data[0] != 0 || second) {
+            return fail(name, "a sender blocked through a revoked entry: revoke ", outcome(revoked),
+                        ", send_sync ", outcome(b.sent), ", second message ", outcome(second));
         }
     }
 
-    // Under-privileged: rights only drop when derived.
-    const Endpoint receive_only = endpoint->derive(Rights::RECEIVE);
-    const Endpoint send_only = endpoint->derive(Rights::SEND);
-    const SmallMessage via_receive_only{receive_only.capability().raw(), 51, 0, {0, 0, 0, 0}};
-    if (!failed_with(Endpoint(receive_only).send_async(small_message(51, 0)),
-                     IpcError::PermissionDenied) ||
-        !failed_with(fast_ipc_send(g_registry, via_receive_only), IpcError::PermissionDenied) ||
-        !failed_with(Endpoint(send_only).try_receive(), IpcError::PermissionDenied) ||
-        !failed_with(Endpoint(send_only).close(), IpcError::PermissionDenied)) {
-        return fail(name, "an operation succeeded without its right");
-    }
-
-    // Revoked: revoke() bumps the generation; every older token is dead at once.
-    Endpoint old_send = endpoint->derive(Rights::SEND);
-    if (!old_send.send_async(small_message(52, 0))) return fail(name, "valid token rejected");
-    auto fresh = endpoint->revoke();
-    if (!fresh) return fail(name, "revoke failed: ", outcome(fresh));
-    const SmallMessage via_old{old_send.capability().raw(), 52, 0, {0, 0, 0, 0}};
+    // The owner's revoke_all: every entry of the endpoint, in every space, dies at once.
+    Endpoint old_send = endpoint->derive(Rights::SEND).value();
+    if (!old_send.send_async(small_message(52, 0))) return fail(name, "valid handle rejected");
+    auto fresh = endpoint->revoke_all();
+    if (!fresh) return fail(name, "revoke_all failed: ", outcome(fresh));
     const Result<void> old_async = old_send.send_async(small_message(52, 1));
-    const Result<void> old_fast = fast_ipc_send(g_registry, via_old);
     const auto old_receive = Endpoint(*endpoint).try_receive();
     if (!failed_with(old_async, IpcError::InvalidCapability) ||
-        !failed_with(old_fast, IpcError::InvalidCapability) ||
         !failed_with(old_receive, IpcError::InvalidCapability)) {
-        return fail(name, "revoked token accepted (send_async: ", outcome(old_async),
-                    ", fast_ipc_send: ", outcome(old_fast), ", try_receive: ", outcome(old_receive),
-                    ")");
+        return fail(name, "revoked handle accepted (send_async: ", outcome(old_async),
+                    ", try_receive: ", outcome(old_receive), ")");
     }
-    auto queued = fresh->try_receive();  // the message sent before the revoke is still there
-    if (!queued || queued->small_message().opcode != 52) {
-        return fail(name, "the fresh token cannot receive: ", outcome(queued));
+    auto queued = fresh->try_receive();  // messages sent before the revoke are still there
+    if (!queued || queued->small_message().opcode != 49) {
+        return fail(name, "the fresh handle cannot receive: ", outcome(queued));
     }
 
-    // Removed: only the owner may remove; afterwards the fresh token is stale too.
+    // Removed: only the owner may remove; afterwards the fresh handle is stale too.
     const Result<void> by_stranger = g_registry.remove_endpoint(fresh->id(), ProcessId{9999});
     const Result<void> by_owner = g_registry.remove_endpoint(fresh->id(), owner);
     const Result<void> after_remove = fresh->send_async(small_message(53, 0));
@@ -672,8 +798,8 @@ bool scenario_capability_rejected(const char* name) {
                     ", owner: ", outcome(by_owner), ", send after: ", outcome(after_remove), ")");
     }
     kprint(
-        "capability_rejected: forged, under-privileged, revoked and removed tokens "
-        "rejected\n");
+        "capability_rejected: forged, raised, revived, under-privileged and removed handles "
+        "rejected; a sender blocked through a revoked entry woke with InvalidCapability\n");
     return true;
 }
 
@@ -707,6 +833,8 @@ bool run_scenarios() {
             all_passed = false;
         }
     }
+    // The boot task's own capability space goes too (its endpoints are already removed).
+    (void)g_registry.remove_process(current_pid());
     const auto registry_stats = g_registry.stats();
     kprint("registry: ", registry_stats.created, " endpoints created, ", registry_stats.removed,
            " removed, ", registry_stats.live, " live; arena: ", g_allocator.bytes_in_use(),

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Kernel: the boot-time scenarios that exercise the core on the kernel's scheduler.
 //
 // Each prints one line, "PASS <name>" or "FAIL <name>: <why>". The names are:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Kernel: the preemptive scheduler and its wait queues.
 #include "scheduler.hpp"
 
@@ -192,7 +193,7 @@ Task* create_user_task(const char* name, const AddressSpace& space, const std::u
     t->is_user = true;
     t->space = space;
     t->cr3 = space.cr3();
-    t->handles.reset(t->pid.value);
+    t->handles.clear();  // the caller attaches the process's capability space
     t->next_reply_tag = static_cast<std::uint16_t>(t->pid.value * 0x2F1D + 1);
     InterruptFrame* f = t->user_frame();
     *f = InterruptFrame{};

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Kernel: a preemptive round-robin scheduler for one CPU, and the wait queues behind the
 // core's futex-shaped Platform (kernel_platform.hpp).
 //

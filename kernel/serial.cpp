@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Kernel: the COM1 serial console.
 #include "serial.hpp"
 

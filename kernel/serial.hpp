@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Kernel: the COM1 serial console (16550 UART, polled).
 //
 // Every line is written with interrupts off, so lines from preempted tasks never interleave.

@@ -13,10 +13,10 @@
 //
 // The receive/send protocol (interrupts off throughout each step):
 //   R1. receive: resolve the handle (RECEIVE), try_receive on the core. A message: done.
-//   R2. ChannelEmpty: the queue is empty now, so clear maybe_queued, and park on the
+//   R2. ChannelEmpty: the queue is empty now (note_empty), and park on the
 //       endpoint's receivers (Blocked, no wait key, no deadline) with the frame unchanged
 //       (rax still the call number).
-//   S1. send/call: resolve (SEND), set maybe_queued, hand the message to the core
+//   S1. send/call: resolve (SEND), hand the message to the core, count it (note_sent)
 //       (send_sync; it may block there while the queue is full).
 //   S2. then wake one parked receiver: remove it from the list and, on its behalf, take a
 //       message from the core through its own handle (R1 for it) and complete the receive
@@ -79,21 +79,26 @@ InterruptFrame* succeed(InterruptFrame* f) {
         entry = *resolved;                                       \
     }
 
+// A message with HAS_CAPABILITY carries a handle of the sender's space in data[0]: only
+// the core may move it (it needs GRANT, and the receiver gets a handle of its own space),
+// so such a message never takes a hand-off that bypasses the core.
+bool carries_capability(const InterruptFrame* f) {
+    return ((f->rsi >> 32) & MessageFlags::HAS_CAPABILITY) != 0;
+}
+
 // The message in a frame's six registers, as the core carries it. The kernel owns the
 // capability word (a call token or 0) and the IS_REPLY flag.
-Result<Message> message_from_frame(const InterruptFrame* f, std::uint64_t call_token) {
+Message message_from_frame(const InterruptFrame* f, std::uint64_t call_token) {
     const auto flags = static_cast<std::uint32_t>(f->rsi >> 32);
-    if ((flags & MessageFlags::HAS_CAPABILITY) != 0) return IpcError::InvalidMessage;
-    SmallMessage m{call_token,
-                   static_cast<std::uint32_t>(f->rsi),
-                   flags & ~MessageFlags::IS_REPLY,
-                   {f->rdx, f->r10, f->r8, f->r9}};
-    return Message(m);
+    return Message(SmallMessage{call_token,
+                                static_cast<std::uint32_t>(f->rsi),
+                                flags & ~MessageFlags::IS_REPLY,
+                                {f->rdx, f->r10, f->r8, f->r9}});
 }
 
 // Writes a received message into a frame (the receive registers of abi.hpp).
 void deliver(InterruptFrame* f, std::uint64_t reply_handle, std::uint64_t opcode_flags,
-             const std::uint64_t data[4], std::uint64_t sender) {
+             const std::uint64_t data[4], std::uint64_t sender, veridian::ipc::Badge badge) {
     f->rax = 0;
     f->rdi = reply_handle;
     f->rsi = opcode_flags;
@@ -102,6 +107,7 @@ void deliver(InterruptFrame* f, std::uint64_t reply_handle, std::uint64_t opcode
     f->r8 = data[2];
     f->r9 = data[3];
     f->r12 = sender;
+    f->r13 = badge;
 }
 
 // A call token: bit 63 set, the caller's call number in bits 8-62, its task slot + 1 in
@@ -177,7 +183,8 @@ void complete_receive(Task* self, InterruptFrame* f, KernelEndpoint* k, const Me
             }
         }
     }
-    deliver(f, reply, s.opcode | (std::uint64_t{s.flags} << 32), s.data, m.sender().value);
+    deliver(f, reply, s.opcode | (std::uint64_t{s.flags} << 32), s.data, m.sender().value,
+            m.badge());
 }
 
 void park_receiver(Task* self, KernelEndpoint* k) {
@@ -206,8 +213,10 @@ void wake_one_receiver(KernelEndpoint* k) {
     }
     auto m = (*e)->endpoint.try_receive();
     if (m) {
+        k->note_taken();
         complete_receive(t, tf, k, *m);
     } else if (m.error() == IpcError::ChannelEmpty) {
+        k->note_empty();
         park_receiver(t, k);
         return;
     } else {
@@ -230,6 +239,7 @@ void restart_one_receiver(KernelEndpoint* k) {
 // C1.
 void endpoint_closed(KernelEndpoint* k) {
     k->closed = true;
+    k->note_empty();  // the core discarded the queue
     while (Task* t = k->receivers.pop_front()) {
         t->park = IpcPark::None;
         t->parked_on = nullptr;
@@ -271,18 +281,28 @@ InterruptFrame* sys_receive(Task* self, InterruptFrame* f, std::uint64_t handle,
     KernelEndpoint* k = e->kernel_endpoint;
     if (timeout_ns != 0) {
         // A deadline: the core's blocking receive, which ends with Timeout.
-        auto m = e->endpoint.receive_sync(self->pid, kernel_platform().after_ns(timeout_ns));
+        ++k->core_receivers;
+        auto m = e->endpoint.receive_sync(kernel_platform().after_ns(timeout_ns));
+        --k->core_receivers;
+        if (m) k->queue_uncertain = true;  // from the queue, or handed over: not known
         if (!m) return fail(f, m.error());
         complete_receive(self, f, k, *m);
         return f;
     }
-    auto m = e->endpoint.try_receive();  // R1
+    // R1. When the kernel knows the queue is empty and the handle is one the fast path
+    // would accept, there is nothing to ask the core: park at once.
+    if (k->known_empty() && e->confirmed_at == revocation_count() && !k->closed) {
+        park_receiver(self, k);
+        return switch_task(f);
+    }
+    auto m = e->endpoint.try_receive();
     if (m) {
+        k->note_taken();
         complete_receive(self, f, k, *m);
         return f;
     }
     if (m.error() != IpcError::ChannelEmpty) return fail(f, m.error());
-    k->maybe_queued = false;  // R2
+    k->note_empty();  // R2
     park_receiver(self, k);
     return switch_task(f);
 }
@@ -290,12 +310,11 @@ InterruptFrame* sys_receive(Task* self, InterruptFrame* f, std::uint64_t handle,
 InterruptFrame* sys_send(Task* self, InterruptFrame* f, std::uint64_t timeout_ns) {
     VIPC_RESOLVE_OR_FAIL(e, self, f->rdi, Rights::SEND);
     KernelEndpoint* k = e->kernel_endpoint;
-    auto m = message_from_frame(f, 0);
-    if (!m) return fail(f, m.error());
+    const Message m = message_from_frame(f, 0);
     const Deadline deadline =
         timeout_ns != 0 ? kernel_platform().after_ns(timeout_ns) : Deadline::never();
-    k->maybe_queued = true;  // S1
-    if (auto r = e->endpoint.send_sync(*m, self->pid, deadline); !r) return fail(f, r.error());
+    if (auto r = e->endpoint.send_sync(m, deadline); !r) return fail(f, r.error());
+    k->note_sent();
     wake_one_receiver(k);  // S2
     return succeed(f);
 }
@@ -303,46 +322,50 @@ InterruptFrame* sys_send(Task* self, InterruptFrame* f, std::uint64_t timeout_ns
 InterruptFrame* sys_fast_send(Task* self, InterruptFrame* f) {
     VIPC_RESOLVE_OR_FAIL(e, self, f->rdi, Rights::SEND);
     KernelEndpoint* k = e->kernel_endpoint;
-    auto m = message_from_frame(f, 0);
-    if (!m) return fail(f, m.error());
+    const Message m = message_from_frame(f, 0);
     // A parked receiver, and a handle the fast path would accept (not revoked since it was
-    // made; the endpoint open): the registers go straight into the receiver's frame.
-    // Anything else is the core's to decide.
-    Task* receiver = e->epoch == k->epoch && !k->closed ? k->receivers.pop_front() : nullptr;
+    // made; the endpoint open), and no capability: the registers go straight into the
+    // receiver's frame. Anything else is the core's to decide.
+    Task* receiver = e->confirmed_at == revocation_count() && !k->closed && !carries_capability(f)
+                         ? k->receivers.pop_front()
+                         : nullptr;
     if (receiver != nullptr) {
         receiver->park = IpcPark::None;
         receiver->parked_on = nullptr;
-        const SmallMessage& s = m->small_message();
+        const SmallMessage& s = m.small_message();
         deliver(receiver->user_frame(), 0, s.opcode | (std::uint64_t{s.flags} << 32), s.data,
-                self->pid.value);
+                self->pid.value, e->badge);
         make_ready(receiver);
         return succeed(f);
     }
     // Otherwise the core queues it, or says ChannelFull; it never blocks.
-    k->maybe_queued = true;
-    const auto r = e->endpoint.send_async(*m);
-    return r ? succeed(f) : fail(f, r.error());
+    if (const auto r = e->endpoint.send_async(m); !r) return fail(f, r.error());
+    k->note_sent();
+    wake_one_receiver(k);  // a receiver parked through a handle the hand-off would not use
+    return succeed(f);
 }
 
 InterruptFrame* sys_call(Task* self, InterruptFrame* f) {
     VIPC_RESOLVE_OR_FAIL(e, self, f->rdi, Rights::SEND);
     KernelEndpoint* k = e->kernel_endpoint;
     ++self->call_seq;  // P1
-    auto m = message_from_frame(f, call_token(self));
-    if (!m) return fail(f, m.error());
+    const Message m = message_from_frame(f, call_token(self));
     self->call_state = CallState::Pending;
     self->call_endpoint = k;
-    k->maybe_queued = true;  // S1
-    const auto sent = e->endpoint.send_sync(*m, self->pid, Deadline::never());
+    const auto sent = e->endpoint.send_sync(m, Deadline::never());
+    if (sent) {
+        // Counted and a parked receiver woken even if the call is already answered: the
+        // count must match what entered the queue (kernel_objects.hpp).
+        k->note_sent();
+        wake_one_receiver(k);  // S2
+    }
     if (self->call_state == CallState::Done) return f;  // P4: replied, or failed by C1
     if (!sent) {
         self->call_state = CallState::None;
         self->call_endpoint = nullptr;
         return fail(f, sent.error());
     }
-    wake_one_receiver(k);                               // S2
-    if (self->call_state == CallState::Done) return f;  // the receiver failed the call
-    self->park = IpcPark::Reply;                        // P4
+    self->park = IpcPark::Reply;  // P4
     self->state = TaskState::Blocked;
     self->wait_deadline = Deadline::never();
     return switch_task(f);
@@ -352,14 +375,15 @@ InterruptFrame* sys_call(Task* self, InterruptFrame* f) {
 Result<void> reply_general(Task* self, const InterruptFrame* f) {
     ReplySlot* r = lookup_reply(self, f->rdi);
     if (r == nullptr) return IpcError::InvalidCapability;
+    // A reply goes straight into the caller's frame, not through the core: no capability.
+    if (carries_capability(f)) return IpcError::InvalidMessage;
     const ReplySlot slot = *r;
     *r = ReplySlot{};                                           // one-shot
     if (!call_is_live(slot)) return IpcError::ProcessNotFound;  // the caller is gone
     const std::uint64_t data[4] = {f->rdx, f->r10, f->r8, f->r9};
-    const std::uint64_t flags =
-        ((f->rsi >> 32) & ~std::uint64_t{MessageFlags::HAS_CAPABILITY}) | MessageFlags::IS_REPLY;
+    const std::uint64_t flags = (f->rsi >> 32) | MessageFlags::IS_REPLY;
     deliver(slot.client->user_frame(), 0, (f->rsi & 0xffffffffu) | (flags << 32), data,
-            self->pid.value);
+            self->pid.value, 0);
     finish_call(slot.client);
     return veridian::ipc::ok();
 }
@@ -385,24 +409,27 @@ InterruptFrame* sys_close(Task* self, InterruptFrame* f) {
 }
 
 InterruptFrame* sys_derive(Task* self, InterruptFrame* f) {
-    auto h = self->handles.derive(f->rdi, static_cast<std::uint16_t>(f->rsi & Rights::ALL));
+    auto h = self->handles.derive(f->rdi, static_cast<std::uint16_t>(f->rsi & Rights::ALL), f->rdx);
     if (!h) return fail(f, h.error());
     f->rdi = *h;
     return succeed(f);
 }
 
+// The endpoint owner's revoke (revoke_all: needs REVOKE): every entry of the endpoint in
+// every space goes, the caller gets a fresh one (its handle in rdi).
 InterruptFrame* sys_revoke(Task* self, InterruptFrame* f) {
     VIPC_RESOLVE_OR_FAIL(e, self, f->rdi, Rights::REVOKE);
     KernelEndpoint* k = e->kernel_endpoint;
-    auto fresh = e->endpoint.revoke();
+    auto fresh = e->endpoint.revoke_all();
+    count_revocation();  // before anything else can use a mirror slot
     if (!fresh) return fail(f, fresh.error());
-    ++k->epoch;
     k->endpoint = *fresh;
-    e->endpoint = fresh->derive(e->rights);
-    e->epoch = k->epoch;
+    auto h = self->handles.adopt(k, *fresh);
     // Receivers parked through now-stale handles try again and get InvalidCapability.
     while (!k->receivers.empty())
         restart_one_receiver(k);
+    if (!h) return fail(f, h.error());
+    f->rdi = *h;
     return succeed(f);
 }
 
@@ -442,7 +469,8 @@ InterruptFrame* teardown(InterruptFrame* f, ProcessEnd end, std::int64_t code,
         KernelEndpoint& k = endpoints[i];
         if (k.id != 0 && k.owner == self->pid) endpoint_closed(&k);
     }
-    (void)kernel_registry().remove_process_endpoints(self->pid);
+    (void)kernel_registry().remove_process(self->pid);  // endpoints, then its space
+    count_revocation();
     for (std::uint32_t i = 0; i < MAX_KERNEL_ENDPOINTS; ++i) {
         KernelEndpoint& k = endpoints[i];
         if (k.id != 0 && k.owner == self->pid) k.id = 0;  // entries naming it go stale

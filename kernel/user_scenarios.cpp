@@ -56,7 +56,9 @@ enum : std::uint64_t {
     A_EXITER = 3,
     A_TAKE_ONE_AND_EXIT = 4,
     A_REVOKER = 5,
-    A_STALE_CALLER = 6
+    A_STALE_CALLER = 6,
+    A_GRANTER = 7,
+    A_GRANTEE = 8
 };
 
 constexpr std::uint32_t MAX_PROCESSES = 12;
@@ -87,6 +89,13 @@ public:
             address_space_destroy(space);
             return error("no free task slot");
         }
+        if (!t->handles.attach(kernel_registry(), t->pid)) {
+            IrqGuard guard;
+            address_space_destroy(t->space);
+            t->is_user = false;
+            t->state = TaskState::Free;
+            return error("no capability space");
+        }
         outcomes_[count_] = ProcessOutcome{};
         t->outcome = &outcomes_[count_];
         tasks_[count_] = t;
@@ -96,7 +105,7 @@ public:
     // An endpoint owned by process `owner` (its teardown removes it).
     KernelEndpoint* endpoint(int owner, std::uint32_t capacity) {
         if (owner < 0) return nullptr;
-        auto k = create_kernel_endpoint(tasks_[owner]->pid, capacity);
+        auto k = create_kernel_endpoint(*tasks_[owner]->handles.space(), capacity);
         if (!k) {
             (void)error("cannot create an endpoint");
             return nullptr;
@@ -105,10 +114,11 @@ public:
     }
 
     // A handle for process `p` to `k` with `rights`.
-    std::uint64_t grant(int p, KernelEndpoint* k, std::uint16_t rights) {
+    std::uint64_t grant(int p, KernelEndpoint* k, std::uint16_t rights,
+                        veridian::ipc::Badge badge = 0) {
         if (p < 0 || k == nullptr) return 0;
         IrqGuard guard;
-        auto h = tasks_[p]->handles.install(k, k->endpoint, rights);
+        auto h = tasks_[p]->handles.install(k, k->endpoint, rights, badge);
         if (!h) {
             (void)error("handle table full");
             return 0;
@@ -194,7 +204,7 @@ private:
     void discard() {
         IrqGuard guard;
         for (std::uint32_t i = 0; i < count_; ++i) {
-            (void)kernel_registry().remove_process_endpoints(tasks_[i]->pid);
+            (void)kernel_registry().remove_process(tasks_[i]->pid);
             address_space_destroy(tasks_[i]->space);
             tasks_[i]->handles.clear();
             tasks_[i]->is_user = false;
@@ -211,13 +221,17 @@ private:
 };
 
 // The kernel's state after a scenario: nothing left behind.
-bool clean(const char* scenario, std::uint32_t endpoints_before) {
+bool clean(const char* scenario, std::uint32_t endpoints_before, std::uint32_t spaces_before) {
     const std::size_t free = frames_free();
     const std::uint32_t companions = kernel_endpoints_live();
-    const std::uint32_t live = kernel_registry().stats().live;
-    if (free == frames_total() && companions == 0 && live == endpoints_before) return true;
+    const auto stats = kernel_registry().stats();
+    if (free == frames_total() && companions == 0 && stats.live == endpoints_before &&
+        stats.live_spaces == spaces_before) {
+        return true;
+    }
     kprint("FAIL ", scenario, ": left behind ", frames_total() - free, " frames, ", companions,
-           " endpoint companions, ", live - endpoints_before, " registry endpoints\n");
+           " endpoint companions, ", stats.live - endpoints_before, " registry endpoints, ",
+           stats.live_spaces - spaces_before, " capability spaces\n");
     return false;
 }
 
@@ -261,8 +275,10 @@ bool scenario_call_reply(const char* name) {
     KernelEndpoint* k = g.endpoint(server, 4);
     g.args(server, SERVER, g.grant(server, k, Rights::RECEIVE), CLIENTS, ROUNDS);
     for (std::uint64_t c = 0; c < CLIENTS; ++c) {
+        // Each client's handle carries a badge (its index + 1): the server tells the
+        // clients apart by what the core stamps, not by what they write.
         const int p = g.load("rpc-client", RPC);
-        g.args(p, CLIENT, g.grant(p, k, Rights::SEND), c, ROUNDS);
+        g.args(p, CLIENT, g.grant(p, k, Rights::SEND, c + 1), c, ROUNDS);
     }
     if (!g.run() || !g.all_exited_zero()) return false;
 
@@ -310,7 +326,7 @@ bool scenario_close_wakes_blocked(const char* name) {
         // Fill B before anyone runs.
         Message filler = Message::small(0, 1);
         if (!b->endpoint.send_async(filler)) return false;
-        b->maybe_queued = true;
+        b->note_sent();
     }
     const std::uint16_t close_rights = Rights::REVOKE;
     g.args(closer, B_CLOSER, g.grant(closer, a, close_rights), g.grant(closer, b, close_rights),
@@ -343,9 +359,10 @@ bool scenario_deadlines(const char* name) {
     KernelEndpoint* full = g.endpoint(p, 1);
     if (full != nullptr) {
         if (!full->endpoint.send_async(Message::small(0, 1))) return false;
-        full->maybe_queued = true;
+        full->note_sent();
     }
-    g.args(p, B_DEADLINES, g.grant(p, empty, Rights::RECEIVE), g.grant(p, full, Rights::SEND));
+    g.args(p, B_DEADLINES, g.grant(p, empty, Rights::RECEIVE | Rights::SEND),
+           g.grant(p, full, Rights::SEND));
     return g.run() && g.all_exited_zero();
 }
 
@@ -377,7 +394,18 @@ bool scenario_forging(const char* name) {
         kprint("FAIL ", name, ": a call through a revoked handle took the fast path\n");
         return false;
     }
-    return true;
+
+    // A capability passed in a message: refused without GRANT, installed in the
+    // receiver's own space with it.
+    ProcessGroup t(name);
+    const int granter = t.load("granter", ADVERSARY);
+    const int grantee = t.load("grantee", ADVERSARY);
+    KernelEndpoint* x = t.endpoint(granter, 4);
+    KernelEndpoint* y = t.endpoint(grantee, 4);
+    t.args(granter, A_GRANTER, t.grant(granter, x, Rights::ALL), t.grant(granter, y, Rights::SEND),
+           t.grant(granter, x, Rights::SEND));
+    t.args(grantee, A_GRANTEE, t.grant(grantee, y, Rights::RECEIVE));
+    return t.run() && t.all_exited_zero();
 }
 
 // A server that faults (page fault, general protection, invalid opcode, divide error)
@@ -450,9 +478,9 @@ constexpr Scenario SCENARIOS[] = {
 bool run_user_scenarios() {
     bool all_passed = true;
     for (const Scenario& s : SCENARIOS) {
-        const std::uint32_t endpoints_before = kernel_registry().stats().live;
+        const auto before = kernel_registry().stats();
         const bool passed = s.run(s.name);
-        const bool tidy = clean(s.name, endpoints_before);
+        const bool tidy = clean(s.name, before.live, before.live_spaces);
         if (passed && tidy) {
             kprint("PASS ", s.name, "\n");
         } else {

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT OR Apache-2.0
 # The main job, from a fresh Debian 12 machine: installs what is missing, builds, and runs
 # `vipc demo` (a server and a client as two real processes: call/reply and a stream).
 # Extra arguments go to `vipc demo` (see `build/bin/vipc demo --help`).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT OR Apache-2.0
 # Installs, from Debian 12's packages, whatever the build and the tests need and this
 # machine lacks. Safe to run again: it installs only what is missing.
 set -euo pipefail
@@ -14,6 +15,7 @@ packages=(
   python3-cffi python3-pytest                  # the Python package and its tests
   libasio-dev                                  # the asio example
   doxygen                                      # the API reference (docs/API)
+  nats-server libnats-dev                      # the NATS bridge and its tests
 )
 if [[ -f "$here/bench/packages.txt" ]]; then
   while read -r p; do [[ -n "$p" && "$p" != \#* ]] && packages+=("$p"); done < "$here/bench/packages.txt"

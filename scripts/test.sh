@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT OR Apache-2.0
 # The whole test suite, from a fresh Debian 12 machine: installs what is missing, then
 # builds and runs every test in four build trees:
 #   build       RelWithDebInfo: library, tools, examples, benchmarks' smoke test, kernel

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // A fixed number of in-process call/reply round trips for `valgrind --tool=callgrind`:
 // instruction counts are repeatable where wall time is not. Waiting never spins here
 // (spin 0), so the count is the work of the protocol, not of idle loops.
@@ -18,13 +19,13 @@ int main(int argc, char** argv) {
     Registry registry(platform, allocator, 4);
     Endpoint server = *registry.create_endpoint(ProcessId{1}, 64);
     std::thread worker([&] {
-        while (Result<Message> request = server.receive_sync(ProcessId{1})) {
+        while (Result<Message> request = server.receive_sync()) {
             if (!server.reply(*request, *request)) break;
         }
     });
     int failures = 0;
     for (int i = 0; i < round_trips; ++i) {
-        if (!server.call(Message::small(0, static_cast<u32>(i)), ProcessId{2})) ++failures;
+        if (!server.call(Message::small(0, static_cast<u32>(i)))) ++failures;
     }
     (void)server.close();
     worker.join();

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Micro-benchmarks of the core's operations between threads of one process (Google
 // Benchmark): enqueue/dequeue, capability validation, the fast-path hand-off to a blocked
 // receiver, and an in-process call/reply round trip.
@@ -37,9 +38,9 @@ BENCHMARK(BM_EnqueueDequeue);
 void BM_CapabilityValidation(benchmark::State& state) {
     Fixture f;
     Endpoint ep = *f.registry.create_endpoint(ProcessId{1}, 1);
-    const Capability cap = ep.derive(Rights::SEND).capability();
+    const Capability cap = ep.derive(Rights::SEND).value().capability();
     for (auto _ : state) {
-        Result<Endpoint> checked = f.registry.validate_capability(cap, Rights::SEND);
+        Result<Endpoint> checked = f.registry.validate_capability(*ep.space(), cap, Rights::SEND);
         benchmark::DoNotOptimize(checked);
     }
 }
@@ -48,10 +49,12 @@ BENCHMARK(BM_CapabilityValidation);
 void BM_ForgedCapabilityRejection(benchmark::State& state) {
     Fixture f;
     Endpoint ep = *f.registry.create_endpoint(ProcessId{1}, 1);
+    // The live handle with its check bits changed: what a holder forging a handle writes.
     const Capability forged =
-        Capability::make(ep.capability().index(), ep.capability().generation() + 7, Rights::ALL);
+        Capability::make(ep.capability().index(), ep.capability().check() ^ 0x5A5A);
     for (auto _ : state) {
-        Result<Endpoint> checked = f.registry.validate_capability(forged, Rights::SEND);
+        Result<Endpoint> checked =
+            f.registry.validate_capability(*ep.space(), forged, Rights::SEND);
         benchmark::DoNotOptimize(checked);
     }
 }
@@ -63,17 +66,20 @@ void BM_FastPathRoundTrip(benchmark::State& state) {
     Fixture f;
     Endpoint to_echo = *f.registry.create_endpoint(ProcessId{1}, 64);
     Endpoint to_main = *f.registry.create_endpoint(ProcessId{2}, 64);
+    // Each side sends through a SEND entry of its own space.
+    const Endpoint echo_to_main = *to_main.transfer(ProcessId{1}, TransferMode::Copy, Rights::SEND);
+    const Endpoint main_to_echo = *to_echo.transfer(ProcessId{2}, TransferMode::Copy, Rights::SEND);
     std::thread echo([&] {
-        SmallMessage back{to_main.capability().raw(), 0, 0, {0, 0, 0, 0}};
-        while (Result<Message> m = to_echo.receive_sync(ProcessId{1})) {
+        SmallMessage back{echo_to_main.capability().raw(), 0, 0, {0, 0, 0, 0}};
+        while (Result<Message> m = to_echo.receive_sync()) {
             back.opcode = m->opcode();
-            if (!fast_ipc_send(f.registry, back)) break;
+            if (!fast_ipc_send(*echo_to_main.space(), back)) break;
         }
     });
-    SmallMessage msg{to_echo.capability().raw(), 0, 0, {0, 0, 0, 0}};
+    SmallMessage msg{main_to_echo.capability().raw(), 0, 0, {0, 0, 0, 0}};
     for (auto _ : state) {
         ++msg.opcode;
-        if (!fast_ipc_send(f.registry, msg) || !to_main.receive_sync(ProcessId{2})) {
+        if (!fast_ipc_send(*main_to_echo.space(), msg) || !to_main.receive_sync()) {
             state.SkipWithError("fast path round trip failed");
             break;
         }
@@ -92,13 +98,13 @@ void BM_CallReplyRoundTrip(benchmark::State& state) {
     Fixture f;
     Endpoint server = *f.registry.create_endpoint(ProcessId{1}, 64);
     std::thread worker([&] {
-        while (Result<Message> request = server.receive_sync(ProcessId{1})) {
+        while (Result<Message> request = server.receive_sync()) {
             if (!server.reply(*request, *request)) break;
         }
     });
     const Message request = Message::small(0, 1);
     for (auto _ : state) {
-        Result<Message> reply = server.call(request, ProcessId{2});
+        Result<Message> reply = server.call(request);
         if (!reply) {
             state.SkipWithError("call failed");
             break;

@@ -226,10 +226,11 @@ int vipc_server_reply_small(vipc_server* server, const vipc_message* request,
                             const vipc_small* response, uint64_t deadline);
 
 /** Answers `request` with an error: the caller's call returns `error` (a negative
- * vipc_error code; INVALID_MESSAGE for 0 or an unknown code) instead of a message. Otherwise
- * as vipc_server_reply. Thread-safe. */
+ * vipc_error code; INVALID_MESSAGE for 0 or an unknown code) instead of a message, and its
+ * vipc_last_error_detail() ends with `detail` (NULL for none; its first 56 bytes travel).
+ * Otherwise as vipc_server_reply. Thread-safe. */
 int vipc_server_reply_error(vipc_server* server, const vipc_message* request, int error,
-                            uint64_t deadline);
+                            const char* detail, uint64_t deadline);
 
 /** Answers `request` with `size` inline bytes and a region (see vipc_region_create), moved,
  * shared or copied as `transfer` says; after a successful MOVE the region handle is empty
@@ -303,7 +304,7 @@ int vipc_connect_capability(const vipc_capability* capability, const vipc_connec
  * is full until the deadline (TIMEOUT); with deadline 0 it never waits (CHANNEL_FULL).
  * Errors: ENDPOINT_NOT_FOUND (server gone), PERMISSION_DENIED (no SEND right),
  * MESSAGE_TOO_LARGE, RATE_LIMIT_EXCEEDED (deadline 0 and over the rate limit),
- * INVALID_CAPABILITY (closed or revoked). Thread-safe. */
+ * ENDPOINT_NOT_FOUND (closed here too), INVALID_CAPABILITY (revoked). Thread-safe. */
 int vipc_connection_send(vipc_connection* connection, uint32_t opcode, const void* data,
                          size_t size, uint64_t deadline);
 
@@ -326,7 +327,7 @@ int vipc_connection_send_capability(vipc_connection* connection, uint32_t opcode
 
 /** Waits until the deadline for a message from the server that is not a reply to a call,
  * and writes it to *out. Errors: TIMEOUT, ENDPOINT_NOT_FOUND (server gone),
- * PERMISSION_DENIED (no RECEIVE right), INVALID_CAPABILITY (closed or revoked). Thread-safe. */
+ * PERMISSION_DENIED (no RECEIVE right), INVALID_CAPABILITY (revoked). Thread-safe. */
 int vipc_connection_receive(vipc_connection* connection, vipc_message* out, uint64_t deadline);
 
 /** Like vipc_connection_receive, never waits: CHANNEL_EMPTY when nothing is waiting; that
@@ -381,7 +382,7 @@ int vipc_connection_pollable_fd(vipc_connection* connection, int* fd);
 /** The server's pid (from the kernel at connect). Thread-safe. */
 int vipc_connection_server_pid(vipc_connection* connection, uint64_t* pid);
 
-/** Closes: the server sees the client gone; local calls afterwards → INVALID_CAPABILITY;
+/** Closes: the server sees the client gone; local calls afterwards → ENDPOINT_NOT_FOUND;
  * blocked calls return. Idempotent; the handle stays valid (for vipc_connection_free).
  * Thread-safe. */
 int vipc_connection_close(vipc_connection* connection);

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc: microkernel-style IPC for C++. The umbrella header.
 //
 // Layers: the freestanding core (core/), the hosted platforms (platform/) and, where built,

@@ -19,6 +19,8 @@ enum Role : uint64_t {
     TAKE_ONE_AND_EXIT = 4,  // (endpoint): take one call, exit without answering
     REVOKER = 5,            // (endpoint V, all rights; S, SEND): revoke V, signal on S, receive V
     STALE_CALLER = 6,       // (S, RECEIVE; a SEND handle to V made before the revoke)
+    GRANTER = 7,            // (own endpoint X, all rights; Y, SEND; X, SEND only): pass X on Y
+    GRANTEE = 8,            // (Y, RECEIVE): receive a handle to X on Y, send through it
 };
 
 constexpr uint64_t LEGITIMATE = 0x1E617;
@@ -31,13 +33,13 @@ int64_t forger(uint64_t own, uint64_t victims, uint64_t send_only) {
     c.expect_status(fast_send(0, m), vipc_abi::ERR_INVALID_CAPABILITY, "handle 0");
     c.expect_status(fast_send(victims, m), vipc_abi::ERR_INVALID_CAPABILITY,
                     "another process's handle");
-    c.expect_status(fast_send(send_only ^ (1u << 8), m), vipc_abi::ERR_INVALID_CAPABILITY,
+    c.expect_status(fast_send(send_only ^ (uint64_t{1} << 30), m), vipc_abi::ERR_INVALID_CAPABILITY,
                     "wrong check bits");
     c.expect_status(fast_send(send_only | (uint64_t{0xF} << 48), m),
                     vipc_abi::ERR_INVALID_CAPABILITY, "rights bits written into the handle");
-    c.expect_status(fast_send((send_only & ~uint64_t{0xff}) | 16, m),
+    c.expect_status(fast_send((send_only & ~uint64_t{0xffffff}) | 15, m),
                     vipc_abi::ERR_INVALID_CAPABILITY, "an empty slot");
-    c.expect_status(fast_send((send_only & ~uint64_t{0xff}) | 200, m),
+    c.expect_status(fast_send((send_only & ~uint64_t{0xffffff}) | 200, m),
                     vipc_abi::ERR_INVALID_CAPABILITY, "an index past the table");
     c.expect_status(call(victims, m), vipc_abi::ERR_INVALID_CAPABILITY,
                     "call through another process's handle");
@@ -56,7 +58,9 @@ int64_t forger(uint64_t own, uint64_t victims, uint64_t send_only) {
     // Rights: SEND only cannot receive, close or revoke; derive cannot add rights.
     c.expect_status(receive(send_only, m), vipc_abi::ERR_PERMISSION_DENIED, "receive, SEND only");
     c.expect_status(close(send_only), vipc_abi::ERR_PERMISSION_DENIED, "close, SEND only");
-    c.expect_status(revoke(send_only), vipc_abi::ERR_PERMISSION_DENIED, "revoke, SEND only");
+    uint64_t unused = 0;
+    c.expect_status(revoke(send_only, unused), vipc_abi::ERR_PERMISSION_DENIED,
+                    "revoke, SEND only");
     // A handle with no rights at all cannot call, not even with a receiver parked.
     uint64_t none = 0;
     c.expect_status(derive(send_only, vipc_abi::RIGHT_RECEIVE, none), 0, "derive no rights");
@@ -70,17 +74,21 @@ int64_t forger(uint64_t own, uint64_t victims, uint64_t send_only) {
     uint64_t copy = 0;
     c.expect_status(derive(own, vipc_abi::RIGHT_SEND, copy), 0, "derive a SEND copy");
     c.expect_status(fast_send(copy, m), 0, "send through the copy");
-    c.expect_status(revoke(own), 0, "revoke");
+    const uint64_t revoked_own = own;
+    c.expect_status(revoke(revoked_own, own), 0, "revoke");
     c.expect_status(fast_send(copy, m), vipc_abi::ERR_INVALID_CAPABILITY,
                     "send through a revoked copy");
-    c.expect_status(fast_send(own, m), 0, "send through the revoker's handle");
+    c.expect_status(fast_send(revoked_own, m), vipc_abi::ERR_INVALID_CAPABILITY,
+                    "send through the handle revoke replaced");
+    c.expect_status(fast_send(own, m), 0, "send through the revoker's fresh handle");
     // Reply handles cannot be made up, and endpoint handles are not reply handles.
     c.expect_status(reply(0x80000101, m), vipc_abi::ERR_INVALID_CAPABILITY, "a made-up reply");
     c.expect_status(reply(own, m), vipc_abi::ERR_INVALID_CAPABILITY, "an endpoint as a reply");
-    // Capabilities do not travel in this ABI.
+    // A capability in a message must be a handle of the sender's own space.
     Message with_cap = m;
-    with_cap.flags = 1u << 4;
-    c.expect_status(fast_send(own, with_cap), vipc_abi::ERR_INVALID_MESSAGE, "HAS_CAPABILITY");
+    with_cap.flags = vipc_abi::FLAG_HAS_CAPABILITY;
+    c.expect_status(fast_send(own, with_cap), vipc_abi::ERR_INVALID_CAPABILITY,
+                    "HAS_CAPABILITY with a made-up handle");
     // Pointers outside the user range, and absurd lengths.
     const char text[] = "ok";
     c.expect_status(debug_print(reinterpret_cast<const void*>(0x100000), 8),
@@ -123,7 +131,8 @@ int64_t victim(uint64_t endpoint) {
 // its fresh handle: a call through the stale handle must not reach it (on any path).
 int64_t revoker(uint64_t v, uint64_t s) {
     Checker c;
-    c.expect_status(revoke(v), 0, "revoke");
+    const uint64_t old = v;
+    c.expect_status(revoke(old, v), 0, "revoke");
     Message ready;
     c.expect_status(fast_send(s, ready), 0, "signal");
     Message m;
@@ -149,6 +158,42 @@ int64_t stale_caller(uint64_t s, uint64_t stale) {
                     "a fast_send through a revoked handle while a receiver is parked");
     c.expect_status(send(stale, request), vipc_abi::ERR_INVALID_CAPABILITY,
                     "a send through a revoked handle while a receiver is parked");
+    return c.exit_code();
+}
+
+constexpr uint64_t THROUGH_THE_GRANT = 0xC0FFEE;
+
+// Passes a capability to its own endpoint X to the grantee in a message on Y: first one
+// without GRANT (refused), then one with SEND|GRANT; then receives what the grantee sends
+// through it.
+int64_t granter(uint64_t x, uint64_t y, uint64_t x_send_only) {
+    Checker c;
+    Message m;
+    m.flags = vipc_abi::FLAG_HAS_CAPABILITY;
+    m.data[0] = x_send_only;
+    c.expect_status(send(y, m), vipc_abi::ERR_PERMISSION_DENIED, "passing a handle without GRANT");
+    uint64_t grantable = 0;
+    c.expect_status(derive(x, vipc_abi::RIGHT_SEND | vipc_abi::RIGHT_GRANT, grantable), 0,
+                    "derive SEND|GRANT");
+    m.data[0] = grantable;
+    c.expect_status(send(y, m), 0, "passing a handle with GRANT");
+    Message got;
+    c.expect_status(receive(x, got), 0, "receive on X");
+    c.expect(got.data[1] == THROUGH_THE_GRANT, "the grantee's message arrived through X");
+    return c.exit_code();
+}
+
+int64_t grantee(uint64_t y) {
+    Checker c;
+    Message m;
+    c.expect_status(receive(y, m), 0, "receive the capability");
+    c.expect((m.flags & vipc_abi::FLAG_HAS_CAPABILITY) != 0 && m.data[0] != 0, "a handle arrived");
+    const uint64_t x = m.data[0];
+    Message out;
+    c.expect_status(receive(x, out), vipc_abi::ERR_PERMISSION_DENIED,
+                    "the passed handle has SEND|GRANT only");
+    out.data[1] = THROUGH_THE_GRANT;
+    c.expect_status(send(x, out), 0, "send through the passed handle");
     return c.exit_code();
 }
 
@@ -214,6 +259,10 @@ extern "C" int64_t user_main(uint64_t role, uint64_t a1, uint64_t a2, uint64_t a
             return faulting_server(a1, a2, a3);
         case EXITER:
             return exiter(a1, a2, a3);
+        case GRANTER:
+            return granter(a1, a2, a3);
+        case GRANTEE:
+            return grantee(a1);
         case REVOKER:
             return revoker(a1, a2);
         case STALE_CALLER:

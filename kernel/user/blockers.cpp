@@ -134,6 +134,14 @@ int64_t deadlines(uint64_t empty, uint64_t full) {
     c.expect_status(receive_deadline(empty, m, 0), vipc_abi::ERR_TIMEOUT,
                     "receive with a deadline already passed");
     c.expect_status(fast_send(full, m), vipc_abi::ERR_CHANNEL_FULL, "fast_send on a full queue");
+    // A deadline that does not expire: a message is there to take.
+    Message sent;
+    sent.data[0] = 0xDEAD11E;
+    c.expect_status(fast_send(empty, sent), 0, "fast_send to itself");
+    c.expect_status(receive_deadline(empty, m, 1'000'000), 0, "receive with a deadline");
+    c.expect(m.data[0] == 0xDEAD11E, "the message taken before the deadline");
+    c.expect_status(receive_deadline(empty, m, 1'000'000), vipc_abi::ERR_TIMEOUT,
+                    "and then nothing more");
     return c.exit_code();
 }
 

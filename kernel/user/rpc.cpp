@@ -33,7 +33,8 @@ int64_t server(uint64_t endpoint, uint64_t clients, uint64_t rounds) {
             Message answer;
             answer.data[0] = requests[c].data[0] * 2 + 1;
             answer.data[1] = requests[c].data[1];
-            answer.data[2] = requests[c].sender;
+            answer.data[2] = requests[c].badge;
+            answer.data[3] = requests[c].sender;
             if (int64_t s = reply(requests[c].handle, answer); s != 0) {
                 Line() << "server: reply failed: " << s;
                 return 1;
@@ -54,12 +55,18 @@ int64_t client(uint64_t endpoint, uint64_t index, uint64_t rounds) {
         Message m;
         m.data[0] = index * 1000 + round;
         m.data[1] = index;
+        m.data[2] = 0xBAD6E;  // a badge of its own choosing: not what the server sees
         if (int64_t s = call(endpoint, m); s != 0) {
             Line() << "client " << index << ": call failed: " << s;
             return 1;
         }
         if (m.data[0] != (index * 1000 + round) * 2 + 1 || m.data[1] != index) {
             Line() << "client " << index << ": got a reply meant for another caller";
+            return 1;
+        }
+        if (m.data[2] != index + 1) {
+            Line() << "client " << index << ": the server saw badge " << m.data[2] << ", expected "
+                   << index + 1;
             return 1;
         }
     }

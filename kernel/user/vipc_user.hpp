@@ -26,10 +26,11 @@ struct Message {
     uint32_t flags = 0;
     uint64_t data[4] = {0, 0, 0, 0};
     uint64_t sender = 0;  // out: the sender's ProcessId, stamped by the kernel
+    uint64_t badge = 0;   // out: the badge of the entry the message was sent through
 };
 
 struct Registers {
-    uint64_t rdi = 0, rsi = 0, rdx = 0, r10 = 0, r8 = 0, r9 = 0, r12 = 0;
+    uint64_t rdi = 0, rsi = 0, rdx = 0, r10 = 0, r8 = 0, r9 = 0, r12 = 0, r13 = 0;
 };
 
 inline int64_t raw_syscall(uint64_t number, Registers& r) {
@@ -40,13 +41,14 @@ inline int64_t raw_syscall(uint64_t number, Registers& r) {
     register uint64_t r8 asm("r8") = r.r8;
     register uint64_t r9 asm("r9") = r.r9;
     register uint64_t r12 asm("r12") = r.r12;
+    register uint64_t r13 asm("r13") = r.r13;
     uint64_t rax = number;
     asm volatile("syscall"
                  : "+a"(rax), "+r"(rdi), "+r"(rsi), "+r"(rdx), "+r"(r10), "+r"(r8), "+r"(r9),
-                   "+r"(r12)
+                   "+r"(r12), "+r"(r13)
                  :
                  : "rcx", "r11", "memory");
-    r = Registers{rdi, rsi, rdx, r10, r8, r9, r12};
+    r = Registers{rdi, rsi, rdx, r10, r8, r9, r12, r13};
     return static_cast<int64_t>(rax);
 }
 
@@ -70,6 +72,7 @@ inline void from_registers(const Registers& r, Message& m) {
     m.data[2] = r.r8;
     m.data[3] = r.r9;
     m.sender = r.r12;
+    m.badge = r.r13;
 }
 
 inline uint64_t path(bool general) {
@@ -128,18 +131,23 @@ inline int64_t close(uint64_t handle) {
     r.rdi = handle;
     return raw_syscall(vipc_abi::SYS_CLOSE, r);
 }
-inline int64_t derive(uint64_t handle, uint64_t rights, uint64_t& out) {
+inline int64_t derive(uint64_t handle, uint64_t rights, uint64_t& out, uint64_t badge = 0) {
     Registers r;
     r.rdi = handle;
     r.rsi = rights;
+    r.rdx = badge;
     const int64_t status = raw_syscall(vipc_abi::SYS_DERIVE, r);
     if (status == 0) out = r.rdi;
     return status;
 }
-inline int64_t revoke(uint64_t handle) {
+// The owner's revoke: every other handle to the endpoint, in every process, goes; `fresh`
+// is the caller's new handle with all rights (`handle` goes too).
+inline int64_t revoke(uint64_t handle, uint64_t& fresh) {
     Registers r;
     r.rdi = handle;
-    return raw_syscall(vipc_abi::SYS_REVOKE, r);
+    const int64_t status = raw_syscall(vipc_abi::SYS_REVOKE, r);
+    if (status == 0) fresh = r.rdi;
+    return status;
 }
 
 struct EndpointStats {

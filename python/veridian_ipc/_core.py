@@ -8,7 +8,7 @@ a copy in Python. The C calls release the GIL, so other Python threads run while
 import enum
 
 from ._lib import ffi, lib
-from .errors import ChannelEmpty, InvalidMessage, check, code_of
+from .errors import ChannelEmpty, InvalidMessage, IpcError, check, code_of
 
 NEVER = lib.VIPC_DEADLINE_NEVER
 INLINE_MAX = lib.VIPC_INLINE_MAX
@@ -40,6 +40,20 @@ def deadline(timeout):
         return 0
     ns = lib.vipc_now_ns() + int(timeout * 1e9)
     return ns if ns < NEVER else NEVER
+
+
+def _spill(payload, region, transfer):
+    """A payload over INLINE_MAX without a region of its own travels in a new Region, moved to
+    the receiver (sealed: it cannot change after it was sent): (inline payload, region,
+    transfer) to send."""
+    if region is not None or payload is None or isinstance(payload, str):
+        return payload, region, transfer
+    view = memoryview(payload)
+    if view.nbytes <= INLINE_MAX:
+        return payload, region, transfer
+    spilled = Region.create(view.nbytes)
+    spilled.view()[:] = view.cast("B") if view.format != "B" else view
+    return b"", spilled, Transfer.MOVE
 
 
 def _buffer(payload):
@@ -84,6 +98,15 @@ class Message:
     @property
     def is_call(self):
         return self.transaction_id != 0
+
+    def payload(self):
+        """All the payload bytes: the inline ones and, when a region came with the message
+        (a payload over INLINE_MAX sent by send/call/reply travels in one), the region's (taken:
+        call it once)."""
+        if not self.region_size:
+            return self.data
+        with self.take_region() as region:
+            return self.data + bytes(region.view())
 
     def take_region(self):
         """The Region this message carries (once)."""
@@ -274,8 +297,9 @@ class Server(_Handle):
 
     def reply(self, request, data=b"", opcode=0, *, region=None, transfer=Transfer.SHARE_READ_ONLY,
               timeout=None):
-        """Answers the call `request` with `data` (at most INLINE_MAX bytes today; more in a
-        region)."""
+        """Answers the call `request` with `data` (of any size: over INLINE_MAX it travels in a
+        region; the caller reads it with Message.payload())."""
+        data, region, transfer = _spill(data, region, transfer)
         ptr, size = _buffer(data)
         if region is not None:
             check(lib.vipc_server_reply_region(self._handle(), request._raw, opcode, ptr, size,
@@ -285,10 +309,14 @@ class Server(_Handle):
             check(lib.vipc_server_reply(self._handle(), request._raw, opcode, ptr, size,
                                         deadline(timeout)))
 
-    def reply_error(self, request, error, *, timeout=None):
+    def reply_error(self, request, error, detail=None, *, timeout=None):
         """Answers `request` with an error (an IpcError class, instance or code): the caller's
-        call raises it."""
-        check(lib.vipc_server_reply_error(self._handle(), request._raw, code_of(error),
+        call raises it, with `detail` (default: an instance's own detail; its first 56 bytes
+        travel) at the end of its detail."""
+        if detail is None and isinstance(error, IpcError):
+            detail = error.detail
+        text = ffi.NULL if not detail else str(detail).encode("utf-8", "replace")
+        check(lib.vipc_server_reply_error(self._handle(), request._raw, code_of(error), text,
                                           deadline(timeout)))
 
     def send(self, connection, data=b"", opcode=0, *, timeout=None):
@@ -367,7 +395,9 @@ class Connection(_Handle):
 
     def send(self, data=b"", opcode=0, *, region=None, transfer=Transfer.SHARE_READ_ONLY,
              timeout=None):
-        """A one-way message; waits while the queue is full (timeout=0: ChannelFull)."""
+        """A one-way message of any size (over INLINE_MAX in a region); waits while the queue is
+        full (timeout=0: ChannelFull)."""
+        data, region, transfer = _spill(data, region, transfer)
         ptr, size = _buffer(data)
         if region is not None:
             check(lib.vipc_connection_send_region(self._handle(), opcode, ptr, size,
@@ -390,8 +420,10 @@ class Connection(_Handle):
 
     def call(self, data=b"", opcode=0, *, region=None, transfer=Transfer.SHARE_READ_ONLY,
              timeout=None):
-        """Sends a request and returns the reply (a Message); raises the server's error when
-        it answered with one."""
+        """Sends a request of any size (over INLINE_MAX in a region) and returns the reply (a
+        Message: reply.payload() gives all its bytes); raises the server's error when it
+        answered with one."""
+        data, region, transfer = _spill(data, region, transfer)
         ptr, size = _buffer(data)
         reply = _new_message()
         if region is not None:

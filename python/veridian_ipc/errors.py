@@ -24,7 +24,7 @@ def _kind(name, code, doc):
     return type(name, (IpcError,), {"code": code, "kind": name, "__doc__": doc})
 
 
-InvalidCapability = _kind("InvalidCapability", -1, "The handle is closed, revoked or invalid.")
+InvalidCapability = _kind("InvalidCapability", -1, "The capability was revoked, or the handle is invalid.")
 ProcessNotFound = _kind("ProcessNotFound", -2, "The peer process is gone (a reply's caller).")
 EndpointNotFound = _kind("EndpointNotFound", -3, "No live endpoint: not published, closed, died.")
 MessageTooLarge = _kind("MessageTooLarge", -4, "The payload is over what a message carries.")

@@ -186,6 +186,17 @@ void stats_to_c(const posix::EndpointInfo& in, vipc_endpoint_stats* out) {
     out->broken = in.broken;
 }
 
+posix::ConnectOptions connect_options(const vipc_connect_options* options) {
+    posix::ConnectOptions o;
+    if (options != nullptr) {
+        o.rights = static_cast<u16>(options->rights);
+        o.spin_ns = options->spin_ns;
+        o.connect_timeout_ms = options->connect_timeout_ms;
+        if (options->runtime_dir != nullptr) o.runtime_dir = options->runtime_dir;
+    }
+    return o;
+}
+
 }  // namespace
 
 extern "C" {
@@ -291,7 +302,7 @@ int vipc_server_reply_small(vipc_server* server, const vipc_message* request,
 }
 
 int vipc_server_reply_error(vipc_server* server, const vipc_message* request, int error,
-                            std::uint64_t deadline) {
+                            const char* detail, std::uint64_t deadline) {
     if (server == nullptr) return invalid("server");
     if (request == nullptr) return invalid("request");
     IpcError e;
@@ -300,8 +311,10 @@ int vipc_server_reply_error(vipc_server* server, const vipc_message* request, in
                           "%d is not an error code: pass one of VIPC_ERR_* (-1..-16)", error);
     }
     return guard([&]() -> int {
-        return code_of(
-            server->server.reply_error(received_from_c(request), e, to_deadline(deadline)));
+        return code_of(server->server.reply_error(
+            received_from_c(request), e,
+            detail != nullptr ? std::string_view(detail) : std::string_view(),
+            to_deadline(deadline)));
     });
 }
 
@@ -409,19 +422,6 @@ int vipc_connect_options_init(vipc_connect_options* options) {
     options->runtime_dir = nullptr;
     return VIPC_OK;
 }
-
-namespace {
-posix::ConnectOptions connect_options(const vipc_connect_options* options) {
-    posix::ConnectOptions o;
-    if (options != nullptr) {
-        o.rights = static_cast<u16>(options->rights);
-        o.spin_ns = options->spin_ns;
-        o.connect_timeout_ms = options->connect_timeout_ms;
-        if (options->runtime_dir != nullptr) o.runtime_dir = options->runtime_dir;
-    }
-    return o;
-}
-}  // namespace
 
 int vipc_connect(const char* name, const vipc_connect_options* options, vipc_connection** out) {
     if (name == nullptr) return invalid("name");

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc core: error names and texts.
 #include "veridian/ipc/core/error.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc core: message helpers.
 #include "veridian/ipc/core/message.hpp"
 

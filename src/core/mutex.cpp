@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc core: the slow path of Mutex::lock (the protocol is in mutex.hpp).
 #include "veridian/ipc/core/mutex.hpp"
 

@@ -67,6 +67,35 @@ WaitResult ProcessSharedWords::wait(const std::atomic<u32>* word, u32 expected, 
     return futex_wait(word, expected, deadline, false);
 }
 
+WaitResult ProcessSharedWords::wait_either(const std::atomic<u32>* word, u32 expected,
+                                           const std::atomic<u32>* local, u32 local_expected,
+                                           Deadline deadline) {
+    if (local == nullptr || !have_waitv_.load(std::memory_order_relaxed)) {
+        return SharedWords::wait_either(word, expected, local, local_expected, deadline);
+    }
+    // Both shared futexes (no FUTEX_PRIVATE_FLAG): their wakers use the shared operation.
+    futex_waitv waiters[2] = {
+        {expected, reinterpret_cast<u64>(word), FUTEX_32, 0},
+        {local_expected, reinterpret_cast<u64>(local), FUTEX_32, 0},
+    };
+    timespec ts{};
+    const timespec* timeout = nullptr;
+    if (!deadline.is_never()) {
+        ts.tv_sec = static_cast<time_t>(deadline.ns() / 1'000'000'000u);
+        ts.tv_nsec = static_cast<long>(deadline.ns() % 1'000'000'000u);
+        timeout = &ts;
+    }
+    const long rc = syscall(SYS_futex_waitv, waiters, 2, 0, timeout, CLOCK_MONOTONIC);
+    if (rc >= 0) return WaitResult::Woken;
+    if (errno == ENOSYS) {
+        have_waitv_.store(false, std::memory_order_relaxed);  // an old kernel
+        return SharedWords::wait_either(word, expected, local, local_expected, deadline);
+    }
+    if (errno == ETIMEDOUT) return WaitResult::TimedOut;
+    if (errno == EAGAIN) return WaitResult::ValueChanged;
+    return WaitResult::Woken;  // EINTR: spurious, the caller re-checks
+}
+
 void ProcessSharedWords::wake_all(const std::atomic<u32>* word) {
     futex_wake(word, INT_MAX, false);
 }

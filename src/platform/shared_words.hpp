@@ -39,6 +39,20 @@ public:
     // Only reads the word: works on a read-only mapping.
     virtual WaitResult wait(const std::atomic<u32>* word, u32 expected, Deadline deadline) = 0;
     virtual void wake_all(const std::atomic<u32>* word) = 0;
+    // wait() on `word` and, at once, on a process-local word `local` while it equals
+    // `local_expected` (`local` may be nullptr: then just wait()). Whoever ends a wait from
+    // this process without being able to write `word` (it is in a page mapped read-only here)
+    // bumps `local` and wakes it. The default, for a platform that cannot wait on two words,
+    // looks at `local` once before sleeping on `word` alone: the sleep's bound (a slice)
+    // then bounds a wake that comes between the look and the sleep.
+    virtual WaitResult wait_either(const std::atomic<u32>* word, u32 expected,
+                                   const std::atomic<u32>* local, u32 local_expected,
+                                   Deadline deadline) {
+        if (local != nullptr && local->load(std::memory_order_seq_cst) != local_expected) {
+            return WaitResult::ValueChanged;
+        }
+        return wait(word, expected, deadline);
+    }
     virtual u64 now_ns() = 0;
     virtual void heavy_barrier() = 0;
     virtual std::memory_order publish_order() const = 0;
@@ -59,6 +73,10 @@ public:
     static ProcessSharedWords& instance();
 
     WaitResult wait(const std::atomic<u32>* word, u32 expected, Deadline deadline) override;
+    // Both words at once with futex_waitv (Linux 5.16); without it, as the default.
+    WaitResult wait_either(const std::atomic<u32>* word, u32 expected,
+                           const std::atomic<u32>* local, u32 local_expected,
+                           Deadline deadline) override;
     void wake_all(const std::atomic<u32>* word) override;
     u64 now_ns() override;
     void heavy_barrier() override;
@@ -76,6 +94,7 @@ private:
     ProcessSharedWords();
     bool barrier_ = false;
     bool single_cpu_ = false;
+    std::atomic<bool> have_waitv_{true};
 };
 
 // CLOCK_MONOTONIC in nanoseconds: the one clock of both runtimes (ThreadsPlatform::now_ns

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc platform: the deterministic simulation scheduler (see sim.hpp).
 //
 // Baton passing. Every task is a std::thread, but a task runs only while it holds the baton

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc platform: threads of one Linux process (private futexes).
 #include "veridian/ipc/platform/threads.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc posix runtime: the client side of a connection.
 //
 // Threads sharing one Connection:
@@ -93,8 +94,8 @@ public:
     }
     // Returns the registration id (0 if the monitor could not be started: the sliced sleeps
     // then notice a dead server, later).
-    u64 add(int sock, std::weak_ptr<Connection::Impl> conn);
-    void remove(u64 id, int sock);
+    u64 add(int sock, int pidfd, std::weak_ptr<Connection::Impl> conn);
+    void remove(u64 id, int sock, int pidfd);
 
 private:
     ClientMonitor() = default;
@@ -131,6 +132,7 @@ struct Connection::Impl final : OutboxOwner, InboxOwner {
     SharedWords& words = platform::ProcessSharedWords::instance();
 
     Fd socket;
+    Fd server_pidfd;  // the server process (see connect): its exit is the server's death
     Fd c2s_data_fd, c2s_ctl_fd, s2c_data_fd, s2c_ctl_fd, state_fd, doorbell_fd, notify_fd;
     Fd c2s_pool_fd, s2c_pool_fd;  // the loan pools (ours read-write, the server's read-only)
     Mapping c2s_data, c2s_ctl, s2c_data, s2c_ctl, state_map, doorbell_map, c2s_pool, s2c_pool;
@@ -196,6 +198,15 @@ struct Connection::Impl final : OutboxOwner, InboxOwner {
     PollSet poll;
     std::atomic<bool> poll_armed{false};
     int arm_poll();
+    // Ok, or the error a reply_error() answer carries (with the server's detail).
+    Result<void> check_error_reply(const Message& reply) const {
+        std::string detail;
+        if (auto e = error_in_reply(reply, &detail); !e) {
+            return fail(e.error(), "the server of '%s' answered the call with %s%s%s", name.c_str(),
+                        error_name(e.error()), detail.empty() ? "" : ": ", detail.c_str());
+        }
+        return ok();
+    }
     void signal_poll() {
         if (poll_armed.load(std::memory_order_acquire)) poll.signal_local();
     }
@@ -205,6 +216,17 @@ struct Connection::Impl final : OutboxOwner, InboxOwner {
     bool may_drain(IpcError e) const {
         return e == IpcError::EndpointNotFound && !closed.load(std::memory_order_acquire) &&
                inbox.valid();
+    }
+    // Step (3) of pollable.hpp on this side. The set also holds the local signals that stand
+    // for what was already moved out of the ring (a reply waiting in the call table, a
+    // message in the queue): draining them with the rest would lose them, so they are raised
+    // again at once. Under mu, which every move into the call table or the queue holds.
+    void rearm_poll() VIPC_REQUIRES(mu) {
+        poll.drain(OnPeerHangup::KeepReadable);
+        bool held = !queue.empty();
+        for (const PendingCall& p : pending)
+            held = held || p.delivered;
+        if (held) poll.signal_local();
     }
     // Statistics (Connection::stats()): the parked counts (see parked_count.hpp) and the
     // messages this side sent (written under outbox.mu) and received (written under mu).
@@ -219,8 +241,12 @@ struct Connection::Impl final : OutboxOwner, InboxOwner {
     Impl& operator=(const Impl&) = delete;
     ~Impl() {
         close();
+        // What the server sent and nobody claimed goes with the connection.
+        if (inbox.unclaimed_owner() != 0) release_unclaimed(inbox.unclaimed_owner());
         const u64 registration = monitor_id.load();
-        if (registration != 0) ClientMonitor::instance().remove(registration, socket.get());
+        if (registration != 0) {
+            ClientMonitor::instance().remove(registration, socket.get(), server_pidfd.get());
+        }
     }
 
     // OutboxOwner / InboxOwner: between waits, and after each record.
@@ -229,10 +255,17 @@ struct Connection::Impl final : OutboxOwner, InboxOwner {
     int attachment_socket() override { return socket.get(); }
     u32 peer_cpu() override { return state->cpu.load(std::memory_order_relaxed); }
     std::atomic<u32>& parked_senders() override { return waiting_senders; }
+    // Bumped and woken by close() and server_gone() after they set closed/dead: a parked
+    // wait sleeps on it too (the Parking's local word, parking.hpp), so their wake is never
+    // lost, although the ring words it sleeps on are in pages the server writes.
+    std::atomic<u32> wake_epoch{0};
+    const std::atomic<u32>* local_wake() override { return &wake_epoch; }
+    void wake_local() { bump_local_word(wake_epoch); }
     Result<void> quick_check();
     // The server hung up: mark it, wake every local thread blocked on this connection.
     void server_gone() {
-        dead.store(true, std::memory_order_release);
+        dead.store(true, std::memory_order_seq_cst);
+        wake_local();
         signal_poll();  // a poller looks and gets EndpointNotFound
         if (outbox.valid()) words.wake_all(&c2s_ctl.as<const RingCtl>()->space_wake);
         if (inbox.valid()) words.wake_all(&s2c_data.as<const RingDataHeader>()->tail);
@@ -242,7 +275,8 @@ struct Connection::Impl final : OutboxOwner, InboxOwner {
 
     // Through a capability, `presocket` is the connection socket already handed to the server.
     Result<void> connect(std::string_view name_, const ConnectOptions& options,
-                         Fd* presocket = nullptr);
+                         Fd* presocket = nullptr, int capability_fd = -1);
+    void explain_refusal(const Welcome& w, IpcError e, const ucred& server);
     bool revoked() const {
         return (outbox.valid() && c2s_ctl.as<const RingCtl>()->closed.load(
                                       std::memory_order_acquire) == CLOSED_REVOKED) ||
@@ -313,7 +347,8 @@ Result<void> Connection::Impl::check(bool slice_ended) {
         // The server never writes to the socket after its Welcome: readable means hung up.
         // Region records may be waiting on it: only a hang-up counts.
         pollfd p{socket.get(), POLLRDHUP, 0};
-        if (::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
+        if ((::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) ||
+            (server_pidfd.valid() && process_exited(server_pidfd.get()))) {
             server_gone();
             return quick_check();
         }
@@ -322,6 +357,49 @@ Result<void> Connection::Impl::check(bool slice_ended) {
 }
 
 // ---- connect -----------------------------------------------------------------------------------
+
+void Connection::Impl::explain_refusal(const Welcome& w, IpcError e, const ucred& server) {
+    const char* why = "";
+    char buf[160] = "";
+    switch (static_cast<Refusal>(w.reason)) {
+        case Refusal::NotAdmitted:
+            std::snprintf(buf, sizeof buf,
+                          "its access policy admits neither our uid %u nor any of our groups",
+                          geteuid());
+            why = buf;
+            break;
+        case Refusal::RightsBeyond:
+            std::snprintf(buf, sizeof buf,
+                          "we asked for rights 0x%x, its access policy grants uid %u only 0x%x",
+                          rights, geteuid(), w.limit);
+            why = buf;
+            break;
+        case Refusal::TooMany:
+            std::snprintf(buf, sizeof buf,
+                          "it has its maximum of %u connections (ServerOptions::max_connections); "
+                          "retry later, or raise the limit",
+                          w.limit);
+            why = buf;
+            break;
+        case Refusal::Closed:
+            why = "it is closing";
+            break;
+        case Refusal::Revoked:
+            why = "the capability was revoked";
+            break;
+        case Refusal::CapRights:
+            why = "we asked for more rights than the capability carries";
+            break;
+        case Refusal::OutOfResources:
+            why = "it could not make the connection (out of descriptors or memory)";
+            break;
+        case Refusal::None:
+            why = error_text(e);
+            break;
+    }
+    fail(e, "endpoint '%s' (server pid %d, uid %u) refused us (uid %u): %s", name.c_str(),
+         server.pid, server.uid, geteuid(), why);
+}
 
 namespace {
 // A loan pool from the server: like any segment (size, seals), but refused as a memory
@@ -338,7 +416,7 @@ Result<Mapping> map_pool(int fd, u64 bytes, bool writable) {
 }  // namespace
 
 Result<void> Connection::Impl::connect(std::string_view name_, const ConnectOptions& options,
-                                       Fd* presocket) {
+                                       Fd* presocket, int capability_fd) {
     name = std::string(name_);
     VIPC_TRY(validate_name(name));
     rights = options.rights & (Rights::SEND | Rights::RECEIVE);
@@ -346,11 +424,38 @@ Result<void> Connection::Impl::connect(std::string_view name_, const ConnectOpti
         return fail(IpcError::PermissionDenied,
                     "a connection to '%s' needs Rights::SEND or Rights::RECEIVE", name.c_str());
     }
+    // Who the server is, from the kernel: for a connection by name, the process listening on
+    // the socket (checked against the uids we trust before anything is sent); through a
+    // capability, the process that minted it (the creator of the capability's socket pair).
+    ucred server_cred{};
+    const std::vector<u32> trusted = trusted_uids(options.trusted_server_uids);
     if (presocket != nullptr) {
         socket = static_cast<Fd&&>(*presocket);
+        socklen_t len = sizeof server_cred;
+        if (capability_fd < 0 ||
+            getsockopt(capability_fd, SOL_SOCKET, SO_PEERCRED, &server_cred, &len) != 0) {
+            return fail(IpcError::InvalidCapability, "cannot learn who minted the capability");
+        }
+        auto pfd = peer_pidfd(capability_fd, server_cred);
+        if (!pfd) return fail(IpcError::EndpointNotFound, "the server of this capability is gone");
+        server_pidfd = static_cast<Fd&&>(*pfd);
     } else {
         const std::string dir = resolve_runtime_dir(options.runtime_dir);
-        socket = VIPC_TRY(open_endpoint_socket(dir, name));
+        socket = VIPC_TRY(open_endpoint_socket(dir, name, trusted, &server_cred));
+        auto pfd = peer_pidfd(socket.get(), server_cred);
+        if (!pfd) {
+            return fail(IpcError::EndpointNotFound, "endpoint '%s' is gone (its server died)",
+                        name.c_str());
+        }
+        server_pidfd = static_cast<Fd&&>(*pfd);
+    }
+    // A server that died while a process it forked keeps its socket open still accepts
+    // connections in the kernel, but nobody will ever answer: say so at once.
+    if (process_exited(server_pidfd.get())) {
+        return fail(IpcError::EndpointNotFound,
+                    "endpoint '%s' is gone: its server (pid %d) died, and a process it forked "
+                    "still holds its socket",
+                    name.c_str(), server_cred.pid);
     }
 
     const u64 pool_kib = (options.pool_bytes + 1023) / 1024;
@@ -384,10 +489,30 @@ Result<void> Connection::Impl::connect(std::string_view name_, const ConnectOpti
                     name.c_str());
     }
     if (truncated) {
+        // MSG_CTRUNC with room for every descriptor we expect: this process had no free
+        // descriptor numbers for them (the kernel drops what it cannot install).
+        if (nfds < MAX_WELCOME_FDS) {
+            return fail(IpcError::OutOfMemory,
+                        "this process is out of file descriptors: the %s descriptors of the "
+                        "connection to '%s' could not be received; raise RLIMIT_NOFILE or close "
+                        "some",
+                        nfds == 0 ? "" : "remaining", name.c_str());
+        }
         return fail(IpcError::InvalidMessage, "endpoint '%s' sent too many descriptors",
                     name.c_str());
     }
-    const Welcome w = VIPC_TRY(parse_welcome(buf, static_cast<usize>(n), nfds, rights));
+    auto parsed = parse_welcome(buf, static_cast<usize>(n), nfds, rights);
+    if (!parsed) {
+        Welcome refused{};
+        if (static_cast<usize>(n) == sizeof refused) std::memcpy(&refused, buf, sizeof refused);
+        if (refused.magic == WELCOME_MAGIC && refused.status != 0) {
+            explain_refusal(refused, parsed.error(), server_cred);
+        }
+        return parsed.error();
+    }
+    const Welcome w = *parsed;
+    // The Welcome's pid and uid are the server's own view (another pid or user namespace
+    // numbers them differently): trust was decided on the kernel's view (SO_PEERCRED) above.
     geometry = *RingGeometry::make(w.depth, w.max_inline_payload, LOAN_SLOTS);
     server_pid = ProcessId{w.server_pid};
     id = w.connection_id;
@@ -448,6 +573,7 @@ Result<void> Connection::Impl::connect(std::string_view name_, const ConnectOpti
             s2c_pool = VIPC_TRY(map_pool(s2c_pool_fd.get(), w.s2c_pool_bytes, false));
             inbox.attach_pool(s2c_pool.as<const u8>(), w.s2c_pool_bytes, LOAN_SLOTS);
         }
+        inbox.set_unclaimed(new_unclaimed_owner(), DEFAULT_MAX_UNCLAIMED_PER_CONNECTION);
     }
     return ok();
 }
@@ -473,14 +599,15 @@ Result<Connection> Connection::connect(const EndpointCapability& capability,
     VIPC_TRY(send_cap_request(capability.fd(), CapOp::Connect, through.rights, theirs.get()));
     theirs.reset();
     auto impl = std::make_shared<Impl>();
-    if (auto r = impl->connect("capability", through, &mine); !r) {
+    if (auto r = impl->connect("capability", through, &mine, capability.fd()); !r) {
         // A server that dropped our request (revoked meanwhile) or is gone hangs up on us.
         if (r.error() == IpcError::EndpointNotFound || r.error() == IpcError::Timeout) {
             return capability_gone(capability.fd());
         }
         return r.error();
     }
-    impl->monitor_id.store(ClientMonitor::instance().add(impl->socket.get(), impl));
+    impl->monitor_id.store(
+        ClientMonitor::instance().add(impl->socket.get(), impl->server_pidfd.get(), impl));
     return Connection(static_cast<std::shared_ptr<Impl>&&>(impl));
 }
 
@@ -488,13 +615,14 @@ Result<Connection> Connection::connect(std::string_view name, const ConnectOptio
     clear_error_detail();
     auto impl = std::make_shared<Impl>();
     VIPC_TRY(impl->connect(name, options));
-    impl->monitor_id.store(ClientMonitor::instance().add(impl->socket.get(), impl));
+    impl->monitor_id.store(
+        ClientMonitor::instance().add(impl->socket.get(), impl->server_pidfd.get(), impl));
     return Connection(static_cast<std::shared_ptr<Impl>&&>(impl));
 }
 
 // ---- the monitor ----------------------------------------------------------------------------
 
-u64 ClientMonitor::add(int sock, std::weak_ptr<Connection::Impl> conn) {
+u64 ClientMonitor::add(int sock, int pidfd, std::weak_ptr<Connection::Impl> conn) {
     std::lock_guard<std::mutex> lock(mu_);
     if (!started_) {
         epfd_ = epoll_create1(EPOLL_CLOEXEC);
@@ -507,13 +635,25 @@ u64 ClientMonitor::add(int sock, std::weak_ptr<Connection::Impl> conn) {
     ev.events = EPOLLRDHUP;  // hang-ups only: region records arrive as data
     ev.data.u64 = id;
     if (epoll_ctl(epfd_, EPOLL_CTL_ADD, sock, &ev) != 0) return 0;
+    // The server process itself: readable once it exited, whoever still holds its sockets
+    // (a child it forked keeps the socket from hanging up, not the process from dying).
+    epoll_event pev{};
+    pev.events = EPOLLIN;
+    pev.data.u64 = id;
+    if (pidfd >= 0 && epoll_ctl(epfd_, EPOLL_CTL_ADD, pidfd, &pev) != 0) {
+        epoll_ctl(epfd_, EPOLL_CTL_DEL, sock, nullptr);
+        return 0;
+    }
     conns_.emplace(id, static_cast<std::weak_ptr<Connection::Impl>&&>(conn));
     return id;
 }
 
-void ClientMonitor::remove(u64 id, int sock) {
+void ClientMonitor::remove(u64 id, int sock, int pidfd) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (conns_.erase(id) != 0) epoll_ctl(epfd_, EPOLL_CTL_DEL, sock, nullptr);
+    if (conns_.erase(id) != 0) {
+        epoll_ctl(epfd_, EPOLL_CTL_DEL, sock, nullptr);
+        if (pidfd >= 0) epoll_ctl(epfd_, EPOLL_CTL_DEL, pidfd, nullptr);
+    }
 }
 
 void ClientMonitor::run() {
@@ -532,6 +672,9 @@ void ClientMonitor::run() {
                 // being destroyed (conn is null) removes itself; its id is gone already.
                 if (conn) {
                     epoll_ctl(epfd_, EPOLL_CTL_DEL, conn->socket.get(), nullptr);
+                    if (conn->server_pidfd.valid()) {
+                        epoll_ctl(epfd_, EPOLL_CTL_DEL, conn->server_pidfd.get(), nullptr);
+                    }
                     conn->monitor_id.store(0);
                 }
             }
@@ -611,6 +754,14 @@ Result<void> Connection::Impl::send_region(const Message& msg, Region& region, T
                                            TransactionId txid, Deadline deadline,
                                            Blocking blocking) {
     if ((rights & Rights::SEND) == 0) return send_message(msg, txid, blocking, deadline);
+    if (state->max_region_bytes != 0 && region.size() > state->max_region_bytes &&
+        transfer != Transfer::Copy) {
+        return fail(IpcError::MessageTooLarge,
+                    "a %llu-byte region is over the %llu bytes the server of '%s' accepts "
+                    "(ServerOptions::max_region_bytes); send less, or ask for a bigger cap",
+                    static_cast<unsigned long long>(region.size()),
+                    static_cast<unsigned long long>(state->max_region_bytes), name.c_str());
+    }
     Message out = VIPC_TRY(prepare_region_message(msg, region, transfer));
     if (transfer == Transfer::Copy) return send_message(out, txid, blocking, deadline);
     if (transfer == Transfer::Move) VIPC_TRY(Region::Access::seal_for_move(region));
@@ -833,7 +984,8 @@ Result<void> Connection::Impl::need_receive_right() {
 // ---- close -------------------------------------------------------------------------------------
 
 void Connection::Impl::close() {
-    if (closed.exchange(true, std::memory_order_acq_rel)) return;
+    if (closed.exchange(true, std::memory_order_seq_cst)) return;
+    wake_local();  // our own threads blocked in a ring wait
     // (1) say so in the pages we write, (2) wake the server's threads blocked on us and our
     // own blocked threads, (3) hang up the socket (the server's monitor sees it at once).
     if (outbox.valid()) {
@@ -1104,7 +1256,7 @@ static Result<Incoming> receive_as(Connection::Impl& c, Take how, Blocking block
         if (!r && r.error() == IpcError::ChannelEmpty && !draining && !rearmed &&
             c.poll_armed.load()) {
             // Steps (3), (4) of pollable.hpp: re-arm, then look once more.
-            c.poll.drain(OnPeerHangup::KeepReadable);
+            c.rearm_poll();
             rearmed = true;
             continue;
         }
@@ -1210,10 +1362,7 @@ Result<Message> Connection::call_with(const Message& request, Region* region, Tr
                     "a payload buffer",
                     c.name.c_str());
     }
-    if (auto e = error_in_reply(done.reply); !e) {
-        return fail(e.error(), "the server of '%s' answered the call with %s", c.name.c_str(),
-                    error_name(e.error()));
-    }
+    VIPC_TRY(c.check_error_reply(done.reply));
     return done.reply;
 }
 
@@ -1247,10 +1396,7 @@ Result<PayloadInfo> Connection::call(u32 opcode, u32 flags, std::span<const std:
     const PayloadInfo info = done.info;
     c.erase_pending(txid);  // (4) end the wait: a reply arriving later is dropped
     if (!w) return w.error();
-    if (auto e = error_in_reply(done.reply); !e) {
-        return fail(e.error(), "the server of '%s' answered the call with %s", c.name.c_str(),
-                    error_name(e.error()));
-    }
+    VIPC_TRY(c.check_error_reply(done.reply));
     bump(c.received_count);
     return info;
 }
@@ -1293,16 +1439,9 @@ Result<Message> Connection::take_reply(TransactionId txid) {
             const Impl::PendingCall done = *p;
             c.erase_pending(txid);
             if (done.error != IpcError::NotInitialized) return done.error;
-            if (auto e = error_in_reply(done.reply); !e) {
-                return fail(e.error(), "the server of '%s' answered the call with %s",
-                            c.name.c_str(), error_name(e.error()));
-            }
+            VIPC_TRY(c.check_error_reply(done.reply));
             bump(c.received_count);
             return done.reply;
-        }
-        if (auto q = c.quick_check(); !q) {
-            c.erase_pending(txid);
-            return q.error();
         }
         // Another thread is the reader (it dispatches our reply and signals the descriptor),
         // or the queue is full (the application must take its messages first).
@@ -1314,11 +1453,15 @@ Result<Message> Connection::take_reply(TransactionId txid) {
         c.reader_active = false;
         c.cv.notify_all();
         if (!r && r.error() == IpcError::ChannelEmpty && !drained && c.poll_armed.load()) {
-            c.poll.drain(OnPeerHangup::KeepReadable);  // (3), (4) of pollable.hpp
+            c.rearm_poll();  // (3), (4) of pollable.hpp
             drained = true;
             continue;
         }
-        if (!r) return r.error();
+        if (!r) {
+            // Gone (after what it wrote was taken) or broken: this call is over.
+            if (r.error() != IpcError::ChannelEmpty) c.erase_pending(txid);
+            return r.error();
+        }
     }
 }
 
@@ -1387,6 +1530,7 @@ ConnectionDescriptors Connection::descriptors() const {
     d.s2c_ctl = impl_->s2c_ctl_fd.get();
     d.server_state = impl_->state_fd.get();
     d.server_doorbell = impl_->doorbell_fd.get();
+    d.notify = impl_->notify_fd.get();
     return d;
 }
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc posix runtime: endpoint capabilities (the holder's side).
 #include "veridian/ipc/posix/endpoint_capability.hpp"
 

@@ -14,6 +14,7 @@ public:
     DataParking(RecordConsumer& ring, InboxOwner& owner) : ring_(ring), owner_(owner) {}
     Result<bool> ready() override { return ring_.ready(); }
     Result<void> check(bool slept) override { return owner_.check(slept); }
+    const std::atomic<u32>* local_word() override { return owner_.local_wake(); }
     std::atomic<u32>& flag() override { return ring_.ctl()->waiting_for_data; }
     const std::atomic<u32>& word() override { return ring_.data()->tail; }
     u32 peer_cpu() override { return owner_.peer_cpu(); }

@@ -29,6 +29,9 @@ public:
     virtual int attachment_socket() = 0;
     virtual u32 peer_cpu() = 0;
 
+    // The process-local word whoever ends this connection here bumps (parking.hpp).
+    virtual const std::atomic<u32>* local_wake() { return nullptr; }
+
 protected:
     ~InboxOwner() = default;
 };
@@ -48,6 +51,14 @@ public:
     Result<Message> message(InboxOwner& owner, const RecordView& record);
 
     RecordConsumer& ring() { return ring_; }
+
+    // Whose the descriptors received with records are (new_unclaimed_owner()) and how many
+    // may wait unclaimed at once (region_wire.hpp); before first use.
+    void set_unclaimed(u64 owner, u32 quota) {
+        regions_.owner = owner;
+        regions_.quota = quota;
+    }
+    u64 unclaimed_owner() const { return regions_.owner; }
 
     // The peer's loan pool, read-only here (before first use).
     void attach_pool(const u8* base, u64 bytes, u32 slots);

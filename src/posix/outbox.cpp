@@ -57,6 +57,7 @@ public:
         : ring_(ring), owner_(owner), lines_(lines) {}
     Result<bool> ready() override { return ring_.fits(lines_); }
     Result<void> check(bool slept) override { return owner_.check(slept); }
+    const std::atomic<u32>* local_word() override { return owner_.local_wake(); }
     std::atomic<u32>& flag() override { return ring_.data()->waiting_for_space; }
     const std::atomic<u32>& word() override { return ring_.ctl()->space_wake; }
     u32 peer_cpu() override { return owner_.peer_cpu(); }
@@ -156,6 +157,7 @@ public:
         : pool_(pool), data_(data), ctl_(ctl), owner_(owner), size_(size) {}
     Result<bool> ready() override { return pool_.can_take(size_); }
     Result<void> check(bool slept) override { return owner_.check(slept); }
+    const std::atomic<u32>* local_word() override { return owner_.local_wake(); }
     std::atomic<u32>& flag() override { return data_->waiting_for_space; }
     const std::atomic<u32>& word() override { return ctl_->space_wake; }
     u32 peer_cpu() override { return owner_.peer_cpu(); }

@@ -43,6 +43,9 @@ public:
     // Counts a sender while it is parked (waiting for the lock or for space; parked_count.hpp).
     virtual std::atomic<u32>& parked_senders() = 0;
 
+    // The process-local word whoever ends this connection here bumps (parking.hpp).
+    virtual const std::atomic<u32>* local_wake() { return nullptr; }
+
 protected:
     ~OutboxOwner() = default;
 };

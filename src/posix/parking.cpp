@@ -62,17 +62,19 @@ Result<void> park(SharedWords& words, Parking& role, SpinBudget& spin, Deadline 
         // a check that sees the close)
         words.heavy_barrier();
         const u32 w = role.word().load(std::memory_order_seq_cst);
+        const std::atomic<u32>* local = role.local_word();
+        const u32 e = local != nullptr ? local->load(std::memory_order_seq_cst) : 0;
         const auto again = role.ready();
         if (!again || *again || !role.check(false)) {
             role.flag().store(0, std::memory_order_relaxed);
             slept = false;
             continue;
         }
-        // (7) sleep one slice at most
+        // (7) sleep one slice at most, on the word and the local word
         const u64 slice = sleep_slice_ns(words, deadline);
         if (slice > 0) {
             const u64 now = words.now_ns();
-            (void)words.wait(&role.word(), w, Deadline::at(now + slice));
+            (void)words.wait_either(&role.word(), w, local, e, Deadline::at(now + slice));
         }
         // (8) unannounce
         role.flag().store(0, std::memory_order_relaxed);

@@ -15,11 +15,16 @@
 //   (4) spin (bounded, adaptive; hand the CPU over with yield() instead when the peer was
 //       last seen on our CPU) polling ready() → back to (1)
 //   (5) announce: store the role's flag = 1 (seq_cst)
-//   (6) heavy_barrier(), then read the futex word w, then ready() and check() again: ready
-//       or failing → unannounce, back to (1). (A closer stores its `closed` word before it
-//       changes the futex word: if w already holds the change, check() sees the close.)
-//   (7) sleep on the word while it equals w, one slice at most (PEER_CHECK_INTERVAL_MS) or
-//       until the deadline
+//   (6) heavy_barrier(), then read the futex word w and the role's local word e (if any),
+//       then ready() and check() again: ready or failing → unannounce, back to (1). (A closer
+//       stores its `closed` word before it changes the futex word: if w already holds the
+//       change, check() sees the close. One that cannot write the futex word, because it
+//       is in a page the peer writes and we map read-only — our monitor noticing the peer's
+//       death, our own close() — sets what check() reads, then bumps the local word and
+//       wakes it: if e already holds the bump, check() sees it.)
+//   (7) sleep on the word while it equals w and on the local word while it equals e
+//       (SharedWords::wait_either: futex_waitv), one slice at most (PEER_CHECK_INTERVAL_MS)
+//       or until the deadline
 //   (8) unannounce: the flag = 0; back to (1) with "slept"
 //
 // The other side of each role (a publisher: a producer after a record, a consumer after
@@ -132,12 +137,22 @@ public:
     // (4): the peer's CPU hint (0 = unknown), and where we publish ours (nullptr = nowhere).
     virtual u32 peer_cpu() { return 0; }
     virtual std::atomic<u32>* my_cpu() { return nullptr; }
+    // (6)/(7): the process-local word whoever ends the wait from this process bumps
+    // (bump_local_word); nullptr = none.
+    virtual const std::atomic<u32>* local_word() { return nullptr; }
 
 protected:
     ~Parking() = default;
 };
 
 Result<void> park(SharedWords& words, Parking& role, SpinBudget& spin, Deadline deadline);
+
+// The ender's side of the local word: after storing what the waiters' check() reads (seq_cst),
+// bump the word and wake every thread parked on it.
+inline void bump_local_word(std::atomic<u32>& word) {
+    word.fetch_add(1, std::memory_order_seq_cst);
+    platform::ProcessSharedWords::instance().wake_all(&word);
+}
 
 // The publisher's side, (a) done by the caller: (b) and (c).
 inline bool announced(SharedWords& words, const std::atomic<u32>& flag) {

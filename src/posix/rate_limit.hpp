@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc posix runtime, internal: the token buckets behind RateLimit.
 //
 // Layer: posix (hosted). Not installed. One bucket per limited quantity (messages, bytes) of a

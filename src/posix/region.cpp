@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc posix runtime: regions, and how their descriptors travel with messages.
 #include <fcntl.h>
 #include <poll.h>
@@ -43,21 +44,48 @@ public:
         static UnclaimedRegions* table = new UnclaimedRegions();  // outlives every thread
         return *table;
     }
-    u64 park(Fd* fds, const u64* values, u32 count, u32 transfer) {
+    // Parks descriptors for `owner` (a connection), keeping at most `quota` of its own: over
+    // it, the owner's oldest is closed, never another connection's. Past the process-wide
+    // MAX_UNCLAIMED_REGIONS, the owner's oldest goes first too (the oldest of all only when
+    // the owner holds none).
+    u64 park(Fd* fds, const u64* values, u32 count, u32 transfer, u64 owner, u32 quota) {
         std::lock_guard<std::mutex> lock(mu_);
         const u64 first = next_handle_;
         for (u32 i = 0; i < count; ++i) {
-            if (entries_.size() >= MAX_UNCLAIMED_REGIONS) entries_.pop_front();  // closes it
+            usize mine = 0;
+            for (const Entry& e : entries_)
+                mine += e.owner == owner ? 1 : 0;
+            if ((quota != 0 && mine >= quota) ||
+                (entries_.size() >= MAX_UNCLAIMED_REGIONS && mine > 0)) {
+                drop_oldest_of(owner);
+            } else if (entries_.size() >= MAX_UNCLAIMED_REGIONS) {
+                entries_.pop_front();  // closes it
+            }
             entries_.push_back(
-                Entry{next_handle_++, static_cast<Fd&&>(fds[i]), values[i], transfer});
+                Entry{next_handle_++, static_cast<Fd&&>(fds[i]), values[i], transfer, owner});
         }
         return first;
+    }
+    // Closes every descriptor `owner` left unclaimed (its connection ended).
+    void release(u64 owner) {
+        std::lock_guard<std::mutex> lock(mu_);
+        for (auto it = entries_.begin(); it != entries_.end();) {
+            it = it->owner == owner ? entries_.erase(it) : it + 1;
+        }
+    }
+    usize count(u64 owner) {
+        std::lock_guard<std::mutex> lock(mu_);
+        usize n = 0;
+        for (const Entry& e : entries_)
+            n += e.owner == owner || owner == 0 ? 1 : 0;
+        return n;
     }
     struct Entry {
         u64 handle;
         Fd fd;
         u64 claimed_size;
         u32 transfer;
+        u64 owner;
     };
     bool take(u64 handle, u32 kind, Entry* out) {
         std::lock_guard<std::mutex> lock(mu_);
@@ -72,6 +100,15 @@ public:
     }
 
 private:
+    void drop_oldest_of(u64 owner) {
+        for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+            if (it->owner == owner) {
+                entries_.erase(it);
+                return;
+            }
+        }
+    }
+
     std::mutex mu_;
     std::deque<Entry> entries_;
     u64 next_handle_ = 1;
@@ -154,7 +191,7 @@ Result<Region> Region::create(u64 bytes) {
     return Access::adopt_unchecked(fd.release(), bytes, addr, true);
 }
 
-Result<Region> Region::receive(const Message& msg) {
+Result<Region> Region::receive(const Message& msg, ChecksumCheck check) {
     if (!msg.is_large() || msg.large_message().region.size == 0) {
         return fail(IpcError::InvalidMemoryRegion, "the message carries no region");
     }
@@ -210,9 +247,11 @@ Result<Region> Region::receive(const Message& msg) {
                     static_cast<unsigned long long>(e.claimed_size), strerror(errno));
     }
     Region r = Access::adopt_unchecked(e.fd.release(), e.claimed_size, addr, writable);
-    // (6) the checksum, when the sender asked for one
+    // (6) the checksum, when the receiver asks for it and the sender gave one: over the
+    // mapping only
     const u32 expected = msg.large_message().header.checksum;
-    if (expected != 0 && payload_checksum(r.data(), r.size()) != expected) {
+    if (check == ChecksumCheck::Verify && expected != 0 &&
+        payload_checksum(r.data(), r.size()) != expected) {
         return fail(IpcError::InvalidMessage,
                     "the %s region's checksum does not match the message header", how);
     }
@@ -374,12 +413,25 @@ Result<Message> prepare_region_message(const Message& msg, const Region& region,
     return out;
 }
 
-u64 park_descriptor(Fd fd, u64 value, u32 kind) {
-    return UnclaimedRegions::instance().park(&fd, &value, 1, kind);
+u64 park_descriptor(Fd fd, u64 value, u32 kind, u64 owner, u32 quota) {
+    return UnclaimedRegions::instance().park(&fd, &value, 1, kind, owner, quota);
 }
 
-u64 park_descriptors(Fd* fds, const u64* values, u32 count, u32 kind) {
-    return UnclaimedRegions::instance().park(fds, values, count, kind);
+u64 park_descriptors(Fd* fds, const u64* values, u32 count, u32 kind, u64 owner, u32 quota) {
+    return UnclaimedRegions::instance().park(fds, values, count, kind, owner, quota);
+}
+
+void release_unclaimed(u64 owner) {
+    UnclaimedRegions::instance().release(owner);
+}
+
+usize unclaimed_count(u64 owner) {
+    return UnclaimedRegions::instance().count(owner);
+}
+
+u64 new_unclaimed_owner() {
+    static std::atomic<u64> next{1};
+    return next.fetch_add(1, std::memory_order_relaxed);
 }
 
 Result<OutgoingAttachment> OutgoingAttachment::capabilities(
@@ -479,7 +531,9 @@ Result<void> receive_attachments(int sock, RegionReceiver& receiver, Message& ms
         u64 rights[MAX_CAPABILITIES_PER_MESSAGE];
         for (u32 i = 0; i < count; ++i)
             rights[i] = rec.rights[i];
-        field = capability_field(park_descriptors(fds, rights, count, CAPABILITY_RECORD), count);
+        field = capability_field(
+            park_descriptors(fds, rights, count, CAPABILITY_RECORD, receiver.owner, receiver.quota),
+            count);
     }
     if (msg.is_small()) {
         msg.small_message().capability = field;
@@ -574,7 +628,8 @@ Result<void> receive_region_record(int sock, RegionReceiver& receiver, Message& 
     ++receiver.next_sequence;
     // (3) park it; Region::receive validates and maps it
     const u32 transfer = m.region.permissions;
-    m.region.base = park_descriptor(static_cast<Fd&&>(fds[0]), m.region.size, transfer);
+    m.region.base = park_descriptor(static_cast<Fd&&>(fds[0]), m.region.size, transfer,
+                                    receiver.owner, receiver.quota);
     m.region.permissions = transfer == static_cast<u32>(Transfer::ShareReadWrite)
                                ? RegionPermissions::READ | RegionPermissions::WRITE
                                : RegionPermissions::READ;

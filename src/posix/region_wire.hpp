@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc posix runtime, internal: how a region travels with a message.
 //
 // Layer: posix (hosted). Not installed.
@@ -112,6 +113,10 @@ Result<void> send_record(int sock, u64 sequence, const OutgoingAttachment& a, De
 // Steps (1)-(3) of receiving, for a popped message with region.size != 0.
 struct RegionReceiver {
     u64 next_sequence = 1;
+    // Whose the received descriptors are (new_unclaimed_owner(), one per connection) and how
+    // many of them may wait unclaimed at once (0: no limit of its own).
+    u64 owner = 0;
+    u32 quota = 0;
 };
 Result<void> receive_region_record(int sock, RegionReceiver& receiver, Message& msg);
 // Everything a popped message needs from the socket: its region record (a missing or wrong
@@ -123,9 +128,16 @@ Result<void> receive_attachments(int sock, RegionReceiver& receiver, Message& ms
 // The process-local table of received descriptors not taken yet (regions and capabilities;
 // at most MAX_UNCLAIMED_REGIONS, the oldest closed first). `value` is a region's claimed
 // size or a capability's rights.
-u64 park_descriptor(Fd fd, u64 value, u32 kind);
+// Each is accounted to `owner` (a connection): past its `quota`, its own oldest is closed,
+// never another connection's.
+u64 park_descriptor(Fd fd, u64 value, u32 kind, u64 owner, u32 quota);
 // Several at once, under consecutive handles; returns the first.
-u64 park_descriptors(Fd* fds, const u64* values, u32 count, u32 kind);
+u64 park_descriptors(Fd* fds, const u64* values, u32 count, u32 kind, u64 owner, u32 quota);
+// Closes what `owner` left unclaimed (its connection ended); how many it holds (0: everyone).
+void release_unclaimed(u64 owner);
+usize unclaimed_count(u64 owner);
+// A fresh owner key (never 0, never reused in this process).
+u64 new_unclaimed_owner();
 // Takes the entry `handle` if it is of `kind` (the low 16 bits compared).
 bool take_descriptor(u64 handle, u32 kind, Fd* fd, u64* value, u32* full_kind);
 

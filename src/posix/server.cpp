@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc posix runtime: the server side of a named endpoint.
 //
 // Threads of a Server:
@@ -52,7 +53,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <deque>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -106,6 +109,119 @@ private:
     u32 spent_ = 0;
 };
 
+// The lock files this process holds (record locks do not exclude their own process).
+class HeldLocks {
+public:
+    bool claim(const std::string& key) {
+        std::lock_guard<std::mutex> lock(mu_);
+        for (const std::string& k : held_) {
+            if (k == key) return false;
+        }
+        held_.push_back(key);
+        return true;
+    }
+    void release(const std::string& key) {
+        std::lock_guard<std::mutex> lock(mu_);
+        for (usize k = 0; k < held_.size(); ++k) {
+            if (held_[k] == key) {
+                held_[k] = held_.back();
+                held_.pop_back();
+                return;
+            }
+        }
+    }
+
+private:
+    std::mutex mu_;
+    std::vector<std::string> held_;
+};
+HeldLocks& held_locks() {
+    static HeldLocks* locks = new HeldLocks();  // never destroyed: Servers may outlive statics
+    return *locks;
+}
+
+// Sockets connected (or handed over through a capability) whose Hello has not arrived yet.
+// Each must send it within the handshake timeout, and at most `cap` wait at once: past it,
+// the oldest is dropped (an honest client sends its Hello right after connecting, so the
+// oldest waiting is the likeliest to be one that never will). Monitor thread only.
+class PendingHandshakes {
+public:
+    struct Entry {
+        Fd sock;
+        CapabilityId through = 0;
+        u64 seq = 0;
+    };
+    PendingHandshakes(u32 cap, u64 timeout_ns)
+        : cap_(cap == 0 ? 1 : cap), timeout_ns_(timeout_ns) {}
+    // Adds `sock`; returns how many older ones it dropped to make room.
+    u32 add(Fd sock, CapabilityId through, u64 now) {
+        u32 dropped = 0;
+        while (entries_.size() >= cap_ && !order_.empty()) {
+            const Due oldest = order_.front();
+            order_.pop_front();
+            auto it = entries_.find(oldest.fd);
+            if (it != entries_.end() && it->second.seq == oldest.seq) {
+                entries_.erase(it);  // closes it (and takes it out of epoll)
+                ++dropped;
+            }
+        }
+        const int fd = sock.get();
+        const u64 seq = ++next_seq_;
+        entries_[fd] = Entry{static_cast<Fd&&>(sock), through, seq};
+        order_.push_back(Due{now + timeout_ns_, fd, seq});
+        return dropped;
+    }
+    bool take(int fd, Entry* out) {
+        auto it = entries_.find(fd);
+        if (it == entries_.end()) return false;
+        *out = static_cast<Entry&&>(it->second);
+        entries_.erase(it);
+        return true;
+    }
+    // Drops every socket past its deadline; returns how many.
+    u32 expire(u64 now) {
+        u32 dropped = 0;
+        while (!order_.empty() && order_.front().deadline <= now) {
+            const Due d = order_.front();
+            order_.pop_front();
+            auto it = entries_.find(d.fd);
+            if (it != entries_.end() && it->second.seq == d.seq) {
+                entries_.erase(it);
+                ++dropped;
+            }
+        }
+        // Forget the order entries of sockets handled meanwhile once they dominate.
+        if (order_.size() > 4 * cap_ + 64) {
+            std::deque<Due> kept;
+            for (const Due& d : order_) {
+                auto it = entries_.find(d.fd);
+                if (it != entries_.end() && it->second.seq == d.seq) kept.push_back(d);
+            }
+            order_.swap(kept);
+        }
+        return dropped;
+    }
+    // Milliseconds epoll_wait may sleep before the next deadline (-1: none).
+    int timeout_ms(u64 now) const {
+        if (entries_.empty() || order_.empty()) return -1;
+        const u64 due = order_.front().deadline;
+        return due <= now ? 0 : static_cast<int>((due - now + 999'999) / 1'000'000);
+    }
+    usize size() const { return entries_.size(); }
+
+private:
+    struct Due {
+        u64 deadline;
+        int fd;
+        u64 seq;
+    };
+    u32 cap_;
+    u64 timeout_ns_;
+    u64 next_seq_ = 0;
+    std::unordered_map<int, Entry> entries_;
+    std::deque<Due> order_;
+};
+
 // One client connection, as the server sees it.
 struct ServerConnection final : InboxOwner {
     ConnectionId id = 0;
@@ -114,6 +230,8 @@ struct ServerConnection final : InboxOwner {
     u16 rights = 0;
     CapabilityId capability = 0;  // made through this capability (0: by name)
     Fd socket;                    // closed only when the last reference goes
+    Fd pidfd;                     // the client process (SO_PEERPIDFD / pidfd_open)
+    u64 unclaimed_owner = 0;      // its key in the table of unclaimed descriptors
     Fd notify;                    // our end of its notification socket (see pollable.hpp)
     // Spurious wakes of the receiver by this client's tail word (see Server::Impl::receive);
     // guarded by Server::Impl::receive_mu.
@@ -146,6 +264,13 @@ struct ServerConnection final : InboxOwner {
     u32 peer_cpu() override { return 0; }
     Outbox outbox;  // the server→client ring
 
+    // Bumped and woken after anything here ends the connection (death noticed, broken,
+    // disconnect, revoke, close): our senders parked on its ring sleep on it too (the
+    // Parking's local word, parking.hpp), so that wake is never lost, although the ring's own
+    // futex word is in a page the client writes and we map read-only.
+    std::atomic<u32> wake_epoch{0};
+    void wake_local() { bump_local_word(wake_epoch); }
+
     std::atomic<bool> dead{false};    // the client closed or died (socket hung up)
     std::atomic<bool> broken{false};  // the client broke the protocol
     std::atomic<u64> received{0};     // written under Server::Impl::receive_mu
@@ -170,7 +295,11 @@ struct Server::Impl {
     RingGeometry geometry;
     pid_t pid = getpid();
 
+    OpenedDir opened_dir;  // the runtime directory, checked; every file is reached through it
+    std::string lock_file, socket_file;  // their names in it
     Fd lock_fd;
+    std::string lock_key;  // in held_locks(), while claimed_lock
+    bool claimed_lock = false;
     bool owns_name = false;  // we hold the lock: close() removes the name's files
     Fd listen_fd;
     Fd monitor_wake;  // eventfd: tells the monitor thread to stop
@@ -249,8 +378,10 @@ struct Server::Impl {
         return e == nullptr || e->revoked;
     }
     void watch_new_caps(int epfd);
-    void handle_cap_request(CapabilityId id, int epfd, std::unordered_map<int, Fd>& pending,
-                            std::unordered_map<int, CapabilityId>& pending_cap);
+    void handle_cap_request(CapabilityId id, int epfd, PendingHandshakes& pending);
+    std::atomic<u64> half_open_dropped{0};  // sockets dropped before their Hello
+    std::atomic<u64> over_cap_regions{0};   // regions over max_region_bytes (their clients dropped)
+    std::atomic<u64> refused_no_fds{0};     // connections closed for want of descriptors
     Result<void> revoke(CapabilityId id);
     void end_revoked(ServerConnection& c);
 
@@ -266,6 +397,15 @@ struct Server::Impl {
                                                                 u64 s2c_pool_bytes, int fds[],
                                                                 int* nfds);
     void answer_stat(int sock);
+    // The rights the access policy grants the peer of `sock` (0: none).
+    u16 granted_rights(int sock, const ucred& cred) const;
+    // One line on stderr (rate-limited) naming who was refused what, and why.
+    void log_refusal(const ucred& cred, const char* what, const char* why);
+    u64 refusal_window_start = 0;  // monitor thread only
+    u32 refusals_in_window = 0;
+    u32 refusals_unlogged = 0;
+    // What a connection holds beyond its rings, freed once it is gone (see region_wire.hpp).
+    void release_connection_resources(ServerConnection& c);
 
     void refresh_rx_conns() VIPC_REQUIRES(receive_mu);
     void forget_gone() VIPC_REQUIRES(receive_mu);
@@ -310,30 +450,64 @@ struct Server::Impl {
 
 Result<void> Server::Impl::start() {
     VIPC_TRY(validate_name(name));
-    VIPC_TRY(prepare_runtime_dir(dir));
+    opened_dir = VIPC_TRY(open_runtime_dir(dir, DirUse::Publish, {static_cast<u32>(geteuid())}));
     paths = endpoint_paths(dir, name);
+    lock_file = endpoint_file(name, ".lock");
+    socket_file = endpoint_file(name, ".sock");
+    const int dfd = opened_dir.fd.get();
 
-    // Who owns the name: whoever holds the flock on its lock file. The kernel drops the lock
-    // when its holder dies, so a dead owner's name is free at once. After locking, check the
-    // file is still the one at the path (a closing owner unlinks it).
+    // Who owns the name: whoever holds a POSIX record lock (F_SETLK) on its lock file. The
+    // kernel drops it when its holder dies, and, unlike flock(), a child made by fork() does
+    // not inherit it, so a dead owner's name is free at once even if its children live on.
+    // Record locks do not exclude the holder's own process: the process-wide table of held
+    // lock files does that. After locking, check the file is still the one at the path (a
+    // closing owner unlinks it).
+    struct stat dir_st {};
+    if (fstat(dfd, &dir_st) != 0) {
+        return fail(IpcError::PermissionDenied, "cannot stat runtime directory '%s': %s",
+                    dir.c_str(), strerror(errno));
+    }
+    // Claimed before the file is opened: closing any descriptor of a locked file drops the
+    // process's record lock, so a second Server of this process must not even open it.
+    lock_key =
+        std::to_string(dir_st.st_dev) + ":" + std::to_string(dir_st.st_ino) + ":" + lock_file;
+    if (!held_locks().claim(lock_key)) {
+        return fail(IpcError::EndpointBusy,
+                    "endpoint name '%s' is taken by this process (pid %d); pick another name or "
+                    "close that Server",
+                    name.c_str(), pid);
+    }
+    claimed_lock = true;
     for (int attempt = 0;; ++attempt) {
-        Fd fd(open(paths.lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+        Fd fd(openat(dfd, lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
         if (!fd.valid()) {
             return fail(IpcError::PermissionDenied, "cannot open lock file '%s': %s",
                         paths.lock.c_str(), strerror(errno));
         }
-        if (flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
-            char buf[32] = {};
-            const ssize_t n = pread(fd.get(), buf, sizeof buf - 1, 0);
-            const long owner = n > 0 ? std::strtol(buf, nullptr, 10) : 0;
+        struct stat held {};
+        if (fstat(fd.get(), &held) != 0 || !S_ISREG(held.st_mode) || held.st_uid != geteuid()) {
+            return fail(IpcError::PermissionDenied,
+                        "lock file '%s' is not a regular file of ours; remove it",
+                        paths.lock.c_str());
+        }
+        struct flock want {};
+        want.l_type = F_WRLCK;
+        want.l_whence = SEEK_SET;
+        if (fcntl(fd.get(), F_SETLK, &want) != 0) {
+            // The holder's pid as the kernel knows it (not what anyone wrote in the file).
+            struct flock who {};
+            who.l_type = F_WRLCK;
+            who.l_whence = SEEK_SET;
+            const long owner = fcntl(fd.get(), F_GETLK, &who) == 0 && who.l_type != F_UNLCK
+                                   ? static_cast<long>(who.l_pid)
+                                   : 0;
             return fail(IpcError::EndpointBusy,
                         "endpoint name '%s' is taken by a live process (pid %ld); pick another "
                         "name or stop that process",
                         name.c_str(), owner);
         }
-        struct stat held {
-        }, at_path{};
-        if (fstat(fd.get(), &held) == 0 && stat(paths.lock.c_str(), &at_path) == 0 &&
+        struct stat at_path {};
+        if (fstatat(dfd, lock_file.c_str(), &at_path, AT_SYMLINK_NOFOLLOW) == 0 &&
             held.st_ino == at_path.st_ino && held.st_dev == at_path.st_dev) {
             char buf[32];
             const int n = std::snprintf(buf, sizeof buf, "%d\n", pid);
@@ -353,17 +527,17 @@ Result<void> Server::Impl::start() {
     }
 
     // We own the name: a socket file still there was left by a dead owner. Replace it.
-    unlink(paths.socket.c_str());
+    unlinkat(dfd, socket_file.c_str(), 0);
     listen_fd = Fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (!listen_fd.valid()) return fail(IpcError::OutOfMemory, "socket(): %s", strerror(errno));
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, paths.socket.c_str(), paths.socket.size() + 1);
-    if (bind(listen_fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    const sockaddr_un addr = VIPC_TRY(socket_address(opened_dir, socket_file));
+    if (bind(listen_fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
         return fail(IpcError::PermissionDenied, "cannot create socket '%s': %s",
                     paths.socket.c_str(), strerror(errno));
     }
-    chmod(paths.socket.c_str(), 0600);
+    // Others may reach the socket only when the access policy lets someone else in (SO_PEERCRED
+    // decides then); the runtime directory's own mode still applies.
+    fchmodat(dfd, socket_file.c_str(), options.access.admits_others() ? 0666 : 0600, 0);
     if (listen(listen_fd.get(), 128) != 0) {
         return fail(IpcError::OutOfMemory, "listen(): %s", strerror(errno));
     }
@@ -380,6 +554,7 @@ Result<void> Server::Impl::start() {
     state->limit_burst_messages = options.client_rate_limit.burst_messages;
     state->limit_bytes_per_second = options.client_rate_limit.bytes_per_second;
     state->limit_burst_bytes = options.client_rate_limit.burst_bytes;
+    state->max_region_bytes = options.max_region_bytes;
 
     CreatedMemfd db = VIPC_TRY(create_memfd("vipc-server-doorbell", PAGE_BYTES));
     VIPC_TRY(finish_seals(db.fd.get(), /*future_write_sealed=*/false));
@@ -421,17 +596,25 @@ void Server::Impl::monitor_loop() {
     add(listen_fd.get(), TAG_LISTEN, EPOLLIN);
     add(monitor_wake.get(), TAG_WAKE, EPOLLIN);
     add(caps_wake.get(), TAG_CAPS, EPOLLIN);
-    // Sockets whose Hello has not arrived yet, and the sockets of live connections.
-    std::unordered_map<int, Fd> pending;
-    std::unordered_map<int, CapabilityId> pending_cap;  // pending sockets from a capability
+    // Sockets whose Hello has not arrived yet, and the sockets (and pidfds) of live
+    // connections.
+    PendingHandshakes pending(options.max_pending_handshakes,
+                              u64{options.handshake_timeout_ms} * 1'000'000u);
     std::unordered_map<int, std::shared_ptr<ServerConnection>> live;
+    // A descriptor kept in reserve: when accept() fails for want of descriptors, it is closed
+    // to accept (and at once close) the waiting connection, which otherwise would keep the
+    // listening socket readable and this loop spinning.
+    Fd reserve(open("/dev/null", O_RDONLY | O_CLOEXEC));
 
     for (;;) {
         epoll_event events[32];
-        const int n = epoll_wait(epfd.get(), events, 32, -1);
+        const int n = epoll_wait(epfd.get(), events, 32, pending.timeout_ms(now_ns()));
         if (n < 0) {
             if (errno == EINTR) continue;
             return;
+        }
+        if (const u32 expired = pending.expire(now_ns()); expired != 0) {
+            half_open_dropped.fetch_add(expired, std::memory_order_relaxed);
         }
         for (int i = 0; i < n; ++i) {
             const u64 tag = events[i].data.u64;
@@ -444,41 +627,60 @@ void Server::Impl::monitor_loop() {
                 continue;
             }
             if ((tag & TAG_CAPABILITY) != 0) {
-                handle_cap_request(tag & ~TAG_CAPABILITY, epfd.get(), pending, pending_cap);
+                handle_cap_request(tag & ~TAG_CAPABILITY, epfd.get(), pending);
                 continue;
             }
             if (tag == TAG_LISTEN) {
-                for (;;) {
+                for (int k = 0; k < 256; ++k) {  // bounded: let the other events have a turn
                     const int s =
                         accept4(listen_fd.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-                    if (s < 0) break;
-                    pending.emplace(s, Fd(s));
+                    if (s < 0) {
+                        if ((errno == EMFILE || errno == ENFILE) && reserve.valid()) {
+                            reserve.reset();
+                            const int drop =
+                                accept4(listen_fd.get(), nullptr, nullptr, SOCK_CLOEXEC);
+                            if (drop >= 0) ::close(drop);
+                            reserve = Fd(open("/dev/null", O_RDONLY | O_CLOEXEC));
+                            refused_no_fds.fetch_add(1, std::memory_order_relaxed);
+                            if (options.refusal_log == RefusalLog::Stderr && drop >= 0) {
+                                ucred none{};
+                                log_refusal(none, "a connection",
+                                            "this server is out of file descriptors "
+                                            "(RLIMIT_NOFILE); raise it or lower max_connections");
+                            }
+                            continue;
+                        }
+                        break;
+                    }
+                    Fd sock(s);
                     add(s, TAG_SOCKET_BASE + static_cast<u64>(s), EPOLLIN | EPOLLRDHUP);
+                    if (const u32 dropped = pending.add(static_cast<Fd&&>(sock), 0, now_ns());
+                        dropped != 0) {
+                        half_open_dropped.fetch_add(dropped, std::memory_order_relaxed);
+                    }
                 }
                 continue;
             }
             const int s = static_cast<int>(tag - TAG_SOCKET_BASE);
-            if (auto it = pending.find(s); it != pending.end()) {
-                Fd sock = static_cast<Fd&&>(it->second);
-                pending.erase(it);
+            if (PendingHandshakes::Entry e; pending.take(s, &e)) {
                 epoll_ctl(epfd.get(), EPOLL_CTL_DEL, s, nullptr);
-                CapabilityId through = 0;
-                if (auto pc = pending_cap.find(s); pc != pending_cap.end()) {
-                    through = pc->second;
-                    pending_cap.erase(pc);
-                }
-                handle_hello(sock.release(), live, epfd.get(), through);
+                handle_hello(e.sock.release(), live, epfd.get(), e.through);
                 continue;
             }
             if (auto it = live.find(s); it != live.end()) {
                 // A live connection's socket is watched for hang-ups only (region records
-                // arrive on it as data): the client closed or died.
-                ServerConnection& c = *it->second;
-                c.dead.store(true, std::memory_order_release);
+                // arrive on it as data), its client's pidfd for the process's exit: either
+                // way the client closed or died (a child it forked may still hold the
+                // socket; the process's exit counts all the same).
+                std::shared_ptr<ServerConnection> c = it->second;
+                c->dead.store(true, std::memory_order_seq_cst);
                 // Wake our threads blocked sending to it (they re-check and see it dead).
-                words().wake_all(&c.s2c_control()->space_wake);
-                epoll_ctl(epfd.get(), EPOLL_CTL_DEL, s, nullptr);
-                live.erase(it);
+                c->wake_local();
+                for (const int fd : {c->socket.get(), c->pidfd.get()}) {
+                    if (fd < 0) continue;
+                    epoll_ctl(epfd.get(), EPOLL_CTL_DEL, fd, nullptr);
+                    live.erase(fd);
+                }
             }
         }
     }
@@ -493,14 +695,27 @@ void Server::Impl::handle_hello(int raw_sock,
     if (n <= 0) return;  // hung up (e.g. a liveness probe) or nothing: drop it
     const auto hello = parse_hello(buf, static_cast<usize>(n));
     if (!hello) return;  // not one of ours: drop it
-    // Only our own user (or root) may connect or read statistics. The socket file's mode
-    // (0600, in a 0700 directory) already keeps others out; this is the second lock.
+    // Who may connect or read statistics, and with which rights: the access policy, on the
+    // credentials the kernel gives (SO_PEERCRED, SO_PEERGROUPS), never on what the peer says.
     ucred cred{};
     socklen_t len = sizeof cred;
-    const bool allowed = getsockopt(sock.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
-                         (cred.uid == geteuid() || cred.uid == 0);
+    const bool known = getsockopt(sock.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0;
+    const u16 granted = known ? granted_rights(sock.get(), cred) : 0;
     if (hello->op == static_cast<u16>(HelloOp::Stat)) {
-        if (allowed) answer_stat(sock.get());
+        if (granted != 0) {
+            answer_stat(sock.get());
+        } else {
+            log_refusal(cred, "statistics",
+                        "its access policy does not admit that uid or its groups");
+            StatReply r{};
+            r.magic = STAT_MAGIC;
+            r.version = WIRE_VERSION;
+            r.owner_pid = static_cast<u64>(pid);
+            r.owner_uid = geteuid();
+            r.status = error_code(IpcError::PermissionDenied);
+            if (send(sock.get(), &r, sizeof r, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+            }
+        }
         return;
     }
 
@@ -528,9 +743,20 @@ void Server::Impl::handle_hello(int raw_sock,
 
     IpcError refusal = IpcError::NotInitialized;
     bool refused = false;
-    if (!allowed) {
+    char why[160] = "";
+    if (granted == 0) {
         refused = true;
         refusal = IpcError::PermissionDenied;
+        w.reason = static_cast<u16>(Refusal::NotAdmitted);
+        std::snprintf(why, sizeof why, "its access policy does not admit uid %u or its groups",
+                      cred.uid);
+    } else if ((hello->rights & ~granted) != 0) {
+        refused = true;
+        refusal = IpcError::PermissionDenied;
+        w.reason = static_cast<u16>(Refusal::RightsBeyond);
+        w.limit = granted;
+        std::snprintf(why, sizeof why, "it asked for rights 0x%x, the access policy grants 0x%x",
+                      hello->rights, granted);
     } else {
         std::lock_guard<std::mutex> lock(conns_mu);
         u32 alive = 0;
@@ -539,11 +765,17 @@ void Server::Impl::handle_hello(int raw_sock,
         if (alive >= options.max_connections) {
             refused = true;
             refusal = IpcError::ResourceBusy;
+            w.reason = static_cast<u16>(Refusal::TooMany);
+            w.limit = options.max_connections;
+            std::snprintf(why, sizeof why,
+                          "it has its maximum of %u connections (ServerOptions::max_connections)",
+                          options.max_connections);
         }
     }
     if (closed.load()) {
         refused = true;
         refusal = IpcError::EndpointNotFound;
+        w.reason = static_cast<u16>(Refusal::Closed);
     }
     if (!refused && through != 0) {
         // (a) through a capability: not revoked, and no more rights than it carries
@@ -552,10 +784,19 @@ void Server::Impl::handle_hello(int raw_sock,
         if (e == nullptr || e->revoked) {
             refused = true;
             refusal = IpcError::InvalidCapability;
+            w.reason = static_cast<u16>(Refusal::Revoked);
         } else if ((hello->rights & ~e->rights) != 0) {
             refused = true;
             refusal = IpcError::PermissionDenied;
+            w.reason = static_cast<u16>(Refusal::CapRights);
         }
+    }
+    // The client process itself, watched for its exit (see "Peer death" in runtime.hpp).
+    Fd peer_process;
+    if (!refused) {
+        auto pfd = peer_pidfd(sock.get(), cred);
+        if (!pfd) return;  // gone already: nobody to answer
+        peer_process = static_cast<Fd&&>(*pfd);
     }
     int fds[MAX_WELCOME_FDS];
     int nfds = 0;
@@ -566,15 +807,19 @@ void Server::Impl::handle_hello(int raw_sock,
         if (!created) {
             refused = true;
             refusal = created.error();
+            w.reason = static_cast<u16>(Refusal::OutOfResources);
+            std::snprintf(why, sizeof why, "%s", last_error_detail());
         } else {
             conn = *created;
         }
     }
     if (refused) {
+        if (why[0] != '\0') log_refusal(cred, "a connection", why);
         w.status = error_code(refusal);
         send_with_fds(sock.get(), &w, sizeof w, nullptr, 0);
         return;
     }
+    conn->pidfd = static_cast<Fd&&>(peer_process);
     w.status = 0;
     w.rights = hello->rights;
     w.fd_bits = fd_bits_for(hello->rights, c2s_pool_bytes, s2c_pool_bytes);
@@ -591,6 +836,12 @@ void Server::Impl::handle_hello(int raw_sock,
     ev.data.u64 = TAG_SOCKET_BASE + static_cast<u64>(s);
     epoll_ctl(epfd, EPOLL_CTL_ADD, s, &ev);
     live.emplace(s, conn);
+    const int pfd = conn->pidfd.get();
+    epoll_event pev{};
+    pev.events = EPOLLIN;  // readable once the client process exited
+    pev.data.u64 = TAG_SOCKET_BASE + static_cast<u64>(pfd);
+    epoll_ctl(epfd, EPOLL_CTL_ADD, pfd, &pev);
+    live.emplace(pfd, conn);
     conn->capability = through;
     {
         std::lock_guard<std::mutex> lock(conns_mu);  // (b)
@@ -619,6 +870,8 @@ Result<std::shared_ptr<ServerConnection>> Server::Impl::create_connection(
     pid_t peer_pid, uid_t peer_uid, u16 rights, u64 c2s_pool_bytes, u64 s2c_pool_bytes, int fds[],
     int* nfds) {
     auto c = std::make_shared<ServerConnection>();
+    c->unclaimed_owner = new_unclaimed_owner();
+    c->inbox.set_unclaimed(c->unclaimed_owner, options.max_unclaimed_per_connection);
     c->pid = peer_pid;
     c->uid = peer_uid;
     c->rights = rights;
@@ -707,6 +960,55 @@ Result<std::shared_ptr<ServerConnection>> Server::Impl::create_connection(
     return c;
 }
 
+u16 Server::Impl::granted_rights(int sock, const ucred& cred) const {
+    const AccessPolicy& policy = options.access;
+    u16 rights = 0;
+    if (cred.uid == geteuid() || cred.uid == 0) rights |= policy.same_user_rights;
+    for (const AccessGrant& g : policy.users) {
+        if (g.id == cred.uid) rights |= g.rights;
+    }
+    if (!policy.groups.empty()) {
+        gid_t groups[256];
+        socklen_t len = sizeof groups;
+        int count = 0;
+        if (getsockopt(sock, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0) {
+            count = static_cast<int>(len / sizeof(gid_t));
+        }
+        for (const AccessGrant& g : policy.groups) {
+            bool member = g.id == cred.gid;
+            for (int i = 0; i < count && !member; ++i)
+                member = groups[i] == g.id;
+            if (member) rights |= g.rights;
+        }
+    }
+    return static_cast<u16>(rights & (Rights::SEND | Rights::RECEIVE));
+}
+
+void Server::Impl::log_refusal(const ucred& cred, const char* what, const char* why) {
+    if (options.refusal_log == RefusalLog::Silent) return;
+    const u64 now = now_ns();
+    if (now - refusal_window_start >= 1'000'000'000u) {
+        if (refusals_unlogged != 0) {
+            std::fprintf(stderr, "vipc: endpoint '%s' refused %u more peers in the last second\n",
+                         name.c_str(), refusals_unlogged);
+        }
+        refusal_window_start = now;
+        refusals_in_window = 0;
+        refusals_unlogged = 0;
+    }
+    if (++refusals_in_window > 10) {
+        ++refusals_unlogged;
+        return;
+    }
+    std::fprintf(stderr, "vipc: endpoint '%s' refused %s to pid %d (uid %u, gid %u): %s\n",
+                 name.c_str(), what, cred.pid, cred.uid, cred.gid, why);
+}
+
+void Server::Impl::release_connection_resources(ServerConnection& c) {
+    // Regions and capabilities it sent that nobody claimed: closed with the connection.
+    release_unclaimed(c.unclaimed_owner);
+}
+
 void Server::Impl::answer_stat(int sock) {
     const EndpointInfo in = info();
     StatReply r{};
@@ -781,6 +1083,7 @@ EndpointInfo Server::Impl::info() const {
 void Server::Impl::mark_broken(ServerConnection& c) {
     if (!c.broken.exchange(true)) {
         broken_total.fetch_add(1, std::memory_order_relaxed);
+        c.wake_local();
         // Hang up on it: the client sees EndpointNotFound, our monitor sees the hang-up.
         if (c.socket.valid()) shutdown(c.socket.get(), SHUT_RDWR);
     }
@@ -806,6 +1109,7 @@ void Server::Impl::forget_gone() {
         ServerConnection& c = *conns[i];
         const bool gone = c.broken.load() || (c.dead.load() && !c.inbox.ready().value_or(true));
         if (gone) {
+            release_connection_resources(c);
             if (c.inbox.pool_held() != 0) retired.push_back(conns[i]);
             conns.erase(conns.begin() + static_cast<std::ptrdiff_t>(i));
             changed = true;
@@ -896,6 +1200,23 @@ Result<Incoming> Server::Impl::take_from(ServerConnection& c, const RecordView& 
             }
         }
         in.message = VIPC_TRY(c.inbox.message(c, record));  // finished; attachments read
+        if (in.message.is_large() &&
+            in.message.large_message().region.size > options.max_region_bytes) {
+            // Over the server's cap: the client's library refuses to send this, so this
+            // client bypassed it. Its descriptor is closed unmapped; the caller drops it.
+            Fd dropped;
+            u64 size = 0;
+            u32 kind = 0;
+            const MemoryRegion& mr = in.message.large_message().region;
+            for (const Transfer t :
+                 {Transfer::Move, Transfer::ShareReadOnly, Transfer::ShareReadWrite}) {
+                if (take_descriptor(mr.base, static_cast<u32>(t), &dropped, &size, &kind)) break;
+            }
+            over_cap_regions.fetch_add(1, std::memory_order_relaxed);
+            return fail(IpcError::InvalidMemoryRegion,
+                        "a region of %llu bytes is over this server's max_region_bytes",
+                        static_cast<unsigned long long>(mr.size));
+        }
         in.kind = in.message.is_small() ? Incoming::Kind::Small : Incoming::Kind::Large;
         in.info.opcode = in.message.opcode();
         in.info.flags = in.message.flags();
@@ -1097,9 +1418,9 @@ Result<Incoming> Server::Impl::receive(const Taking& taking, Blocking blocking, 
         const u64 now = now_ns();
         u64 until = now + sleep_slice_ns(deadline);
         u32 n = 0;
-        waiters[n] =
-            futex_waitv{rx_private.load(std::memory_order_seq_cst),
-                        reinterpret_cast<u64>(&rx_private), FUTEX_32 | FUTEX_PRIVATE_FLAG, 0};
+        waiters[n] = futex_waitv{rx_private.load(std::memory_order_seq_cst),
+                                 reinterpret_cast<u64>(&rx_private), FUTEX_32,
+                                 0};  // shared: woken with futex_wake_all
         waiter_conn[n++] = nullptr;
         const u32 bell = doorbell->ring.load(std::memory_order_seq_cst);
         if (use_doorbell != 0 && doorbell_muted_until <= now) {
@@ -1180,6 +1501,7 @@ public:
         if (c_.client_closed()) return gone_;
         return ok();
     }
+    const std::atomic<u32>* local_wake() override { return &c_.wake_epoch; }
     // The record itself wakes a sleeping client (P6); a polling one gets a byte (pollable.hpp).
     void published() override {
         if (c_.s2c_control()->poll_armed.load(std::memory_order_seq_cst) != 0) {
@@ -1314,9 +1636,7 @@ void Server::Impl::watch_new_caps(int epfd) {
     }
 }
 
-void Server::Impl::handle_cap_request(CapabilityId id, int epfd,
-                                      std::unordered_map<int, Fd>& pending,
-                                      std::unordered_map<int, CapabilityId>& pending_cap) {
+void Server::Impl::handle_cap_request(CapabilityId id, int epfd, PendingHandshakes& pending) {
     std::lock_guard<std::mutex> lock(caps_mu);
     CapEntry* e = find_cap(id);
     if (e == nullptr || !e->socket.valid()) return;
@@ -1346,12 +1666,14 @@ void Server::Impl::handle_cap_request(CapabilityId id, int epfd,
     const int s = received[0].get();
     if (req.op == static_cast<u16>(CapOp::Connect)) {
         // The new socket is a connection socket whose Hello follows, as from accept().
-        pending.emplace(s, static_cast<Fd&&>(received[0]));
-        pending_cap[s] = id;
         epoll_event ev{};
         ev.events = EPOLLIN | EPOLLRDHUP;
         ev.data.u64 = TAG_SOCKET_BASE + static_cast<u64>(s);
         epoll_ctl(epfd, EPOLL_CTL_ADD, s, &ev);
+        if (const u32 dropped = pending.add(static_cast<Fd&&>(received[0]), id, now_ns());
+            dropped != 0) {
+            half_open_dropped.fetch_add(dropped, std::memory_order_relaxed);
+        }
     } else if (req.op == static_cast<u16>(CapOp::Derive)) {
         const CapabilityId child = next_cap++;
         epoll_event ev{};
@@ -1365,8 +1687,8 @@ void Server::Impl::handle_cap_request(CapabilityId id, int epfd,
 void Server::Impl::end_revoked(ServerConnection& c) {
     close_consumer_side(words(), c.c2s_ctl.as<RingCtl>(), CLOSED_REVOKED);
     close_producer_side(words(), c.s2c_data.as<RingDataHeader>(), CLOSED_REVOKED);
-    c.dead.store(true, std::memory_order_release);
-    words().wake_all(&c.s2c_control()->space_wake);
+    c.dead.store(true, std::memory_order_seq_cst);
+    c.wake_local();
     if (c.socket.valid()) shutdown(c.socket.get(), SHUT_RDWR);
 }
 
@@ -1428,7 +1750,7 @@ void Server::Impl::close() {
         for (const auto& c : conns) {
             close_consumer_side(words(), c->c2s_ctl.as<RingCtl>(), 1);
             close_producer_side(words(), c->s2c_data.as<RingDataHeader>(), 1);
-            words().wake_all(&c->s2c_control()->space_wake);  // our own blocked senders
+            c->wake_local();  // our own blocked senders
             if (c->socket.valid()) shutdown(c->socket.get(), SHUT_RDWR);
         }
     }
@@ -1452,12 +1774,16 @@ void Server::Impl::close() {
     }
     if (owns_name) {
         // Unpublish: remove the socket, then the lock file while we still hold the lock.
-        unlink(paths.socket.c_str());
-        unlink(paths.lock.c_str());
+        unlinkat(opened_dir.fd.get(), socket_file.c_str(), 0);
+        unlinkat(opened_dir.fd.get(), lock_file.c_str(), 0);
         owns_name = false;
     }
     listen_fd.reset();
-    lock_fd.reset();
+    lock_fd.reset();  // releases the record lock
+    if (claimed_lock) {
+        held_locks().release(lock_key);
+        claimed_lock = false;
+    }
 }
 
 Result<Server> Server::publish(std::string_view name, const ServerOptions& options) {
@@ -1770,8 +2096,8 @@ Result<void> Server::disconnect(ConnectionId connection) {
     if (c == nullptr) return IpcError::EndpointNotFound;
     close_consumer_side(words(), c->c2s_ctl.as<RingCtl>(), 1);
     close_producer_side(words(), c->s2c_data.as<RingDataHeader>(), 1);
-    c->dead.store(true, std::memory_order_release);
-    words().wake_all(&c->s2c_control()->space_wake);
+    c->dead.store(true, std::memory_order_seq_cst);
+    c->wake_local();
     if (c->socket.valid()) shutdown(c->socket.get(), SHUT_RDWR);
     return ok();
 }
@@ -1790,7 +2116,12 @@ int Server::pollable_fd() {
     return impl_->poll.fd();
 }
 
-Result<void> Server::reply_error(const Received& request, IpcError error, Deadline) {
+Result<void> Server::reply_error(const Received& request, IpcError error, Deadline deadline) {
+    return reply_error(request, error, std::string_view{}, deadline);
+}
+
+Result<void> Server::reply_error(const Received& request, IpcError error, std::string_view detail,
+                                 Deadline) {
     if (!impl_) return moved_from();
     const int code = error_code(error);
     IpcError checked;
@@ -1804,7 +2135,7 @@ Result<void> Server::reply_error(const Received& request, IpcError error, Deadli
                     "reply to a message that is not a call (it has no transaction id); use "
                     "send_sync to answer a plain message");
     }
-    return impl_->send_message_to(request.connection, error_reply_message(checked),
+    return impl_->send_message_to(request.connection, error_reply_message(checked, detail),
                                   request.message.transaction_id(), Impl::Answer::Reply,
                                   Blocking::No, Deadline::past());
 }

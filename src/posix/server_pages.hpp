@@ -32,7 +32,9 @@ struct alignas(64) ServerState {
     // 1 when a producer that sees `waiting` must also ring the shared doorbell (the server
     // cannot wait on every connection's own tail word: see Server::Impl::receive).
     std::atomic<u32> wake_doorbell;
-    u32 reserved[3];
+    u32 reserved0;
+    // ServerOptions::max_region_bytes: clients refuse to send a bigger region (0 = no cap).
+    u64 max_region_bytes;
 };
 static_assert(sizeof(ServerState) == 64);
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT OR Apache-2.0
 # The posix runtime (cross-process named endpoints); included from src/CMakeLists.txt after
 # add_library(veridian_ipc ...).
 target_sources(veridian_ipc PRIVATE

@@ -1,10 +1,13 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc posix runtime: names, the runtime directory, the discovery socket's messages.
 #include "posix/wire.hpp"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -29,8 +32,8 @@ std::string runtime_directory() {
 Result<void> validate_name(std::string_view name) {
     if (name.empty()) return fail(IpcError::InvalidMessage, "an endpoint name cannot be empty");
     if (name.size() > MAX_NAME_LENGTH) {
-        return fail(IpcError::InvalidMessage, "endpoint name '%.*s...' is longer than %zu bytes",
-                    16, name.data(), MAX_NAME_LENGTH);
+        return fail(IpcError::InvalidMessage, "endpoint name '%s...' is longer than %zu bytes",
+                    detail::printable(name.substr(0, 16)).c_str(), MAX_NAME_LENGTH);
     }
     usize component_start = 0;
     for (usize i = 0; i <= name.size(); ++i) {
@@ -38,9 +41,9 @@ Result<void> validate_name(std::string_view name) {
             const std::string_view part = name.substr(component_start, i - component_start);
             if (part.empty() || part == "." || part == "..") {
                 return fail(IpcError::InvalidMessage,
-                            "endpoint name '%.*s' has an empty, '.' or '..' component; use "
+                            "endpoint name '%s' has an empty, '.' or '..' component; use "
                             "components like 'demo/echo'",
-                            static_cast<int>(name.size()), name.data());
+                            detail::printable(name).c_str());
             }
             component_start = i + 1;
             continue;
@@ -50,8 +53,8 @@ Result<void> validate_name(std::string_view name) {
                           (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
         if (!good) {
             return fail(IpcError::InvalidMessage,
-                        "endpoint name '%.*s' has a character other than [A-Za-z0-9._-] and '/'",
-                        static_cast<int>(name.size()), name.data());
+                        "endpoint name '%s' has a character other than [A-Za-z0-9._-] and '/'",
+                        detail::printable(name).c_str());
         }
     }
     return ok();
@@ -140,6 +143,10 @@ Result<StatReply> parse_stat_reply(const void* bytes, usize size) {
     if (size != sizeof r) return IpcError::InvalidMessage;
     std::memcpy(&r, bytes, sizeof r);
     if (r.magic != STAT_MAGIC || r.version != WIRE_VERSION) return IpcError::InvalidMessage;
+    if (r.status != 0) {
+        IpcError e;
+        return error_from_code(r.status, &e) ? e : IpcError::InvalidMessage;
+    }
     if (r.connections > MAX_STAT_CONNECTIONS) return IpcError::InvalidMessage;
     return r;
 }
@@ -206,33 +213,167 @@ std::string resolve_runtime_dir(std::string_view explicit_dir) {
     return explicit_dir.empty() ? runtime_directory() : std::string(explicit_dir);
 }
 
-Result<void> prepare_runtime_dir(const std::string& dir) {
-    if (dir.empty() || dir.size() + MAX_NAME_LENGTH + 8 >= sizeof(sockaddr_un{}.sun_path)) {
-        return fail(IpcError::PermissionDenied,
-                    "runtime directory '%s' is too long for a socket path (set "
-                    "VIPC_RUNTIME_DIR to a shorter one)",
-                    dir.c_str());
+std::string printable(std::string_view name) {
+    std::string out;
+    for (const char ch : name) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (c < 0x20 || c >= 0x7F || c == '\\') {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\x%02X", c);
+            out += buf;
+        } else {
+            out += ch;
+        }
     }
-    if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return out;
+}
+
+std::string endpoint_file(std::string_view name, const char* suffix) {
+    std::string escaped(name);
+    for (char& c : escaped) {
+        if (c == '/') c = ':';
+    }
+    return escaped + suffix;
+}
+
+std::vector<u32> trusted_uids(const std::vector<u32>& given) {
+    std::vector<u32> out = given;
+    // VIPC_TRUSTED_UIDS: a comma-separated list the user adds (for tools such as vipc).
+    if (const char* env = std::getenv("VIPC_TRUSTED_UIDS"); env != nullptr) {
+        for (const char* p = env; *p != '\0';) {
+            char* end = nullptr;
+            const unsigned long v = std::strtoul(p, &end, 10);
+            if (end == p) break;
+            out.push_back(static_cast<u32>(v));
+            p = *end == ',' ? end + 1 : end;
+        }
+    }
+    if (out.empty()) out.push_back(geteuid());
+    out.push_back(0);
+    return out;
+}
+
+namespace {
+bool is_trusted(u32 uid, const std::vector<u32>& trusted) {
+    for (const u32 t : trusted) {
+        if (t == uid) return true;
+    }
+    return false;
+}
+std::string uid_list(const std::vector<u32>& uids) {
+    std::string out;
+    for (const u32 u : uids) {
+        if (!out.empty()) out += ", ";
+        out += std::to_string(u);
+    }
+    return out;
+}
+}  // namespace
+
+Result<OpenedDir> open_runtime_dir(const std::string& dir, DirUse use,
+                                   const std::vector<u32>& trusted_owners) {
+    if (dir.empty()) {
+        return fail(IpcError::PermissionDenied,
+                    "the runtime directory is empty; set VIPC_RUNTIME_DIR to a private directory");
+    }
+    // Split into the parent (resolved normally: it belongs to the system or the user) and the
+    // last component, which we create and open without following a symlink.
+    std::string trimmed = dir;
+    while (trimmed.size() > 1 && trimmed.back() == '/')
+        trimmed.pop_back();
+    const usize slash = trimmed.rfind('/');
+    const std::string parent = slash == std::string::npos ? "."
+                               : slash == 0               ? "/"
+                                                          : trimmed.substr(0, slash);
+    const std::string leaf = slash == std::string::npos ? trimmed : trimmed.substr(slash + 1);
+    Fd parent_fd(open(parent.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!parent_fd.valid()) {
+        if (use == DirUse::Connect && errno == ENOENT) {
+            return fail(IpcError::EndpointNotFound,
+                        "runtime directory '%s' does not exist: is any server running?",
+                        dir.c_str());
+        }
+        return fail(IpcError::PermissionDenied,
+                    "cannot open '%s' (the runtime directory's parent): %s", parent.c_str(),
+                    strerror(errno));
+    }
+    if (use == DirUse::Publish && mkdirat(parent_fd.get(), leaf.c_str(), 0700) != 0 &&
+        errno != EEXIST) {
         return fail(IpcError::PermissionDenied, "cannot create runtime directory '%s': %s",
                     dir.c_str(), strerror(errno));
     }
+    OpenedDir out;
+    out.path = dir;
+    out.fd =
+        Fd(openat(parent_fd.get(), leaf.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!out.fd.valid()) {
+        const int err = errno;
+        struct stat lst {};
+        if (fstatat(parent_fd.get(), leaf.c_str(), &lst, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISLNK(lst.st_mode)) {
+            return fail(IpcError::PermissionDenied,
+                        "runtime directory '%s' is a symbolic link (owned by uid %u): refused, "
+                        "someone may have planted it; remove it, or set VIPC_RUNTIME_DIR to a "
+                        "private directory",
+                        dir.c_str(), lst.st_uid);
+        }
+        if (use == DirUse::Connect && err == ENOENT) {
+            return fail(IpcError::EndpointNotFound,
+                        "runtime directory '%s' does not exist: is any server running?",
+                        dir.c_str());
+        }
+        return fail(IpcError::PermissionDenied,
+                    "runtime directory '%s' is not a usable directory: %s", dir.c_str(),
+                    strerror(err));
+    }
     struct stat st {};
-    if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    if (fstat(out.fd.get(), &st) != 0 || !S_ISDIR(st.st_mode)) {
         return fail(IpcError::PermissionDenied, "runtime directory '%s' is not a directory",
                     dir.c_str());
     }
-    if (st.st_uid != geteuid()) {
-        return fail(IpcError::PermissionDenied,
-                    "runtime directory '%s' belongs to uid %u, not to us (uid %u); set "
-                    "VIPC_RUNTIME_DIR",
-                    dir.c_str(), st.st_uid, geteuid());
+    out.owner = st.st_uid;
+    if (!is_trusted(st.st_uid, trusted_owners)) {
+        return fail(
+            IpcError::PermissionDenied,
+            "runtime directory '%s' belongs to uid %u, not to %s (uid %s): refused, another "
+            "user may have made it; remove it, or set VIPC_RUNTIME_DIR to a private "
+            "directory",
+            dir.c_str(), st.st_uid, use == DirUse::Publish ? "us" : "a trusted user",
+            uid_list(trusted_owners).c_str());
     }
-    if (access(dir.c_str(), R_OK | W_OK | X_OK) != 0) {
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+        return fail(IpcError::PermissionDenied,
+                    "runtime directory '%s' is writable by %s (mode %03o): refused, others could "
+                    "plant sockets and lock files in it; chmod go-w '%s'",
+                    dir.c_str(), (st.st_mode & S_IWOTH) != 0 ? "others" : "its group",
+                    static_cast<unsigned>(st.st_mode & 0777), dir.c_str());
+    }
+    if (use == DirUse::Publish &&
+        faccessat(out.fd.get(), ".", R_OK | W_OK | X_OK, AT_EACCESS) != 0) {
         return fail(IpcError::PermissionDenied, "runtime directory '%s' is not usable: %s",
                     dir.c_str(), strerror(errno));
     }
-    return ok();
+    return out;
+}
+
+Result<sockaddr_un> socket_address(const OpenedDir& dir, const std::string& file) {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    static const bool have_proc = access("/proc/self/fd", X_OK) == 0;
+    std::string path;
+    if (have_proc) {
+        path = "/proc/self/fd/" + std::to_string(dir.fd.get()) + "/" + file;
+    } else {
+        path = dir.path + "/" + file;
+    }
+    if (path.size() >= sizeof addr.sun_path) {
+        return fail(IpcError::InvalidMessage,
+                    "socket path '%s' is too long (/proc is not mounted); set VIPC_RUNTIME_DIR to "
+                    "a shorter directory",
+                    printable(path).c_str());
+    }
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    return addr;
 }
 
 bool send_with_fds(int sock, const void* bytes, usize size, const int* fds, int nfds) {
@@ -312,41 +453,43 @@ bool wait_readable(int sock, u64 deadline_ns) {
 namespace {
 
 // Connects to an endpoint's socket. EndpointNotFound when nobody listens there.
-Result<detail::Fd> connect_socket(const std::string& dir, std::string_view name) {
-    const detail::EndpointPaths paths = detail::endpoint_paths(dir, name);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (paths.socket.size() >= sizeof addr.sun_path) {
-        return fail(IpcError::InvalidMessage, "socket path for '%.*s' is too long",
-                    static_cast<int>(name.size()), name.data());
-    }
-    std::memcpy(addr.sun_path, paths.socket.c_str(), paths.socket.size() + 1);
+Result<detail::Fd> connect_socket(const detail::OpenedDir& dir, std::string_view name) {
+    const sockaddr_un addr =
+        VIPC_TRY(detail::socket_address(dir, detail::endpoint_file(name, ".sock")));
     detail::Fd sock(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!sock.valid()) {
+        if (errno == EMFILE || errno == ENFILE) {
+            return fail(IpcError::OutOfMemory,
+                        "this process is out of file descriptors (socket(): %s); raise "
+                        "RLIMIT_NOFILE or close some",
+                        strerror(errno));
+        }
         return fail(IpcError::OutOfMemory, "socket() failed: %s", strerror(errno));
     }
     int r;
     do {
-        r = ::connect(sock.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+        r = ::connect(sock.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
     } while (r != 0 && errno == EINTR);
     if (r != 0) {
+        const std::string shown = detail::printable(name);
         if (errno == ENOENT || errno == ECONNREFUSED || errno == ENOTDIR) {
             return fail(IpcError::EndpointNotFound,
-                        "no endpoint named '%.*s' in %s: is its server running?",
-                        static_cast<int>(name.size()), name.data(), dir.c_str());
+                        "no endpoint named '%s' in %s: is its server running?", shown.c_str(),
+                        dir.path.c_str());
         }
         if (errno == EACCES || errno == EPERM) {
-            return fail(IpcError::PermissionDenied, "not allowed to open endpoint '%.*s' (%s): %s",
-                        static_cast<int>(name.size()), name.data(), paths.socket.c_str(),
-                        strerror(errno));
+            return fail(IpcError::PermissionDenied,
+                        "not allowed to open endpoint '%s' in %s: %s (the socket's or the "
+                        "directory's mode keeps us out)",
+                        shown.c_str(), dir.path.c_str(), strerror(errno));
         }
         if (errno == EAGAIN) {
             return fail(IpcError::ResourceBusy,
-                        "endpoint '%.*s' is not accepting connections fast enough; retry",
-                        static_cast<int>(name.size()), name.data());
+                        "endpoint '%s' is not accepting connections fast enough; retry",
+                        shown.c_str());
         }
-        return fail(IpcError::EndpointNotFound, "cannot connect to endpoint '%.*s': %s",
-                    static_cast<int>(name.size()), name.data(), strerror(errno));
+        return fail(IpcError::EndpointNotFound, "cannot connect to endpoint '%s': %s",
+                    shown.c_str(), strerror(errno));
     }
     return sock;
 }
@@ -369,15 +512,76 @@ bool read_exact(int sock, void* out, usize size, u64 deadline_ns) {
 }  // namespace
 
 namespace detail {
-Result<Fd> open_endpoint_socket(const std::string& dir, std::string_view name) {
-    return connect_socket(dir, name);
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+
+Result<Fd> peer_pidfd(int sock, const ucred& cred) {
+    int fd = -1;
+    socklen_t len = sizeof fd;
+    if (getsockopt(sock, SOL_SOCKET, SO_PEERPIDFD, &fd, &len) == 0 && fd >= 0) {
+        // The kernel gives it without O_CLOEXEC on some versions: set it.
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+        return Fd(fd);
+    }
+    if (errno == ESRCH) {
+        return fail(IpcError::ProcessNotFound, "the peer (pid %d) is already gone", cred.pid);
+    }
+    fd = static_cast<int>(syscall(SYS_pidfd_open, cred.pid, 0));
+    if (fd < 0) {
+        if (errno == ESRCH) {
+            return fail(IpcError::ProcessNotFound, "the peer (pid %d) is already gone", cred.pid);
+        }
+        return fail(IpcError::OutOfMemory, "pidfd_open(%d): %s", cred.pid, strerror(errno));
+    }
+    Fd out(fd);
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    pollfd p{sock, POLLRDHUP, 0};
+    if (poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
+        return fail(IpcError::ProcessNotFound, "the peer (pid %d) hung up", cred.pid);
+    }
+    return out;
+}
+
+bool process_exited(int pidfd) {
+    pollfd p{pidfd, POLLIN, 0};
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+}
+
+Result<void> check_server_credentials(int sock, std::string_view name,
+                                      const std::vector<u32>& trusted, ucred* cred) {
+    socklen_t len = sizeof *cred;
+    if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, cred, &len) != 0 || cred->pid <= 0) {
+        return fail(IpcError::PermissionDenied,
+                    "cannot learn who serves endpoint '%s' (SO_PEERCRED: %s); not talking to it",
+                    printable(name).c_str(), strerror(errno));
+    }
+    if (!is_trusted(cred->uid, trusted)) {
+        return fail(IpcError::PermissionDenied,
+                    "endpoint '%s' is served by pid %d running as uid %u, not a uid we trust (%s): "
+                    "refused before sending anything; if that user is meant to serve it, add "
+                    "uid %u to ConnectOptions::trusted_server_uids or to $VIPC_TRUSTED_UIDS",
+                    printable(name).c_str(), cred->pid, cred->uid, uid_list(trusted).c_str(),
+                    cred->uid);
+    }
+    return ok();
+}
+
+Result<Fd> open_endpoint_socket(const std::string& dir, std::string_view name,
+                                const std::vector<u32>& trusted, ucred* server_cred) {
+    const OpenedDir opened = VIPC_TRY(open_runtime_dir(dir, DirUse::Connect, trusted));
+    Fd sock = VIPC_TRY(connect_socket(opened, name));
+    VIPC_TRY(check_server_credentials(sock.get(), name, trusted, server_cred));
+    return sock;
 }
 }  // namespace detail
 
 Result<EndpointInfo> stat_endpoint(std::string_view name, std::string_view runtime_dir) {
     VIPC_TRY(validate_name(name));
     const std::string dir = detail::resolve_runtime_dir(runtime_dir);
-    detail::Fd sock = VIPC_TRY(connect_socket(dir, name));
+    ucred server{};
+    detail::Fd sock =
+        VIPC_TRY(detail::open_endpoint_socket(dir, name, detail::trusted_uids({}), &server));
     const detail::Hello hello{detail::HELLO_MAGIC,
                               detail::WIRE_VERSION,
                               static_cast<u16>(detail::HelloOp::Stat),
@@ -396,8 +600,14 @@ Result<EndpointInfo> stat_endpoint(std::string_view name, std::string_view runti
     }
     const auto parsed = detail::parse_stat_reply(&header, sizeof header);
     if (!parsed) {
-        return fail(IpcError::InvalidMessage, "endpoint '%.*s' sent a malformed stat answer",
-                    static_cast<int>(name.size()), name.data());
+        if (parsed.error() == IpcError::PermissionDenied) {
+            return fail(IpcError::PermissionDenied,
+                        "endpoint '%s' (server pid %d, uid %u) does not let uid %u read its "
+                        "statistics: its access policy does not list us",
+                        detail::printable(name).c_str(), server.pid, server.uid, geteuid());
+        }
+        return fail(IpcError::InvalidMessage, "endpoint '%s' sent a malformed stat answer",
+                    detail::printable(name).c_str());
     }
     EndpointInfo info;
     info.name = std::string(name);
@@ -426,9 +636,16 @@ Result<EndpointInfo> stat_endpoint(std::string_view name, std::string_view runti
 Result<std::vector<EndpointInfo>> list_endpoints(std::string_view runtime_dir) {
     const std::string dir = detail::resolve_runtime_dir(runtime_dir);
     std::vector<EndpointInfo> out;
-    DIR* d = opendir(dir.c_str());
+    auto opened = detail::open_runtime_dir(dir, detail::DirUse::Connect, detail::trusted_uids({}));
+    if (!opened) {
+        if (opened.error() == IpcError::EndpointNotFound) {
+            detail::clear_error_detail();
+            return out;  // nothing published yet
+        }
+        return opened.error();
+    }
+    DIR* d = fdopendir(openat(opened->fd.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (d == nullptr) {
-        if (errno == ENOENT) return out;  // nothing published yet
         return fail(IpcError::PermissionDenied, "cannot read runtime directory '%s': %s",
                     dir.c_str(), strerror(errno));
     }

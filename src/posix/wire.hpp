@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc posix runtime, internal: the discovery socket's messages and the paths.
 //
 // Layer: posix (hosted). Not installed.
@@ -7,6 +8,9 @@
 // StatReply followed by its ConnectionStatsWire records. Everything a side receives is
 // parsed by the functions below, which check every field before anything uses it.
 #pragma once
+
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include <string>
 #include <string_view>
@@ -62,15 +66,26 @@ struct Welcome {
     u32 depth;               // ring depth (records in flight), both directions
     u32 max_inline_payload;  // the endpoint's largest inline payload (<= MAX_INLINE_PAYLOAD_LIMIT)
     u16 rights;              // granted (equal to the rights asked for)
-    u16 reserved0;
+    u16 reason;              // with a refusal: why (Refusal)
     u64 server_pid;
     u64 connection_id;
     u32 server_uid;
-    u32 reserved1;
+    u32 limit;           // with a refusal: the rights the policy grants us, or the connection limit
     u64 c2s_pool_bytes;  // the client's loan pool (0: none), a multiple of the page size
     u64 s2c_pool_bytes;  // the server's loan pool for this client (0: none)
 };
 static_assert(sizeof(Welcome) == 64);
+// Why a server refused a connection (Welcome::reason).
+enum class Refusal : u16 {
+    None = 0,
+    NotAdmitted = 1,     // the access policy names neither our uid nor a group of ours
+    RightsBeyond = 2,    // we asked for more rights than the policy grants (limit = granted)
+    TooMany = 3,         // max_connections reached (limit = max_connections)
+    Closed = 4,          // the server is closing
+    Revoked = 5,         // the capability was revoked
+    CapRights = 6,       // more rights than the capability carries
+    OutOfResources = 7,  // the server could not make the connection (descriptors, memory)
+};
 
 struct StatReply {
     u32 magic;
@@ -80,7 +95,7 @@ struct StatReply {
     u32 owner_uid;
     u32 queue_depth;
     u32 connections;  // ConnectionStatsWire records that follow
-    u32 reserved1;
+    int32_t status;   // 0, or an IpcError code when the server refuses (no records follow)
     u64 accepted;
     u64 received;
     u64 sent;
@@ -142,8 +157,36 @@ EndpointPaths endpoint_paths(const std::string& dir, std::string_view name);
 std::string name_from_socket_file(std::string_view file_name);
 // The runtime directory to use: `explicit_dir`, or runtime_directory().
 std::string resolve_runtime_dir(std::string_view explicit_dir);
-// Creates the runtime directory (0700) if needed and checks it is ours and private.
-Result<void> prepare_runtime_dir(const std::string& dir);
+
+// The runtime directory, opened once and checked on the open descriptor (so nothing can be
+// swapped between the check and the use); every file in it is then reached through the
+// descriptor (openat, unlinkat, and /proc/self/fd/N/<file> for socket addresses), never by
+// resolving the path again.
+struct OpenedDir {
+    Fd fd;
+    std::string path;  // as given, for messages
+    u32 owner = 0;
+};
+enum class DirUse : u8 {
+    Publish,  // create it (0700) if missing; it must be ours
+    Connect,  // it must exist (else EndpointNotFound) and belong to a trusted uid
+};
+// The checks: the last component is not a symlink (O_NOFOLLOW), it is a directory, owned by
+// one of `trusted_owners` (Publish: our euid), not writable by group or others.
+// PermissionDenied with a one-line detail naming the path and the fix.
+Result<OpenedDir> open_runtime_dir(const std::string& dir, DirUse use,
+                                   const std::vector<u32>& trusted_owners);
+// The uids a client trusts as the owner of the runtime directory and as the server: the
+// ones it was given, else its own euid; root always (it can do anything to us anyway).
+std::vector<u32> trusted_uids(const std::vector<u32>& given);
+// "<escaped name><suffix>": '/' in the name is written ':'.
+std::string endpoint_file(std::string_view name, const char* suffix);
+// An AF_UNIX address for `file` in `dir`: "/proc/self/fd/N/<file>" (the directory's own
+// path length does not matter), or the plain path when /proc is not mounted and it fits.
+Result<sockaddr_un> socket_address(const OpenedDir& dir, const std::string& file);
+// `name` with control characters and other non-printable bytes written as \xHH, so that a
+// detail that quotes a name never writes raw control sequences to a terminal.
+std::string printable(std::string_view name);
 
 // ---- socket I/O --------------------------------------------------------------------------------
 
@@ -155,9 +198,26 @@ bool send_with_fds(int sock, const void* bytes, usize size, const int* fds, int 
 // is set.
 long receive_with_fds(int sock, void* bytes, usize size, int* fds, int max_fds, int* nfds,
                       bool* truncated);
-// Connects to the endpoint's discovery socket: EndpointNotFound (naming it) when no live
-// server listens there, PermissionDenied when the socket refuses us.
-Result<Fd> open_endpoint_socket(const std::string& dir, std::string_view name);
+// Connects to the endpoint's discovery socket in the runtime directory, after checking the
+// directory (DirUse::Connect) and, before anything is sent, that the process listening is one
+// of `trusted` (SO_PEERCRED). EndpointNotFound (naming it) when no live server listens there,
+// PermissionDenied when the directory or the server is not trusted or the socket refuses us.
+// *server_cred receives the server's credentials.
+Result<Fd> open_endpoint_socket(const std::string& dir, std::string_view name,
+                                const std::vector<u32>& trusted, ucred* server_cred);
+// A pidfd for the process at the other end of `sock` (whose credentials are `cred`):
+// SO_PEERPIDFD where the kernel has it (the very process that connected or listened: no pid
+// can be reused under it), else pidfd_open(cred.pid) followed by a check that the socket is
+// not hung up (a peer that died between SO_PEERCRED and pidfd_open, its pid reused, is
+// caught by its hang-up; only a peer that died, left a fork()ed child holding the socket and
+// had its pid reused within that window escapes, and it is then noticed by its socket once
+// the child lets go). ProcessNotFound when the peer is already gone.
+Result<Fd> peer_pidfd(int sock, const ucred& cred);
+// Whether the process behind a pidfd has exited (the pidfd is readable).
+bool process_exited(int pidfd);
+// PermissionDenied unless the peer of `sock` runs as one of `trusted`.
+Result<void> check_server_credentials(int sock, std::string_view name,
+                                      const std::vector<u32>& trusted, ucred* cred);
 // Waits until the socket is readable or the deadline passes (false on timeout).
 bool wait_readable(int sock, u64 deadline_ns);
 

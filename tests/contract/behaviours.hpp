@@ -92,6 +92,15 @@ CONTRACT_TEST(SendSyncOnAQueueThatStaysFullTimesOut) {
     CHECK_ERR(a.server_send_sync(small(2), a.after_ms(20)), IpcError::Timeout);
 }
 
+CONTRACT_TEST(APastDeadlineNeverBlocksAndGivesTimeout) {
+    REQUIRE(a.open(Setup{4}));
+    CHECK_ERR(a.client_receive_sync(Deadline::past()), IpcError::Timeout);
+    CHECK_ERR(a.server_receive_sync(Deadline::past()), IpcError::Timeout);
+    for (u64 i = 0; i < 4; ++i)
+        REQUIRE_OK(a.client_send_async(small(1, i)));
+    CHECK_ERR(a.client_send_sync(small(1), Deadline::past()), IpcError::Timeout);
+}
+
 CONTRACT_TEST(ABlockedSendSyncGoesOnOnceTheReceiverMakesRoom) {
     REQUIRE(a.open(Setup{4}));
     for (u64 i = 0; i < 4; ++i)
@@ -169,6 +178,62 @@ CONTRACT_TEST(ReplyToACallerThatTimedOut) {
     }
     // Either way nothing reaches the client as an ordinary message.
     CHECK_ERR(a.client_try_receive(), IpcError::ChannelEmpty);
+}
+
+// docs/CONTRACT.md "reply to a caller that gave up": a second reply finds no caller.
+CONTRACT_TEST(ASecondReplyToTheSameCallReachesNobody) {
+    REQUIRE(a.open(Setup{}));
+    a.run_parties(
+        [&] {
+            auto r = a.client_call(small(5, 1), a.bound());
+            REQUIRE_OK(r);
+            CHECK_EQ(r->small_message().data[0], 2u);
+        },
+        [&] {
+            auto request = a.server_receive_sync(a.bound());
+            REQUIRE_OK(request);
+            REQUIRE_OK(a.server_reply(*request, small(6, 2)));
+            if constexpr (A::kReplyKnowsCallerGaveUp) {
+                CHECK_ERR(a.server_reply(*request, small(6, 3)), IpcError::ProcessNotFound);
+            } else {
+                CHECK_OK(a.server_reply(*request, small(6, 3)));  // dropped by the caller's side
+            }
+        });
+    CHECK_ERR(a.client_try_receive(), IpcError::ChannelEmpty);
+}
+
+// docs/CONTRACT.md "reply never blocks": with everything the client has not read filling
+// what waits for it (across processes that is its ring and, while a call waits, its local
+// inbox: twice the capacity), the server's reply does not wait for room.
+CONTRACT_TEST(ReplyToACallerWhoseRingIsFullNeverBlocks) {
+    REQUIRE(a.open(Setup{4}));
+    constexpr u32 kUnread = A::kReplyToAFullRingFails ? 8 : 4;
+    a.run_parties(
+        [&] {
+            if constexpr (A::kReplyToAFullRingFails) {
+                // The reply was dropped: the call ends at its deadline.
+                CHECK_ERR(a.client_call(small(5, 1), a.after_ms(300)), IpcError::Timeout);
+            } else {
+                auto r = a.client_call(small(5, 1), a.bound());
+                REQUIRE_OK(r);
+                CHECK_EQ(r->small_message().data[0], 2u);
+            }
+        },
+        [&] {
+            auto request = a.server_receive_sync(a.bound());
+            REQUIRE_OK(request);
+            REQUIRE(a.wait_until([&] { return a.client_stats().waiting_callers == 1; }));
+            REQUIRE(a.wait_until([&] {
+                (void)a.server_send_async(small(1));
+                return a.client_stats().queued >= kUnread;
+            }));
+            CHECK_ERR(a.server_send_async(small(1)), IpcError::ChannelFull);
+            if constexpr (A::kReplyToAFullRingFails) {
+                CHECK_ERR(a.server_reply(*request, small(6, 2)), IpcError::ChannelFull);
+            } else {
+                CHECK_OK(a.server_reply(*request, small(6, 2)));
+            }
+        });
 }
 
 CONTRACT_TEST(ABlockedCallerIsWokenByItsReply) {

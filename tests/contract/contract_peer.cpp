@@ -13,19 +13,16 @@
 //         reply <token> <message>        -> OK
 //         send_sync <connection> <deadline> <message>, send_async <connection> <message>
 //         close                          -> OK
+//         give_capability <connection>   mints a SEND|RECEIVE|GRANT capability and sends it to
+//                                        that connection in a message -> OK <capability id>
+//         revoke <capability id>         -> OK
 //         stats                          -> OK <queued> <capacity> <waiting_receivers>
 //                                           <waiting_senders> <received> <sent> <active>
-//   contract_peer parties <runtime-dir> <name> <role> <count> [<capacity>]
-//       the blocked parties of the multi-party close/kill tests (see blocked_test.cpp);
-//       prints "PARKED <n>" once its own stats show all of them parked, then, for each party
-//       that returns, "WOKE <party> <error code> <CLOCK_MONOTONIC ns>". Roles:
-//         receivers  connect, <count> threads in receive_sync on one connection
-//         senders    connect, fill the ring, <count> threads in send_sync on one connection
-//         callers    connect, <count> threads in call on one connection (the server holds)
-//         callers-8  <count> connections, one thread calling on each
-//         server-receivers  publish, <count> threads in Server::receive_sync
-//         server-senders    publish, wait for one client, fill its ring, <count> threads in
-//                           Server::send_sync to it
+//         close answers "OK <CLOCK_MONOTONIC ns just before the close>"
+//   contract_peer client <runtime-dir> <name>
+//       connects to <name> (SEND|RECEIVE), reads nothing, and runs the commands "ready" and
+//       "close" (answered as above); the other side of the server-side tests of
+//       blocked_test.cpp.
 #include <unistd.h>
 
 #include <atomic>
@@ -134,7 +131,7 @@ int run_server(const char* dir, const char* name, u32 capacity) {
                     answer(id, "ERR " + std::to_string(error_code(IpcError::InvalidMessage)));
                     return;
                 }
-                auto r = server.reply(*request, m);
+                auto r = server.reply(*request, m, after_ms(2000));  // bounds a bug only
                 if (failed(id, r)) return;
                 answer(id, "OK");
             } else if (command == "send_sync" || command == "send_async") {
@@ -146,10 +143,27 @@ int run_server(const char* dir, const char* name, u32 capacity) {
                     command == "send_sync" ? server.send_sync(to, m, d) : server.send_async(to, m);
                 if (failed(id, r)) return;
                 answer(id, "OK");
-            } else if (command == "close") {
-                auto r = server.close();
+            } else if (command == "give_capability") {
+                ConnectionId to = 0;
+                in >> to;
+                auto minted =
+                    server.mint_capability(Rights::SEND | Rights::RECEIVE | Rights::GRANT);
+                if (failed(id, minted)) return;
+                auto r =
+                    server.send_sync(to, Message::small(0, 0), minted->capability, after_ms(5000));
+                if (failed(id, r)) return;
+                answer(id, "OK " + std::to_string(minted->id));
+            } else if (command == "revoke") {
+                CapabilityId cap = 0;
+                in >> cap;
+                auto r = server.revoke(cap);
                 if (failed(id, r)) return;
                 answer(id, "OK");
+            } else if (command == "close") {
+                const u64 at = now_ns();
+                auto r = server.close();
+                if (failed(id, r)) return;
+                answer(id, "OK " + std::to_string(at));
             } else if (command == "stats") {
                 auto s = server.stats();
                 if (failed(id, s)) return;
@@ -170,12 +184,41 @@ int run_server(const char* dir, const char* name, u32 capacity) {
     return 0;
 }
 
+int run_client(const char* dir, const char* name) {
+    ConnectOptions o;
+    o.runtime_dir = dir;
+    auto connected = Connection::connect(name, o);
+    if (!connected) {
+        std::fprintf(stderr, "contract_peer: connect: %s\n", last_error_detail());
+        return 2;
+    }
+    Connection connection = static_cast<Connection&&>(*connected);
+    for (std::string line; std::getline(std::cin, line);) {
+        std::istringstream in(line);
+        u64 id = 0;
+        std::string command;
+        in >> id >> command;
+        if (command == "ready") {
+            answer(id, "OK " + std::to_string(connection.id()));
+        } else if (command == "close") {
+            const u64 at = now_ns();
+            auto r = connection.close();
+            if (failed(id, r)) continue;
+            answer(id, "OK " + std::to_string(at));
+        } else {
+            answer(id, "ERR " + std::to_string(error_code(IpcError::InvalidMessage)));
+        }
+    }
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     if (argc >= 5 && std::strcmp(argv[1], "server") == 0) {
         return run_server(argv[2], argv[3], static_cast<u32>(std::atoi(argv[4])));
     }
-    std::fprintf(stderr, "usage: contract_peer server DIR NAME CAPACITY | parties ...\n");
+    if (argc >= 4 && std::strcmp(argv[1], "client") == 0) return run_client(argv[2], argv[3]);
+    std::fprintf(stderr, "usage: contract_peer server DIR NAME CAPACITY | client DIR NAME\n");
     return 2;
 }

@@ -65,13 +65,52 @@ CONTRACT_TEST_HOSTED(CallsFromSeveralThreadsGetTheirOwnReplies) {
     CHECK_EQ(served.load(), kThreads * kCalls);
 }
 
+// ---- MessagePort: user code written once ------------------------------------------------------
+
+// Sends `n` messages and says how many the port has sent: the same code for a core Endpoint
+// and a posix Connection.
+template <MessagePort Port>
+Result<u64> send_and_count(Port& port, u64 n) {
+    for (u64 i = 0; i < n; ++i)
+        VIPC_TRY(port.send_async(small(1, i)));
+    const EndpointStats s = VIPC_TRY(port.stats());
+    return s.sent;
+}
+
+TEST(MessagePort, OneFunctionDrivesACoreEndpointAndAPosixConnection) {
+    ThreadsPlatform platform;
+    HeapAllocator allocator;
+    Registry registry(platform, allocator, 4);
+    auto endpoint = registry.create_endpoint(ProcessId{1}, 8);
+    ASSERT_TRUE(endpoint);
+    auto core_sent = send_and_count(*endpoint, 3);
+    ASSERT_TRUE(core_sent);
+    EXPECT_EQ(*core_sent, 3u);
+
+    ScratchDir dir;
+    posix::ServerOptions o;
+    o.runtime_dir = dir.path();
+    auto server = posix::Server::publish(kEndpointName, o);
+    ASSERT_TRUE(server);
+    posix::ConnectOptions c;
+    c.runtime_dir = dir.path();
+    auto connection = posix::Connection::connect(kEndpointName, c);
+    ASSERT_TRUE(connection);
+    auto posix_sent = send_and_count(*connection, 3);
+    ASSERT_TRUE(posix_sent);
+    EXPECT_EQ(*posix_sent, 3u);
+    EXPECT_EQ(server->stats()->queued, 3u);
+}
+
 // ---- revoke: the runtimes whose client can be revoked ------------------------------------------
-// (posix: a connection made through a capability; one made by name is ended with
+// (posix: a connection made through a capability — in one process, and across two with the
+// capability minted and sent by the server's process; one made by name is ended with
 // Server::disconnect instead, docs/CONTRACT.md "revoke").
 
 template <typename A>
 class ContractRevoke : public ::testing::Test {};
-using RevocableRuntimes = ::testing::Types<CoreThreads, CoreSim, PosixInProcess>;
+using RevocableRuntimes =
+    ::testing::Types<CoreThreads, CoreSim, PosixInProcess, PosixTwoProcessesThroughCapability>;
 TYPED_TEST_SUITE(ContractRevoke, RevocableRuntimes, AdapterName);
 
 #define CONTRACT_REVOKE_TEST(Name)                                           \
@@ -91,6 +130,25 @@ CONTRACT_REVOKE_TEST(ARevokedClientGetsInvalidCapability) {
     CHECK_ERR(a.client_try_receive(), IpcError::InvalidCapability);
     CHECK_ERR(a.client_receive_sync(a.after_ms(20)), IpcError::InvalidCapability);
     CHECK_ERR(a.client_call(small(1), a.after_ms(20)), IpcError::InvalidCapability);
+}
+
+// docs/CONTRACT.md "revoke and blocked parties": posix ends the revoked connection and
+// wakes whoever is blocked on it; the core's revoke (a generation bump) leaves a parked
+// party parked until a message, a close or its deadline.
+CONTRACT_REVOKE_TEST(RevokeAndTheClientsBlockedReceiver) {
+    REQUIRE(a.open(Setup{}));
+    a.run_parties(
+        [&] {
+            if constexpr (A::kRevokeWakesBlocked) {
+                CHECK_ERR(a.client_receive_sync(a.bound()), IpcError::InvalidCapability);
+            } else {
+                CHECK_ERR(a.client_receive_sync(a.after_ms(200)), IpcError::Timeout);
+            }
+        },
+        [&] {
+            REQUIRE(a.wait_until([&] { return a.client_stats().waiting_receivers == 1; }));
+            CHECK_OK(a.revoke_client());
+        });
 }
 
 CONTRACT_REVOKE_TEST(TheServerGoesOnAfterRevokingAClient) {

@@ -14,6 +14,8 @@
 //                               the registry must then not be touched again
 #pragma once
 
+#include <new>
+
 #include "contract.hpp"
 #include "veridian/ipc/core/registry.hpp"
 
@@ -28,13 +30,16 @@ public:
     static constexpr bool kReplyKnowsCallerGaveUp = true;      // "reply to a caller that gave up"
     static constexpr bool kServerOutlivesItsClients = false;   // "one endpoint, many clients"
     static constexpr bool kReplyToAFullRingFails = false;      // "reply never blocks"
+    static constexpr bool kRevokeWakesBlocked = true;          // capability spaces: revoke wakes
 
     explicit CoreAdapter(Runner& runner) : runner_(runner) {
-        registry_ = new Registry(runner.platform(), runner.allocator(), /*max_endpoints=*/4);
+        registry_ = new (registry_storage_)
+            Registry(runner.platform(), runner.allocator(), /*max_endpoints=*/4);
     }
     ~CoreAdapter() {
-        // After an unwound sim run the endpoints' waiter lists may point into dead stacks.
-        if (!runner_.leak_on_exit()) delete registry_;
+        // After an unwound sim run the endpoints' waiter lists may point into dead stacks:
+        // the registry is then abandoned, never destroyed.
+        if (!runner_.leak_on_exit()) registry_->~Registry();
     }
     CoreAdapter(const CoreAdapter&) = delete;
     CoreAdapter& operator=(const CoreAdapter&) = delete;
@@ -54,8 +59,8 @@ public:
     }
 
     bool open(Setup setup) {
-        auto server = registry_->create_endpoint(ProcessId{1}, setup.capacity);
-        auto client = registry_->create_endpoint(ProcessId{2}, setup.capacity);
+        auto server = registry_->create_endpoint(kServer, setup.capacity);
+        auto client = registry_->create_endpoint(kClient, setup.capacity);
         if (!server || !client) return false;
         server_owner_ = *server;
         client_owner_ = *client;
@@ -115,19 +120,23 @@ public:
     // Ends the client's access: every handle it holds becomes invalid; the server goes on
     // with fresh ones.
     Result<void> revoke_client() {
-        server_owner_ = VIPC_TRY(server_owner_.revoke());
-        client_owner_ = VIPC_TRY(client_owner_.revoke());
-        server_to_client_ = client_owner_.derive(Rights::SEND);
+        // The client's own entries, and anything derived from them; the server's are untouched.
+        VIPC_TRY(client_to_server_.revoke());
+        VIPC_TRY(client_inbox_.revoke());
         return ok();
     }
 
 private:
+    // Each side's handles are entries of its own capability space (the server is process 1,
+    // the client process 2), so the core stamps each side's messages with its ProcessId.
     void hand_out() {
         const u16 send = (rights_ & Rights::SEND) != 0 ? Rights::SEND : 0;
         const u16 receive = (rights_ & Rights::RECEIVE) != 0 ? Rights::RECEIVE : 0;
-        client_to_server_ = server_owner_.derive(send);
-        client_inbox_ = client_owner_.derive(receive);
-        server_to_client_ = client_owner_.derive(Rights::SEND);
+        client_to_server_ =
+            server_owner_.transfer(kClient, TransferMode::Copy, send).value_or(Endpoint());
+        client_inbox_ = client_owner_.derive(receive).value_or(Endpoint());
+        server_to_client_ =
+            client_owner_.transfer(kServer, TransferMode::Copy, Rights::SEND).value_or(Endpoint());
     }
     Result<void> close_both() {
         auto a = server_owner_.close();
@@ -136,7 +145,11 @@ private:
         return b;
     }
 
+    static constexpr ProcessId kServer{1};
+    static constexpr ProcessId kClient{2};
+
     Runner& runner_;
+    alignas(Registry) unsigned char registry_storage_[sizeof(Registry)];
     Registry* registry_ = nullptr;
     u16 rights_ = 0;
     Endpoint server_owner_, client_owner_;  // all rights: the channel's owner

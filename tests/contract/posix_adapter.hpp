@@ -65,6 +65,7 @@ public:
     static constexpr bool kReplyKnowsCallerGaveUp = false;
     static constexpr bool kServerOutlivesItsClients = true;
     static constexpr bool kReplyToAFullRingFails = true;
+    static constexpr bool kRevokeWakesBlocked = true;
 
     Deadline after_ms(u64 ms) { return posix::after_ms(ms); }
     Deadline bound() { return after_ms(20'000); }
@@ -129,7 +130,10 @@ public:
         return Request{r.message, r.connection};
     }
     Result<void> server_reply(const Request& request, const Message& response) {
-        return server_->reply(posix::Received{request.message, request.token}, response);
+        // A reply never waits for room (docs/CONTRACT.md): the deadline only bounds a
+        // runtime that would, so that such a bug fails the test instead of hanging it.
+        return server_->reply(posix::Received{request.message, request.token}, response,
+                              posix::after_ms(2000));
     }
     Result<void> server_send_sync(const Message& m, Deadline d) {
         return server_->send_sync(connection_, m, d);
@@ -145,20 +149,24 @@ private:
     posix::ConnectionId connection_ = 0;
 };
 
-// The server in another process: contract_peer, one command a line on its stdin, answers
-// on its stdout tagged with the command's id (commands run concurrently there).
-class RemoteServer {
+// The other process: contract_peer with `args` (its role and theirs), one command a line
+// on its stdin, answers on its stdout tagged with the command's id (a server runs its
+// commands concurrently).
+class RemotePeer {
 public:
-    RemoteServer(const std::string& dir, u32 capacity) {
+    explicit RemotePeer(std::vector<std::string> args) {
         int in[2], out[2];
         if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) return;
-        const std::string cap = std::to_string(capacity);
+        args.insert(args.begin(), VIPC_CONTRACT_PEER_PATH);
+        std::vector<char*> argv;
+        for (std::string& a : args)
+            argv.push_back(a.data());
+        argv.push_back(nullptr);
         pid_ = fork();
         if (pid_ == 0) {
             dup2(in[0], STDIN_FILENO);
             dup2(out[1], STDOUT_FILENO);
-            execl(VIPC_CONTRACT_PEER_PATH, VIPC_CONTRACT_PEER_PATH, "server", dir.c_str(),
-                  kEndpointName, cap.c_str(), static_cast<char*>(nullptr));
+            execv(argv[0], argv.data());
             _exit(127);
         }
         ::close(in[0]);
@@ -167,19 +175,26 @@ public:
         from_peer_ = out[0];
         reader_ = std::thread([this] { read_loop(); });
     }
-    ~RemoteServer() {
-        if (pid_ > 0) {
-            ::kill(pid_, SIGKILL);
-            waitpid(pid_, nullptr, 0);
-        }
+    ~RemotePeer() {
+        (void)kill_now();
         if (to_peer_ >= 0) ::close(to_peer_);
         if (reader_.joinable()) reader_.join();
         if (from_peer_ >= 0) ::close(from_peer_);
     }
-    RemoteServer(const RemoteServer&) = delete;
-    RemoteServer& operator=(const RemoteServer&) = delete;
+    RemotePeer(const RemotePeer&) = delete;
+    RemotePeer& operator=(const RemotePeer&) = delete;
 
     bool ready() { return command("ready").has_value(); }
+    // SIGKILL now; returns the time of the kill (CLOCK_MONOTONIC ns). Reaps it.
+    u64 kill_now() {
+        const u64 at = posix::now_ns();
+        if (pid_ > 0) {
+            ::kill(pid_, SIGKILL);
+            waitpid(pid_, nullptr, 0);
+            pid_ = -1;
+        }
+        return at;
+    }
 
     // Sends "<id> <text>" and waits for its answer's fields (after "OK"), or the error.
     Result<std::vector<u64>> command(const std::string& text) {
@@ -265,23 +280,51 @@ inline std::string message_text(const Message& m) {
     return t;
 }
 
-class PosixTwoProcesses : public PosixClient {
+// How the two-process adapter's client connects: by name, or through a capability the
+// server process minted and sent it (so that it can be revoked).
+enum class Connect : u8 { ByName, ThroughCapability };
+
+template <Connect HOW>
+class PosixTwoProcessesVia : public PosixClient {
 public:
-    static constexpr const char* kName = "posix-two-processes";
+    static constexpr const char* kName =
+        HOW == Connect::ByName ? "posix-two-processes" : "posix-two-processes-capability";
     template <typename Body>
     static void repeat(Body body) {
-        PosixTwoProcesses a;
+        PosixTwoProcessesVia a;
         body(a);
     }
 
     bool open(Setup setup) {
-        remote_.emplace(dir_.path(), setup.capacity);
+        remote_.emplace(std::vector<std::string>{"server", dir_.path(), kEndpointName,
+                                                 std::to_string(setup.capacity)});
         if (!remote_->ready()) return false;
-        auto c = posix::Connection::connect(kEndpointName, connect_options(setup));
-        if (!c) return false;
-        client_.emplace(static_cast<posix::Connection&&>(*c));
+        if constexpr (HOW == Connect::ThroughCapability) {
+            // A connection by name to receive the capability on, then one through it.
+            posix::ConnectOptions o = connect_options(setup);
+            o.rights = Rights::SEND | Rights::RECEIVE;
+            auto bootstrap = posix::Connection::connect(kEndpointName, o);
+            if (!bootstrap) return false;
+            auto given = remote_->command("give_capability " + std::to_string(bootstrap->id()));
+            if (!given || given->empty()) return false;
+            capability_ = (*given)[0];
+            auto carrier = bootstrap->receive_sync(posix::after_ms(5000));
+            if (!carrier) return false;
+            auto capability = posix::EndpointCapability::receive(*carrier);
+            if (!capability) return false;
+            auto c = posix::Connection::connect(*capability, connect_options(setup));
+            if (!c) return false;
+            client_.emplace(static_cast<posix::Connection&&>(*c));
+        } else {
+            auto c = posix::Connection::connect(kEndpointName, connect_options(setup));
+            if (!c) return false;
+            client_.emplace(static_cast<posix::Connection&&>(*c));
+        }
         connection_ = client_->id();
         return true;
+    }
+    Result<void> revoke_client() {
+        return done(remote_->command("revoke " + std::to_string(capability_)));
     }
 
     Result<Request> server_receive_sync(Deadline d) {
@@ -334,8 +377,12 @@ private:
         return Request{m, f[0]};
     }
 
-    std::optional<RemoteServer> remote_;
+    std::optional<RemotePeer> remote_;
     posix::ConnectionId connection_ = 0;
+    u64 capability_ = 0;
 };
+
+using PosixTwoProcesses = PosixTwoProcessesVia<Connect::ByName>;
+using PosixTwoProcessesThroughCapability = PosixTwoProcessesVia<Connect::ThroughCapability>;
 
 }  // namespace veridian::ipc::contract

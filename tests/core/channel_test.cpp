@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Channel: two endpoints owned together, capacity clamped to 1..1024 and enforced.
 #include "test_support.hpp"
 

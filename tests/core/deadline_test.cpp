@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Deadlines and the core's futex-shaped Mutex, as the threads platform runs them.
 #include <atomic>
 #include <thread>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // IpcError, Result<T> and VIPC_TRY: the error half of the contract.
 #include <cstring>
 #include <iterator>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // fast_ipc_send: the register-sized fast path. A full O(1) capability check, then a direct
 // hand-off into a blocked receiver's parking slot, or the slow path (the queue).
 #include <thread>
@@ -28,10 +29,10 @@ SmallMessage fast_message(const Endpoint& target, u32 opcode) {
 TEST_F(FastPath, HandsOffDirectlyToABlockedReceiver) {
     Endpoint e = make_endpoint(1);
     Result<Message> got = IpcError::NotInitialized;
-    std::jthread receiver([&] { got = e.receive_sync(kOwner, bound()); });
+    std::jthread receiver([&] { got = e.receive_sync(bound()); });
     ASSERT_TRUE(wait_for_receivers(e, 1));
     const SmallMessage sent = fast_message(e, 77);
-    ASSERT_IPC_OK(fast_ipc_send(registry, sent));
+    ASSERT_IPC_OK(fast_ipc_send(owner_space(), sent));
     receiver.join();
 
     const EndpointStats s = stats_of(e);
@@ -50,7 +51,7 @@ TEST_F(FastPath, HandsOffDirectlyToABlockedReceiver) {
 
 TEST_F(FastPath, FallsBackToTheQueueWhenNoReceiverIsBlocked) {
     Endpoint e = make_endpoint(4);
-    ASSERT_IPC_OK(fast_ipc_send(registry, fast_message(e, 5)));
+    ASSERT_IPC_OK(fast_ipc_send(owner_space(), fast_message(e, 5)));
     const EndpointStats s = stats_of(e);
     EXPECT_EQ(s.fast_path_hits, 0u);
     EXPECT_EQ(s.slow_path, 1u);
@@ -63,8 +64,8 @@ TEST_F(FastPath, FallsBackToTheQueueWhenNoReceiverIsBlocked) {
 
 TEST_F(FastPath, NeverBlocksOnAFullQueue) {
     Endpoint e = make_endpoint(1);
-    ASSERT_IPC_OK(fast_ipc_send(registry, fast_message(e, 1)));
-    EXPECT_IPC_ERROR(fast_ipc_send(registry, fast_message(e, 2)), IpcError::ChannelFull);
+    ASSERT_IPC_OK(fast_ipc_send(owner_space(), fast_message(e, 1)));
+    EXPECT_IPC_ERROR(fast_ipc_send(owner_space(), fast_message(e, 2)), IpcError::ChannelFull);
     EXPECT_EQ(stats_of(e).blocked, 0u);
     EXPECT_EQ(stats_of(e).queued, 1u);
 }
@@ -73,7 +74,7 @@ TEST_F(FastPath, RejectsCapabilityZero) {
     Endpoint e = make_endpoint();
     SmallMessage m = fast_message(e, 1);
     m.capability = 0;
-    EXPECT_IPC_ERROR(fast_ipc_send(registry, m), IpcError::InvalidCapability);
+    EXPECT_IPC_ERROR(fast_ipc_send(owner_space(), m), IpcError::InvalidCapability);
     EXPECT_EQ(stats_of(e).sent, 0u);
 }
 
@@ -81,39 +82,49 @@ TEST_F(FastPath, RejectsAForgedToken) {
     Endpoint e = make_endpoint();
     SmallMessage m = fast_message(e, 1);
     const Capability real = e.capability();
-    m.capability =
-        Capability::make(real.index(), static_cast<u16>(real.generation() + 7), Rights::ALL).raw();
-    EXPECT_IPC_ERROR(fast_ipc_send(registry, m), IpcError::InvalidCapability);
-    m.capability = Capability::make(real.index() + 500, real.generation(), Rights::ALL).raw();
-    EXPECT_IPC_ERROR(fast_ipc_send(registry, m), IpcError::InvalidCapability);
+    m.capability = Capability::make(real.index(), real.check() + 7).raw();
+    EXPECT_IPC_ERROR(fast_ipc_send(owner_space(), m), IpcError::InvalidCapability);
+    m.capability = Capability::make(real.index() + 500, real.check()).raw();
+    EXPECT_IPC_ERROR(fast_ipc_send(owner_space(), m), IpcError::InvalidCapability);
     EXPECT_EQ(stats_of(e).sent, 0u);
 }
 
 TEST_F(FastPath, RejectsARevokedToken) {
     Endpoint e = make_endpoint();
     const SmallMessage stale = fast_message(e, 1);
-    Result<Endpoint> fresh = e.revoke();
+    Result<Endpoint> fresh = e.revoke_all();
     ASSERT_IPC_OK(fresh);
-    EXPECT_IPC_ERROR(fast_ipc_send(registry, stale), IpcError::InvalidCapability);
-    EXPECT_IPC_OK(fast_ipc_send(registry, fast_message(*fresh, 2)));
+    EXPECT_IPC_ERROR(fast_ipc_send(owner_space(), stale), IpcError::InvalidCapability);
+    EXPECT_IPC_OK(fast_ipc_send(owner_space(), fast_message(*fresh, 2)));
 }
 
 TEST_F(FastPath, RejectsATokenWithoutTheSendRight) {
     Endpoint e = make_endpoint();
-    const SmallMessage m = fast_message(e.derive(Rights::RECEIVE | Rights::REVOKE), 1);
-    EXPECT_IPC_ERROR(fast_ipc_send(registry, m), IpcError::PermissionDenied);
-    EXPECT_IPC_OK(fast_ipc_send(registry, fast_message(e.derive(Rights::SEND), 1)));
+    const SmallMessage m = fast_message(e.derive(Rights::RECEIVE | Rights::REVOKE).value(), 1);
+    EXPECT_IPC_ERROR(fast_ipc_send(owner_space(), m), IpcError::PermissionDenied);
+    EXPECT_IPC_OK(fast_ipc_send(owner_space(), fast_message(e.derive(Rights::SEND).value(), 1)));
 }
 
-TEST_F(FastPath, StampsTheCurrentProcessAsSender) {
+TEST_F(FastPath, StampsTheHolderOfTheSendingSpaceAndItsBadgeAsSender) {
     Endpoint e = make_endpoint();
-    ThreadsPlatform::set_current_process(ProcessId{44});
-    ASSERT_IPC_OK(fast_ipc_send(registry, fast_message(e, 1)));
+    const Endpoint client = give(e, ProcessId{44}, Rights::SEND, /*badge=*/0xB0B);
+    ThreadsPlatform::set_current_process(ProcessId{45});  // not what the core stamps
+    ASSERT_IPC_OK(fast_ipc_send(space_of(ProcessId{44}), fast_message(client, 1)));
     ThreadsPlatform::set_current_process(ProcessId{});
     Result<Message> m = e.try_receive();
     ASSERT_IPC_OK(m);
     EXPECT_EQ(m->sender(), ProcessId{44});
+    EXPECT_EQ(m->badge(), 0xB0Bu);
     EXPECT_EQ(m->transaction_id(), 0u);
+}
+
+TEST_F(FastPath, RefusesToCarryACapability) {
+    Endpoint e = make_endpoint();
+    SmallMessage m = fast_message(e, 1);
+    m.flags = MessageFlags::HAS_CAPABILITY;
+    m.data[0] = e.capability().raw();
+    EXPECT_IPC_ERROR(fast_ipc_send(owner_space(), m), IpcError::InvalidMessage);
+    EXPECT_EQ(stats_of(e).sent, 0u);
 }
 
 TEST_F(FastPath, EveryHitOrFallbackIsCountedOnce) {
@@ -121,12 +132,12 @@ TEST_F(FastPath, EveryHitOrFallbackIsCountedOnce) {
     constexpr int kRounds = 20;
     for (int i = 0; i < kRounds; ++i) {
         Result<Message> got = IpcError::NotInitialized;
-        std::jthread receiver([&] { got = e.receive_sync(kOwner, bound()); });
+        std::jthread receiver([&] { got = e.receive_sync(bound()); });
         ASSERT_TRUE(wait_for_receivers(e, 1));
-        ASSERT_IPC_OK(fast_ipc_send(registry, fast_message(e, 1)));  // hit
+        ASSERT_IPC_OK(fast_ipc_send(owner_space(), fast_message(e, 1)));  // hit
         receiver.join();
         ASSERT_IPC_OK(got);
-        ASSERT_IPC_OK(fast_ipc_send(registry, fast_message(e, 2)));  // fallback
+        ASSERT_IPC_OK(fast_ipc_send(owner_space(), fast_message(e, 2)));  // fallback
         ASSERT_IPC_OK(e.try_receive());
     }
     const EndpointStats s = stats_of(e);

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // ChannelGuard: the RAII owner of an endpoint. Destroying it closes the endpoint and
 // removes it from the registry.
 #include <thread>
@@ -32,7 +33,8 @@ TEST_F(Guard, DestroyingItClosesAndRemovesTheEndpoint) {
     }
     EXPECT_FALSE(e.is_active());
     EXPECT_IPC_ERROR(e.send_async(tagged(2)), IpcError::InvalidCapability);
-    EXPECT_IPC_ERROR(registry.validate_capability(e.capability(), 0), IpcError::InvalidCapability);
+    EXPECT_IPC_ERROR(registry.validate_capability(owner_space(), e.capability(), 0),
+                     IpcError::InvalidCapability);
     EXPECT_IPC_ERROR(registry.lookup(e.id()), IpcError::EndpointNotFound);
     EXPECT_EQ(registry.stats().live, 0u);
 }
@@ -47,7 +49,7 @@ TEST_F(Guard, DestroyingItWakesBlockedReceiversWithEndpointNotFound) {
     {
         std::vector<std::jthread> receivers;
         for (int i = 0; i < kReceivers; ++i) {
-            receivers.emplace_back([&, i] { results[i] = e.receive_sync(kOwner, bound()); });
+            receivers.emplace_back([&, i] { results[i] = e.receive_sync(bound()); });
         }
         ASSERT_TRUE(wait_for_receivers(e, kReceivers));
         { ChannelGuard dying = static_cast<ChannelGuard&&>(guard); }

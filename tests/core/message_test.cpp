@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Messages: the 48-byte SmallMessage layout, Message::small, large messages, flags and the
 // payload checksum.
 #include <cstddef>

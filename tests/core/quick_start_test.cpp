@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // The usage examples: the quick start (create a registry and an endpoint, send, receive)
 // and the examples in the core's header comments, written out as they appear there so that
 // a change that breaks them fails to compile or fails here. Only the umbrella header is
@@ -22,7 +23,7 @@ TEST(QuickStart, CreateARegistryAndAnEndpointThenSendAndReceive) {
     hello.small_message().data[0] = 42;
     ASSERT_TRUE(endpoint->send_async(hello).has_value());
 
-    Result<Message> received = endpoint->receive_sync(ProcessId{1}, platform.after_ns(1'000'000));
+    Result<Message> received = endpoint->receive_sync(platform.after_ns(1'000'000));
     ASSERT_TRUE(received.has_value());
     EXPECT_EQ(received->opcode(), 1u);
     EXPECT_EQ(received->small_message().data[0], 42u);
@@ -48,9 +49,10 @@ Result<void> message_header_example(Endpoint& endpoint, u64 capability) {
 // endpoint.hpp
 Result<Message> endpoint_header_example(Registry& registry, Platform& platform) {
     Endpoint server = VIPC_TRY(registry.create_endpoint(ProcessId{1}));
-    Endpoint client = server.derive(Rights::SEND);  // give this one away
-    VIPC_TRY(client.send_sync(Message::small(0, 1), ProcessId{2}));
-    Message m = VIPC_TRY(server.receive_sync(ProcessId{1}, platform.after_ns(1'000'000)));
+    Endpoint client = VIPC_TRY(server.transfer(ProcessId{2}, TransferMode::Copy,
+                                               Rights::SEND));  // client's own entry
+    VIPC_TRY(client.send_sync(Message::small(0, 1)));           // sender() = ProcessId{2}
+    Message m = VIPC_TRY(server.receive_sync(platform.after_ns(1'000'000)));
     return m;
 }
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Registry: creation, lookup, removal (by owner only), per-process cleanup, the slot table's
 // limits, allocation failures and the registry's counters.
 #include <atomic>
@@ -20,14 +21,16 @@ using test::TestAllocator;
 // type is spelled ipc::Registry.
 using Registry = CoreTest;
 
-TEST_F(Registry, LookupFindsALiveEndpointWithAllRights) {
+TEST_F(Registry, LookupGivesTheOwnerANewRootEntryWithAllRights) {
     Endpoint e = make_endpoint(4, ProcessId{7});
-    Endpoint narrow = e.derive(Rights::SEND);
+    Endpoint narrow = e.derive(Rights::SEND).value();
     Result<Endpoint> found = registry.lookup(narrow.id());
     ASSERT_IPC_OK(found);
     EXPECT_EQ(found->id(), e.id());
     EXPECT_EQ(found->owner(), ProcessId{7});
-    EXPECT_EQ(found->capability(), e.capability());
+    EXPECT_EQ(found->space(), e.space());            // in the owner's space only
+    EXPECT_NE(found->capability(), e.capability());  // a new entry
+    EXPECT_EQ(found->info()->rights, Rights::ALL);
     EXPECT_IPC_OK(found->send_async(tagged(1)));
     EXPECT_IPC_OK(e.try_receive());
 }
@@ -78,7 +81,7 @@ TEST_F(Registry, RemoveProcessEndpointsRemovesExactlyThatOwnersEndpoints) {
         EXPECT_FALSE(e.is_active());
     for (const Endpoint& e : theirs) {
         EXPECT_TRUE(e.is_active());
-        EXPECT_IPC_OK(e.derive(Rights::ALL).send_async(tagged(1)));
+        EXPECT_IPC_OK(e.derive(Rights::ALL).value().send_async(tagged(1)));
     }
     EXPECT_EQ(registry.stats().live, 2u);
     EXPECT_EQ(registry.remove_process_endpoints(ProcessId{10}), 0u);
@@ -131,7 +134,9 @@ TEST_F(Registry, QueueAllocationFailureGivesOutOfMemoryAndTakesNoSlot) {
     TestAllocator allocator_that_fails_later;
     {
         ipc::Registry r(platform, allocator_that_fails_later, 4);
-        ASSERT_EQ(allocator_that_fails_later.allocations(), 1);  // the table, once
+        ASSERT_EQ(allocator_that_fails_later.allocations(), 2);  // the two tables, once
+        ASSERT_IPC_OK(r.create_space(kOwner));                   // the owner's entries
+        ASSERT_EQ(allocator_that_fails_later.allocations(), 3);
         allocator_that_fails_later.fail_after(0);
         EXPECT_IPC_ERROR(r.create_endpoint(kOwner, 4), IpcError::OutOfMemory);
         EXPECT_EQ(r.stats().live, 0u);
@@ -149,8 +154,10 @@ TEST_F(Registry, AllocatesOnlyThroughItsAllocatorAndGivesEverythingBack) {
     TestAllocator counting;
     {
         ipc::Registry r(platform, counting, 8);
+        EXPECT_EQ(counting.outstanding(), 2);  // the slot table and the space table
+        ASSERT_IPC_OK(r.create_space(kOwner));
         const long after_table = counting.outstanding();
-        EXPECT_EQ(after_table, 1);
+        EXPECT_EQ(after_table, 3);  // and the owner's entries
         Endpoint a = *r.create_endpoint(kOwner, 16);
         Endpoint b = *r.create_endpoint(kOwner, 16);
         EXPECT_EQ(counting.outstanding(), after_table + 2);  // one queue each
@@ -204,22 +211,24 @@ TEST_F(Registry, ASlotIsRetiredOnceCreateAndRemoveHaveUsedUpItsGenerations) {
         }
         ++created;
         ASSERT_LE(created, 0xFFFFu) << "the slot's generation wrapped around";
-        ASSERT_NE(e->capability().generation(), 0u);
+        ASSERT_NE(e->capability().check(), 0u);
         ASSERT_IPC_OK(one.remove_endpoint(e->id(), kOwner));
     }
     // One endpoint per generation 1..0xFFFF; the first token never came back to life.
     EXPECT_EQ(created, 0xFFFFu);
     EXPECT_EQ(one.stats().retired_slots, 1u);
-    EXPECT_IPC_ERROR(one.validate_capability(first_token, 0), IpcError::InvalidCapability);
+    EXPECT_IPC_ERROR(one.validate_capability(*first->space(), first_token, 0),
+                     IpcError::InvalidCapability);
 }
 
-TEST_F(Registry, ValidateCapabilityReturnsAHandleWithTheTokensRights) {
+TEST_F(Registry, ValidateCapabilityReturnsAHandleWithTheEntrysRights) {
     Endpoint e = make_endpoint();
-    Result<Endpoint> v =
-        registry.validate_capability(e.capability().derive(Rights::SEND), Rights::SEND);
+    Result<Endpoint> v = registry.validate_capability(
+        owner_space(), e.derive(Rights::SEND).value().capability(), Rights::SEND);
     ASSERT_IPC_OK(v);
     EXPECT_EQ(v->id(), e.id());
-    EXPECT_EQ(v->capability().rights(), Rights::SEND);
+    ASSERT_IPC_OK(v->info());
+    EXPECT_EQ(v->info()->rights, Rights::SEND);
     EXPECT_IPC_OK(v->send_async(tagged(1)));
     EXPECT_IPC_ERROR(v->try_receive(), IpcError::PermissionDenied);
 }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // EndpointStats: each counter, checked by making it move.
 #include <thread>
 
@@ -47,7 +48,7 @@ TEST_F(Stats, AReusedSlotStartsWithZeroCounters) {
 TEST_F(Stats, SentCountsEveryAcceptedMessageAndNoRefusedOne) {
     Endpoint e = make_endpoint(2);
     ASSERT_IPC_OK(e.send_async(tagged(1)));
-    ASSERT_IPC_OK(e.send_sync(tagged(2), kOwner, bound()));
+    ASSERT_IPC_OK(e.send_sync(tagged(2), bound()));
     EXPECT_IPC_ERROR(e.send_async(tagged(3)), IpcError::ChannelFull);
     EXPECT_EQ(stats_of(e).sent, 2u);
 }
@@ -57,7 +58,7 @@ TEST_F(Stats, ReceivedCountsEveryTakenMessage) {
     for (u64 i = 0; i < 3; ++i)
         ASSERT_IPC_OK(e.send_async(tagged(i)));
     ASSERT_IPC_OK(e.try_receive());
-    ASSERT_IPC_OK(e.receive_sync(kOwner, bound()));
+    ASSERT_IPC_OK(e.receive_sync(bound()));
     EXPECT_EQ(stats_of(e).received, 2u);
     ASSERT_IPC_OK(e.try_receive());
     EXPECT_IPC_ERROR(e.try_receive(), IpcError::ChannelEmpty);
@@ -77,25 +78,24 @@ TEST_F(Stats, BlockedCountsOperationsThatHadToWait) {
     Endpoint e = make_endpoint(1);
     // A receive that finds a message does not block; one that finds none does.
     ASSERT_IPC_OK(e.send_async(tagged(1)));
-    ASSERT_IPC_OK(e.receive_sync(kOwner, bound()));
+    ASSERT_IPC_OK(e.receive_sync(bound()));
     EXPECT_EQ(stats_of(e).blocked, 0u);
-    EXPECT_IPC_ERROR(e.receive_sync(kOwner, platform.after_ns(kMillisecond)), IpcError::Timeout);
+    EXPECT_IPC_ERROR(e.receive_sync(platform.after_ns(kMillisecond)), IpcError::Timeout);
     EXPECT_EQ(stats_of(e).blocked, 1u);
     // A send into a full queue blocks.
     ASSERT_IPC_OK(e.send_async(tagged(2)));
-    EXPECT_IPC_ERROR(e.send_sync(tagged(3), kOwner, platform.after_ns(kMillisecond)),
-                     IpcError::Timeout);
+    EXPECT_IPC_ERROR(e.send_sync(tagged(3), platform.after_ns(kMillisecond)), IpcError::Timeout);
     EXPECT_EQ(stats_of(e).blocked, 2u);
 }
 
 TEST_F(Stats, TimedOutCountsBlockedOperationsEndingAtTheirDeadline) {
     Endpoint e = make_endpoint(1);
-    EXPECT_IPC_ERROR(e.receive_sync(kOwner, platform.after_ns(kMillisecond)), IpcError::Timeout);
+    EXPECT_IPC_ERROR(e.receive_sync(platform.after_ns(kMillisecond)), IpcError::Timeout);
     EXPECT_EQ(stats_of(e).timed_out, 1u);
     ASSERT_IPC_OK(e.send_async(tagged(1)));
-    EXPECT_IPC_ERROR(e.send_sync(tagged(2), kOwner, Deadline::past()), IpcError::Timeout);
+    EXPECT_IPC_ERROR(e.send_sync(tagged(2), Deadline::past()), IpcError::Timeout);
     EXPECT_EQ(stats_of(e).timed_out, 2u);
-    ASSERT_IPC_OK(e.receive_sync(kOwner, platform.after_ns(kMillisecond)));  // no timeout
+    ASSERT_IPC_OK(e.receive_sync(platform.after_ns(kMillisecond)));  // no timeout
     EXPECT_EQ(stats_of(e).timed_out, 2u);
 }
 
@@ -105,11 +105,11 @@ TEST_F(Stats, FullCountsSendsThatFoundTheQueueFull) {
     EXPECT_EQ(stats_of(e).full, 0u);
     EXPECT_IPC_ERROR(e.send_async(tagged(2)), IpcError::ChannelFull);
     EXPECT_EQ(stats_of(e).full, 1u);
-    EXPECT_IPC_ERROR(e.send_sync(tagged(3), kOwner, Deadline::past()), IpcError::Timeout);
+    EXPECT_IPC_ERROR(e.send_sync(tagged(3), Deadline::past()), IpcError::Timeout);
     EXPECT_EQ(stats_of(e).full, 2u);
     SmallMessage fast{};
     fast.capability = e.capability().raw();
-    EXPECT_IPC_ERROR(fast_ipc_send(registry, fast), IpcError::ChannelFull);
+    EXPECT_IPC_ERROR(fast_ipc_send(owner_space(), fast), IpcError::ChannelFull);
     EXPECT_EQ(stats_of(e).full, 3u);
 }
 
@@ -124,7 +124,7 @@ TEST_F(Stats, DiscardedOnCloseCountsTheQueueAtClose) {
 
 TEST_F(Stats, WaitingCountsShowWhoIsBlocked) {
     Endpoint e = make_endpoint(1);
-    std::jthread receiver([&] { (void)e.receive_sync(kOwner, bound()); });
+    std::jthread receiver([&] { (void)e.receive_sync(bound()); });
     ASSERT_TRUE(wait_for_receivers(e, 1));
     EXPECT_EQ(stats_of(e).waiting_senders, 0u);
     ASSERT_IPC_OK(e.send_async(tagged(1)));
@@ -132,7 +132,7 @@ TEST_F(Stats, WaitingCountsShowWhoIsBlocked) {
     EXPECT_EQ(stats_of(e).waiting_receivers, 0u);
 
     ASSERT_IPC_OK(e.send_async(tagged(2)));
-    std::jthread sender([&] { (void)e.send_sync(tagged(3), kOther, bound()); });
+    std::jthread sender([&] { (void)e.send_sync(tagged(3), bound()); });
     ASSERT_TRUE(wait_for_senders(e, 1));
     EXPECT_EQ(stats_of(e).waiting_receivers, 0u);
     ASSERT_IPC_OK(e.try_receive());
@@ -143,7 +143,7 @@ TEST_F(Stats, WaitingCountsShowWhoIsBlocked) {
 
 TEST_F(Stats, SentAndReceivedIncludeHandOffsAndBlockedSenders) {
     Endpoint e = make_endpoint(1);
-    std::jthread receiver([&] { (void)e.receive_sync(kOwner, bound()); });
+    std::jthread receiver([&] { (void)e.receive_sync(bound()); });
     ASSERT_TRUE(wait_for_receivers(e, 1));
     ASSERT_IPC_OK(e.send_async(tagged(1)));  // handed off
     receiver.join();
@@ -151,7 +151,7 @@ TEST_F(Stats, SentAndReceivedIncludeHandOffsAndBlockedSenders) {
     EXPECT_EQ(stats_of(e).received, 1u);
 
     ASSERT_IPC_OK(e.send_async(tagged(2)));
-    std::jthread sender([&] { (void)e.send_sync(tagged(3), kOther, bound()); });
+    std::jthread sender([&] { (void)e.send_sync(tagged(3), bound()); });
     ASSERT_TRUE(wait_for_senders(e, 1));
     EXPECT_EQ(stats_of(e).sent, 2u);  // the blocked message is not accepted yet
     ASSERT_IPC_OK(e.try_receive());
@@ -162,7 +162,7 @@ TEST_F(Stats, SentAndReceivedIncludeHandOffsAndBlockedSenders) {
 
 TEST_F(Stats, BlockedAndTimedOutCountACallThatWaitedForItsReply) {
     Endpoint e = make_endpoint();
-    EXPECT_IPC_ERROR(e.call(tagged(1), kOther, platform.after_ns(kMillisecond)), IpcError::Timeout);
+    EXPECT_IPC_ERROR(e.call(tagged(1), platform.after_ns(kMillisecond)), IpcError::Timeout);
     const EndpointStats s = stats_of(e);
     EXPECT_EQ(s.blocked, 1u);
     EXPECT_EQ(s.timed_out, 1u);
@@ -171,10 +171,10 @@ TEST_F(Stats, BlockedAndTimedOutCountACallThatWaitedForItsReply) {
 TEST_F(Stats, ACallRoundTripCountsTheRequestAndTheReply) {
     Endpoint e = make_endpoint();
     std::jthread server([&] {
-        Result<Message> request = e.receive_sync(kOwner, bound());
+        Result<Message> request = e.receive_sync(bound());
         if (request) (void)e.reply(*request, tagged(2));
     });
-    ASSERT_IPC_OK(e.call(tagged(1), kOther, bound()));
+    ASSERT_IPC_OK(e.call(tagged(1), bound()));
     server.join();
     const EndpointStats s = stats_of(e);
     EXPECT_EQ(s.sent, 2u);

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Stress: 4 producers and 4 consumers on one endpoint, with random short deadlines on both
 // sides, a mix of send_sync / send_async / fast_ipc_send and receive_sync / try_receive, and
 // a close at a random moment. Checked afterwards:
@@ -117,7 +118,7 @@ TEST_F(Stress, FourProducersFourConsumersWithTimeoutsAndACloseLoseDuplicateAndRe
             threads.emplace_back([&, p] {
                 ThreadsPlatform::set_current_process(ProcessId{static_cast<u64>(1000 + p)});
                 std::mt19937_64 rng(seed ^ (0x100 + static_cast<u64>(p)) * 0x9E3779B97F4A7C15ull);
-                Endpoint sender = e.derive(Rights::SEND);
+                Endpoint sender = e.derive(Rights::SEND).value();
                 start_together();
                 u64 seq = 0;
                 while (seq < shared.messages_per_producer) {
@@ -136,16 +137,15 @@ TEST_F(Stress, FourProducersFourConsumersWithTimeoutsAndACloseLoseDuplicateAndRe
                     if (choice == 0) {
                         r = sender.send_async(Message(m));
                     } else if (choice == 1) {
-                        r = fast_ipc_send(registry, m);
+                        r = fast_ipc_send(*sender.space(), m);
                     } else if (choice < 8) {
                         // Short deadlines, from already past to 50 µs.
                         const Deadline d = choice == 2
                                                ? Deadline::past()
                                                : platform.after_ns(rng() % (50 * kMicrosecond));
-                        r = sender.send_sync(Message(m), ProcessId{static_cast<u64>(1000 + p)}, d);
+                        r = sender.send_sync(Message(m), d);
                     } else {
-                        r = sender.send_sync(Message(m), ProcessId{static_cast<u64>(1000 + p)},
-                                             platform.after_ns(100 * kMillisecond));
+                        r = sender.send_sync(Message(m), platform.after_ns(100 * kMillisecond));
                     }
                     if (r) {
                         ++seq;  // accepted: the next message; refused: the same one again
@@ -165,7 +165,7 @@ TEST_F(Stress, FourProducersFourConsumersWithTimeoutsAndACloseLoseDuplicateAndRe
         for (int c = 0; c < kConsumers; ++c) {
             threads.emplace_back([&, c] {
                 std::mt19937_64 rng(seed ^ (0x200 + static_cast<u64>(c)) * 0x9E3779B97F4A7C15ull);
-                Endpoint receiver = e.derive(Rights::RECEIVE);
+                Endpoint receiver = e.derive(Rights::RECEIVE).value();
                 std::int64_t last[kProducers];
                 for (std::int64_t& l : last)
                     l = -1;
@@ -183,10 +183,9 @@ TEST_F(Stress, FourProducersFourConsumersWithTimeoutsAndACloseLoseDuplicateAndRe
                         const Deadline d = choice == 2
                                                ? Deadline::past()
                                                : platform.after_ns(rng() % (50 * kMicrosecond));
-                        r = receiver.receive_sync(ProcessId{static_cast<u64>(2000 + c)}, d);
+                        r = receiver.receive_sync(d);
                     } else {
-                        r = receiver.receive_sync(ProcessId{static_cast<u64>(2000 + c)},
-                                                  platform.after_ns(100 * kMillisecond));
+                        r = receiver.receive_sync(platform.after_ns(100 * kMillisecond));
                     }
                     if (!r) {
                         if (r.error() == IpcError::EndpointNotFound) {
@@ -315,7 +314,7 @@ TEST_F(Stress, CallersRacingTimeoutsAndACloseEachGetTheirOwnReplyOrAnError) {
             threads.emplace_back([&, c] {
                 ThreadsPlatform::set_current_process(ProcessId{static_cast<u64>(3000 + c)});
                 std::mt19937_64 rng(seed ^ (0x300 + static_cast<u64>(c)) * 0x9E3779B97F4A7C15ull);
-                Endpoint caller = e.derive(Rights::SEND);
+                Endpoint caller = e.derive(Rights::SEND).value();
                 for (u64 i = 0; i < calls_per_caller; ++i) {
                     if (watchdog.expired(platform.now_ns())) {
                         stuck = true;
@@ -327,8 +326,7 @@ TEST_F(Stress, CallersRacingTimeoutsAndACloseEachGetTheirOwnReplyOrAnError) {
                     const Deadline d = rng() % 4 == 0
                                            ? platform.after_ns(rng() % (50 * kMicrosecond))
                                            : platform.after_ns(100 * kMillisecond);
-                    Result<Message> reply =
-                        caller.call(request, ProcessId{static_cast<u64>(3000 + c)}, d);
+                    Result<Message> reply = caller.call(request, d);
                     if (reply) {
                         replies_received.fetch_add(1);
                         if (reply->small_message().data[0] != ~tag ||
@@ -349,14 +347,14 @@ TEST_F(Stress, CallersRacingTimeoutsAndACloseEachGetTheirOwnReplyOrAnError) {
         }
         for (int s = 0; s < kServers; ++s) {
             threads.emplace_back([&] {
-                Endpoint server = e.derive(Rights::RECEIVE);
+                Endpoint server = e.derive(Rights::RECEIVE).value();
                 for (;;) {
                     if (watchdog.expired(platform.now_ns())) {
                         stuck = true;
                         break;
                     }
                     Result<Message> request =
-                        server.receive_sync(ProcessId{4000}, platform.after_ns(100 * kMillisecond));
+                        server.receive_sync(platform.after_ns(100 * kMillisecond));
                     if (!request) {
                         if (request.error() == IpcError::Timeout) continue;
                         if (request.error() != IpcError::EndpointNotFound) {

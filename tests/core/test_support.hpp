@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Shared helpers of the core's tests: a registry on the threads platform, readable checks of
 // Result outcomes, bounded polling of endpoint stats and allocators that fail on purpose.
 //
@@ -115,6 +116,21 @@ protected:
         Result<Endpoint> e = registry.create_endpoint(owner, capacity);
         EXPECT_IPC_OK(e);
         return e ? *e : Endpoint();
+    }
+
+    // The capability space of `holder` (created on first use).
+    CapabilitySpace& space_of(ProcessId holder) {
+        Result<CapabilitySpace*> s = registry.space(holder);
+        EXPECT_IPC_OK(s);
+        return **s;
+    }
+    CapabilitySpace& owner_space() { return space_of(kOwner); }
+
+    // A new entry for `e`'s endpoint in `to`'s space, with `rights` (a Copy transfer).
+    Endpoint give(const Endpoint& e, ProcessId to, u16 rights, Badge badge = 0) {
+        Result<Endpoint> got = e.transfer(to, TransferMode::Copy, rights, badge);
+        EXPECT_IPC_OK(got);
+        return got ? *got : Endpoint();
     }
 
     static EndpointStats stats_of(const Endpoint& e) {

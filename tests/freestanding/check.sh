@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT OR Apache-2.0
 # Compiles and links the core's sources with -ffreestanding -fno-exceptions -fno-rtti
 # -nostdlib (no libc, no libstdc++, no libgcc) into a program with its own _start, then
 # runs it. Fails if any core file needs a hosted header or a runtime symbol.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // A freestanding program that links the core with -ffreestanding -fno-exceptions -fno-rtti
 // -nostdlib and no libc at all, then uses it: it proves the core needs nothing hosted.
 // On x86-64 Linux it also runs (its own _start and exit system call): exit status 0 means
@@ -75,7 +76,7 @@ int run() {
     if (!endpoint->send_async(Message::small(0x1234, 42))) return 2;
     Result<Message> got = endpoint->try_receive();
     if (!got || got->capability() != 0x1234 || got->opcode() != 42) return 3;
-    Result<Message> timed_out = endpoint->receive_sync(ProcessId{1}, platform.after_ns(10));
+    Result<Message> timed_out = endpoint->receive_sync(platform.after_ns(10));
     if (timed_out || timed_out.error() != IpcError::Timeout) return 4;
     if (!endpoint->close()) return 5;
     if (endpoint->try_receive().error() != IpcError::EndpointNotFound) return 6;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Seeded interleavings of the core's endpoints on the deterministic simulation platform.
 //
 // Each seed builds one endpoint with a small queue (1-4 places) and a seed-chosen cast of
@@ -359,11 +360,10 @@ void sending_party_done(World& w) {
 
 void run_sync_sender(World& w, const Cast& c, u32 party, u64 seed) {
     TestRandom random(seed ^ (u64{party} << 48) ^ 0x51);
-    Endpoint ep = w.endpoint.derive(Rights::SEND);
+    Endpoint ep = w.endpoint.derive(Rights::SEND).value_or(Endpoint());  // null once removed
     for (u32 seq = 0; seq < c.messages_per_sender; ++seq) {
         const Deadline deadline = choose_deadline(w, random, c.deadline_percent);
-        Result<void> r = ep.send_sync(make_message(party, seq, SendKind::Sync),
-                                      ProcessId{100 + party}, deadline);
+        Result<void> r = ep.send_sync(make_message(party, seq, SendKind::Sync), deadline);
         w.attempts.push_back(
             {party, seq, SendKind::Sync, r.has_value(), r ? IpcError::NotInitialized : r.error()});
         if (!r) check_blocking_error(w, "send_sync", r.error(), deadline);
@@ -375,7 +375,7 @@ void run_sync_sender(World& w, const Cast& c, u32 party, u64 seed) {
 // try again with a new message, a few times.
 void run_nonblocking_sender(World& w, const Cast& c, u32 party, u64 seed, SendKind kind) {
     TestRandom random(seed ^ (u64{party} << 48) ^ 0x52);
-    Endpoint ep = w.endpoint.derive(Rights::SEND);
+    Endpoint ep = w.endpoint.derive(Rights::SEND).value_or(Endpoint());  // null once removed
     u32 seq = 0;
     for (u32 i = 0; i < c.messages_per_sender; ++i) {
         for (u32 attempt = 0; attempt < 4; ++attempt, ++seq) {
@@ -385,7 +385,7 @@ void run_nonblocking_sender(World& w, const Cast& c, u32 party, u64 seed, SendKi
             } else {
                 SmallMessage m = make_message(party, seq, kind).small_message();
                 m.capability = ep.capability().raw();
-                r = fast_ipc_send(w.registry, m);
+                r = fast_ipc_send(*w.endpoint.space(), m);
             }
             w.attempts.push_back(
                 {party, seq, kind, r.has_value(), r ? IpcError::NotInitialized : r.error()});
@@ -410,13 +410,13 @@ void run_nonblocking_sender(World& w, const Cast& c, u32 party, u64 seed, SendKi
 
 void run_caller(World& w, const Cast& c, u32 party, u64 seed) {
     TestRandom random(seed ^ (u64{party} << 48) ^ 0x53);
-    Endpoint ep = w.endpoint.derive(Rights::SEND);
+    Endpoint ep = w.endpoint.derive(Rights::SEND).value_or(Endpoint());  // null once removed
     for (u32 seq = 0; seq < c.messages_per_sender; ++seq) {
         const Deadline deadline = choose_deadline(w, random, c.deadline_percent);
         const Message request = make_message(party, seq, SendKind::Call);
-        Result<Message> r = random.percent(50)
-                                ? ep.call(request, ProcessId{100 + party}, deadline)
-                                : call_reply(w.registry, request, ep.capability(), deadline);
+        Result<Message> r = random.percent(50) ? ep.call(request, deadline)
+                                               : call_reply(*w.endpoint.space(), request,
+                                                            ep.capability(), deadline);
         w.attempts.push_back(
             {party, seq, SendKind::Call, r.has_value(), r ? IpcError::NotInitialized : r.error()});
         if (!r) {
@@ -495,11 +495,11 @@ void handle_received(World& w, Endpoint& ep, TestRandom& random, u32 receiver, c
 
 void run_sync_receiver(World& w, const Cast& c, u32 receiver, u64 seed) {
     TestRandom random(seed ^ (u64{receiver} << 40) ^ 0x54);
-    Endpoint ep = w.endpoint.derive(Rights::RECEIVE);
+    Endpoint ep = w.endpoint.derive(Rights::RECEIVE).value_or(Endpoint());  // null once removed
     for (;;) {
         if (past_horizon(w, "a receiver")) return;
         const Deadline deadline = choose_deadline(w, random, c.deadline_percent);
-        Result<Message> r = ep.receive_sync(ProcessId{200 + receiver}, deadline);
+        Result<Message> r = ep.receive_sync(deadline);
         if (r) {
             handle_received(w, ep, random, receiver, *r);
             continue;
@@ -512,7 +512,7 @@ void run_sync_receiver(World& w, const Cast& c, u32 receiver, u64 seed) {
 
 void run_polling_receiver(World& w, u32 receiver, u64 seed) {
     TestRandom random(seed ^ (u64{receiver} << 40) ^ 0x55);
-    Endpoint ep = w.endpoint.derive(Rights::RECEIVE);
+    Endpoint ep = w.endpoint.derive(Rights::RECEIVE).value_or(Endpoint());  // null once removed
     for (;;) {
         if (past_horizon(w, "a polling receiver")) return;
         Result<Message> r = ep.try_receive();
@@ -534,7 +534,7 @@ void run_polling_receiver(World& w, u32 receiver, u64 seed) {
 }
 
 void run_closer(World& w, const Cast& c, u32 sending_parties) {
-    Endpoint ep = w.endpoint.derive(Rights::REVOKE);
+    Endpoint ep = w.endpoint.derive(Rights::REVOKE).value_or(Endpoint());  // null once removed
     auto wait_until = [&](auto condition) {
         for (;;) {
             const u32 seen = w.progress.word.load();

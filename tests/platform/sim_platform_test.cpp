@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // The deterministic simulation platform: its scheduler, clock, waits and wakes.
 #include "veridian/ipc/platform/sim.hpp"
 
@@ -360,7 +361,7 @@ TEST(SimPlatform, ADeadlockInsideTheCoreIsReportedAndItsTaskUnwound) {
     Endpoint endpoint = *world->registry.create_endpoint(ProcessId{1}, 1);
     bool receive_returned = false;
     world->sim.spawn(ProcessId{5}, [&] {
-        (void)endpoint.receive_sync(ProcessId{5});  // nobody sends, nobody closes
+        (void)endpoint.receive_sync();  // nobody sends, nobody closes
         receive_returned = true;
     });
     SimPlatform::RunResult r = world->sim.run();

@@ -72,6 +72,28 @@ constexpr u64 kMeasureMs = 700;
 // that no abuser stalls the others (before the fixes: a few calls in 5 s against ~10^5/s).
 constexpr double kGenerousRateFactor = 100;
 
+// Under a sanitizer every call costs ~100x more and the figures measure the sanitizer; the
+// rates are printed, not asserted.
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+constexpr bool kRatesMean = false;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+constexpr bool kRatesMean = false;
+#else
+constexpr bool kRatesMean = true;
+#endif
+#else
+constexpr bool kRatesMean = true;
+#endif
+
+void expect_rate_kept(double alone, double beside) {
+    if (!kRatesMean) {
+        std::printf("[ note     ] sanitizer build: the rate bound is not asserted\n");
+        return;
+    }
+    EXPECT_GT(beside, alone / kGenerousRateFactor);
+}
+
 TEST(AbusiveClient, ReplyToAClientWhoseRingIsFullFailsAtOnce) {
     RuntimeDir dir;
     auto server = Server::publish("sec/stuck", dir.server_options(4));
@@ -116,7 +138,7 @@ TEST(AbusiveClient, AStuckCallerDoesNotSlowTheOthers) {
     std::printf("[ measured ] honest calls/s: %.0f alone, %.0f beside a stuck caller (%.2fx)\n",
                 alone, beside, beside / alone);
     ASSERT_GT(alone, 0);
-    EXPECT_GT(beside, alone / kGenerousRateFactor);
+    expect_rate_kept(alone, beside);
 }
 
 TEST(AbusiveClient, AFloodingClientDoesNotSlowTheOthers) {
@@ -130,7 +152,7 @@ TEST(AbusiveClient, AFloodingClientDoesNotSlowTheOthers) {
     std::printf("[ measured ] honest calls/s: %.0f alone, %.0f beside a flooder (%.2fx)\n", alone,
                 beside, beside / alone);
     ASSERT_GT(alone, 0);
-    EXPECT_GT(beside, alone / kGenerousRateFactor);
+    expect_rate_kept(alone, beside);
 }
 
 void hammer_the_doorbell(const char* how) {
@@ -152,7 +174,7 @@ void hammer_the_doorbell(const char* how) {
         how, idle_cpu * 100, hammered_cpu * 100, alone, beside, beside / alone);
     EXPECT_LT(hammered_cpu, 0.15);  // 81-96% before (33% here without the budget)
     ASSERT_GT(alone, 0);
-    EXPECT_GT(beside, alone / kGenerousRateFactor);
+    expect_rate_kept(alone, beside);
 }
 
 TEST(AbusiveClient, BumpingTheDoorbellDoesNotKeepTheServerBusy) {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Capabilities in messages: an endpoint capability travels from its owner (process B) to
 // process A, which derives it to fewer rights and passes it to process C; C connects to B
 // directly. When B revokes it, C's next operation returns InvalidCapability within 100 ms

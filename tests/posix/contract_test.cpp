@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // The posix runtime's own side of the contract between two processes: the sender's pid,
 // non-blocking operations beside a thread blocked on the same ring side, spinning disabled,
 // a client that exited, several clients (doorbell, fairness), disconnect, large messages and

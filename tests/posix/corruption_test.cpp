@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Nothing from the other side is trusted: a client that corrupts its own ring breaks only its
 // own connection, and the server keeps serving everyone else; a client refuses a "server"
 // whose answer or shared segments are foreign, truncated or unsealed.

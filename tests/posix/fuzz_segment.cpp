@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Fuzz target: corrupted shared segments and handshake messages fed to the receiving side.
 //
 // The first input byte picks what is fuzzed; the rest is what a hostile or crashed peer could

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // vipc_large_message_bench: the cost of sending a large message is flat in its size.
 //
 // Usage: vipc_large_message_bench [iterations]   (default 2000 per size and mode)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Named endpoints without a daemon: names, the runtime directory, discovery, reclaiming.
 #include <sys/stat.h>
 

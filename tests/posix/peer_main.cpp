@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // vipc_test_peer: the other process of the posix runtime's multi-process tests.
 //
 // Usage: vipc_test_peer <role> <runtime-dir> <name> [arguments...]
@@ -274,7 +275,7 @@ SmallMessage inspect_region(const Message& m) {
         rep.data[3] = payload_checksum(lm.inline_data, n);
         return rep;
     }
-    auto r = Region::receive(m);
+    auto r = Region::receive(m, ChecksumCheck::Verify);  // it reports checksum mismatches
     if (!r) {
         std::fprintf(stderr, "vipc_test_peer: Region::receive: %s (%s)\n", error_name(r.error()),
                      last_error_detail());

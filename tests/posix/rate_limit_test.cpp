@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Rate limits per connection (messages per second, bytes per second), set by the server for
 // every client or by a client for itself: over the limit send_async and fast_send give
 // RateLimitExceeded, send_sync waits (or gives Timeout when its deadline comes first).

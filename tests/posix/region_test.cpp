@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Large messages: regions travel zero-copy between separate processes (moved, shared or
 // copied), from 1 byte to 256 MiB, with their checksums; bad regions from a peer give a clear
 // error and never a crash.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Capabilities are descriptors: what a connection may do is what its descriptors allow, and
 // the OS enforces it. The server is another process.
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Opcodes the posix tests and vipc_test_peer agree on.
 #pragma once
 

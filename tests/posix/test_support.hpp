@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Support for the posix runtime's multi-process tests: a private runtime directory per test
 // and the other process (vipc_test_peer, started with fork/exec, always killed and reaped).
 #pragma once
@@ -18,6 +19,21 @@
 
 #include "test_ops.hpp"
 #include "veridian/ipc/posix/runtime.hpp"
+
+// True in a ThreadSanitizer build: a child fork()ed from a process with threads must exec
+// there (ThreadSanitizer's runtime does not survive fork() in a threaded process), so tests
+// whose child keeps running the library skip themselves, visibly, in that tree only.
+#if defined(__SANITIZE_THREAD__)
+inline constexpr bool kThreadSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+inline constexpr bool kThreadSanitizer = true;
+#else
+inline constexpr bool kThreadSanitizer = false;
+#endif
+#else
+inline constexpr bool kThreadSanitizer = false;
+#endif
 
 namespace veridian::ipc::posix::test {
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // vipc: argument walking, error lines, JSON output.
 #include "cli.hpp"
 

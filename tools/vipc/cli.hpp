@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // vipc: what every command shares — argument walking, error lines, exit codes, JSON output
 // and number formatting.
 //

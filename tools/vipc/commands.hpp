@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // vipc: the commands, one function each, and what several of them share.
 //
 // Layer: tools (hosted). main.cpp dispatches on the first argument; each run_* gets the

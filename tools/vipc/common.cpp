@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // vipc: message printing and stop signals, shared by the commands.
 #include <algorithm>
 #include <csignal>

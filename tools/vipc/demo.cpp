@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // vipc demo: a server and a client as two real processes, then a summary.
 //
 // How it runs:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // vipc serve / recv / call / send: a published endpoint from the shell.
 //
 // The two sides, and which command plays which:
@@ -90,13 +91,13 @@ void echo(posix::Server& server, const posix::Received& r, const std::string* pa
         Result<Message> out = outgoing_message(m.opcode(), p, &region);
         if (!out) return;
         if (region.valid()) {
-            (void)server.reply(r, *out, region, posix::Transfer::Move, posix::after_ms(1000));
+            (void)server.reply(r, *out, region, posix::Transfer::Move);
         } else {
-            (void)server.reply(r, *out, posix::after_ms(1000));
+            (void)server.reply(r, *out);
         }
         return;
     }
-    (void)server.reply(r, m, posix::after_ms(1000));
+    (void)server.reply(r, m);  // never waits (see serve_loop)
 }
 
 // Publishes o.name and takes messages until o.count have arrived, the deadline, or a stop
@@ -458,20 +459,32 @@ int run_call(Args& args) {
     posix::Connection conn = std::move(*connected);
     const u64 server_pid = conn.server_pid().value;
 
+    // Memory stays bounded whatever --count says: past kMaxRttSamples calls, the distribution
+    // is that of a uniform sample of that many (reservoir sampling), the call count exact.
+    constexpr u64 kMaxRttSamples = u64{1} << 20;
     std::vector<u64> rtt_ns;
-    rtt_ns.reserve(o.count);
+    rtt_ns.reserve(o.count < kMaxRttSamples ? o.count : kMaxRttSamples);
+    u64 calls = 0;
+    u64 random = 0x9E3779B97F4A7C15ull;
     Message reply;
     for (u64 i = 0; i < o.count && !stop_requested(); ++i) {
         const u64 start = posix::now_ns();
         Result<void> r = send_one(conn, o, &reply);
         const u64 end = posix::now_ns();
         if (!r) return transfer_error(args.command(), r.error(), o, conn, "a call to");
-        rtt_ns.push_back(end - start);
+        ++calls;
+        if (rtt_ns.size() < kMaxRttSamples) {
+            rtt_ns.push_back(end - start);
+        } else {
+            random ^= random << 13;
+            random ^= random >> 7;
+            random ^= random << 17;
+            if (const u64 k = random % calls; k < kMaxRttSamples) rtt_ns[k] = end - start;
+        }
     }
     Result<std::string> reply_payload = payload_of(reply);
     const std::string* reply_bytes = reply_payload ? &*reply_payload : nullptr;
     if (rtt_ns.empty()) return cli::runtime_error(args.command(), "interrupted before any call");
-    const u64 calls = rtt_ns.size();
     const LatencySummary s = summarize(rtt_ns);
     (void)conn.close();
 

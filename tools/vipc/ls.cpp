@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // vipc ls / stat: what is published in the runtime directory, as its servers report it.
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -12,6 +13,9 @@
 #include "commands.hpp"
 #include "json_writer.hpp"
 #include "veridian/ipc/posix/runtime.hpp"
+#if defined(VIPC_HAVE_BRIDGE)
+#include "bridge/marker.hpp"
+#endif
 
 namespace vipc {
 
@@ -157,6 +161,33 @@ void print_connections(const posix::EndpointInfo& e) {
     }
 }
 
+// The names bridged over NATS from or to this runtime directory (see src/bridge/marker.hpp).
+void print_bridges(const std::string& dir, cli::Json* json) {
+#if defined(VIPC_HAVE_BRIDGE)
+    const auto bridges = veridian::ipc::bridge::list_bridges(dir);
+    if (json != nullptr) {
+        json->key("bridges").begin_array();
+        for (const auto& b : bridges) {
+            json->begin_object().key("name").string(b.name).key("role").string(b.role);
+            json->key("pid").number(b.pid).key("subject").string(b.subject);
+            json->key("nats").string(b.nats_url).end_object();
+        }
+        json->end_array();
+        return;
+    }
+    if (bridges.empty()) return;
+    std::printf("bridged over NATS:\n");
+    for (const auto& b : bridges) {
+        std::printf("  %s  %s as %s via %s (bridge pid %llu)\n", b.name.c_str(),
+                    b.role == "import" ? "imported" : "exported", b.subject.c_str(),
+                    b.nats_url.c_str(), static_cast<unsigned long long>(b.pid));
+    }
+#else
+    (void)dir;
+    (void)json;
+#endif
+}
+
 }  // namespace
 
 int run_ls(Args& args) {
@@ -187,7 +218,9 @@ int run_ls(Args& args) {
         j.key("endpoints").begin_array();
         for (const posix::EndpointInfo& e : endpoints)
             endpoint_json(j, e, dir);
-        j.end_array().end_object();
+        j.end_array();
+        print_bridges(dir, &j);
+        j.end_object();
         std::printf("%s\n", j.text().c_str());
         return EXIT_OK;
     }
@@ -209,6 +242,7 @@ int run_ls(Args& args) {
                     static_cast<unsigned long long>(e.broken));
         if (verbose) print_connections(e);
     }
+    print_bridges(dir, nullptr);
     return EXIT_OK;
 }
 

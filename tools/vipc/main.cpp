@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // vipc: the veridian-ipc command line. Dispatches on the first argument.
 //
 //   vipc demo                 a server and a client as two processes, with a summary
@@ -19,6 +20,11 @@
 #if defined(VIPC_HAVE_BENCH)
 #include "bench.hpp"
 #endif
+#if defined(VIPC_HAVE_BRIDGE)
+namespace vipc {
+int run_bridge(cli::Args& args);  // bridge_cmd.cpp
+}
+#endif
 
 namespace vipc {
 namespace {
@@ -38,6 +44,7 @@ constexpr const char* kUsage =
     "  call NAME       send a call to NAME and print the reply and its round-trip time\n"
     "  send NAME       send one-way messages to NAME\n"
     "  bench ...       the benchmarks against other transports (when built)\n"
+    "  bridge ...      carry an endpoint between hosts over NATS (export/import NAME)\n"
     "\n"
     "Run 'vipc COMMAND --help' for a command's options.\n"
     "\n"
@@ -152,6 +159,9 @@ int main(int argc, char** argv) {
     if (command == "recv") return run_recv(args);
     if (command == "call") return run_call(args);
     if (command == "send") return run_send(args);
+#if defined(VIPC_HAVE_BRIDGE)
+    if (command == "bridge") return run_bridge(args);
+#endif
 
     std::fprintf(stderr, "vipc: unknown command '%s' — run 'vipc --help'\n", argv[1]);
     return cli::EXIT_USAGE;

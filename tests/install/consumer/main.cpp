@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // Uses the installed headers and library: one message through an endpoint.
 #include <veridian/ipc.hpp>
 

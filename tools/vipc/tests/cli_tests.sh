@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT OR Apache-2.0
 # Multi-process tests of the vipc command line: each case runs the built binary as real
 # processes, in a runtime directory of its own, every command bounded by `timeout`, and kills
 # whatever it started in the background on the way out. No case asserts on timing.
@@ -202,6 +203,29 @@ PY
   echo PASS
 }
 
+# A huge --count under a memory limit: the call keeps a bounded sample of round trips (it used
+# to reserve one slot per call and abort with std::bad_alloc); SIGINT ends it with a summary.
+case_call_huge_count() {
+  # AddressSanitizer and ThreadSanitizer reserve terabytes of address space for their shadow
+  # memory, so a binary built with them cannot start under `ulimit -v`: this case runs in the
+  # trees without them.
+  if ldd "$VIPC" 2>/dev/null | grep -qE 'lib(a|t)san'; then
+    echo "SKIP: ulimit -v cannot be combined with a sanitizer's shadow memory"
+    exit 77
+  fi
+  start_background "$work/serve.out" "$work/serve.err" serve demo/echo
+  wait_for_endpoint demo/echo
+  (
+    ulimit -v 1048576  # 1 GiB of address space: 10^9 slots of 8 bytes cannot fit
+    exec timeout -s INT 2 "$VIPC" call demo/echo --count 1000000000
+  ) >"$work/last.out" 2>"$work/last.err"
+  rc=$?
+  grep -q "bad_alloc" "$work/last.err" && fail "call --count 10^9: $(cat "$work/last.err")"
+  [[ $rc == 134 ]] && fail "call --count 10^9 aborted"
+  grep -q "calls to 'demo/echo'" "$work/last.out" || fail "call --count 10^9: no summary: $(cat "$work/last.out" "$work/last.err")"
+  echo PASS
+}
+
 case_send_recv() {
   start_background "$work/recv.out" "$work/recv.err" recv jobs --count 3 --json
   local recv_pid=$bg_timeout_pid
@@ -401,6 +425,10 @@ and '$serve_pid' in d['error']['message']"
   run bench --help
   if [[ $rc == 0 ]]; then
     grep -q -- "--json-out FILE" "$work/last.out" || fail "vipc bench --help names no --json-out"
+    # vipc bench --json: stdout is the JSON document alone (the tables go to stderr).
+    run bench --quick --only pipe --rtts 50 --msgs 200 --reps 1 --sizes 48 --json
+    expect_rc 0 "vipc bench --json"
+    json_check "$work/last.out" 'd["tool"] == "vipc bench" and [t["name"] for t in d["transports"]] == ["pipe"]'
   fi
   echo PASS
 }
@@ -451,6 +479,49 @@ assert bytes.fromhex(d["runtime_dir_hex"]) == os.fsencode(sys.argv[2])
 assert "�" in d["runtime_dir"]
 PY
   kill -TERM "$serve_pid"
+  echo PASS
+}
+
+# A server in a pid namespace of its own: `vipc stat`/`ls` show its pid as seen from here and
+# say that it has another one there; the server, which cannot see our pid, shows the client as
+# in another pid namespace. Needs root (unshare --pid): skipped (exit 77) otherwise.
+case_pid_namespace() {
+  if [[ $(id -u) != 0 ]] || ! command -v unshare >/dev/null; then
+    echo "SKIP: needs root and unshare"
+    exit 77
+  fi
+  # unshare --kill-child: the server dies with unshare, which is the one killed on exit; the
+  # timeout inside bounds it even if this script is killed first.
+  unshare --pid --fork --kill-child timeout 60 "$VIPC" serve demo/ns >"$work/ns.out" \
+    2>"$work/ns.err" &
+  background+=("$!")
+  wait_for_endpoint demo/ns
+  run call demo/ns --data "from outside"
+  expect_rc 0 "vipc call to a server in another pid namespace"
+  run stat demo/ns --json
+  expect_rc 0 "vipc stat --json"
+  json_check "$work/last.out" '
+d["pid"] > 2 and d["pid_namespace"] == "other" and d["pid_in_namespace"] == 2'
+  run ls
+  expect_rc 0 "vipc ls"
+  grep -q "(pid 2 in its pid namespace)" "$work/last.out" || fail "vipc ls: $(cat "$work/last.out")"
+  # A client that stays connected (calling until it is stopped), as the server sees it.
+  start_background "$work/caller.out" "$work/caller.err" call demo/ns --count 1000000000
+  local caller=$bg_pid i
+  for ((i = 0; i < 100; i++)); do
+    run stat demo/ns --json
+    python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+sys.exit(0 if any(c["pid"] is None and c["pid_namespace"] == "other" and c["alive"]
+                  for c in d["per_connection"]) else 1)' "$work/last.out" && break
+    sleep 0.05
+  done
+  ((i < 100)) || fail "the server never showed its client as in another pid namespace: $(cat "$work/last.out")"
+  run stat demo/ns
+  expect_rc 0 "vipc stat"
+  grep -q "pid ? (another pid namespace)" "$work/last.out" || fail "vipc stat: $(cat "$work/last.out")"
+  kill -TERM "$caller"
   echo PASS
 }
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc core: IpcError and Result<T>.
 //
 // Errors are values, never exceptions, so kernel and user code read the same. Every

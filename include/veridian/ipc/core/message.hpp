@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc core: messages.
 //
 // A SmallMessage is the register-sized message of the fast path: exactly 48 bytes in C
@@ -21,7 +22,8 @@ inline constexpr u32 URGENT = 1u << 0;
 inline constexpr u32 UNORDERED = 1u << 1;
 inline constexpr u32 NEEDS_ACK = 1u << 2;
 inline constexpr u32 IS_REPLY = 1u << 3;
-inline constexpr u32 HAS_CAPABILITY = 1u << 4;
+inline constexpr u32 HAS_CAPABILITY = 1u << 4;   // data[0] carries a handle (capability.hpp)
+inline constexpr u32 MOVE_CAPABILITY = 1u << 5;  // with HAS_CAPABILITY: move it, not copy
 inline constexpr u32 CORE_MASK = 0xFFFFu;
 }  // namespace MessageFlags
 
@@ -114,12 +116,17 @@ public:
         }
     }
 
-    // Routing, filled in by the core on delivery: the sender's process and, for a request
-    // sent by call_reply, its transaction id (0 otherwise). A server answers a request with
-    // reply(request, response), which uses these.
+    // Routing, stamped by the core on every send (whatever the sender set is overwritten):
+    // the holder of the capability space the message was sent through, the badge of the
+    // entry it was sent through (0 when unbadged), and, for a request sent by call, its
+    // transaction id (0 otherwise). A server answers a request with reply(request,
+    // response), which uses the transaction id. (The posix runtime stamps sender() itself
+    // from the peer's kernel-verified credentials.)
     ProcessId sender() const { return sender_; }
+    Badge badge() const { return badge_; }
     TransactionId transaction_id() const { return txid_; }
     void set_sender(ProcessId pid) { sender_ = pid; }
+    void set_badge(Badge badge) { badge_ = badge; }
     void set_transaction_id(TransactionId txid) { txid_ = txid; }
 
 private:
@@ -133,7 +140,13 @@ private:
         LargeMessage large;
     } body_;
     ProcessId sender_{};
+    Badge badge_ = 0;
     TransactionId txid_ = 0;
+    // A capability in transit (HAS_CAPABILITY): the sender's space, by its index and serial
+    // in the registry's space table; set and read only by the core.
+    friend struct CoreMessageAccess;
+    u32 transit_space_ = 0;
+    u64 transit_serial_ = 0;
 };
 
 // 32-bit FNV-1a of a byte range: the header checksum of large messages.

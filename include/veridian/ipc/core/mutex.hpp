@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc core: a mutex built on the platform's futex-shaped wait/wake.
 //
 // One lock per endpoint, taken with a scoped MutexLock. It works wherever the Platform

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc core: the platform interface, deadlines and the allocator interface.
 //
 // The core talks to "the scheduler" only through Platform, which is futex-shaped:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc core: basic types shared by every layer.
 //
 // Layer: core (freestanding). This header, like every header under core/, includes only
@@ -47,6 +48,10 @@ struct ProcessId {
 
 // Endpoint ids come from one counter starting at 1 and are never reused. 0 is "no endpoint".
 using EndpointId = u64;
+
+// A 64-bit word chosen by whoever derives a capability entry; stamped by the core on every
+// message sent through that entry (capability.hpp). 0 = unbadged.
+using Badge = u64;
 
 // Transaction id of a call_reply round trip; 0 means "not part of a call".
 using TransactionId = u64;

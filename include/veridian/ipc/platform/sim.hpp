@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc platform: a deterministic, seeded scheduler of cooperative tasks, for tests.
 //
 // The sim runs tasks one at a time on a virtual clock. Every Platform call (wait, wake_one,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc posix runtime: endpoint capabilities that travel between processes.
 //
 // Layer: posix (hosted). An EndpointCapability is the right to connect to one server's

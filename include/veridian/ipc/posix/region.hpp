@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc posix runtime: shared memory regions that travel with large messages.
 //
 // Layer: posix (hosted). A Region is a memfd of a fixed size, sealed against shrinking and
@@ -45,9 +46,13 @@
 // that only Region::receive understands. header.total_size = inline bytes used + region
 // size (the sender may leave it 0: the runtime then sets it to the region size).
 //
-// Checksums: a sender that sets header.checksum to payload_checksum(region bytes) asks for
-// it to be checked; Region::receive then verifies it (InvalidMessage on a mismatch). A 0
-// checksum means "none". Only a moved region is guaranteed not to change after the check.
+// Checksums: a sender may set header.checksum to payload_checksum(region bytes); the
+// receiver verifies it only when it asks (Region::receive(msg, ChecksumCheck::Verify):
+// InvalidMessage on a mismatch), and only over what it maps: a sender never decides how much
+// work the receiver does (a sparse 1 GiB region with a checksum would otherwise cost the
+// receiver seconds and a GiB of memory). A 0 checksum means "none". Only a moved region is
+// guaranteed not to change after the check. Servers also cap the size of the regions their
+// clients may send (ServerOptions::max_region_bytes).
 //
 // Received regions that nobody takes with Region::receive stay open in a process-local
 // table of at most MAX_UNCLAIMED_REGIONS; beyond that the oldest is closed.
@@ -69,6 +74,8 @@ enum class Transfer : u32 { Move = 1, ShareReadOnly = 2, ShareReadWrite = 3, Cop
 
 // Largest region Region::create makes (1 TiB: memfd pages are allocated when touched).
 inline constexpr u64 MAX_REGION_BYTES = u64{1} << 40;
+// Whether Region::receive verifies the message's checksum (see "Checksums").
+enum class ChecksumCheck : u8 { Skip, Verify };
 // Received regions kept for Region::receive before the oldest is closed.
 inline constexpr usize MAX_UNCLAIMED_REGIONS = 1024;
 
@@ -87,8 +94,9 @@ public:
 
     // Takes the region a received message carries (once: a second call, or a message
     // without a region → InvalidMemoryRegion). Validates the descriptor (see above) and
-    // the checksum, and maps it (read-write only for ShareReadWrite).
-    static Result<Region> receive(const Message& msg);
+    // the checksum when `check` asks for it, and maps it (read-write only for
+    // ShareReadWrite).
+    static Result<Region> receive(const Message& msg, ChecksumCheck check = ChecksumCheck::Skip);
 
     bool valid() const { return fd_ >= 0; }
     u8* data() { return static_cast<u8*>(addr_); }

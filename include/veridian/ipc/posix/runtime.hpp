@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 // veridian-ipc posix runtime: named endpoints between separate Linux processes.
 //
 // Layer: posix (hosted). Built on the core's types (Message, IpcError, Result, Deadline,
@@ -96,6 +97,11 @@ inline constexpr u32 DEFAULT_SPIN_NS = 20'000;
 inline constexpr u32 PEER_CHECK_INTERVAL_MS = 20;
 // Most connections a server accepts at once (more → the client gets ResourceBusy).
 inline constexpr u32 DEFAULT_MAX_CONNECTIONS = 64;
+// Defaults of the per-client budgets in ServerOptions.
+inline constexpr u64 DEFAULT_MAX_REGION_BYTES = u64{1} << 30;
+inline constexpr u32 DEFAULT_MAX_UNCLAIMED_PER_CONNECTION = 64;
+inline constexpr u32 DEFAULT_HANDSHAKE_TIMEOUT_MS = 1000;
+inline constexpr u32 DEFAULT_MAX_PENDING_HANDSHAKES = 64;
 // The largest payload a send/call/reply carries inline (copied into the ring), per endpoint:
 // ServerOptions::max_inline_payload, learned by clients in the handshake.
 inline constexpr u32 DEFAULT_MAX_INLINE_PAYLOAD = 4096;
@@ -113,9 +119,11 @@ inline constexpr u64 MAX_POOL_BYTES = u64{1} << 30;
 // CLOCK_MONOTONIC in nanoseconds (the clock every Deadline here is measured on; the same
 // clock as ThreadsPlatform::now_ns()).
 u64 now_ns();
+// A deadline `ns` (or `ms`) from now; one past the end of the clock is never (it saturates,
+// never wraps).
 Deadline after_ns(u64 ns);
 inline Deadline after_ms(u64 ms) {
-    return after_ns(ms * 1'000'000);
+    return ms > ~u64{0} / 1'000'000 ? Deadline::never() : after_ns(ms * 1'000'000);
 }
 
 // ---- Errors ------------------------------------------------------------------------------------
@@ -154,12 +162,51 @@ struct RateLimit {
     u64 burst_bytes = 0;
 };
 
+// Who may connect to a server (or read its statistics), decided on the peer's credentials as
+// the kernel reports them (SO_PEERCRED, SO_PEERGROUPS), never on anything the peer says.
+// A peer gets the union of the rights of every grant that matches it; a connection asking for
+// more than that is refused (PermissionDenied), and so is a peer that matches nothing.
+// Statistics need any grant. The default admits the server's own user (and root) only.
+// Others also need to reach the socket: the runtime directory must be searchable by them
+// (e.g. mode 0711; it must never be writable by them), and the socket file is made 0666 when
+// the policy names anyone else.
+struct AccessGrant {
+    u32 id = 0;                                   // a uid (users) or a gid (groups)
+    u16 rights = Rights::SEND | Rights::RECEIVE;  // what its connections may have
+};
+struct AccessPolicy {
+    u16 same_user_rights = Rights::SEND | Rights::RECEIVE;  // the server's euid and root
+    std::vector<AccessGrant> users;
+    std::vector<AccessGrant> groups;  // the peer's gid or one of its supplementary groups
+    bool admits_others() const { return !users.empty() || !groups.empty(); }
+};
+
+// Where a server tells of the peers it refused (one line each: who, and why).
+enum class RefusalLog : u8 {
+    Stderr,  // to stderr, at most 10 lines a second (the rest are counted, then summarized)
+    Silent,
+};
+
 struct ServerOptions {
     u32 capacity = DEFAULT_CAPACITY;  // per ring; rounded up to a power of two, 1..1024
     u32 spin_ns = DEFAULT_SPIN_NS;    // spin bound before sleeping; 0 = always sleep
     u32 max_connections = DEFAULT_MAX_CONNECTIONS;
     std::string runtime_dir;      // "" = runtime_directory()
     RateLimit client_rate_limit;  // what each client may send (see RateLimit)
+    AccessPolicy access;          // who may connect, with which rights
+    RefusalLog refusal_log = RefusalLog::Stderr;
+    // Work and resources per client, bounded by the server (never by a number a peer wrote):
+    // the largest region a client may send (published to clients, which refuse bigger ones
+    // with MessageTooLarge; one that sends one anyway is dropped as broken), ...
+    u64 max_region_bytes = DEFAULT_MAX_REGION_BYTES;
+    // ... how many received regions and capabilities of one connection may wait unclaimed
+    // (past it, that connection's oldest is closed, never another's; all of them are closed
+    // when the connection ends), ...
+    u32 max_unclaimed_per_connection = DEFAULT_MAX_UNCLAIMED_PER_CONNECTION;
+    // ... and the handshake: a connected socket must send its hello within this time, and at
+    // most this many may be waiting to (past it, the oldest is dropped).
+    u32 handshake_timeout_ms = DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    u32 max_pending_handshakes = DEFAULT_MAX_PENDING_HANDSHAKES;
     // Largest inline payload, both directions: 0..MAX_INLINE_PAYLOAD_LIMIT (more is clamped).
     u32 max_inline_payload = DEFAULT_MAX_INLINE_PAYLOAD;
     // Loan pool of each connection's server→client direction (0: the server cannot loan).
@@ -172,6 +219,10 @@ struct ConnectOptions {
     u16 rights = Rights::SEND | Rights::RECEIVE;  // only SEND and RECEIVE mean anything here
     u32 spin_ns = DEFAULT_SPIN_NS;
     std::string runtime_dir;  // "" = runtime_directory()
+    // The uids this client accepts as the owner of the runtime directory and as the server
+    // (checked with SO_PEERCRED before anything is sent). Empty: our own euid. Root is always
+    // accepted; so are the uids in $VIPC_TRUSTED_UIDS (comma-separated).
+    std::vector<u32> trusted_server_uids;
     // How long connect() may wait for the server's answer.
     u32 connect_timeout_ms = 2000;
     RateLimit rate_limit;  // this connection's own limit on its sends (see RateLimit)
@@ -361,14 +412,19 @@ public:
     // (the reply is dropped) when its ring is full or, with a region or capability, its
     // socket is: the client is not reading, and waiting would let it stall every other
     // client of this thread. ProcessNotFound when the client is gone; PermissionDenied when
-    // it has no RECEIVE. The deadline is not used (reply never blocks; kept so that callers
-    // written for a blocking reply still compile).
+    // it has no RECEIVE; InvalidMessage when `request` is not a call (its transaction id is
+    // 0). The deadline is not used (reply never blocks; kept so that callers written for a
+    // blocking reply still compile).
     Result<void> reply(const Received& request, const Message& response,
                        Deadline deadline = Deadline::never());
 
     // Answers a request with an error instead of a message: the caller's call() returns
     // `error` (e.g. PermissionDenied for a request it may not make). Otherwise as reply().
     Result<void> reply_error(const Received& request, IpcError error,
+                             Deadline deadline = Deadline::never());
+    // The same with a line for the caller (its first 56 bytes): its call() fails with `error`
+    // and last_error_detail() "the server of 'NAME' answered the call with KIND: DETAIL".
+    Result<void> reply_error(const Received& request, IpcError error, std::string_view detail,
                              Deadline deadline = Deadline::never());
 
     // A message to one client (it reads it with receive_sync/try_receive).
@@ -455,6 +511,7 @@ struct ConnectionDescriptors {
     int s2c_ctl = -1;          // read-write, only with RECEIVE
     int server_state = -1;     // read-only
     int server_doorbell = -1;  // read-write
+    int notify = -1;           // this client's end of its notification socket (pollable_fd)
 };
 
 class Connection {

@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+// Work and resources bounded by the server's own options, never by a number a peer wrote:
+// checksums only when the receiver asks, a cap on region size, unclaimed descriptors
+// accounted per connection and freed with it, handshakes within a deadline and at most a
+// cap of them waiting. Across real processes; figures printed, generous bounds asserted.
+#include <dirent.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "test_support.hpp"
+
+namespace veridian::ipc::posix::test {
+namespace {
+
+usize open_fds(pid_t pid) {
+    usize n = 0;
+    const std::string path = "/proc/" + std::to_string(pid) + "/fd";
+    if (DIR* d = opendir(path.c_str())) {
+        while (dirent* e = readdir(d))
+            n += e->d_name[0] != '.' ? 1 : 0;
+        closedir(d);
+    }
+    return n;
+}
+
+// Resident memory of this process, in KiB.
+u64 rss_kib() {
+    std::ifstream f("/proc/self/status");
+    std::string line;
+    while (std::getline(f, line)) {
+        if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6));
+    }
+    return 0;
+}
+
+double cpu_seconds(pid_t pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    const usize paren = text.rfind(')');
+    if (paren == std::string::npos) return -1;
+    std::istringstream rest(text.substr(paren + 2));
+    std::string field;
+    unsigned long long utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && rest >> field; ++i) {
+        if (i == 14) utime = std::stoull(field);
+        if (i == 15) stime = std::stoull(field);
+    }
+    return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+Message region_message(u32 checksum = 0) {
+    LargeMessage lm{};
+    lm.header.opcode = OP_REGION;
+    lm.header.checksum = checksum;
+    return Message(lm);
+}
+
+TEST(Budget, AChecksumTheReceiverDidNotAskForCostsItNothing) {
+    RuntimeDir dir;
+    auto server = Server::publish("sec/sum", dir.server_options());
+    ASSERT_TRUE(server);
+    auto c = Connection::connect("sec/sum", dir.connect_options());
+    ASSERT_TRUE(c);
+    // An untouched (sparse) 1 GiB region with a checksum: the sender pays nothing for it.
+    auto big = Region::create(u64{1} << 30);
+    ASSERT_TRUE(big);
+    ASSERT_TRUE(c->send_sync(region_message(0x12345678), *big, Transfer::ShareReadOnly));
+    auto in = server->receive_sync(after_ms(5000));
+    ASSERT_TRUE(in);
+    const u64 rss_before = rss_kib();
+    const u64 t0 = now_ns();
+    auto mapped = Region::receive(in->message);  // no checksum asked for
+    const u64 took = now_ns() - t0;
+    ASSERT_TRUE(mapped) << last_error_detail();
+    const u64 grown = rss_kib() - rss_before;
+    std::printf(
+        "[ measured ] receiving a sparse 1 GiB region with a checksum: %.2f ms, +%llu KiB "
+        "resident (it cost 2.3 s and +1 GiB when the sender decided)\n",
+        took / 1e6, static_cast<unsigned long long>(grown));
+    EXPECT_LT(took, 200'000'000u);
+    EXPECT_LT(grown, 64u * 1024u);
+    // Asked for, it is checked (a small region: the cost is the receiver's choice).
+    auto small = Region::create(4096);
+    ASSERT_TRUE(small);
+    small->data()[0] = 7;
+    ASSERT_TRUE(c->send_sync(region_message(payload_checksum(small->data(), 4096) ^ 1), *small,
+                             Transfer::ShareReadOnly));
+    auto in2 = server->receive_sync(after_ms(5000));
+    ASSERT_TRUE(in2);
+    auto checked = Region::receive(in2->message, ChecksumCheck::Verify);
+    ASSERT_FALSE(checked);
+    EXPECT_EQ(checked.error(), IpcError::InvalidMessage);
+}
+
+TEST(Budget, ARegionOverTheServersCapIsRefusedBeforeItIsSent) {
+    RuntimeDir dir;
+    ServerOptions so = dir.server_options();
+    so.max_region_bytes = 1 << 20;
+    auto server = Server::publish("sec/cap", so);
+    ASSERT_TRUE(server);
+    auto c = Connection::connect("sec/cap", dir.connect_options());
+    ASSERT_TRUE(c);
+    auto big = Region::create(2 << 20);
+    ASSERT_TRUE(big);
+    auto s = c->send_sync(region_message(), *big, Transfer::ShareReadOnly);
+    ASSERT_FALSE(s);
+    EXPECT_EQ(s.error(), IpcError::MessageTooLarge);
+    std::printf("[ detail ] %s\n", last_error_detail());
+    EXPECT_NE(std::strstr(last_error_detail(), "max_region_bytes"), nullptr);
+    auto fits = Region::create(1 << 20);
+    ASSERT_TRUE(fits);
+    EXPECT_TRUE(c->send_sync(region_message(), *fits, Transfer::ShareReadOnly));
+}
+
+TEST(Budget, AFloodOfUnclaimedRegionsCostsOnlyItsSendersQuotaAndEndsWithIt) {
+    RuntimeDir dir;
+    auto server = Server::publish("sec/regions", dir.server_options());
+    ASSERT_TRUE(server);
+    const usize baseline = open_fds(getpid());
+    // An honest client's four regions, unclaimed for now.
+    auto honest = Connection::connect("sec/regions", dir.connect_options(Rights::SEND));
+    ASSERT_TRUE(honest);
+    std::vector<Message> honest_in;
+    for (int i = 0; i < 4; ++i) {
+        auto r = Region::create(4096);
+        ASSERT_TRUE(r);
+        r->data()[0] = static_cast<u8>(0xA0 + i);
+        ASSERT_TRUE(honest->send_sync(region_message(), *r, Transfer::ShareReadOnly));
+        auto in = server->receive_sync(after_ms(5000));
+        ASSERT_TRUE(in);
+        honest_in.push_back(in->message);
+    }
+    // Everything the honest client and its connection hold, on both sides (this process).
+    const usize with_honest = open_fds(getpid());
+    // The flood: 1100 regions from another process, which the server takes and never claims.
+    constexpr int kFlood = 1100;
+    Peer flood("region-sender", dir.path(), "sec/regions", {std::to_string(kFlood), "share"});
+    ASSERT_TRUE(flood.ready());
+    for (int i = 0; i < kFlood; ++i) {
+        auto in = server->receive_sync(after_ms(10'000));
+        ASSERT_TRUE(in) << "message " << i << ": " << error_name(in.error());
+    }
+    ASSERT_TRUE(flood.wait_for_line("DONE"));
+    const usize during = open_fds(getpid());
+    std::printf(
+        "[ measured ] descriptors: %zu with no client, %zu with the honest one, %zu with 1100 "
+        "unclaimed regions of a flooder (quota %u per connection)\n",
+        baseline, with_honest, during, DEFAULT_MAX_UNCLAIMED_PER_CONNECTION);
+    EXPECT_LT(during, with_honest + DEFAULT_MAX_UNCLAIMED_PER_CONNECTION + 16);
+    // The honest client's regions are all still there.
+    for (usize i = 0; i < honest_in.size(); ++i) {
+        auto r = Region::receive(honest_in[i]);
+        ASSERT_TRUE(r) << "honest region " << i << ": " << last_error_detail();
+        EXPECT_EQ(r->data()[0], 0xA0 + i);
+    }
+    // The flooder leaves: what it left unclaimed goes with its connection.
+    flood.kill_now();
+    const u64 until = now_ns() + 5'000'000'000u;
+    while (server->connections().size() > 1 && now_ns() < until) {
+        (void)server->try_receive();  // lets the receiver forget the dead connection
+        usleep(1000);
+    }
+    (void)server->try_receive();
+    const usize after = open_fds(getpid());
+    std::printf(
+        "[ measured ] descriptors after the flooder left: %zu (%zu with the honest client and "
+        "its 4 unclaimed regions, claimed and closed since)\n",
+        after, with_honest);
+    EXPECT_LE(after, with_honest);
+}
+
+TEST(Budget, HalfOpenConnectionsAreCappedAndExpireAndHonestClientsGetIn) {
+    RuntimeDir dir;
+    Peer server("echo", dir.path(), "sec/half");
+    ASSERT_TRUE(server.ready());
+    const usize baseline = open_fds(server.pid());
+    Peer attacker("half-open", dir.path(), "sec/half", {"1100"}, "", VIPC_ABUSE_PEER_PATH);
+    std::string line;
+    ASSERT_TRUE(attacker.wait_for_line("READY", 30'000, &line));
+    const double cpu0 = cpu_seconds(server.pid());
+    const u64 t0 = now_ns();
+    // An honest client meanwhile: connects and calls.
+    auto c = Connection::connect("sec/half", dir.connect_options());
+    ASSERT_TRUE(c) << last_error_detail();
+    auto r = c->call(small_message(OP_CALL, 1), after_ms(2000));
+    ASSERT_TRUE(r) << error_name(r.error());
+    const usize during = open_fds(server.pid());
+    usleep(300'000);
+    const double cpu = (cpu_seconds(server.pid()) - cpu0) / ((now_ns() - t0) / 1e9);
+    // After the handshake timeout, none of the attacker's sockets is held any more.
+    usleep((DEFAULT_HANDSHAKE_TIMEOUT_MS + 300) * 1000);
+    const usize after = open_fds(server.pid());
+    std::printf(
+        "[ measured ] %s half-open sockets: server descriptors %zu before, %zu during "
+        "(cap %u), %zu after the %u ms handshake timeout; server CPU %.1f%%\n",
+        line.c_str() + 6, baseline, during, DEFAULT_MAX_PENDING_HANDSHAKES, after,
+        DEFAULT_HANDSHAKE_TIMEOUT_MS, cpu * 100);
+    EXPECT_LT(during, baseline + DEFAULT_MAX_PENDING_HANDSHAKES + 32);
+    EXPECT_LT(after, baseline + 32);
+    EXPECT_LT(cpu, 0.5);
+    auto r2 = c->call(small_message(OP_CALL, 2), after_ms(2000));
+    EXPECT_TRUE(r2);
+}
+
+}  // namespace
+}  // namespace veridian::ipc::posix::test
