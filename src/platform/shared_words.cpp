@@ -51,14 +51,15 @@ ProcessSharedWords& ProcessSharedWords::instance() {
     return *words;
 }
 
-ProcessSharedWords::ProcessSharedWords() {
+ProcessSharedWords::ProcessSharedWords() : SharedWords(false) {
     // Register for expedited global membarriers: then a peer's heavy_barrier() interrupts
     // our threads (only those running) instead of waiting for a grace period. Both the
     // registration and the command must work, else the fast sides fence for themselves.
     const long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
     if (cmds > 0 && (cmds & MEMBARRIER_CMD_GLOBAL_EXPEDITED) != 0 &&
         (cmds & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) != 0) {
-        barrier_ = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
+        heavy_barrier_ =
+            syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
     }
     single_cpu_ = sysconf(_SC_NPROCESSORS_ONLN) <= 1;
 }
@@ -105,7 +106,7 @@ u64 ProcessSharedWords::now_ns() {
 }
 
 void ProcessSharedWords::heavy_barrier() {
-    if (barrier_) {
+    if (heavy_barrier_) {
         syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0);
     } else {
         // No membarrier: the fast sides store seq_cst themselves (publish_order()), so a

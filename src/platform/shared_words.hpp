@@ -55,7 +55,27 @@ public:
     }
     virtual u64 now_ns() = 0;
     virtual void heavy_barrier() = 0;
-    virtual std::memory_order publish_order() const = 0;
+    // How a fast side stores what it publishes: release with a heavy barrier, else seq_cst.
+    std::memory_order publish_order() const {
+        return heavy_barrier_ ? std::memory_order_release : std::memory_order_seq_cst;
+    }
+    // The store itself, with a constant order in each branch: an atomic store whose order is
+    // known only at run time compiles to the seq_cst form (a locked exchange, which waits for
+    // the line the peer polls), so store(v, publish_order()) would cost a full fence per
+    // message even where the heavy barrier makes it needless.
+    void publish(std::atomic<u32>& word, u32 value) const {
+        if (VIPC_LIKELY(heavy_barrier_)) {
+            word.store(value, std::memory_order_release);
+        } else {
+            word.store(value, std::memory_order_seq_cst);
+        }
+    }
+    // A publisher's load of the other side's announce flag (posix/parking.hpp, step (b)):
+    // relaxed is enough after a publish when a heavy barrier exists, seq_cst otherwise.
+    bool announced(const std::atomic<u32>& flag) const {
+        if (VIPC_LIKELY(heavy_barrier_)) return flag.load(std::memory_order_relaxed) != 0;
+        return flag.load(std::memory_order_seq_cst) != 0;
+    }
     // The calling thread's CPU + 1 (0 = unknown), and whether this is a one-CPU machine.
     virtual u32 cpu_hint() = 0;
     virtual bool single_cpu() = 0;
@@ -63,7 +83,9 @@ public:
     virtual void relax() = 0;
 
 protected:
+    explicit SharedWords(bool heavy_barrier) : heavy_barrier_(heavy_barrier) {}
     ~SharedWords() = default;
+    bool heavy_barrier_;  // fixed at construction
 };
 
 // The real one: Linux futexes on MAP_SHARED pages, membarrier, CLOCK_MONOTONIC.
@@ -80,19 +102,15 @@ public:
     void wake_all(const std::atomic<u32>* word) override;
     u64 now_ns() override;
     void heavy_barrier() override;
-    std::memory_order publish_order() const override {
-        return barrier_ ? std::memory_order_release : std::memory_order_seq_cst;
-    }
     u32 cpu_hint() override;
     bool single_cpu() override;
     void yield() override;
     void relax() override;
 
-    bool has_heavy_barrier() const { return barrier_; }
+    bool has_heavy_barrier() const { return heavy_barrier_; }
 
 private:
     ProcessSharedWords();
-    bool barrier_ = false;
     bool single_cpu_ = false;
     std::atomic<bool> have_waitv_{true};
 };

@@ -16,7 +16,7 @@ namespace veridian::ipc::platform {
 
 class SimSharedWords final : public SharedWords {
 public:
-    explicit SimSharedWords(SimPlatform& sim) : sim_(sim) {}
+    explicit SimSharedWords(SimPlatform& sim) : SharedWords(true), sim_(sim) {}
 
     WaitResult wait(const std::atomic<u32>* word, u32 expected, Deadline deadline) override {
         // The sim only uses the address as a key and reads the word: no write through it.
@@ -27,7 +27,6 @@ public:
     }
     u64 now_ns() override { return sim_.now_ns(); }
     void heavy_barrier() override { sim_.yield(); }
-    std::memory_order publish_order() const override { return std::memory_order_release; }
     u32 cpu_hint() override { return 0; }
     bool single_cpu() override { return false; }
     void yield() override { sim_.yield(); }

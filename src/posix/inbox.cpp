@@ -76,9 +76,13 @@ Result<void> Inbox::release(LoanId id) {
 Result<Message> Inbox::message(InboxOwner& owner, const RecordView& record) {
     Message m = VIPC_TRY(RecordConsumer::to_message(record));
     ring_.finish(record);
+    // A region always comes with its record (a missing one is InvalidMessage there); a
+    // capability only when the producer's library marked the record.
     if ((m.is_large() && m.large_message().region.size != 0) ||
-        (m.flags() & MessageFlags::HAS_CAPABILITY) != 0) {
+        record.attachment == Attachment::OnSocket) {
         VIPC_TRY(receive_attachments(owner.attachment_socket(), regions_, m));
+    } else if ((m.flags() & MessageFlags::HAS_CAPABILITY) != 0) {
+        m.set_flags(m.flags() & ~MessageFlags::HAS_CAPABILITY);  // nothing was attached
     }
     return m;
 }

@@ -216,7 +216,7 @@ Result<void> LoanHoldings::release(LoanId id) {
     // (R1)-(R3)
     __atomic_store_n(&returns_[written_ & (slots_ - 1)], id, __ATOMIC_RELAXED);
     ++written_;
-    ctl_->released.store(written_, words_->publish_order());
+    words_->publish(ctl_->released, written_);
     if (announced(*words_, data_->waiting_for_space)) {
         ctl_->space_wake.fetch_add(1, std::memory_order_seq_cst);
         words_->wake_all(&ctl_->space_wake);

@@ -92,8 +92,9 @@ Result<void> Outbox::push(OutboxOwner& owner, const OutgoingRecord& record, Bloc
         ++regions_.next_sequence;
         Message out = *record.message;
         record.attachment->stamp(out, sequence);
-        return out.is_small() ? ring_.push_small(out.small_message(), record.txid)
-                              : ring_.push_large(out.large_message(), record.txid);
+        return out.is_small()
+                   ? ring_.push_small(out.small_message(), record.txid, Attachment::OnSocket)
+                   : ring_.push_large(out.large_message(), record.txid, Attachment::OnSocket);
     }
     if (record.kind == OutgoingRecord::Kind::Loan) {
         LoanDescriptor d = VIPC_TRY(pool_.describe(record.loan, record.loan_length));

@@ -156,9 +156,7 @@ inline void bump_local_word(std::atomic<u32>& word) {
 
 // The publisher's side, (a) done by the caller: (b) and (c).
 inline bool announced(SharedWords& words, const std::atomic<u32>& flag) {
-    return flag.load(words.publish_order() == std::memory_order_seq_cst
-                         ? std::memory_order_seq_cst
-                         : std::memory_order_relaxed) != 0;
+    return words.announced(flag);
 }
 
 // How long a non-blocking operation may wait for another thread of this process that holds

@@ -21,9 +21,10 @@ bool power_of_two(u32 v) {
 }
 // The shape words (kind, lines) are also read by the statistics walk (count_records), which
 // may race with a rewrite: relaxed atomics, plain moves in the machine code.
-void set_shape(RecordHeader* h, RecordKind kind, u32 lines) {
+void set_shape(RecordHeader* h, RecordKind kind, u32 lines,
+               Attachment attachment = Attachment::None) {
     __atomic_store_n(&h->kind, static_cast<u8>(kind), __ATOMIC_RELAXED);
-    h->reserved = 0;
+    h->attachment = static_cast<u8>(attachment);
     __atomic_store_n(&h->lines, static_cast<u16>(lines), __ATOMIC_RELAXED);
 }
 }  // namespace
@@ -112,7 +113,7 @@ void RecordProducer::publish(u32 n) {
         first->txid = 0;
     }
     // (P5) SYNC POINT: pairs with the consumer's acquire in (C1)
-    first->seq.store(seq_for(tail_), words_->publish_order());
+    words_->publish(first->seq, seq_for(tail_));
     tail_ += pad_ + n;
     ends_[sent_ & (geometry_.depth - 1)] = tail_;
     ++sent_;
@@ -130,20 +131,20 @@ void RecordProducer::publish(u32 n) {
     }
 }
 
-Result<void> RecordProducer::push_small(const SmallMessage& msg, u64 txid) {
+Result<void> RecordProducer::push_small(const SmallMessage& msg, u64 txid, Attachment attachment) {
     u8* at = VIPC_TRY(begin(1));
     auto* h = reinterpret_cast<RecordHeader*>(at);
-    set_shape(h, RecordKind::Small, 1);
+    set_shape(h, RecordKind::Small, 1, attachment);
     h->txid = txid;
     std::memcpy(at + sizeof(RecordHeader), &msg, sizeof msg);  // (P2)
     publish(1);
     return ok();
 }
 
-Result<void> RecordProducer::push_large(const LargeMessage& msg, u64 txid) {
+Result<void> RecordProducer::push_large(const LargeMessage& msg, u64 txid, Attachment attachment) {
     u8* at = VIPC_TRY(begin(LARGE_LINES));
     auto* h = reinterpret_cast<RecordHeader*>(at);
-    set_shape(h, RecordKind::Large, LARGE_LINES);
+    set_shape(h, RecordKind::Large, LARGE_LINES, attachment);
     h->txid = txid;
     std::memcpy(at + sizeof(RecordHeader), &msg, sizeof msg);
     publish(LARGE_LINES);
@@ -196,6 +197,10 @@ Result<RecordView> RecordConsumer::peek() {
         const u8 kind = __atomic_load_n(&h->kind, __ATOMIC_RELAXED);
         const u32 lines = __atomic_load_n(&h->lines, __ATOMIC_RELAXED);
         r.txid = h->txid;
+        r.attachment = __atomic_load_n(&h->attachment, __ATOMIC_RELAXED) ==
+                               static_cast<u8>(Attachment::OnSocket)
+                           ? Attachment::OnSocket
+                           : Attachment::None;
         const u32 index = head_ & geometry_.line_mask;
         const u32 to_end = geometry_.ring_lines - index;
         if (lines == 0 || lines > to_end) return IpcError::InvalidMessage;
@@ -241,7 +246,7 @@ Result<RecordView> RecordConsumer::peek() {
 void RecordConsumer::finish(const RecordView& record) {
     head_ += record.lines;
     // (C4) the head: the producer reads it only when it thinks the ring is full, or sleeps
-    ctl_->head.store(head_, words_->publish_order());
+    words_->publish(ctl_->head, head_);
     if (announced(*words_, data_->waiting_for_space)) {
         ctl_->space_wake.fetch_add(1, std::memory_order_seq_cst);  // only for a sleeper
         words_->wake_all(&ctl_->space_wake);

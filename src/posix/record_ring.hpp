@@ -20,7 +20,7 @@
 // A record starts on a line and covers `lines` whole lines; its first 16 bytes are the
 // RecordHeader, whose first word is the record's sequence word:
 //
-//   RecordHeader  seq (u32) | kind (u8) | 0 | lines (u16) | txid (u64)
+//   RecordHeader  seq (u32) | kind (u8) | attachment (u8) | lines (u16) | txid (u64)
 //   Small    1 line:  header + SmallMessage (48 bytes): exactly one cache line
 //   Large    3 lines: header + LargeMessage (120 bytes): a message naming a region
 //   Payload  header + PayloadHead (32 bytes) + length bytes: lines = ceil((48 + length) / 64)
@@ -87,10 +87,16 @@ inline constexpr u32 RING_HEADER_BYTES = 128;
 
 enum class RecordKind : u8 { Small = 1, Large = 2, Payload = 3, Loan = 4, Padding = 5 };
 
+// Whether the record's attachments (a region's descriptor, capabilities) wait on the
+// connection's socket. Set by the producer's library only when it sent them there, so a
+// receiver looks at the socket only then: a message whose flags merely say HAS_CAPABILITY
+// costs no system call (it is delivered with the flag cleared).
+enum class Attachment : u8 { None = 0, OnSocket = 1 };
+
 struct RecordHeader {
     std::atomic<u32> seq;  // SEQ(line index): the record is there; 0: nothing yet
     u8 kind;               // RecordKind
-    u8 reserved;
+    u8 attachment;         // Attachment
     u16 lines;
     u64 txid;  // transaction id of a call or a reply, 0 otherwise
 };
@@ -185,6 +191,7 @@ struct RecordView {
     RecordKind kind = RecordKind::Small;
     u32 lines = 0;
     u64 txid = 0;
+    Attachment attachment = Attachment::None;
     const u8* body = nullptr;  // in the ring: the bytes after the RecordHeader
     // Payload: the checked head and the payload bytes (in the ring).
     PayloadHead payload_head{};
@@ -207,8 +214,10 @@ public:
     // copy says no). InvalidMessage if the head is corrupt.
     Result<bool> fits(u32 lines);
     // The publishers: ChannelFull when there is no space.
-    Result<void> push_small(const SmallMessage& msg, u64 txid);
-    Result<void> push_large(const LargeMessage& msg, u64 txid);
+    Result<void> push_small(const SmallMessage& msg, u64 txid,
+                            Attachment attachment = Attachment::None);
+    Result<void> push_large(const LargeMessage& msg, u64 txid,
+                            Attachment attachment = Attachment::None);
     // Precondition: payload.size() <= geometry().max_inline_payload.
     Result<void> push_payload(u64 capability, u32 opcode, u32 flags,
                               std::span<const std::byte> payload, u64 txid);

@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -51,6 +52,22 @@ double cpu_seconds(pid_t pid) {
         if (i == 15) stime = std::stoull(field);
     }
     return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// Resident memory of another process, in KiB (0 if unreadable).
+u64 rss_kib_of(pid_t pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(f, line)) {
+        if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6));
+    }
+    return 0;
+}
+
+// The server's live connections as it reports them (stat), or ~0u when it does not answer.
+u32 live_connections(const RuntimeDir& dir, const char* name) {
+    auto info = stat_endpoint(name, dir.path());
+    return info ? info->connections : ~0u;
 }
 
 Message region_message(u32 checksum = 0) {
@@ -172,6 +189,64 @@ TEST(Budget, AFloodOfUnclaimedRegionsCostsOnlyItsSendersQuotaAndEndsWithIt) {
         "its 4 unclaimed regions, claimed and closed since)\n",
         after, with_honest);
     EXPECT_LE(after, with_honest);
+}
+
+TEST(Budget, AbusiveClientsThatLeaveTakeTheirDescriptorsAndMemoryWithThem) {
+    RuntimeDir dir;
+    Peer server("echo", dir.path(), "sec/leave");
+    ASSERT_TRUE(server.ready());
+    // The baseline: the server with one honest client that has called (its first connection
+    // made the server's lasting allocations: monitor thread, tables).
+    auto honest = Connection::connect("sec/leave", dir.connect_options());
+    ASSERT_TRUE(honest) << last_error_detail();
+    ASSERT_TRUE(honest->call(small_message(OP_CALL, 1), after_ms(2000)));
+    const usize fds_before = open_fds(server.pid());
+    const u64 rss_before = rss_kib_of(server.pid());
+    // Three rounds of abusers at once (a flooder, a caller that never reads its replies, a
+    // doorbell hammer), each round killed, so that whatever a connection leaves behind would
+    // add up.
+    usize fds_during = 0;
+    u64 rss_during = 0;
+    constexpr int kRounds = 3;
+    for (int round = 0; round < kRounds; ++round) {
+        {
+            Peer flood("flooder", dir.path(), "sec/leave", {}, "", VIPC_ABUSE_PEER_PATH);
+            Peer stuck("stuck-caller", dir.path(), "sec/leave", {}, "", VIPC_ABUSE_PEER_PATH);
+            Peer hammer("doorbell-hammer", dir.path(), "sec/leave", {"bump"}, "",
+                        VIPC_ABUSE_PEER_PATH);
+            ASSERT_TRUE(flood.ready());
+            ASSERT_TRUE(stuck.ready());
+            ASSERT_TRUE(hammer.ready());
+            usleep(200'000);  // let them work
+            ASSERT_TRUE(honest->call(small_message(OP_CALL, 2), after_ms(2000)));
+            fds_during = std::max(fds_during, open_fds(server.pid()));
+            rss_during = std::max(rss_during, rss_kib_of(server.pid()));
+        }  // killed here (SIGKILL)
+        const u64 until = now_ns() + 5'000'000'000u;
+        while (live_connections(dir, "sec/leave") > 1 && now_ns() < until)
+            usleep(2000);
+        ASSERT_EQ(live_connections(dir, "sec/leave"), 1u) << "round " << round;
+    }
+    ASSERT_TRUE(honest->call(small_message(OP_CALL, 3), after_ms(2000)));
+    // The stat requests above are connections of their own, which the server closes right
+    // after answering: give those a moment (the count of a leak would not go down).
+    usize fds_after = open_fds(server.pid());
+    for (const u64 settle = now_ns() + 2'000'000'000u; fds_after > fds_before && now_ns() < settle;
+         fds_after = open_fds(server.pid()))
+        usleep(5000);
+    const u64 rss_after = rss_kib_of(server.pid());
+    std::printf(
+        "[ measured ] server with one honest client: %zu descriptors, %llu KiB resident; with "
+        "three abusers at once: at most %zu, %llu KiB; after %d rounds of them left: %zu "
+        "descriptors, %llu KiB\n",
+        fds_before, static_cast<unsigned long long>(rss_before), fds_during,
+        static_cast<unsigned long long>(rss_during), kRounds, fds_after,
+        static_cast<unsigned long long>(rss_after));
+    EXPECT_GT(fds_during, fds_before);  // the abusers were really connected
+    EXPECT_EQ(fds_after, fds_before);
+    // Memory: the rings and pools of a connection are unmapped with it; what the allocator
+    // keeps of freed heap is not returned to the system, so allow it one MiB.
+    EXPECT_LE(rss_after, rss_before + 1024);
 }
 
 TEST(Budget, HalfOpenConnectionsAreCappedAndExpireAndHonestClientsGetIn) {
