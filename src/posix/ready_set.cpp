@@ -3,14 +3,8 @@
 // trust rules and the protocol steps named below).
 #include "posix/ready_set.hpp"
 
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <bit>
-#include <cerrno>
 
 namespace veridian::ipc::posix::detail {
 
@@ -20,10 +14,6 @@ constexpr usize round_to_line(usize bytes) {
 }
 constexpr u32 words_for_bits(u32 bits) {
     return (bits + 63) / 64;
-}
-std::memory_order notice_order(SharedWords& words) {
-    return words.publish_order() == std::memory_order_seq_cst ? std::memory_order_seq_cst
-                                                              : std::memory_order_relaxed;
 }
 }  // namespace
 
@@ -54,13 +44,12 @@ void mark_ready(const ReadyMap& map, u32 slot) {
 
 ReadyNotice notice_after_publish(SharedWords& words, const std::atomic<u32>& arm,
                                  const ReadyMap& map, u32 slot, const std::atomic<u32>& waiting) {
-    const std::memory_order order = notice_order(words);
     // (M1)
-    const bool armed = arm.load(order) != 0;
+    const bool armed = words.announced(arm);
     // (M2) bit, then summary
     if (armed && map.valid() && slot < map.slots) mark_ready(map, slot);
     // (M3)
-    if (waiting.load(order) == 0) return ReadyNotice::None;
+    if (!words.announced(waiting)) return ReadyNotice::None;
     if (!armed) return ReadyNotice::OwnWord;
     if (map.valid()) {
         map.bell->fetch_add(1, std::memory_order_seq_cst);
@@ -372,8 +361,9 @@ Result<ReadyMember*> ReadySet::wait_ready(ReadyWaiter& waiter, SpinBudget& spin,
             sleep_values_.push_back(tail);
             sleep_members_.push_back(m);
         }
+        // Every one of them, whatever was found already: a demoted member whose client read
+        // arm = 0 before (S1) did not mark, so this check is the only look it gets.
         for (ReadyMember* m : rechecks_) {
-            if (anything) break;
             u64 retry = 0;
             const ReadyCheck c = m->check_ready(now, &retry);
             if (c == ReadyCheck::Work) {
@@ -407,24 +397,6 @@ Result<ReadyMember*> ReadySet::wait_ready(ReadyWaiter& waiter, SpinBudget& spin,
             woken_by_bell = sleep_words_[static_cast<usize>(r)] == map_.bell;
         }
     }
-}
-
-long futex_wait_any(const std::atomic<u32>* const* words, const u32* values, u32 count,
-                    long private_index, u64 until_ns) {
-    if (count > FUTEX_WAIT_ANY_MAX) count = FUTEX_WAIT_ANY_MAX;
-    futex_waitv waiters[FUTEX_WAIT_ANY_MAX] = {};
-    for (u32 i = 0; i < count; ++i) {
-        waiters[i].val = values[i];
-        waiters[i].uaddr = reinterpret_cast<u64>(words[i]);
-        waiters[i].flags =
-            FUTEX_32 | (static_cast<long>(i) == private_index ? FUTEX_PRIVATE_FLAG : 0);
-    }
-    timespec ts{};
-    ts.tv_sec = static_cast<time_t>(until_ns / 1'000'000'000u);
-    ts.tv_nsec = static_cast<long>(until_ns % 1'000'000'000u);
-    const long r = syscall(SYS_futex_waitv, waiters, count, 0, &ts, CLOCK_MONOTONIC);
-    if (r < 0 && errno == ENOSYS) return -2;
-    return r < 0 ? -1 : r;
 }
 
 }  // namespace veridian::ipc::posix::detail

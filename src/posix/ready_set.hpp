@@ -71,8 +71,8 @@
 //
 // Client (producer), after it published a record with publish_order() (record_ring.hpp
 // (P5)), in notice_after_publish():
-//   (M1) load arm (like parking.hpp's announced(): relaxed when a heavy barrier exists,
-//        seq_cst otherwise)
+//   (M1) load arm (SharedWords::announced(): relaxed when a heavy barrier exists, seq_cst
+//        otherwise)
 //   (M2) armed: set the slot's bit (fetch_or, seq_cst), then its summary bit (fetch_or,
 //        seq_cst). Bit before summary: a pass that reads the summary after the second store
 //        finds the bit; one that read it between the two finds a summary bit for a word it
@@ -324,12 +324,8 @@ private:
     u64 mutes_ = 0;
 };
 
-// The real ReadyWaiter::sleep: futex_waitv (Linux >= 5.16) on up to FUTEX_WAIT_ANY_MAX shared
-// words (FUTEX_32; `private_index`: that one word is process-private, -1: none). Returns the
-// index of the word woken, -1 when a value differed at once, on timeout or a signal, -2 when
-// the kernel has no futex_waitv (then use one word at a time: SharedWords::wait).
-inline constexpr u32 FUTEX_WAIT_ANY_MAX = 128;
-long futex_wait_any(const std::atomic<u32>* const* words, const u32* values, u32 count,
-                    long private_index, u64 until_ns);
+// The real ReadyWaiter::sleep is platform::futex_wait_any (futex_waitv).
+using platform::FUTEX_WAIT_ANY_MAX;
+using platform::futex_wait_any;
 
 }  // namespace veridian::ipc::posix::detail

@@ -14,9 +14,13 @@
 // hostile client: none; one that sets every bit and summary bit of the map; one that keeps
 // ringing the bell; one that marks its own slot forever without sending; or one that erases
 // the whole map (honest marks lost: the set's sweep and the clients' later marks must find
-// them). The simulated kernel has no futex_waitv (the sim waits on one word at a time), so the
-// receivers sleep on the bell alone: every polled member is demoted before each sleep, which
-// runs the arm/re-check SYNC POINT on every sleep.
+// them); and how many words the receivers' sleep can wait on at once: 1 (a kernel without
+// futex_waitv: the bell alone, every polled member demoted before each sleep), or 2, 3, 5 or
+// 128 (futex_waitv: the private word, the bell and up to 1, 2, 4 or 126 polled tails, the rest
+// demoted). The sim waits on one word at a time, so futex_waitv is modelled: a sleeper
+// registers its words, and every wake in the scenario (the test's SharedWords::wake_all) also
+// wakes a registered sleeper whose set holds the word; wakers change the word before they
+// wake, as they do on Linux.
 // Afterwards:
 //   - the run ended before the horizon, no waiter sleeps forever (the sim reports a
 //     deadlock otherwise), no sleeper is left announced;
@@ -81,6 +85,7 @@ struct Cast {
     u32 spin_ns = 0;
     Hostile hostile = Hostile::None;
     u32 hostile_rounds = 0;
+    u32 capacity = 1;  // words one sleep waits on
 
     std::string describe() const {
         static const char* names[] = {"none", "sets every bit", "rings the bell",
@@ -91,7 +96,8 @@ struct Cast {
         text += " messages, " + std::to_string(idle) + " idle members, " +
                 std::to_string(receivers) + " receiver(s), spin " + std::to_string(spin_ns) +
                 " ns, hostile client: " + names[static_cast<int>(hostile)] + " (" +
-                std::to_string(hostile_rounds) + " rounds)";
+                std::to_string(hostile_rounds) + " rounds), sleeps on " + std::to_string(capacity) +
+                " word(s)";
         return text;
     }
 };
@@ -107,6 +113,8 @@ Cast choose_cast(u64 seed) {
     c.spin_ns = rng.between(0, 1) == 0 ? 0 : 2000;
     c.hostile = rng.between(0, 1) == 0 ? Hostile::None : static_cast<Hostile>(rng.between(1, 4));
     c.hostile_rounds = static_cast<u32>(rng.between(1, 40));
+    static const u32 capacities[] = {1, 2, 3, 5, 128};
+    c.capacity = capacities[rng.between(0, 4)];
     return c;
 }
 
@@ -158,33 +166,108 @@ private:
     std::atomic<u32> word_{0};
 };
 
-// The sleeping side over the sim: one word at a time (no futex_waitv), no private word.
+// futex_waitv over the sim: the sleepers registered by SimWaiter, woken through
+// ModelWords::wake_all.
+struct WaitvSleeper {
+    const std::atomic<u32>* const* words = nullptr;
+    u32 count = 0;
+    bool active = false;
+    std::atomic<u32> any{0};  // the one word the sim really waits on
+};
+
+// The scenario's SharedWords: the sim's, except that a wake also reaches registered sleepers.
+class ModelWords final : public platform::SharedWords {
+public:
+    explicit ModelWords(SimPlatform& sim) : SharedWords(true), sim_(sim), inner_(sim) {}
+    WaitResult wait(const std::atomic<u32>* word, u32 expected, Deadline deadline) override {
+        return inner_.wait(word, expected, deadline);
+    }
+    void wake_all(const std::atomic<u32>* word) override {
+        // Decide first (no switch point in between), then wake: the word already changed.
+        WaitvSleeper* hit[4] = {};
+        u32 hits = 0;
+        for (WaitvSleeper* s : sleepers) {
+            if (!s->active) continue;
+            for (u32 i = 0; i < s->count; ++i) {
+                if (s->words[i] == word) {
+                    hit[hits++] = s;
+                    break;
+                }
+            }
+        }
+        inner_.wake_all(word);
+        for (u32 i = 0; i < hits; ++i) {
+            hit[i]->any.fetch_add(1);
+            inner_.wake_all(&hit[i]->any);
+        }
+    }
+    u64 now_ns() override { return inner_.now_ns(); }
+    void heavy_barrier() override { inner_.heavy_barrier(); }
+    u32 cpu_hint() override { return 0; }
+    bool single_cpu() override { return false; }
+    void yield() override { sim_.yield(); }
+    void relax() override { sim_.yield(); }
+
+    std::vector<WaitvSleeper*> sleepers;  // fixed before the run (at most 4)
+
+private:
+    SimPlatform& sim_;
+    platform::SimSharedWords inner_;
+};
+
+// The sleeping side: one word (no futex_waitv: no private word either), or the model of
+// futex_waitv on up to `capacity` words with a private word.
 class SimWaiter final : public ReadyWaiter {
 public:
-    SimWaiter(SimPlatform& sim, std::atomic<u32>& waiting) : sim_(sim), waiting_(waiting) {}
+    SimWaiter(SimPlatform& sim, std::atomic<u32>& waiting, u32 capacity,
+              const std::atomic<u32>* private_word, WaitvSleeper& sleeper)
+        : sim_(sim),
+          waiting_(waiting),
+          capacity_(capacity),
+          private_(private_word),
+          sleeper_(sleeper) {}
     Result<void> check() override { return ok(); }
     std::atomic<u32>& waiting() override { return waiting_; }
-    const std::atomic<u32>* private_word() override { return nullptr; }
+    const std::atomic<u32>* private_word() override { return capacity_ > 1 ? private_ : nullptr; }
     long sleep(const std::atomic<u32>* const* words, const u32* values, u32 count,
                u64 until_ns) override {
-        if (count > 1) {
-            failure = "the set asked the sim to sleep on " + std::to_string(count) + " words";
+        if (count > capacity_) {
+            failure = "the set asked to sleep on " + std::to_string(count) + " words, more than " +
+                      std::to_string(capacity_);
             return -1;
         }
         if (count == 0) {
             (void)sim_.wait(&nothing_, 0, Deadline::at(until_ns));
             return -1;
         }
-        const WaitResult r =
-            sim_.wait(const_cast<std::atomic<u32>*>(words[0]), values[0], Deadline::at(until_ns));
-        return r == WaitResult::TimedOut ? -1 : 0;
+        if (capacity_ == 1) {
+            const WaitResult r = sim_.wait(const_cast<std::atomic<u32>*>(words[0]), values[0],
+                                           Deadline::at(until_ns));
+            return r == WaitResult::TimedOut ? -1 : 0;
+        }
+        // futex_waitv: register, compare every word, sleep; report a word that changed.
+        sleeper_.words = words;
+        sleeper_.count = count;
+        const u32 any = sleeper_.any.load();
+        sleeper_.active = true;
+        long which = -1;
+        for (u32 i = 0; i < count && which < 0; ++i)
+            if (words[i]->load() != values[i]) which = i;
+        if (which < 0) (void)sim_.wait(&sleeper_.any, any, Deadline::at(until_ns));
+        sleeper_.active = false;
+        for (u32 i = 0; i < count && which < 0; ++i)
+            if (words[i]->load() != values[i]) which = i;
+        return which;
     }
-    u32 sleep_capacity() override { return 1; }
+    u32 sleep_capacity() override { return capacity_; }
     std::string failure;
 
 private:
     SimPlatform& sim_;
     std::atomic<u32>& waiting_;
+    u32 capacity_;
+    const std::atomic<u32>* private_;
+    WaitvSleeper& sleeper_;
     std::atomic<u32> nothing_{0};
 };
 
@@ -192,7 +275,7 @@ std::string run_seed(u64 seed, const Cast& cast) {
     SimPlatform::Options options;
     options.max_tick_ns = 500;  // time passes while tasks run: budgets' windows end
     SimPlatform sim(seed, options);
-    platform::SimSharedWords words(sim);
+    ModelWords words(sim);
 
     const u32 slots = 64 * 4 + 17;  // several bits words, a partial last one
     std::vector<u64> page(ReadyMap::bytes_for(slots) / 8, 0);
@@ -219,7 +302,11 @@ std::string run_seed(u64 seed, const Cast& cast) {
         total += cast.messages[p];
 
     SimLock lock(sim, words);
-    SimWaiter waiter(sim, waiting);
+    // One waiter per receiver (their sleeps never overlap: the lock), one registration.
+    WaitvSleeper sleeper;
+    words.sleepers.push_back(&sleeper);
+    std::atomic<u32> private_word{0};  // the receivers' own: bumped when a hold ends
+    SimWaiter waiter(sim, waiting, cast.capacity, &private_word, sleeper);
     u32 consumed = 0;  // under lock
     std::string problem;
     std::vector<std::vector<u32>> log(cast.producers);  // what was taken, per producer
@@ -228,7 +315,7 @@ std::string run_seed(u64 seed, const Cast& cast) {
         SimMember& m = *producers[p];
         for (u32 i = 0; i < cast.messages[p]; ++i) {
             sim.yield();
-            m.published.store(i + 1, words.publish_order());
+            words.publish(m.published, i + 1);
             if (notice_after_publish(words, m.arm_word, map, m.slot, waiting) ==
                 ReadyNotice::OwnWord) {
                 m.tail.store(i + 1, std::memory_order_seq_cst);
@@ -270,12 +357,14 @@ std::string run_seed(u64 seed, const Cast& cast) {
             lock.unlock();
             sim.yield();  // handle it outside the lock
             // Let go (without the lock: another receiver may sleep holding it). One asleep
-            // meanwhile skipped this producer's next messages: make it look (the bell stands
-            // in for the server's private word; it reads the bell before it checks `held`).
+            // meanwhile skipped this producer's next messages: make it look through the
+            // private word (the bell when the sleep has no private word); it reads both
+            // before it checks `held`.
             m->held.store(0);
             if (m->published.load() != m->taken.load()) {
-                map.bell->fetch_add(1);
-                words.wake_all(map.bell);
+                std::atomic<u32>* word = cast.capacity > 1 ? &private_word : map.bell;
+                word->fetch_add(1);
+                words.wake_all(word);
             }
         }
     };

@@ -37,7 +37,7 @@ struct TestMember final : ReadyMember {
     // The client's side of one message: (P5), then (M1)-(M3).
     void publish(SharedWords& words, const ReadyMap& map, const std::atomic<u32>& waiting) {
         const u32 n = published.load(std::memory_order_relaxed) + 1;
-        published.store(n, words.publish_order());
+        words.publish(published, n);
         if (notice_after_publish(words, arm_word, map, slot, waiting) == ReadyNotice::OwnWord) {
             tail.store(n, std::memory_order_seq_cst);
             words.wake_all(&tail);
