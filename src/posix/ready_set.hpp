@@ -140,7 +140,7 @@ inline constexpr u64 READY_WINDOW_NS = 1'000'000;
 // Marks per window that may find nothing before the map is skipped until the window ends.
 inline constexpr u32 READY_BOGUS_BUDGET = 256;
 // Wakes per window (of the bell; of one polled member's tail) that may find nothing.
-inline constexpr u32 READY_WAKE_BUDGET = 16;
+inline constexpr u32 READY_WAKE_BUDGET = 4;
 // A polled member that had no work for this long is demoted when the server sleeps.
 inline constexpr u64 READY_IDLE_NS = 50'000'000;
 // Most members polled at once: what one futex_waitv holds (128) less the bell and the

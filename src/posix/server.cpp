@@ -42,6 +42,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -477,6 +478,17 @@ struct Server::Impl {
 // ---- publish -----------------------------------------------------------------------------------
 
 Result<void> Server::Impl::start() {
+    // Descriptors for max_connections (and a reserve for everything else), as far as the
+    // hard limit allows; beyond it the acceptor refuses with the EMFILE message.
+    rlimit files{};
+    if (getrlimit(RLIMIT_NOFILE, &files) == 0) {
+        const rlim_t wanted =
+            rlim_t{options.max_connections} * SERVER_DESCRIPTORS_PER_CONNECTION + 256;
+        if (files.rlim_cur < wanted && files.rlim_cur < files.rlim_max) {
+            files.rlim_cur = wanted < files.rlim_max ? wanted : files.rlim_max;
+            (void)setrlimit(RLIMIT_NOFILE, &files);
+        }
+    }
     {
         std::lock_guard<std::mutex> lock(view_waker->mu);
         view_waker->impl = this;
