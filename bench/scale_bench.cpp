@@ -73,6 +73,7 @@ struct Options {
     unsigned per_holder = 2500;
     int server_cpu = 0;
     int client_cpu = 1;
+    unsigned work_us = 20;  // the second throughput table: handler work per call
     std::string json_out;
     std::string markdown;
     bool quick = false;
@@ -278,7 +279,7 @@ volatile sig_atomic_t g_stop = 0;
 // Publishes `name` and echoes every call from `receivers` threads until SIGTERM. Reports
 // (once published) its pid through `ready`.
 pid_t start_server(const std::string& dir, const std::string& name, unsigned receivers,
-                   unsigned max_connections, int cpu) {
+                   unsigned max_connections, int cpu, unsigned work_us = 0) {
     Pipe ready;
     const pid_t pid = spawn([&] {
         close(ready.r);
@@ -300,6 +301,12 @@ pid_t start_server(const std::string& dir, const std::string& name, unsigned rec
             while (g_stop == 0) {
                 auto got = server->receive_sync(vp::after_ms(50));
                 if (!got) continue;
+                if (work_us != 0) {
+                    // The handler's work: busy for work_us (a service that computes).
+                    const auto until = Clock::now() + std::chrono::microseconds(work_us);
+                    while (Clock::now() < until) {
+                    }
+                }
                 (void)server->reply(*got, got->message);
             }
         };
@@ -528,6 +535,7 @@ Report callers_throughput(const std::string& dir, const std::string& name, unsig
 struct LatencyRow {
     unsigned idle = 0;
     bool ok = false;
+    bool skipped = false;  // does not fit the descriptor limit (the reason says so)
     std::string failure;
     double p50 = 0, p99 = 0;
     double setup_seconds = 0;
@@ -536,7 +544,7 @@ struct LatencyRow {
 };
 
 struct ThroughputRow {
-    unsigned clients = 0, receivers = 0;
+    unsigned clients = 0, receivers = 0, work_us = 0;
     bool ok = false;
     std::string failure;
     double calls_per_second = 0;  // median of the reps
@@ -565,6 +573,7 @@ void usage() {
         "usage: vipc-scale-bench [--quick] [--idle 0,100,1000,10000] [--clients 1,2,4]\n"
         "                        [--receivers 1,2] [--calls N] [--seconds S] [--reps N]\n"
         "                        [--per-holder N] [--server-cpu N] [--client-cpu N]\n"
+        "                        [--work-us N (second throughput table; 0: none; default 20)]\n"
         "                        [--json-out FILE] [--markdown FILE]\n"
         "  --quick: idle 0,100; clients 1,2; receivers 1,2; 2000 calls; 0.2 s; 1 rep (~10 s)\n");
 }
@@ -587,6 +596,7 @@ int main(int argc, char** argv) {
             o.warmup = 500;
             o.seconds = 0.2;
             o.reps = 1;
+            o.work_us = 0;
         } else if (a == "--idle") {
             o.idle = parse_list(value());
         } else if (a == "--clients") {
@@ -603,6 +613,8 @@ int main(int argc, char** argv) {
             o.per_holder = static_cast<unsigned>(std::strtoul(value(), nullptr, 10));
         } else if (a == "--server-cpu") {
             o.server_cpu = std::atoi(value());
+        } else if (a == "--work-us") {
+            o.work_us = static_cast<unsigned>(std::strtoul(value(), nullptr, 10));
         } else if (a == "--client-cpu") {
             o.client_cpu = std::atoi(value());
         } else if (a == "--json-out") {
@@ -659,9 +671,36 @@ int main(int argc, char** argv) {
     unsigned case_no = 0;
     std::printf("%8s %9s %9s %10s %11s %10s %12s %10s %12s\n", "idle", "p50 us", "p99 us",
                 "setup s", "conns/s", "srv fd/c", "srv KiB/c", "cli fd/c", "cli KiB/c");
+    // What fits: the server holds SERVER_DESCRIPTORS_PER_CONNECTION per connection. A count
+    // beyond it is reported as such, and the largest count that fits is measured instead.
+    const unsigned fit_idle = static_cast<unsigned>(
+        (nofile > 512 ? nofile - 400 : 0) / vp::SERVER_DESCRIPTORS_PER_CONNECTION / 500 * 500);
+    std::vector<unsigned> idle_counts;
     for (unsigned idle : o.idle) {
+        idle_counts.push_back(idle);
+        if (idle > fit && std::find(o.idle.begin(), o.idle.end(), fit) == o.idle.end() &&
+            std::find(idle_counts.begin(), idle_counts.end(), fit) == idle_counts.end()) {
+            idle_counts.insert(idle_counts.end() - 1, fit);
+        }
+    }
+    for (unsigned idle : idle_counts) {
         LatencyRow row;
         row.idle = idle;
+        if (idle > fit_idle) {
+            char why[300];
+            std::snprintf(why, sizeof why,
+                          "needs about %u descriptors in the server (%u per connection) and "
+                          "RLIMIT_NOFILE allows %llu here (hard limit); raise it (ulimit -Hn, "
+                          "LimitNOFILE=) to measure it",
+                          idle * vp::SERVER_DESCRIPTORS_PER_CONNECTION + 400,
+                          vp::SERVER_DESCRIPTORS_PER_CONNECTION,
+                          static_cast<unsigned long long>(nofile));
+            row.failure = why;
+            row.skipped = true;
+            std::printf("%8u not run: %s\n", idle, why);
+            latency.push_back(row);
+            continue;
+        }
         const std::string name = "scale/latency-" + std::to_string(case_no++);
         const pid_t server = start_server(dir, name, 1, idle + 16, o.server_cpu);
         const long fds0 = count_fds(server);
@@ -705,34 +744,44 @@ int main(int argc, char** argv) {
     std::printf("\nthroughput (calls/s, median of %u; unpinned):\n%10s %10s %14s\n", o.reps,
                 "receivers", "clients", "calls/s");
     std::vector<ThroughputRow> throughput;
-    for (unsigned receivers : o.receivers) {
-        for (unsigned clients : o.clients) {
-            ThroughputRow row;
-            row.receivers = receivers;
-            row.clients = clients;
-            std::vector<double> reps;
-            for (unsigned rep = 0; rep < o.reps && row.failure.empty(); ++rep) {
-                const std::string name = "scale/throughput-" + std::to_string(case_no++);
-                const pid_t server = start_server(dir, name, receivers, clients + 16, -1);
-                const Report r = callers_throughput(dir, name, clients, o.seconds);
-                stop_server(server);
-                if (r.ok == 0) {
-                    row.failure = r.text;
-                } else {
-                    reps.push_back(r.v[0]);
-                }
-            }
-            if (row.failure.empty()) {
-                std::sort(reps.begin(), reps.end());
-                row.ok = true;
-                row.calls_per_second = reps[reps.size() / 2];
-                std::printf("%10u %10u %14.0f\n", receivers, clients, row.calls_per_second);
-            } else {
-                std::printf("%10u %10u failed: %s\n", receivers, clients, row.failure.c_str());
-            }
-            std::fflush(stdout);
-            throughput.push_back(row);
+    for (const unsigned work : {0u, o.work_us}) {
+        if (work != 0) {
+            std::printf(
+                "\nthroughput with %u us of handler work per call (calls/s, median of "
+                "%u; unpinned):\n%10s %10s %14s\n",
+                work, o.reps, "receivers", "clients", "calls/s");
         }
+        for (unsigned receivers : o.receivers) {
+            for (unsigned clients : o.clients) {
+                ThroughputRow row;
+                row.receivers = receivers;
+                row.clients = clients;
+                row.work_us = work;
+                std::vector<double> reps;
+                for (unsigned rep = 0; rep < o.reps && row.failure.empty(); ++rep) {
+                    const std::string name = "scale/throughput-" + std::to_string(case_no++);
+                    const pid_t server = start_server(dir, name, receivers, clients + 16, -1, work);
+                    const Report r = callers_throughput(dir, name, clients, o.seconds);
+                    stop_server(server);
+                    if (r.ok == 0) {
+                        row.failure = r.text;
+                    } else {
+                        reps.push_back(r.v[0]);
+                    }
+                }
+                if (row.failure.empty()) {
+                    std::sort(reps.begin(), reps.end());
+                    row.ok = true;
+                    row.calls_per_second = reps[reps.size() / 2];
+                    std::printf("%10u %10u %14.0f\n", receivers, clients, row.calls_per_second);
+                } else {
+                    std::printf("%10u %10u failed: %s\n", receivers, clients, row.failure.c_str());
+                }
+                std::fflush(stdout);
+                throughput.push_back(row);
+            }
+        }
+        if (o.work_us == 0) break;
     }
     const double load_after = load_average();
 
@@ -746,10 +795,16 @@ int main(int argc, char** argv) {
     std::vector<Target> targets;
     const LatencyRow* base = nullptr;
     const LatencyRow* most = nullptr;
+    const LatencyRow* wanted = nullptr;  // the largest count asked for, run or not
     for (const LatencyRow& r : latency) {
+        if (wanted == nullptr || r.idle > wanted->idle) wanted = &r;
         if (!r.ok) continue;
         if (r.idle == 0) base = &r;
         if (most == nullptr || r.idle > most->idle) most = &r;
+    }
+    if (wanted != nullptr && !wanted->ok) {
+        targets.push_back({"p50/p99 with " + std::to_string(wanted->idle) + " idle",
+                           "not run: " + wanted->failure, false, false});
     }
     char text[256];
     if (base != nullptr && most != nullptr && most->idle > 0) {
@@ -770,12 +825,14 @@ int main(int argc, char** argv) {
     for (const ThroughputRow& two : throughput) {
         if (!two.ok || two.receivers != 2 || two.clients < 2) continue;
         for (const ThroughputRow& one : throughput) {
-            if (!one.ok || one.receivers != 1 || one.clients != two.clients) continue;
+            if (!one.ok || one.receivers != 1 || one.clients != two.clients ||
+                one.work_us != two.work_us)
+                continue;
             const double ratio = two.calls_per_second / one.calls_per_second;
             std::snprintf(text, sizeof text, "%.2fx (%.0f vs %.0f calls/s)", ratio,
                           two.calls_per_second, one.calls_per_second);
             targets.push_back({"throughput, 2 receivers vs 1, " + std::to_string(two.clients) +
-                                   " clients >= 1.7x",
+                                   " clients, " + std::to_string(two.work_us) + " us work >= 1.7x",
                                text, ratio >= 1.7, true});
         }
     }
@@ -807,7 +864,8 @@ int main(int argc, char** argv) {
                   << ", \"client_fds_per_connection\": " << r.client_fds_per_conn
                   << ", \"client_rss_kib_per_connection\": " << r.client_rss_kib_per_conn;
             } else {
-                j << ", \"reason\": \"" << json_escape(r.failure) << "\"";
+                j << ", \"skipped\": " << (r.skipped ? "true" : "false") << ", \"reason\": \""
+                  << json_escape(r.failure) << "\"";
             }
             j << "}" << (i + 1 < latency.size() ? "," : "") << "\n";
         }
@@ -815,7 +873,7 @@ int main(int argc, char** argv) {
         for (size_t i = 0; i < throughput.size(); ++i) {
             const ThroughputRow& r = throughput[i];
             j << "    {\"receivers\": " << r.receivers << ", \"clients\": " << r.clients
-              << ", \"ok\": " << (r.ok ? "true" : "false");
+              << ", \"work_us\": " << r.work_us << ", \"ok\": " << (r.ok ? "true" : "false");
             if (r.ok) {
                 j << ", \"calls_per_second\": " << r.calls_per_second;
             } else {
@@ -846,7 +904,7 @@ int main(int argc, char** argv) {
         m << "|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
         for (const LatencyRow& r : latency) {
             if (!r.ok) {
-                m << "| " << r.idle << " | failed: " << r.failure << " |||||||\n";
+                m << "| " << r.idle << " | not run: " << r.failure << " |||||||\n";
                 continue;
             }
             m << "| " << r.idle << " | " << r.p50 << " | " << r.p99 << " | " << r.setup_seconds
@@ -854,9 +912,9 @@ int main(int argc, char** argv) {
               << r.server_fds_per_conn << " | " << r.server_rss_kib_per_conn << " | "
               << r.client_fds_per_conn << " | " << r.client_rss_kib_per_conn << " |\n";
         }
-        m << "\n| receivers | clients | calls/s |\n|---:|---:|---:|\n";
+        m << "\n| handler work us | receivers | clients | calls/s |\n|---:|---:|---:|---:|\n";
         for (const ThroughputRow& r : throughput) {
-            m << "| " << r.receivers << " | " << r.clients << " | ";
+            m << "| " << r.work_us << " | " << r.receivers << " | " << r.clients << " | ";
             if (r.ok) {
                 m << r.calls_per_second;
             } else {
@@ -873,7 +931,7 @@ int main(int argc, char** argv) {
     (void)std::system(rm.c_str());
     bool all_ok = true;
     for (const LatencyRow& r : latency)
-        all_ok = all_ok && r.ok;
+        all_ok = all_ok && (r.ok || r.skipped);
     for (const ThroughputRow& r : throughput)
         all_ok = all_ok && r.ok;
     return all_ok ? 0 : 1;
