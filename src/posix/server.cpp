@@ -87,6 +87,10 @@ void bump(std::atomic<u64>& counter) {
 
 // Ready slots for a connection limit: the live ones, plus room for those that ended and
 // wait for the next receive to forget them.
+// How long a non-blocking send or a reply waits for another thread of this server holding the
+// same connection's outbox (one slice: longer than a time slice of a preempted holder).
+inline constexpr u64 SERVER_LOCK_WAIT_NS = PARK_SLICE_NS;
+
 u32 ready_slots_for(u32 max_connections) {
     const u64 slots = u64{max_connections} + max_connections / 4 + 16;
     return static_cast<u32>(slots < READY_MAX_SLOTS ? slots : READY_MAX_SLOTS);
@@ -1528,9 +1532,12 @@ Result<void> Server::Impl::send_to(ConnectionId to, OutgoingRecord record, Answe
     }
     ServerSend owner(closed, *c, gone, waiting_senders);
     // A reply never waits for the client (a client that does not read its replies cannot
-    // stall the server): a full ring drops it with ChannelFull.
+    // stall the server): a full ring drops it with ChannelFull. It may wait, briefly, for
+    // another thread of ours that holds this connection's outbox (another receiving thread,
+    // preempted in the middle of its send): SERVER_LOCK_WAIT_NS at most.
     if (answer == Answer::Reply) blocking = Blocking::No;
-    auto r = c->outbox.send(owner, record, blocking, deadline);
+    auto r = c->outbox.send(owner, record, blocking, deadline,
+                            blocking == Blocking::No ? SERVER_LOCK_WAIT_NS : 0);
     if (r) {
         bump(c->sent);  // single writer per connection: the outbox lock was just released,
         sent_total.fetch_add(1, std::memory_order_relaxed);  // so two senders may race here:
