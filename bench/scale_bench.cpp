@@ -76,6 +76,7 @@ struct Options {
     unsigned work_us = 20;  // the second throughput table: handler work per call
     std::string json_out;
     std::string markdown;
+    std::string svg;  // the latency plot
     bool quick = false;
 };
 
@@ -579,7 +580,7 @@ void usage() {
         "                        [--receivers 1,2] [--calls N] [--seconds S] [--reps N]\n"
         "                        [--per-holder N] [--server-cpu N] [--client-cpu N]\n"
         "                        [--work-us N (second throughput table; 0: none; default 20)]\n"
-        "                        [--json-out FILE] [--markdown FILE]\n"
+        "                        [--json-out FILE] [--markdown FILE] [--svg FILE]\n"
         "  --quick: idle 0,100; clients 1,2; receivers 1,2; 2000 calls; 0.2 s; 1 rep (~10 s)\n");
 }
 
@@ -626,6 +627,8 @@ int main(int argc, char** argv) {
             o.json_out = value();
         } else if (a == "--markdown") {
             o.markdown = value();
+        } else if (a == "--svg") {
+            o.svg = value();
         } else if (a == "--help" || a == "-h") {
             usage();
             return 0;
@@ -936,6 +939,66 @@ int main(int argc, char** argv) {
         for (const Target& t : targets)
             m << "| " << t.what << " | " << t.measured << " | " << (t.met ? "met" : "not met")
               << " |\n";
+    }
+    if (!o.svg.empty()) {
+        // p50 and p99 of the active caller against the idle connections (x: log scale, 0 at
+        // the left edge), with the floor's p50 as a line.
+        std::vector<const LatencyRow*> rows;
+        double top = floor_p50;
+        unsigned most_idle_run = 1;
+        for (const LatencyRow& r : latency) {
+            if (!r.ok) continue;
+            rows.push_back(&r);
+            top = std::max(top, r.p99);
+            most_idle_run = std::max(most_idle_run, r.idle);
+        }
+        top = top * 1.25 + 0.01;
+        const double w = 640, h = 360, l = 60, r = 20, t = 30, b = 50;
+        auto x_of = [&](unsigned idle) {
+            const double span = std::log10(std::max(10.0, static_cast<double>(most_idle_run)));
+            const double v = idle == 0 ? 0 : 0.15 + 0.85 * std::log10(idle) / span;
+            return l + v * (w - l - r);
+        };
+        auto y_of = [&](double us) { return h - b - us / top * (h - t - b); };
+        std::ofstream g(o.svg);
+        g << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << w << "\" height=\"" << h
+          << "\" font-family=\"sans-serif\" font-size=\"12\">\n";
+        g << "<text x=\"" << l
+          << "\" y=\"18\">one active caller's call/reply vs idle "
+             "connections (us)</text>\n";
+        g << "<line x1=\"" << l << "\" y1=\"" << h - b << "\" x2=\"" << w - r << "\" y2=\"" << h - b
+          << "\" stroke=\"black\"/>\n";
+        g << "<line x1=\"" << l << "\" y1=\"" << t << "\" x2=\"" << l << "\" y2=\"" << h - b
+          << "\" stroke=\"black\"/>\n";
+        for (int k = 0; k <= 4; ++k) {
+            const double us = top * k / 4;
+            g << "<text x=\"5\" y=\"" << y_of(us) + 4 << "\">" << std::round(us * 100) / 100
+              << "</text>\n";
+        }
+        g << "<line x1=\"" << l << "\" y1=\"" << y_of(floor_p50) << "\" x2=\"" << w - r
+          << "\" y2=\"" << y_of(floor_p50)
+          << "\" stroke=\"gray\" stroke-dasharray=\"4\"/><text x=\"" << w - r - 150 << "\" y=\""
+          << y_of(floor_p50) - 4 << "\" fill=\"gray\">spin_line floor p50</text>\n";
+        const char* colors[2] = {"#1f77b4", "#d62728"};
+        for (int series = 0; series < 2; ++series) {
+            g << "<polyline fill=\"none\" stroke=\"" << colors[series] << "\" points=\"";
+            for (const LatencyRow* row : rows)
+                g << x_of(row->idle) << "," << y_of(series == 0 ? row->p50 : row->p99) << " ";
+            g << "\"/>\n";
+            for (const LatencyRow* row : rows) {
+                g << "<circle cx=\"" << x_of(row->idle) << "\" cy=\""
+                  << y_of(series == 0 ? row->p50 : row->p99) << "\" r=\"3\" fill=\""
+                  << colors[series] << "\"/>\n";
+            }
+            g << "<text x=\"" << w - r - 60 << "\" y=\"" << t + 14 * (series + 1) << "\" fill=\""
+              << colors[series] << "\">" << (series == 0 ? "p50" : "p99") << "</text>\n";
+        }
+        for (const LatencyRow* row : rows) {
+            g << "<text x=\"" << x_of(row->idle) - 12 << "\" y=\"" << h - b + 16 << "\">"
+              << row->idle << "</text>\n";
+        }
+        g << "<text x=\"" << (l + w) / 2 - 60 << "\" y=\"" << h - 10
+          << "\">idle connections</text>\n</svg>\n";
     }
     std::string rm = "rm -rf '" + dir + "'";
     (void)std::system(rm.c_str());
