@@ -89,20 +89,25 @@ Result<u32> ReadySet::add(ReadyMember& member) {
     member.last_work = 0;
     // Before the client learns of the connection (the handshake reply carries the order).
     member.arm->store(1, std::memory_order_seq_cst);
-    // SYNC POINT: release, paired with the acquire of harvest() and of the sweep: they see
-    // the member's fields as written here.
-    by_slot_[slot].store(&member, std::memory_order_release);
-    members_count_.fetch_add(1, std::memory_order_relaxed);
     return slot;
+}
+
+void ReadySet::list(ReadyMember& member) {
+    // SYNC POINT: release, paired with the acquire of harvest() and of the sweep: they see
+    // the member (and its owner's fields) as written before this.
+    by_slot_[member.slot].store(&member, std::memory_order_release);
+    members_count_.fetch_add(1, std::memory_order_relaxed);
 }
 
 void ReadySet::remove(ReadyMember& member) {
     if (member.mode == ReadyMode::Free) return;
     if (member.mode == ReadyMode::Polled) unlist(member);
     std::erase(rechecks_, &member);
-    by_slot_[member.slot].store(nullptr, std::memory_order_relaxed);
+    if (by_slot_[member.slot].load(std::memory_order_relaxed) == &member) {
+        by_slot_[member.slot].store(nullptr, std::memory_order_relaxed);
+        members_count_.fetch_sub(1, std::memory_order_relaxed);
+    }
     member.mode = ReadyMode::Free;
-    members_count_.fetch_sub(1, std::memory_order_relaxed);
     std::lock_guard<std::mutex> lock(slots_mu_);
     free_slots_.push_back(member.slot);
 }
@@ -390,8 +395,17 @@ Result<ReadyMember*> ReadySet::wait_ready(ReadyWaiter& waiter, SpinBudget& spin,
             r = waiter.sleep(sleep_words_.data(), sleep_values_.data(),
                              static_cast<u32>(sleep_words_.size()), until);
         }
-        // (S5) unannounce; attribute the wake
+        // (S5) unannounce; attribute the wake. A sleep that returned without naming a word
+        // (a value differed already: futex_waitv does not say which) is attributed to a word
+        // that moved, a polled tail first, so that a hammered word is budgeted all the same.
         waiter.waiting().store(0, std::memory_order_relaxed);
+        if (r < 0 && words.now_ns() < until) {
+            for (usize i = 0; i < sleep_words_.size(); ++i) {
+                if (sleep_words_[i]->load(std::memory_order_relaxed) == sleep_values_[i]) continue;
+                if (r < 0 || sleep_members_[i] != nullptr) r = static_cast<long>(i);
+                if (sleep_members_[i] != nullptr) break;
+            }
+        }
         if (r >= 0 && static_cast<usize>(r) < sleep_words_.size()) {
             woken_by = sleep_members_[static_cast<usize>(r)];
             woken_by_bell = sleep_words_[static_cast<usize>(r)] == map_.bell;

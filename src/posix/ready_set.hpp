@@ -261,8 +261,11 @@ public:
     const ReadyMap& map() const { return map_; }
 
     // Gives the member a free slot and arms it (arm = 1), before its client learns of the
-    // connection (so its first publish marks). ResourceBusy when every slot is taken.
+    // connection (so its first publish marks). ResourceBusy when every slot is taken. The
+    // passes see it only after list(): call that once the owner's own fields are final, and
+    // before the client learns of the connection.
     Result<u32> add(ReadyMember& member);
+    void list(ReadyMember& member);
     // Takes the member out (its slot becomes free; a mark left for it costs one check).
     void remove(ReadyMember& member);
 
@@ -325,7 +328,7 @@ private:
 };
 
 // The real ReadyWaiter::sleep is platform::futex_wait_any (futex_waitv).
-using platform::FUTEX_WAIT_ANY_MAX;
 using platform::futex_wait_any;
+using platform::FUTEX_WAIT_ANY_MAX;
 
 }  // namespace veridian::ipc::posix::detail

@@ -898,6 +898,7 @@ void Server::Impl::handle_hello(int raw_sock,
     epoll_ctl(epfd, EPOLL_CTL_ADD, pfd, &pev);
     live.emplace(pfd, conn);
     conn->capability = through;
+    ready.list(*conn);  // its socket and pidfd are set: receivers may reach it now
     {
         std::lock_guard<std::mutex> lock(conns_mu);  // (b)
         conns.push_back(conn);

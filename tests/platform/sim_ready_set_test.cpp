@@ -288,14 +288,19 @@ std::string run_seed(u64 seed, const Cast& cast) {
     for (auto& m : idle) {
         m = std::make_unique<SimMember>();
         (void)set.add(*m);
+        set.list(*m);
     }
     std::vector<std::unique_ptr<SimMember>> producers(cast.producers);
     for (auto& m : producers) {
         m = std::make_unique<SimMember>();
         (void)set.add(*m);
+        set.list(*m);
     }
     SimMember hostile_member;
-    if (cast.hostile == Hostile::MarksItself) (void)set.add(hostile_member);
+    if (cast.hostile == Hostile::MarksItself) {
+        (void)set.add(hostile_member);
+        set.list(hostile_member);
+    }
 
     u32 total = 0;
     for (u32 p = 0; p < cast.producers; ++p)

@@ -61,6 +61,7 @@ struct Server {
         for (u32 i = 0; i < n; ++i) {
             members.push_back(std::make_unique<TestMember>());
             ASSERT_TRUE(set.add(*members.back()));
+            set.list(*members.back());
         }
     }
     u64 checks() const {
@@ -325,6 +326,7 @@ void run_threads(u32 receivers) {
     for (u32 p = 0; p < PRODUCERS; ++p) {
         s.members.push_back(std::make_unique<TestMember>());
         ASSERT_TRUE(s.set.add(*s.members.back()));
+        s.set.list(*s.members.back());
         producers.push_back(s.members.back().get());
     }
     ThreadWaiter waiter(s.waiting);
