@@ -134,4 +134,22 @@ void ProcessSharedWords::relax() {
     cpu_relax();
 }
 
+long futex_wait_any(const std::atomic<u32>* const* words, const u32* values, u32 count,
+                    long private_index, u64 until_ns) {
+    if (count > FUTEX_WAIT_ANY_MAX) count = FUTEX_WAIT_ANY_MAX;
+    futex_waitv waiters[FUTEX_WAIT_ANY_MAX] = {};
+    for (u32 i = 0; i < count; ++i) {
+        waiters[i].val = values[i];
+        waiters[i].uaddr = reinterpret_cast<u64>(words[i]);
+        waiters[i].flags =
+            FUTEX_32 | (static_cast<long>(i) == private_index ? FUTEX_PRIVATE_FLAG : 0);
+    }
+    timespec ts{};
+    ts.tv_sec = static_cast<time_t>(until_ns / 1'000'000'000u);
+    ts.tv_nsec = static_cast<long>(until_ns % 1'000'000'000u);
+    const long r = syscall(SYS_futex_waitv, waiters, count, 0, &ts, CLOCK_MONOTONIC);
+    if (r < 0 && errno == ENOSYS) return -2;
+    return r < 0 ? -1 : r;
+}
+
 }  // namespace veridian::ipc::platform

@@ -125,4 +125,13 @@ WaitResult futex_wait(const std::atomic<u32>* word, u32 expected, Deadline deadl
                       bool private_word);
 void futex_wake(const std::atomic<u32>* word, int count, bool private_word);
 
+// futex_waitv (Linux >= 5.16) on up to FUTEX_WAIT_ANY_MAX words while each equals its value
+// (FUTEX_32; all shared, except `private_index`: that one word is process-private, -1:
+// none), until the absolute CLOCK_MONOTONIC time until_ns. Returns the index of the word
+// woken, -1 when a value differed at once, on timeout or a signal, -2 when the kernel has no
+// futex_waitv (then wait on one word at a time).
+inline constexpr u32 FUTEX_WAIT_ANY_MAX = 128;
+long futex_wait_any(const std::atomic<u32>* const* words, const u32* values, u32 count,
+                    long private_index, u64 until_ns);
+
 }  // namespace veridian::ipc::platform

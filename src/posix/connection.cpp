@@ -47,6 +47,7 @@
 #include "posix/outbox.hpp"
 #include "posix/parked_count.hpp"
 #include "posix/pollable.hpp"
+#include "posix/ready_set.hpp"
 #include "posix/region_wire.hpp"
 #include "posix/wire.hpp"
 #include "veridian/ipc/posix/runtime.hpp"
@@ -138,6 +139,9 @@ struct Connection::Impl final : OutboxOwner, InboxOwner {
     Mapping c2s_data, c2s_ctl, s2c_data, s2c_ctl, state_map, doorbell_map, c2s_pool, s2c_pool;
     const ServerState* state = nullptr;
     ServerDoorbell* doorbell = nullptr;
+    // The server's ready map (in the doorbell memfd) and our slot in it (ready_set.hpp).
+    ReadyMap ready_map;
+    u32 ready_slot = ~u32{0};
 
     Outbox outbox;  // the client→server ring (with SEND)
 
@@ -541,16 +545,24 @@ Result<void> Connection::Impl::connect(std::string_view name_, const ConnectOpti
 
     // Map what our rights give: the pages we write read-write, the server's read-only.
     state_map = VIPC_TRY(map_peer_memfd(state_fd.get(), PAGE_BYTES, false));
-    doorbell_map = VIPC_TRY(map_peer_memfd(doorbell_fd.get(), PAGE_BYTES, true));
     state = state_map.as<const ServerState>();
-    doorbell = doorbell_map.as<ServerDoorbell>();
     if (state->magic != STATE_MAGIC || state->version != WIRE_VERSION) {
         return fail(IpcError::InvalidMessage, "endpoint '%s' sent a foreign state segment",
                     name.c_str());
     }
+    const u32 slots = state->ready_slots;
+    if (slots == 0 || slots > READY_MAX_SLOTS) {
+        return fail(IpcError::InvalidMessage, "endpoint '%s' announced %u ready slots (1..%u)",
+                    name.c_str(), slots, READY_MAX_SLOTS);
+    }
+    doorbell_map = VIPC_TRY(map_peer_memfd(doorbell_fd.get(), doorbell_bytes(slots), true));
+    doorbell = doorbell_map.as<ServerDoorbell>();
+    ready_map = ReadyMap::over(doorbell_map.get(), slots);
     if ((rights & Rights::SEND) != 0) {
         c2s_data = VIPC_TRY(map_peer_memfd(c2s_data_fd.get(), geometry.data_bytes, true));
         c2s_ctl = VIPC_TRY(map_peer_memfd(c2s_ctl_fd.get(), geometry.ctl_bytes, false));
+        // A slot beyond the map (a server that lies) only means no marks: the bell still rings.
+        ready_slot = c2s_ctl.as<const RingCtl>()->ready_slot;
         DeadlineLock lock(outbox.mu);
         outbox.attach(words, geometry, c2s_data.as<RingDataHeader>(), c2s_ctl.as<const RingCtl>(),
                       options.spin_ns);
@@ -689,16 +701,12 @@ void ClientMonitor::run() {
 
 void Connection::Impl::published() {
     bump(sent_count);  // under outbox.mu
-    // parking.hpp (b)/(c), paired with the server's receive (its announce on state.waiting
-    // and heavy barrier): either we see it announced, or its re-scan sees our record.
-    // The server sleeps on every client's own tail word (so that it can tell who woke it:
-    // see Server::Impl::receive), and on the shared doorbell only when it says so.
-    if (announced(words, state->waiting)) {
-        outbox.publish_tail();  // changes the word the server sleeps on, then wakes it
-        if (state->wake_doorbell.load(std::memory_order_seq_cst) != 0) {
-            doorbell->ring.fetch_add(1, std::memory_order_seq_cst);
-            words.wake_all(&doorbell->ring);
-        }
+    // ready_set.hpp (M1)-(M3), paired with the server's arming and its announce on
+    // state.waiting (heavy barrier): armed → mark our slot, and ring the bell if it sleeps;
+    // polled → if it sleeps, change our tail word (it waits on it) and wake it.
+    if (notice_after_publish(words, c2s_ctl.as<const RingCtl>()->ready_arm, ready_map, ready_slot,
+                             state->waiting) == ReadyNotice::OwnWord) {
+        outbox.publish_tail();
     }
     // Steps (b), (c) of pollable.hpp: the server polls.
     if (state->poll_armed.load(std::memory_order_seq_cst) != 0) notify_peer(notify_fd.get());

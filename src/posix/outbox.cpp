@@ -122,11 +122,12 @@ Result<void> Outbox::push(OutboxOwner& owner, const OutgoingRecord& record, Bloc
 }
 
 Result<void> Outbox::send(OutboxOwner& owner, const OutgoingRecord& record, Blocking blocking,
-                          Deadline deadline) {
+                          Deadline deadline, u64 lock_wait_ns) {
     // (1)
-    if (!lock_counting_parked(mu, blocking, deadline, owner.parked_senders())) {
-        return blocking == Blocking::Yes ? IpcError::Timeout : IpcError::ChannelFull;
-    }
+    const bool locked = blocking == Blocking::No && lock_wait_ns != 0
+                            ? mu.lock_until(Deadline::at(words_->now_ns() + lock_wait_ns))
+                            : lock_counting_parked(mu, blocking, deadline, owner.parked_senders());
+    if (!locked) return blocking == Blocking::Yes ? IpcError::Timeout : IpcError::ChannelFull;
     DeadlineLock guard(mu, std::adopt_lock);
     // (2)
     if (rate_limited_) VIPC_TRY(admit(owner, record, blocking, deadline));

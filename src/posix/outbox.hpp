@@ -79,8 +79,13 @@ public:
     // Rate limits, each a bucket of messages and one of bytes (0 = off). Before first use.
     void set_limits(const RateLimit& server_limit, const RateLimit& own, u64 now) VIPC_REQUIRES(mu);
 
+    // lock_wait_ns (non-blocking sends only, 0: NONBLOCKING_LOCK_WAIT_NS): how long (1) may
+    // wait for another thread of this process that holds mu. The server's replies use a
+    // longer bound: with several receiving threads, the holder may be a receiver preempted in
+    // the middle of its own send on a busy machine (it never waits for the peer itself while
+    // holding mu in a non-blocking send).
     Result<void> send(OutboxOwner& owner, const OutgoingRecord& record, Blocking blocking,
-                      Deadline deadline);
+                      Deadline deadline, u64 lock_wait_ns = 0);
     // The fast path of fast_send: a SmallMessage, no limits, nothing to wait for. False when
     // it could not be done straight away (the caller then takes send()).
     bool try_send_small(OutboxOwner& owner, const SmallMessage& msg);

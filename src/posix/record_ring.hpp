@@ -179,7 +179,11 @@ struct alignas(64) RingCtl {
     std::atomic<u32> space_wake;        // futex word of space waits: bumped by a waking consumer
     std::atomic<u32> released;          // loan returns written to the return queue
     std::atomic<u32> poll_armed;        // 1 once the consumer polls (see pollable.hpp): s2c only
-    u32 reserved1[10];
+    // c2s only, written by the server (ready_set.hpp): 1 while the connection is armed (its
+    // client marks its slot after publishing), 0 while the server polls it; and its slot.
+    std::atomic<u32> ready_arm;
+    u32 ready_slot;
+    u32 reserved1[8];
 };
 static_assert(sizeof(RingCtl) == RING_HEADER_BYTES);
 

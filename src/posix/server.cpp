@@ -2,8 +2,11 @@
 // veridian-ipc posix runtime: the server side of a named endpoint.
 //
 // Threads of a Server:
-//   - callers of receive/try_receive (serialized by receive_mu_: one consumer of every
-//     client→server ring at a time),
+//   - callers of receive/try_receive, any number at once: each takes receive_mu for one pass
+//     over the ready set and one take (the one consumer of every client→server ring at a
+//     time); what it took it handles without the lock, while the next one receives. A
+//     connection's messages are handed out in its order; one whose record a thread holds as
+//     a view is not read by another until that thread's next receive (or its exit) ends it,
 //   - callers of reply/send_* (serialized per connection by its Outbox, outbox.hpp),
 //   - the monitor thread: accepts clients on the discovery socket, answers stat requests,
 //     notices hang-ups of connection sockets (peer death) with epoll, and serves the
@@ -19,33 +22,27 @@
 //   under conns_mu, (c) looks again under caps_mu and ends it if it was revoked meanwhile.
 //   Either (2) sees the listed connection, or (c) sees the mark: none survives a revoke.
 //
-// The receive protocol (paired with the client's notify_server in connection.cpp):
-//   (0) woken by one client's word: look at that ring alone; nothing new → a spurious wake,
-//       counted against that client's budget (over it: muted for the rest of the window),
-//       and skip to (2) without scanning or spinning
-//   (1) scan the rings round-robin, starting after the connection served last; take the first
-//       message found (fairness: a busy client cannot starve the ones after it)
-//   (2) none: deadline passed → Timeout; closed → EndpointNotFound
-//   (3) spin (bounded, adaptive) re-scanning the tails → (1); not after a spurious wake
-//   (4) announce: state.wake_doorbell as needed, then state.waiting = 1 (seq_cst), then
-//       the heavy barrier (platform/shared_words.hpp): clients publish without a fence
-//   (5) read rx_private, the doorbell, and every unmuted client's tail word t_i (seq_cst),
-//       re-scanning every ring (its next record's sequence word) as we go: anything →
-//       unannounce, (1)
-//   (6) futex_waitv on rx_private, each tail while it equals t_i (and the doorbell when
-//       wake_doorbell), at most one slice, the deadline, or the end of a mute
-//   (7) unannounce, back to (0)
-// A client publishing: its record (record_ring.hpp (P5)), then load state.waiting; if set,
-// store its tail word (it changes: the record moved the tail) and wake it (and, when
-// state.wake_doorbell, bump and wake the doorbell). SYNC POINT: either the client sees the
-// flag or the server's (5) sees the record (parking.hpp's argument, with the barrier of (4)). Every
-// word a client writes is trusted for nothing: the server only ever re-scans the rings, whose
-// indexes it checks.
+// The receive protocol is the ready set's (ready_set.hpp: passes over the polled connections
+// and the marked ones, then the sleep on the bell, the polled tails and rx_private), paired
+// with the client's published() in connection.cpp (notice_after_publish). Every word a client
+// writes is trusted for nothing: the server only ever looks at the rings, whose indexes it
+// checks.
+//
+// Views with several receivers, paired with the ready set's Deferred:
+//   (V1) a receive that hands out a payload record as a view sets the connection's `viewed`
+//        and records (connection, record) in its thread's view list
+//   (V2) the same thread's next receive on this server (or the thread's exit) finishes the
+//        record without receive_mu (no other thread touches that connection's ring while
+//        `viewed` is set), then stores viewed = 0 (seq_cst), then loads state.waiting
+//        (seq_cst): set → bumps rx_private and wakes it
+//   A receiver asleep in the ready set read rx_private before it looked at the connection
+//   (ready_set.hpp (S3)), so either it saw viewed = 0 or the bump changes its word.
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -66,6 +63,7 @@
 #include "posix/parked_count.hpp"
 #include "posix/pollable.hpp"
 #include "posix/rate_limit.hpp"
+#include "posix/ready_set.hpp"
 #include "posix/region_wire.hpp"
 #include "posix/wire.hpp"
 #include "veridian/ipc/posix/runtime.hpp"
@@ -87,27 +85,16 @@ void bump(std::atomic<u64>& counter) {
     counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }
 
-// How many doorbell wake-ups that found nothing the receiver tolerates per window before it
-// stops listening to the doorbell for the rest of the window (see receive()).
-inline constexpr u64 DOORBELL_WINDOW_NS = 1'000'000;
-inline constexpr u32 DOORBELL_SPURIOUS_BUDGET = 16;
+// Ready slots for a connection limit: the live ones, plus room for those that ended and
+// wait for the next receive to forget them.
+// How long a non-blocking send or a reply waits for another thread of this server holding the
+// same connection's outbox (one slice: longer than a time slice of a preempted holder).
+inline constexpr u64 SERVER_LOCK_WAIT_NS = PARK_SLICE_NS;
 
-class DoorbellBudget {
-public:
-    // Counts one spurious wake at `now`; false once the window's budget is spent.
-    bool allow_spurious(u64 now) {
-        if (now - window_start_ >= DOORBELL_WINDOW_NS) {
-            window_start_ = now;
-            spent_ = 0;
-        }
-        return ++spent_ <= DOORBELL_SPURIOUS_BUDGET;
-    }
-    u64 window_end() const { return window_start_ + DOORBELL_WINDOW_NS; }
-
-private:
-    u64 window_start_ = 0;
-    u32 spent_ = 0;
-};
+u32 ready_slots_for(u32 max_connections) {
+    const u64 slots = u64{max_connections} + max_connections / 4 + 16;
+    return static_cast<u32>(slots < READY_MAX_SLOTS ? slots : READY_MAX_SLOTS);
+}
 
 // The lock files this process holds (record locks do not exclude their own process).
 class HeldLocks {
@@ -223,7 +210,9 @@ private:
 };
 
 // One client connection, as the server sees it.
-struct ServerConnection final : InboxOwner {
+struct ServerConnection final : InboxOwner,
+                                ReadyMember,
+                                std::enable_shared_from_this<ServerConnection> {
     ConnectionId id = 0;
     pid_t pid = 0;
     uid_t uid = 0;
@@ -233,10 +222,9 @@ struct ServerConnection final : InboxOwner {
     Fd pidfd;                     // the client process (SO_PEERPIDFD / pidfd_open)
     u64 unclaimed_owner = 0;      // its key in the table of unclaimed descriptors
     Fd notify;                    // our end of its notification socket (see pollable.hpp)
-    // Spurious wakes of the receiver by this client's tail word (see Server::Impl::receive);
-    // guarded by Server::Impl::receive_mu.
-    DoorbellBudget wake_budget;
-    u64 muted_until = 0;
+    // 1 while a receiving thread holds a view of its next record (see "Views" above).
+    std::atomic<u32> viewed{0};
+    bool limited = false;  // ServerOptions::client_rate_limit is set (fixed before listing)
 
     // Mappings: c2s.data and s2c.ctl are written by the client (trusted for nothing);
     // c2s.ctl and s2c.data by us.
@@ -270,6 +258,25 @@ struct ServerConnection final : InboxOwner {
     // futex word is in a page the client writes and we map read-only.
     std::atomic<u32> wake_epoch{0};
     void wake_local() { bump_local_word(wake_epoch); }
+    // ReadyMember: the one check a mark or a wake costs (under Server::Impl::receive_mu).
+    ReadyCheck check_ready(u64 now, u64* retry_at) override {
+        if (broken.load(std::memory_order_relaxed)) return ReadyCheck::Empty;
+        if (viewed.load(std::memory_order_acquire) != 0) {
+            *retry_at = 0;  // until the view ends (it bumps rx_private)
+            return ReadyCheck::Deferred;
+        }
+        const auto a = inbox.ready();
+        if (!a) return ReadyCheck::Work;  // corrupt: the taker finds out and breaks it
+        if (!*a) return ReadyCheck::Empty;
+        if (limited && throttled(now)) {
+            // Over its rate limit: its messages wait until the buckets refill.
+            const u64 wait = std::max(limit_messages.enabled() ? limit_messages.wait_ns(1, now) : 0,
+                                      limit_bytes.enabled() ? limit_bytes.wait_ns(1, now) : 0);
+            *retry_at = now + (wait != 0 ? wait : 1'000'000);
+            return ReadyCheck::Deferred;
+        }
+        return ReadyCheck::Work;
+    }
 
     std::atomic<bool> dead{false};    // the client closed or died (socket hung up)
     std::atomic<bool> broken{false};  // the client broke the protocol
@@ -313,6 +320,10 @@ struct Server::Impl {
 
     mutable std::mutex conns_mu;
     std::vector<std::shared_ptr<ServerConnection>> conns VIPC_GUARDED_BY(conns_mu);
+    // The same connections by id: find() (every reply and send) costs one lookup, not a walk
+    // over every connection.
+    std::unordered_map<ConnectionId, std::shared_ptr<ServerConnection>> by_id
+        VIPC_GUARDED_BY(conns_mu);
     ConnectionId next_id VIPC_GUARDED_BY(conns_mu) = 1;
     // Connections gone while the server still held loans of theirs: kept (their pool stays
     // mapped, so the views stay valid) until the last of those loans is released.
@@ -323,23 +334,46 @@ struct Server::Impl {
     std::atomic<u64> conns_version{0};
 
     DeadlineMutex receive_mu;
-    // The words the receiver sleeps on (see receive()): its own private word, the doorbell
-    // when it must, and every client's tail word; whose each is (nullptr: rx_private or the
-    // doorbell); the shared doorbell's budget.
-    futex_waitv waiters[FUTEX_WAITV_MAX] VIPC_GUARDED_BY(receive_mu) = {};
-    ServerConnection* waiter_conn[FUTEX_WAITV_MAX] VIPC_GUARDED_BY(receive_mu) = {};
-    DoorbellBudget doorbell_budget VIPC_GUARDED_BY(receive_mu);
-    u64 doorbell_muted_until VIPC_GUARDED_BY(receive_mu) = 0;
+    // Which connections may have a message (ready_set.hpp), over the ready map in the
+    // doorbell memfd. Passes and sleeps under receive_mu; add() from the monitor thread.
+    ReadySet ready;
+    ReadyMap ready_map;
     bool have_waitv VIPC_GUARDED_BY(receive_mu) = true;
+    // The receivers' own wake word (shared futex ops: woken with wake_all): close() and the
+    // end of a view bump and wake it.
     std::atomic<u32> rx_private{0};
-    std::atomic<u64> spurious_wakes{0};  // written under receive_mu; for tests and stat
+    std::atomic<u64> spurious_wakes{0};  // a copy of the ready set's, for statistics
     SpinBudget receive_spin VIPC_GUARDED_BY(receive_mu);
-    std::vector<std::shared_ptr<ServerConnection>> rx_conns VIPC_GUARDED_BY(receive_mu);
-    u64 rx_version VIPC_GUARDED_BY(receive_mu) = ~u64{0};
-    usize rr_next VIPC_GUARDED_BY(receive_mu) = 0;
-    u32 last_client_cpu = 0;
+    // Bumped whenever a connection is found dead or broken: the next receive forgets the
+    // gone ones (forget_gone) and gives their slots back.
+    std::atomic<u64> gone_version{0};
+    u64 gone_seen VIPC_GUARDED_BY(receive_mu) = 0;
+    void note_gone() { gone_version.fetch_add(1, std::memory_order_release); }
+    // Wakes every sleeping receiver (close, a finished view): rx_private, and the bell for a
+    // receiver that sleeps on the bell alone (no futex_waitv).
+    void wake_receivers() {
+        rx_private.fetch_add(1, std::memory_order_seq_cst);
+        words().wake_all(&rx_private);
+        if (doorbell != nullptr) {
+            doorbell->ring.fetch_add(1, std::memory_order_seq_cst);
+            words().wake_all(&doorbell->ring);
+        }
+    }
+    // This server among the views of a thread (see "Views" above).
+    const u64 serial = next_serial();
+    static u64 next_serial() {
+        static std::atomic<u64> counter{0};
+        return counter.fetch_add(1, std::memory_order_relaxed) + 1;
+    }
+    std::atomic<u32> last_client_cpu{0};
+    // How a thread that ends a view after this server is gone finds out (see "Views").
+    struct ViewWaker {
+        std::mutex mu;
+        Impl* impl VIPC_GUARDED_BY(mu) = nullptr;
+    };
+    std::shared_ptr<ViewWaker> view_waker = std::make_shared<ViewWaker>();
 
-    bool limits_clients = false;  // client_rate_limit set: take_one throttles
+    bool limits_clients = false;  // client_rate_limit set: connections check their buckets
     std::atomic<bool> closed{false};
     std::mutex close_mu;
     std::thread monitor;
@@ -385,7 +419,11 @@ struct Server::Impl {
     Result<void> revoke(CapabilityId id);
     void end_revoked(ServerConnection& c);
 
-    ~Impl() { close(); }
+    ~Impl() {
+        close();
+        std::lock_guard<std::mutex> lock(view_waker->mu);
+        view_waker->impl = nullptr;
+    }
 
     Result<void> start();
     void close();
@@ -407,7 +445,6 @@ struct Server::Impl {
     // What a connection holds beyond its rings, freed once it is gone (see region_wire.hpp).
     void release_connection_resources(ServerConnection& c);
 
-    void refresh_rx_conns() VIPC_REQUIRES(receive_mu);
     void forget_gone() VIPC_REQUIRES(receive_mu);
     // What a receive takes: a Message, a view, or a copy into a buffer.
     enum class Take : u8 { Message, View, Into };
@@ -416,14 +453,10 @@ struct Server::Impl {
         std::span<std::byte> buffer;
         usize* needed = nullptr;
     };
-    // A record handed out as a view, finished by the next receive.
-    std::shared_ptr<ServerConnection> viewing VIPC_GUARDED_BY(receive_mu);
-    RecordView viewing_record VIPC_GUARDED_BY(receive_mu);
-    void finish_view() VIPC_REQUIRES(receive_mu);
-    Result<Incoming> take_one(const Taking& taking) VIPC_REQUIRES(receive_mu);
+    // (V2) for the calling thread's view on this server, if any; without receive_mu.
+    void finish_view();
     Result<Incoming> take_from(ServerConnection& c, const RecordView& record, const Taking& taking)
         VIPC_REQUIRES(receive_mu);
-    bool anything_queued() VIPC_REQUIRES(receive_mu);
     Result<Incoming> receive(const Taking& taking, Blocking blocking, Deadline deadline);
     enum class Answer : u8 { Send, Reply };
     Result<void> send_to(ConnectionId to, OutgoingRecord record, Answer answer, Blocking blocking,
@@ -449,6 +482,21 @@ struct Server::Impl {
 // ---- publish -----------------------------------------------------------------------------------
 
 Result<void> Server::Impl::start() {
+    // Descriptors for max_connections (and a reserve for everything else), as far as the
+    // hard limit allows; beyond it the acceptor refuses with the EMFILE message.
+    rlimit files{};
+    if (getrlimit(RLIMIT_NOFILE, &files) == 0) {
+        const rlim_t wanted =
+            rlim_t{options.max_connections} * SERVER_DESCRIPTORS_PER_CONNECTION + 256;
+        if (files.rlim_cur < wanted && files.rlim_cur < files.rlim_max) {
+            files.rlim_cur = wanted < files.rlim_max ? wanted : files.rlim_max;
+            (void)setrlimit(RLIMIT_NOFILE, &files);
+        }
+    }
+    {
+        std::lock_guard<std::mutex> lock(view_waker->mu);
+        view_waker->impl = this;
+    }
     VIPC_TRY(validate_name(name));
     opened_dir = VIPC_TRY(open_runtime_dir(dir, DirUse::Publish, {static_cast<u32>(geteuid())}));
     paths = endpoint_paths(dir, name);
@@ -556,11 +604,17 @@ Result<void> Server::Impl::start() {
     state->limit_burst_bytes = options.client_rate_limit.burst_bytes;
     state->max_region_bytes = options.max_region_bytes;
 
-    CreatedMemfd db = VIPC_TRY(create_memfd("vipc-server-doorbell", PAGE_BYTES));
+    // The doorbell memfd holds the ready map: a slot per connection, with room for the ones
+    // gone but not yet forgotten.
+    const u32 slots = ready_slots_for(options.max_connections);
+    state->ready_slots = slots;
+    CreatedMemfd db = VIPC_TRY(create_memfd("vipc-server-doorbell", doorbell_bytes(slots)));
     VIPC_TRY(finish_seals(db.fd.get(), /*future_write_sealed=*/false));
     doorbell_fd = static_cast<Fd&&>(db.fd);
     doorbell_map = static_cast<Mapping&&>(db.map);
     doorbell = new (doorbell_map.get()) ServerDoorbell{};
+    ready_map = ReadyMap::over(doorbell_map.get(), slots);
+    ready.attach(words(), ready_map);
 
     VIPC_TRY(poll.open());
     monitor_wake = Fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -674,6 +728,7 @@ void Server::Impl::monitor_loop() {
                 // socket; the process's exit counts all the same).
                 std::shared_ptr<ServerConnection> c = it->second;
                 c->dead.store(true, std::memory_order_seq_cst);
+                note_gone();
                 // Wake our threads blocked sending to it (they re-check and see it dead).
                 c->wake_local();
                 for (const int fd : {c->socket.get(), c->pidfd.get()}) {
@@ -843,16 +898,15 @@ void Server::Impl::handle_hello(int raw_sock,
     epoll_ctl(epfd, EPOLL_CTL_ADD, pfd, &pev);
     live.emplace(pfd, conn);
     conn->capability = through;
+    ready.list(*conn);  // its socket and pidfd are set: receivers may reach it now
     {
         std::lock_guard<std::mutex> lock(conns_mu);  // (b)
         conns.push_back(conn);
+        by_id.emplace(conn->id, conn);
         conns_version.fetch_add(1, std::memory_order_seq_cst);
     }
-    // A receiver asleep does not wait on the new client's word yet: make it look again.
-    // Paired with receive step (5): it reads rx_private before the connection list, so it
-    // either lists this connection or sees rx_private move.
-    rx_private.fetch_add(1, std::memory_order_seq_cst);
-    words().wake_all(&rx_private);
+    // No wake for the receivers: the connection is armed (ready.add in create_connection),
+    // so its first message marks its slot and rings the bell if they sleep.
     if (through != 0 && cap_revoked(through)) end_revoked(*conn);  // (c)
     const bool sent = send_with_fds(s, &w, sizeof w, fds, nfds);
     // fds[] are ours (fresh read-only reopens, or the memfds themselves, plus dup()s of the
@@ -860,7 +914,8 @@ void Server::Impl::handle_hello(int raw_sock,
     for (int i = 0; i < nfds; ++i)
         ::close(fds[i]);
     if (!sent) {
-        conn->dead.store(true, std::memory_order_release);  // reaped by the next scan
+        conn->dead.store(true, std::memory_order_release);  // forgotten by the next receive
+        note_gone();
         return;
     }
     accepted.fetch_add(1, std::memory_order_relaxed);
@@ -942,6 +997,25 @@ Result<std::shared_ptr<ServerConnection>> Server::Impl::create_connection(
         DeadlineLock lock(c->outbox.mu);
         c->outbox.attach_pool(c->s2c_pool.as<u8>(), s2c_pool_bytes, LOAN_SLOTS, c->s2c_control());
     }
+
+    // A slot in the ready set, armed, before the client learns of the connection.
+    c->arm = &c2s_control->ready_arm;
+    c->wake_word = &c2s_header->tail;
+    c->limited = limits_clients;
+    auto slot = ready.add(*c);
+    if (!slot && receive_mu.lock_for(Blocking::No, Deadline::past())) {
+        // Slots of connections gone but not yet forgotten: forget them now.
+        DeadlineLock guard(receive_mu, std::adopt_lock);
+        forget_gone();
+        slot = ready.add(*c);
+    }
+    if (!slot) {
+        return fail(IpcError::ResourceBusy,
+                    "endpoint '%s' has no free connection slot (%u slots for max_connections %u; "
+                    "connections that ended are freed by the next receive)",
+                    name.c_str(), ready_map.slots, options.max_connections);
+    }
+    c2s_control->ready_slot = *slot;
 
     const u16 bits = fd_bits_for(rights, c2s_pool_bytes, s2c_pool_bytes);
     *nfds = 0;
@@ -1084,33 +1158,27 @@ void Server::Impl::mark_broken(ServerConnection& c) {
     if (!c.broken.exchange(true)) {
         broken_total.fetch_add(1, std::memory_order_relaxed);
         c.wake_local();
+        note_gone();
         // Hang up on it: the client sees EndpointNotFound, our monitor sees the hang-up.
         if (c.socket.valid()) shutdown(c.socket.get(), SHUT_RDWR);
     }
 }
 
-void Server::Impl::refresh_rx_conns() {
-    // A client learns of its connection only after it was listed and the version bumped
-    // (handle_hello). Its first publish (tail store, then the state.waiting load, both
-    // seq_cst) and our announce (state.waiting store, then this load, both seq_cst) order
-    // the bump before this load whenever the client did not see us announced: the scan of
-    // receive step (5) then includes it.
-    if (conns_version.load(std::memory_order_seq_cst) == rx_version) return;
-    std::lock_guard<std::mutex> lock(conns_mu);
-    rx_conns = conns;  // keeps its capacity: no allocation unless the list grew
-    rx_version = conns_version.load(std::memory_order_relaxed);
-}
-
 void Server::Impl::forget_gone() {
-    // Forget connections that are gone and have nothing left to deliver.
+    // Forget connections that are gone and have nothing left to deliver; their ready slots
+    // go back (a mark left in one costs its next owner one check).
+    gone_seen = gone_version.load(std::memory_order_acquire);
     std::lock_guard<std::mutex> lock(conns_mu);
     bool changed = false;
     for (usize i = 0; i < conns.size();) {
         ServerConnection& c = *conns[i];
-        const bool gone = c.broken.load() || (c.dead.load() && !c.inbox.ready().value_or(true));
+        const bool gone = c.broken.load() || (c.dead.load() && c.viewed.load() == 0 &&
+                                              !c.inbox.ready().value_or(true));
         if (gone) {
             release_connection_resources(c);
+            ready.remove(c);
             if (c.inbox.pool_held() != 0) retired.push_back(conns[i]);
+            by_id.erase(c.id);
             conns.erase(conns.begin() + static_cast<std::ptrdiff_t>(i));
             changed = true;
         } else {
@@ -1120,10 +1188,42 @@ void Server::Impl::forget_gone() {
     if (changed) conns_version.fetch_add(1, std::memory_order_seq_cst);
 }
 
+namespace {
+// A record one thread holds as a view, per server (see "Views" above). The list ends the
+// views of a thread that exits.
+struct HeldView {
+    u64 server = 0;  // Server::Impl::serial
+    std::shared_ptr<ServerConnection> connection;
+    RecordView record;
+    std::shared_ptr<Server::Impl::ViewWaker> waker;
+};
+void end_view(HeldView& v) {
+    // (V2): finish, then viewed = 0, then look for a sleeping receiver.
+    v.connection->inbox.finish(v.record);
+    v.connection->viewed.store(0, std::memory_order_seq_cst);
+    std::lock_guard<std::mutex> lock(v.waker->mu);
+    Server::Impl* impl = v.waker->impl;
+    if (impl != nullptr && impl->state->waiting.load(std::memory_order_seq_cst) != 0) {
+        impl->wake_receivers();
+    }
+}
+struct ThreadViews {
+    std::vector<HeldView> held;
+    ~ThreadViews() {
+        for (HeldView& v : held)
+            end_view(v);
+    }
+};
+thread_local ThreadViews t_views;
+}  // namespace
+
 void Server::Impl::finish_view() {
-    if (viewing) {
-        viewing->inbox.finish(viewing_record);
-        viewing.reset();
+    std::vector<HeldView>& held = t_views.held;
+    for (usize i = 0; i < held.size(); ++i) {
+        if (held[i].server != serial) continue;
+        end_view(held[i]);
+        held.erase(held.begin() + static_cast<std::ptrdiff_t>(i));
+        return;
     }
 }
 
@@ -1241,243 +1341,135 @@ Result<Incoming> Server::Impl::take_from(ServerConnection& c, const RecordView& 
     return in;
 }
 
-Result<Incoming> Server::Impl::take_one(const Taking& taking) {
-    finish_view();
-    refresh_rx_conns();
-    const usize n = rx_conns.size();
-    if (rr_next >= n) rr_next = 0;
-    bool any_gone = false;
-    for (usize k = 0, i = rr_next; k < n; ++k, i = i + 1 == n ? 0 : i + 1) {
-        const std::shared_ptr<ServerConnection>& cp = rx_conns[i];
-        ServerConnection& c = *cp;
-        if (c.broken.load(std::memory_order_relaxed)) {
-            any_gone = true;
-            continue;
-        }
-        if (limits_clients && c.throttled(now_ns())) continue;  // over its rate limit
-        auto record = c.inbox.ring().peek();
-        if (!record) {
-            if (record.error() != IpcError::ChannelEmpty) {
-                mark_broken(c);
-                any_gone = true;
-            } else if (c.dead.load(std::memory_order_relaxed)) {
-                any_gone = true;
-            }
-            continue;
-        }
-        auto in = take_from(c, *record, taking);
-        if (!in) {
-            if (in.error() == IpcError::MessageTooLarge) return in.error();  // stays queued
-            mark_broken(c);
-            any_gone = true;
-            continue;
-        }
-        if (taking.how == Take::View && record->kind == RecordKind::Payload) {
-            viewing = cp;
-            viewing_record = *record;
-        }
-        if (limits_clients)
-            c.charge_bytes(in->kind == Incoming::Kind::Payload ? in->info.length
-                           : in->message.is_small()
-                               ? sizeof(SmallMessage)
-                               : in->message.large_message().header.total_size);
-        rr_next = i + 1;
-        bump(c.received);
-        bump(received_total);
-        // The client's CPU (a hint it publishes when it waits: for a reply, in the s2c
-        // ring's ctl page; for space, in its c2s data page).
-        const u32 hint = c.s2c_control()->cpu.load(std::memory_order_relaxed);
-        last_client_cpu = hint != 0 ? hint : c.c2s_header()->cpu.load(std::memory_order_relaxed);
-        return in;
-    }
-    if (any_gone) forget_gone();
-    return IpcError::ChannelEmpty;
-}
-
-bool Server::Impl::anything_queued() {
-    refresh_rx_conns();
-    for (const auto& c : rx_conns) {
-        if (c->broken.load(std::memory_order_relaxed)) continue;
-        // A throttled client's messages wait: the next scan after a sleep slice finds them.
-        if (limits_clients && c->throttled(now_ns())) continue;
-        const auto a = c->inbox.ready();
-        if (!a || *a) return true;  // a corrupt ring is handled by take_one
-    }
-    return false;
-}
-
 void Server::Impl::drain_notify() {
     poll.drain(OnPeerHangup::Forget);
 }
 
-// Waking the receiver, attributably. A client that published while the receiver announced it
-// sleeps wakes the futex on its own c2s tail word: a word only that client (and we) can map,
-// so the receiver, sleeping on every connection's tail at once (futex_waitv), learns which
-// client woke it and looks at that ring alone. A wake whose ring has nothing new is spurious
-// (an honest client wakes only after it published, bar a rare race with a scan that took the
-// message first); a connection allowed DOORBELL_SPURIOUS_BUDGET of them per window of
-// DOORBELL_WINDOW_NS is muted for the rest of the window: the receiver stops waiting on its
-// word (its ring is still scanned whenever the receiver wakes for anything else, and at the
-// latest when the window ends). So a hammering client buys at most BUDGET + 1 scans per
-// window, and the others' wakes still reach the receiver at once. A client that instead moves
-// its tail is sending messages (served round-robin, rate-limited), or corrupts its own ring
-// (dropped). The shared doorbell word stays for what futex_waitv cannot hold (more than
-// MAX_WAITED_TAILS connections, or a kernel without futex_waitv): ServerState::wake_doorbell
-// tells clients to ring it too, and it has one budget of its own, muted the same way.
-// The receiver's own private word (rx_private) is in every wait: close() and a newly listed
-// connection bump and wake it.
 namespace {
-inline constexpr usize MAX_WAITED_TAILS = FUTEX_WAITV_MAX - 2;  // + rx_private + doorbell
+// The receive lock holder's side of the ready set's sleep: futex_waitv on the bell, the polled
+// connections' tails and rx_private; on a kernel without it, the bell alone (then close()
+// and the end of a view ring the bell too: wake_receivers()).
+class ReceiveWaiter final : public ReadyWaiter {
+public:
+    ReceiveWaiter(const std::atomic<bool>& closed, ServerState* state, std::atomic<u32>& rx_private,
+                  bool& have_waitv, u32 peer_cpu)
+        : closed_(closed),
+          state_(state),
+          rx_private_(rx_private),
+          have_waitv_(have_waitv),
+          peer_cpu_(peer_cpu) {}
+    Result<void> check() override {
+        if (closed_.load(std::memory_order_acquire)) return IpcError::EndpointNotFound;
+        return ok();
+    }
+    std::atomic<u32>& waiting() override { return state_->waiting; }
+    const std::atomic<u32>* private_word() override { return have_waitv_ ? &rx_private_ : nullptr; }
+    long sleep(const std::atomic<u32>* const* words_to_wait, const u32* values, u32 count,
+               u64 until_ns) override {
+        if (have_waitv_) {
+            const long r = futex_wait_any(words_to_wait, values, count, -1, until_ns);
+            if (r != -2) return r;
+            have_waitv_ = false;  // an old kernel: the bell alone from now on; look again
+            return -1;
+        }
+        if (count == 0) {
+            std::atomic<u32> never{0};
+            (void)words().wait(&never, 0, Deadline::at(until_ns));
+            return -1;
+        }
+        return words().wait(words_to_wait[0], values[0], Deadline::at(until_ns)) ==
+                       WaitResult::TimedOut
+                   ? -1
+                   : 0;
+    }
+    u32 sleep_capacity() override { return have_waitv_ ? FUTEX_WAIT_ANY_MAX : 1; }
+    u32 peer_cpu() override { return peer_cpu_; }
 
-// Waits until one of the words changes from its value or is woken, or until the absolute
-// CLOCK_MONOTONIC time `until_ns`. Returns the index of the woken word, -1 when a value
-// differed at once or on timeout/signal, -2 when the kernel has no futex_waitv.
-long futex_wait_any(futex_waitv* waiters, u32 count, u64 until_ns) {
-    timespec ts{};
-    ts.tv_sec = static_cast<time_t>(until_ns / 1'000'000'000u);
-    ts.tv_nsec = static_cast<long>(until_ns % 1'000'000'000u);
-    const long r = syscall(SYS_futex_waitv, waiters, count, 0, &ts, CLOCK_MONOTONIC);
-    if (r < 0 && errno == ENOSYS) return -2;
-    return r < 0 ? -1 : r;
-}
+private:
+    const std::atomic<bool>& closed_;
+    ServerState* state_;
+    std::atomic<u32>& rx_private_;
+    bool& have_waitv_;
+    u32 peer_cpu_;
+};
 }  // namespace
 
 Result<Incoming> Server::Impl::receive(const Taking& taking, Blocking blocking, Deadline deadline) {
     if (closed.load(std::memory_order_acquire)) {
         return fail(IpcError::EndpointNotFound, "endpoint '%s' is closed", name.c_str());
     }
-    // Another receiving thread holds the consumer side: it takes what arrives.
+    finish_view();  // (V2) this thread's view, before anything else
+    // Another receiving thread holds the consumer side: it takes what arrives, then we do.
     if (!lock_counting_parked(receive_mu, blocking, deadline, waiting_receivers)) {
         return blocking == Blocking::Yes ? IpcError::Timeout : IpcError::ChannelEmpty;
     }
     DeadlineLock guard(receive_mu, std::adopt_lock);
-    // Who ended the last sleep: one client's tail word, the shared doorbell, or neither.
-    ServerConnection* woken_by = nullptr;
-    bool woken_by_doorbell = false;
+    if (gone_version.load(std::memory_order_acquire) != gone_seen) forget_gone();
+    SharedWords& w = words();
+    const u32 me = w.cpu_hint();
+    if (state->cpu.load(std::memory_order_relaxed) != me)
+        state->cpu.store(me, std::memory_order_relaxed);
+    ReceiveWaiter waiter(closed, state, rx_private, have_waitv,
+                         last_client_cpu.load(std::memory_order_relaxed));
+    bool drained = false;
     for (;;) {
-        bool spurious = false;
-        if (woken_by != nullptr) {
-            // (0) a wake from one client: look at its ring alone. `woken_by` is still listed
-            // in rx_conns (only take_one and step (5) refresh it, both after this).
-            const auto a = woken_by->inbox.ready();
-            if (a && !*a && !woken_by->dead.load(std::memory_order_acquire)) {
-                spurious = true;
-                const u64 now = now_ns();
-                if (!woken_by->wake_budget.allow_spurious(now)) {
-                    woken_by->muted_until = woken_by->wake_budget.window_end();
-                }
+        Result<ReadyMember*> got = IpcError::ChannelEmpty;
+        if (blocking == Blocking::Yes) {
+            ParkedScope parked(waiting_receivers);
+            got = ready.wait_ready(waiter, receive_spin, blocking, deadline);
+        } else {
+            got = ready.wait_ready(waiter, receive_spin, blocking, deadline);
+        }
+        spurious_wakes.store(ready.spurious_wakes(), std::memory_order_relaxed);
+        if (!got) {
+            if (got.error() == IpcError::EndpointNotFound) {
+                return fail(IpcError::EndpointNotFound, "endpoint '%s' is closed", name.c_str());
             }
-            woken_by = nullptr;
-        }
-        // (1) scan round-robin (not after a spurious wake: nothing else woke us)
-        if (!spurious) {
-            auto r = take_one(taking);
-            if (r || r.error() != IpcError::ChannelEmpty) return r;
-            if (woken_by_doorbell) {
-                // the doorbell cannot say who rang it: the scan was its check
-                spurious = true;
-                if (!doorbell_budget.allow_spurious(now_ns())) {
-                    doorbell_muted_until = doorbell_budget.window_end();
-                }
+            if (got.error() != IpcError::ChannelEmpty || blocking == Blocking::Yes) {
+                return got.error();
             }
-        }
-        woken_by_doorbell = false;
-        if (spurious) bump(spurious_wakes);
-        // (2) nothing
-        if (closed.load(std::memory_order_acquire)) {
-            return fail(IpcError::EndpointNotFound, "endpoint '%s' is closed", name.c_str());
-        }
-        if (blocking == Blocking::No) {
-            if (state->poll_armed.load(std::memory_order_relaxed) == 0)
+            if (state->poll_armed.load(std::memory_order_relaxed) == 0 || drained) {
                 return IpcError::ChannelEmpty;
+            }
             // Re-arm the pollable descriptor: drain it, then look once more (steps (3), (4)
-            // of pollable.hpp: a client that published after our scan has written to its
+            // of pollable.hpp: a client that published after our pass has written to its
             // notification socket, or we see its record now).
             drain_notify();
-            return take_one(taking);
-        }
-        if (deadline_passed(deadline)) return IpcError::Timeout;
-        ParkedScope parked(waiting_receivers);
-        // (3) spin, unless a wake just proved spurious (spinning is what a hammering client
-        // would buy our CPU with)
-        SharedWords& w = words();
-        const u32 me = w.cpu_hint();
-        if (state->cpu.load(std::memory_order_relaxed) != me) {
-            state->cpu.store(me, std::memory_order_relaxed);
-        }
-        if (!spurious &&
-            receive_spin.spin(
-                w, [&] { return anything_queued() || closed.load(); }, last_client_cpu, me)) {
+            drained = true;
             continue;
         }
-        // (4) announce; say whether clients must ring the shared doorbell too
-        refresh_rx_conns();
-        const u32 use_doorbell = !have_waitv || rx_conns.size() > MAX_WAITED_TAILS ? 1 : 0;
-        if (state->wake_doorbell.load(std::memory_order_relaxed) != use_doorbell) {
-            state->wake_doorbell.store(use_doorbell, std::memory_order_seq_cst);
-        }
-        state->waiting.store(1, std::memory_order_seq_cst);
-        w.heavy_barrier();
-        // (5) read the words to sleep on, re-scanning every ring as we go
-        const u64 now = now_ns();
-        u64 until = now + sleep_slice_ns(deadline);
-        u32 n = 0;
-        waiters[n] = futex_waitv{rx_private.load(std::memory_order_seq_cst),
-                                 reinterpret_cast<u64>(&rx_private), FUTEX_32,
-                                 0};  // shared: woken with futex_wake_all
-        waiter_conn[n++] = nullptr;
-        const u32 bell = doorbell->ring.load(std::memory_order_seq_cst);
-        if (use_doorbell != 0 && doorbell_muted_until <= now) {
-            waiters[n] = futex_waitv{bell, reinterpret_cast<u64>(&doorbell->ring), FUTEX_32, 0};
-            waiter_conn[n++] = nullptr;
-        } else if (use_doorbell != 0 && doorbell_muted_until < until) {
-            until = doorbell_muted_until;
-        }
-        bool anything = closed.load();
-        for (const auto& c : rx_conns) {
-            if (anything) break;
-            if (c->broken.load(std::memory_order_relaxed)) continue;
-            // A throttled client's messages wait: the scan after this slice finds them.
-            if (limits_clients && c->throttled(now)) continue;
-            // The word first, then the ring: a record published after this read changes
-            // the word (the client stores its tail when it sees us waiting).
-            const u32 tail = c->c2s_header()->tail.load(std::memory_order_seq_cst);
-            const auto a = c->inbox.ready();
-            if (!a || *a) {
-                anything = true;  // a corrupt ring is handled by take_one
-                break;
-            }
-            if (c->muted_until > now) {
-                until = c->muted_until < until ? c->muted_until : until;
-                continue;
-            }
-            if (n < FUTEX_WAITV_MAX && have_waitv) {
-                waiters[n] =
-                    futex_waitv{tail, reinterpret_cast<u64>(&c->c2s_header()->tail), FUTEX_32, 0};
-                waiter_conn[n++] = c.get();
-            }
-        }
-        if (anything) {
-            state->waiting.store(0, std::memory_order_relaxed);
+        ServerConnection& c = static_cast<ServerConnection&>(**got);
+        auto record = c.inbox.ring().peek();
+        if (!record) {
+            if (record.error() != IpcError::ChannelEmpty) mark_broken(c);
             continue;
         }
-        // (6) sleep until one word is woken or changes, a muted one's window ends, the slice
-        // ends or the deadline
-        if (until > now) {
-            long r = have_waitv ? futex_wait_any(waiters, n, until) : -2;
-            if (r == -2 && have_waitv) {
-                have_waitv = false;  // an old kernel: the doorbell from now on; look again
-            } else if (r == -2) {
-                (void)w.wait(&doorbell->ring, bell, Deadline::at(until));
-                woken_by_doorbell = now_ns() < until;
-            } else if (r >= 0 && static_cast<u64>(r) < n) {
-                woken_by = waiter_conn[r];
-                woken_by_doorbell = waiter_conn[r] == nullptr &&
-                                    waiters[r].uaddr != reinterpret_cast<u64>(&rx_private);
-            }
+        auto in = take_from(c, *record, taking);
+        if (!in) {
+            if (in.error() == IpcError::MessageTooLarge) return in.error();  // stays queued
+            mark_broken(c);
+            continue;
         }
-        // (7) unannounce
-        state->waiting.store(0, std::memory_order_relaxed);
+        if (taking.how == Take::View && record->kind == RecordKind::Payload) {
+            // (V1)
+            c.viewed.store(1, std::memory_order_relaxed);
+            t_views.held.push_back(HeldView{serial, c.shared_from_this(), *record, view_waker});
+        }
+        if (limits_clients)
+            c.charge_bytes(in->kind == Incoming::Kind::Payload ? in->info.length
+                           : in->message.is_small()
+                               ? sizeof(SmallMessage)
+                               : in->message.large_message().header.total_size);
+        bump(c.received);
+        bump(received_total);
+        if (c.dead.load(std::memory_order_relaxed)) note_gone();  // forget it once drained
+        // The client's CPU (a hint it publishes when it waits: for a reply, in the s2c
+        // ring's ctl page; for space, in its c2s data page).
+        const u32 hint = c.s2c_control()->cpu.load(std::memory_order_relaxed);
+        last_client_cpu.store(
+            hint != 0 ? hint : c.c2s_header()->cpu.load(std::memory_order_relaxed),
+            std::memory_order_relaxed);
+        return in;
     }
 }
 
@@ -1485,10 +1477,8 @@ Result<Incoming> Server::Impl::receive(const Taking& taking, Blocking blocking, 
 
 std::shared_ptr<ServerConnection> Server::Impl::find(ConnectionId id) const {
     std::lock_guard<std::mutex> lock(conns_mu);
-    for (const auto& c : conns) {
-        if (c->id == id) return c;
-    }
-    return nullptr;
+    const auto it = by_id.find(id);
+    return it != by_id.end() ? it->second : nullptr;
 }
 
 namespace {
@@ -1547,9 +1537,12 @@ Result<void> Server::Impl::send_to(ConnectionId to, OutgoingRecord record, Answe
     }
     ServerSend owner(closed, *c, gone, waiting_senders);
     // A reply never waits for the client (a client that does not read its replies cannot
-    // stall the server): a full ring drops it with ChannelFull.
+    // stall the server): a full ring drops it with ChannelFull. It may wait, briefly, for
+    // another thread of ours that holds this connection's outbox (another receiving thread,
+    // preempted in the middle of its send): SERVER_LOCK_WAIT_NS at most.
     if (answer == Answer::Reply) blocking = Blocking::No;
-    auto r = c->outbox.send(owner, record, blocking, deadline);
+    auto r = c->outbox.send(owner, record, blocking, deadline,
+                            blocking == Blocking::No ? SERVER_LOCK_WAIT_NS : 0);
     if (r) {
         bump(c->sent);  // single writer per connection: the outbox lock was just released,
         sent_total.fetch_add(1, std::memory_order_relaxed);  // so two senders may race here:
@@ -1693,6 +1686,7 @@ void Server::Impl::end_revoked(ServerConnection& c) {
     close_producer_side(words(), c.s2c_data.as<RingDataHeader>(), CLOSED_REVOKED);
     c.dead.store(true, std::memory_order_seq_cst);
     c.wake_local();
+    note_gone();
     if (c.socket.valid()) shutdown(c.socket.get(), SHUT_RDWR);
 }
 
@@ -1765,10 +1759,7 @@ void Server::Impl::close() {
             if (e.socket.valid()) shutdown(e.socket.get(), SHUT_RDWR);
         }
     }
-    if (doorbell != nullptr) words().wake_all(&doorbell->ring);  // our blocked receivers
-    // ... and one sleeping out the doorbell budget (see receive()): it reads rx_private
-    rx_private.fetch_add(1, std::memory_order_seq_cst);
-    words().wake_all(&rx_private);
+    wake_receivers();     // our blocked receivers (they read `closed` after rx_private)
     poll.signal_local();  // a poller looks and gets EndpointNotFound
     if (monitor.joinable()) {
         const u64 one = 1;
@@ -2103,6 +2094,7 @@ Result<void> Server::disconnect(ConnectionId connection) {
     close_producer_side(words(), c->s2c_data.as<RingDataHeader>(), 1);
     c->dead.store(true, std::memory_order_seq_cst);
     c->wake_local();
+    impl_->note_gone();
     if (c->socket.valid()) shutdown(c->socket.get(), SHUT_RDWR);
     return ok();
 }

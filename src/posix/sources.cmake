@@ -14,5 +14,6 @@ target_sources(veridian_ipc PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/region.cpp
   ${CMAKE_CURRENT_LIST_DIR}/endpoint_capability.cpp
   ${CMAKE_CURRENT_LIST_DIR}/pollable.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/ready_set.cpp
   ${CMAKE_CURRENT_LIST_DIR}/../platform/shared_words.cpp
 )

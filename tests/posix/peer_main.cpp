@@ -23,8 +23,8 @@
 //                         sequence word; "slot": a record of no known kind; "length": a
 //                         payload over the inline limit; "lines": a record past the ring's
 //                         end; "padding": padding short of the end; "region": a region with
-//                         no socket record) and ring the
-//                         server's doorbell; then wait
+//                         no socket record), mark its ready slot and ring the
+//                         server's bell; then wait
 //   payload-echo [max]  publish with max_inline_payload = max (default 4096); answer payload
 //                       calls with the payload XOR 0x5A; OP_SEND_BACK payload messages are sent
 //                       back so; OP_EXIT exits 0
@@ -48,8 +48,8 @@
 //   region-sender <count> <mode>  connect, send_sync count regions of 64 KiB whose first byte
 //                       is 0..count-1 ("share": read-only, "move"), print DONE, then wait
 //   client-flood        connect, then write OP_DATA messages straight into its client→server
-//                       ring until it is full (ignoring any rate limit) and ring the server's
-//                       doorbell; print READY; then wait
+//                       ring until it is full (ignoring any rate limit), mark its ready slot
+//                       and ring the server's bell; print READY; then wait
 //   cap-owner           publish; mint a capability (SEND|RECEIVE|GRANT); answer OP_GIVE_CAP
 //                       calls with a reply carrying it, OP_REVOKE calls by revoking it (the
 //                       reply's data[0] is CLOCK_MONOTONIC just before the revoke), OP_COUNT
@@ -162,8 +162,19 @@ veridian::ipc::posix::detail::RingGeometry geometry_of(Connection& c) {
                                                              0);
 }
 
-void ring_doorbell(void* bell) {
+// What a client that writes its ring by hand must do after publishing for the server to look
+// (ready_set.hpp (M2), (M3)): mark its slot in the ready map, then ring the bell.
+void ring_doorbell(const ConnectionDescriptors& d, void* bell) {
     using namespace veridian::ipc::posix::detail;
+    void* state = mmap(nullptr, PAGE_BYTES, PROT_READ, MAP_SHARED, d.server_state, 0);
+    void* ctl = mmap(nullptr, PAGE_BYTES, PROT_READ, MAP_SHARED, d.c2s_ctl, 0);
+    if (state != MAP_FAILED && ctl != MAP_FAILED) {
+        const u32 slots = static_cast<const ServerState*>(state)->ready_slots;
+        const u32 slot = static_cast<const RingCtl*>(ctl)->ready_slot;
+        if (slot < slots && doorbell_bytes(slots) == PAGE_BYTES) {
+            mark_ready(ReadyMap::over(bell, slots), slot);
+        }
+    }
     auto* doorbell = static_cast<ServerDoorbell*>(bell);
     doorbell->ring.fetch_add(1);
     veridian::ipc::platform::ProcessSharedWords::instance().wake_all(&doorbell->ring);
@@ -217,7 +228,7 @@ int corrupt(Connection& c, const char* what) {
         line0->lines = 1;
     }
     line0->seq.store(seq, std::memory_order_release);
-    ring_doorbell(bell);
+    ring_doorbell(d, bell);
     ready();
     wait_forever();
 }
@@ -236,7 +247,7 @@ int flood(Connection& c) {
                         static_cast<RingDataHeader*>(data), static_cast<const RingCtl*>(ctl));
     while (ring.push_small(Message::small(0, test::OP_DATA).small_message(), 0)) {
     }
-    ring_doorbell(bell);
+    ring_doorbell(d, bell);
     ready();
     wait_forever();
 }

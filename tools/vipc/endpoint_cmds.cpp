@@ -14,12 +14,15 @@
 // size.
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "commands.hpp"
@@ -61,6 +64,7 @@ struct ServeOptions {
     u64 count = 0;       // stop after this many messages; 0 = until a stop signal
     u64 timeout_ms = 0;  // recv: give up after this long; 0 = never
     std::string out;     // --out: the payloads go to this file ("-": stdout)
+    u32 threads = 1;     // serve: receiving threads
 };
 
 // One message taken by the server, whatever way it travelled.
@@ -183,6 +187,60 @@ void echo(posix::Server& server, const posix::Incoming& in, const Taken& t) {
 
 // Publishes o.name and takes messages until o.count have arrived, the deadline, or a stop
 // signal. Returns the exit code.
+// serve --threads N: N threads receive at once (the runtime hands each connection's messages
+// out in order, and a view stays valid until that thread's next receive); printing and the
+// --out file are serialized. Until a stop signal, or the first error.
+int serve_threads(const std::string& command, const ServeOptions& o, posix::Server& server,
+                  bool notices) {
+    std::mutex print_mu;
+    std::atomic<bool> failed{false};
+    std::atomic<u64> taken{0};
+    int rc = EXIT_OK;
+    auto loop = [&] {
+        while (!stop_requested() && !failed.load()) {
+            Result<posix::Incoming> in = server.receive_view(posix::after_ms(kSliceMs));
+            if (!in) {
+                if (in.error() == IpcError::Timeout) continue;
+                std::lock_guard<std::mutex> lock(print_mu);
+                if (!failed.exchange(true)) rc = cli::ipc_error(command, in.error(), o.name);
+                return;
+            }
+            taken.fetch_add(1, std::memory_order_relaxed);
+            const Taken t =
+                take(*in, o.mode == PrintMode::Nothing && o.out.empty() ? BytesUse::EchoOnly
+                                                                        : BytesUse::Kept);
+            if (t.message.transaction_id() != 0) echo(server, *in, t);
+            if (in->kind == posix::Incoming::Kind::Loan) (void)server.release(*in);
+            if (o.mode == PrintMode::Nothing && o.out.empty()) continue;
+            std::lock_guard<std::mutex> lock(print_mu);
+            std::string error;
+            if (!o.out.empty() && !write_payload(o.out, t.bytes, true, &error)) {
+                if (!failed.exchange(true)) rc = cli::runtime_error(command, error);
+                return;
+            }
+            if (!print_received(o, t) && !failed.exchange(true)) {
+                rc = cli::runtime_error(command, cli::format("cannot write to stdout (%s); '%s' "
+                                                             "is closed",
+                                                             std::strerror(errno), o.name.c_str()));
+                return;
+            }
+        }
+    };
+    std::vector<std::thread> threads;
+    for (u32 i = 1; i < o.threads; ++i)
+        threads.emplace_back(loop);
+    loop();
+    for (auto& t : threads)
+        t.join();
+    (void)server.close();
+    if (stop_requested() && notices && rc == EXIT_OK) {
+        std::fprintf(stderr, "vipc %s: stopped by %s after %llu messages (%u threads)\n",
+                     command.c_str(), stop_signal() == SIGINT ? "SIGINT" : "SIGTERM",
+                     static_cast<unsigned long long>(taken.load()), o.threads);
+    }
+    return rc;
+}
+
 int serve_loop(const std::string& command, ServeOptions o) {
     if (o.out == "-") o.mode = PrintMode::Nothing;  // stdout holds the payloads alone
     if (std::string error; !o.out.empty() && !write_payload(o.out, {}, false, &error)) {
@@ -202,6 +260,7 @@ int serve_loop(const std::string& command, ServeOptions o) {
                      command.c_str(), o.name.c_str(), dir.c_str(), static_cast<int>(getpid()));
     }
 
+    if (o.threads > 1) return serve_threads(command, o, server, notices);
     const Deadline give_up = o.timeout_ms == 0 ? Deadline::never() : posix::after_ms(o.timeout_ms);
     u64 taken = 0;
     while (!stop_requested() && (o.count == 0 || taken < o.count)) {
@@ -278,6 +337,8 @@ bool server_flag(Args& args, ServeOptions* o, int* rc) {
             *rc = EXIT_USAGE;
     } else if (args.is("--pool-bytes")) {
         if (!args.number(&o->server.pool_bytes, 0, posix::MAX_POOL_BYTES)) *rc = EXIT_USAGE;
+    } else if (args.is("--max-connections")) {
+        if (!args.number(&o->server.max_connections, 1, 1'000'000)) *rc = EXIT_USAGE;
     } else {
         return false;
     }
@@ -507,8 +568,9 @@ Result<Via> send_one(posix::Connection& conn, const ClientOptions& o, Reply* rep
 }
 
 constexpr const char* kServeHelp =
-    "usage: vipc serve NAME [--echo | --print] [--depth N] [--spin-ns N] [--max-inline N]\n"
-    "                       [--pool-bytes N] [--out FILE] [--json]\n"
+    "usage: vipc serve NAME [--echo | --print] [--threads N] [--depth N] [--spin-ns N]\n"
+    "                       [--max-connections N] [--max-inline N] [--pool-bytes N]\n"
+    "                       [--out FILE] [--json]\n"
     "\n"
     "Publishes NAME in the runtime directory and serves it until SIGINT or SIGTERM, then\n"
     "closes it (every client sees the endpoint go away) and exits 0.\n"
@@ -519,6 +581,9 @@ constexpr const char* kServeHelp =
     "\n"
     "  --echo        print nothing: only answer calls (fastest)\n"
     "  --print       print calls as well as one-way messages\n"
+    "  --threads N   receive on N threads at once, 1..256 (default 1); each connection's\n"
+    "                messages are still handed out in order\n"
+    "  --max-connections N  clients served at once (default 4096)\n"
     "  --depth N     queue depth per direction and connection, 1..1024 (default 64)\n"
     "  --spin-ns N   how long a waiting receive spins before it sleeps (default 20000)\n"
     "  --max-inline N  the largest payload copied through the rings, both directions,\n"
@@ -664,6 +729,8 @@ int run_serve(Args& args) {
             o.mode = PrintMode::Nothing;
         } else if (args.is("--print")) {
             o.mode = PrintMode::All;
+        } else if (args.is("--threads")) {
+            if (!args.number(&o.threads, 1, 256)) return EXIT_USAGE;
         } else if (server_flag(args, &o, &rc) || take_name(args, &o.name, &rc)) {
             if (rc != EXIT_OK) return rc;
         } else {

@@ -204,6 +204,50 @@ PY
   echo PASS
 }
 
+# serve --threads 4: several receiving threads answer every call of three concurrent callers
+# and print every one-way message once; a bad thread count is one line and exit 2.
+case_serve_threads() {
+  start_background "$work/serve.out" "$work/serve.err" serve demo/echo --threads 4 --print --json
+  local serve_pid=$bg_pid serve_wrapper=$bg_timeout_pid
+  wait_for_endpoint demo/echo
+  local callers=() k
+  for k in 1 2 3; do
+    timeout 60 "$VIPC" call demo/echo --count 200 >"$work/call$k.out" 2>"$work/call$k.err" &
+    callers+=($!)
+  done
+  for k in "${callers[@]}"; do
+    wait "$k" || fail "a vipc call --count 200 against serve --threads 4 failed"
+  done
+  for k in 1 2 3; do
+    grep -q "^200 calls to 'demo/echo'" "$work/call$k.out" || fail "call $k: $(cat "$work/call$k.out")"
+  done
+  run send demo/echo --words 5,6,7,8 --count 5
+  expect_rc 0 "vipc send --count 5"
+  local i
+  for ((i = 0; i < 100; i++)); do
+    run stat demo/echo --json
+    [[ $rc == 0 ]] && python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["received"] < 605)' \
+      "$work/last.out" && break
+    sleep 0.1
+  done
+  kill -TERM "$serve_pid"
+  wait "$serve_wrapper"
+  rc=$?
+  expect_rc 0 "vipc serve --threads 4 after SIGTERM"
+  python3 - "$work/serve.out" <<'PY' || fail "serve --threads 4 --print --json output"
+import json, sys
+events = [json.loads(line) for line in open(sys.argv[1])]
+calls = [e for e in events if e["event"] == "call"]
+messages = [e for e in events if e["event"] == "message"]
+assert len(calls) == 600, len(calls)
+assert len(messages) == 5 and all(m["words"] == [5, 6, 7, 8] for m in messages), messages
+PY
+  run serve demo/other --threads 0
+  expect_rc 2 "vipc serve --threads 0"
+  expect_one_error_line "--threads"
+  echo PASS
+}
+
 # A huge --count under a memory limit: the call keeps a bounded sample of round trips (it used
 # to reserve one slot per call and abort with std::bad_alloc); SIGINT ends it with a summary.
 case_call_huge_count() {

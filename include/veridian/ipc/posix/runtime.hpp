@@ -110,8 +110,18 @@ inline constexpr u32 DEFAULT_SPIN_NS = 20'000;
 // Longest single futex sleep; also how late, at worst, a dead peer is noticed by a waiter
 // whose wake was lost.
 inline constexpr u32 PEER_CHECK_INTERVAL_MS = 20;
-// Most connections a server accepts at once (more → the client gets ResourceBusy).
-inline constexpr u32 DEFAULT_MAX_CONNECTIONS = 64;
+// Most connections a server accepts at once (more → the client gets ResourceBusy, with the
+// detail naming ServerOptions::max_connections). What one connection costs at the default
+// options (docs/PERFORMANCE.md, "Scale"): in the server 3 descriptors (its socket, its
+// notification socket, the client's pidfd) and about 33 KiB resident (the rings; the loan
+// pools are reserved address space, committed only when written), in the client 11
+// descriptors and about 27 KiB; a receive costs the same whatever the number of idle
+// connections. So 4096 connections take about 12,300 descriptors and 135 MiB in the server:
+// at publish the server raises its RLIMIT_NOFILE soft limit towards the hard one as far as
+// max_connections needs.
+inline constexpr u32 DEFAULT_MAX_CONNECTIONS = 4096;
+// Descriptors the server holds per connection (for the RLIMIT_NOFILE it asks for).
+inline constexpr u32 SERVER_DESCRIPTORS_PER_CONNECTION = 3;
 // Defaults of the per-client budgets in ServerOptions.
 inline constexpr u64 DEFAULT_MAX_REGION_BYTES = u64{1} << 30;
 inline constexpr u32 DEFAULT_MAX_UNCLAIMED_PER_CONNECTION = 64;
