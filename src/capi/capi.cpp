@@ -908,6 +908,12 @@ int vipc_connection_call_begin(vipc_connection* connection, std::uint32_t opcode
                                size_t size, std::uint64_t* transaction_id, std::uint64_t deadline) {
     if (connection == nullptr) return invalid("connection");
     if (transaction_id == nullptr) return invalid("transaction_id");
+    if (size > LARGE_MESSAGE_INLINE_BYTES) {
+        return set_detail(VIPC_ERR_MESSAGE_TOO_LARGE,
+                          "a call begun without waiting carries at most %d bytes, not %zu: make "
+                          "a blocking vipc_connection_call_into (from another thread) for more",
+                          VIPC_INLINE_MAX, size);
+    }
     return guard([&]() -> int {
         Result<Message> m = bytes_message(opcode, data, size);
         if (!m) return local_error(m.error());
