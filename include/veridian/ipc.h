@@ -222,7 +222,9 @@ int vipc_server_receive(vipc_server* server, vipc_message* out, uint64_t deadlin
 
 /** Like vipc_server_receive, never waits: CHANNEL_EMPTY when nothing is queued (or another
  * thread is receiving on this server). After CHANNEL_EMPTY the pollable descriptor is
- * re-armed (see vipc_server_pollable_fd). */
+ * re-armed (see vipc_server_pollable_fd). A message kept queued after MESSAGE_TOO_LARGE is
+ * held by this handle, where the descriptor does not signal it: take it with
+ * vipc_server_try_receive_into at once. */
 int vipc_server_try_receive(vipc_server* server, vipc_message* out);
 
 /** Waits until the deadline for the next message of any kind and size: its header goes to
@@ -372,7 +374,9 @@ int vipc_connection_receive(vipc_connection* connection, vipc_message* out, uint
 
 /** Like vipc_connection_receive, never waits: CHANNEL_EMPTY when nothing is waiting (or
  * another thread is receiving on this connection); that re-arms the pollable descriptor (see
- * vipc_connection_pollable_fd). */
+ * vipc_connection_pollable_fd). A message kept queued after MESSAGE_TOO_LARGE is held by
+ * this handle, where the descriptor does not signal it: take it with
+ * vipc_connection_try_receive_into at once. */
 int vipc_connection_try_receive(vipc_connection* connection, vipc_message* out);
 
 /** A message of any kind and size from the server (not a reply), header to *header, payload
