@@ -78,7 +78,7 @@ typedef struct vipc_message {
     uint32_t kind; /**< vipc_message_kind */
     uint32_t opcode;
     uint32_t flags;      /**< VIPC_FLAG_* and the sender's application bits */
-    uint32_t size;       /**< VIPC_KIND_BYTES: payload bytes (in `bytes`, or receive_into's buffer) */
+    uint32_t size;       /**< VIPC_KIND_BYTES: payload bytes (`bytes` holds 64 at most) */
     uint64_t capability; /**< the message's capability word */
     uint64_t words[4];   /**< VIPC_KIND_SMALL: the data words */
     uint8_t bytes[VIPC_INLINE_MAX];
