@@ -504,8 +504,8 @@ class Connection(_Handle):
         return Message(reply)
 
     def begin_call(self, data=b"", opcode=0, *, timeout=0):
-        """Sends a request without waiting for the reply; returns its transaction id.
-        take_reply(id) when fileno() is readable."""
+        """Sends a request of at most INLINE_MAX bytes without waiting for the reply; returns
+        its transaction id. take_reply(id) when fileno() is readable."""
         ptr, size = _buffer(data)
         txid = ffi.new("uint64_t*")
         check(lib.vipc_connection_call_begin(self._handle(), opcode, ptr, size, txid,
