@@ -78,6 +78,38 @@ static void* serve(void* arg) {
     return NULL;
 }
 
+/* A client thread: calls of sizes 0..4096 in a mixed order, each echo checked byte for byte
+ * (its own payload bytes, so a reply given to the wrong call would show). */
+struct caller {
+    vipc_connection* c;
+    unsigned seed;
+    int ok;
+};
+
+static void* call_many(void* arg) {
+    struct caller* me = arg;
+    static _Thread_local uint8_t request[4096], reply[4096];
+    me->ok = 0;
+    for (unsigned i = 0; i < 200; ++i) {
+        const size_t size = (i * 37u + me->seed * 101u) % 4097u;
+        for (size_t k = 0; k < size; ++k)
+            request[k] = (uint8_t)(k + i + me->seed);
+        vipc_message header;
+        size_t reply_size = 0;
+        const int rc =
+            vipc_connection_call_into(me->c, 7, request, size, &header, reply, sizeof reply,
+                                      &reply_size, vipc_deadline_after_ms(10000));
+        if (rc != VIPC_OK || reply_size != size || header.opcode != 8 ||
+            memcmp(reply, request, size) != 0) {
+            fprintf(stderr, "call %u of %zu bytes: rc %d (%s), reply %zu bytes, opcode %u\n", i,
+                    size, rc, vipc_last_error_detail(), reply_size, header.opcode);
+            return NULL;
+        }
+    }
+    me->ok = 1;
+    return NULL;
+}
+
 /* A one-way message client → server of `size` bytes, taken on the server. */
 static void client_to_server(vipc_connection* c, vipc_server* s, size_t size) {
     static uint8_t got[1 << 17];
@@ -221,7 +253,25 @@ int main(void) {
                  VIPC_ERR_INVALID_MESSAGE);
         CHECK_RC(vipc_server_receive_into(s, NULL, NULL, 0, NULL, 0), VIPC_ERR_INVALID_MESSAGE);
     }
-    CHECK_RC(vipc_server_close(s), VIPC_OK);
+    /* Two receiving threads on the server, two calling threads (a connection each: one call
+     * in flight per connection, so a reply always finds room in its ring): every
+     * receive_into that finds its buffer short leaves the message for the next receive, and
+     * no message is lost or given to the wrong call. */
+    {
+        pthread_t second_server, callers[2];
+        vipc_connection* other = NULL;
+        CHECK_RC(vipc_connect("capi/payload", &co, &other), VIPC_OK);
+        struct caller who[2] = {{c, 1, 0}, {other, 2, 0}};
+        CHECK(pthread_create(&second_server, NULL, serve, s) == 0);
+        for (int i = 0; i < 2; ++i)
+            CHECK(pthread_create(&callers[i], NULL, call_many, &who[i]) == 0);
+        for (int i = 0; i < 2; ++i)
+            CHECK(pthread_join(callers[i], NULL) == 0);
+        CHECK(who[0].ok == 1 && who[1].ok == 1);
+        vipc_connection_free(other);
+        CHECK_RC(vipc_server_close(s), VIPC_OK);
+        CHECK(pthread_join(second_server, NULL) == 0);
+    }
     CHECK(pthread_join(server_thread, NULL) == 0);
     vipc_connection_free(c);
     vipc_server_free(s);
