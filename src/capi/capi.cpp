@@ -7,6 +7,7 @@
 // thread-local line (vipc_last_error_detail) copied from the runtime's own detail, or
 // written here for errors found here (NULL arguments, bad sizes).
 #include <chrono>
+#include <condition_variable>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
@@ -32,20 +33,31 @@ struct PendingMessage {
     std::vector<std::byte> bytes;  // capacity reused from message to message
 };
 
-// rx_mu serializes this handle's receives (the runtime serializes them too): it guards
-// `pending`, and makes "take from the runtime, hold what did not fit" one step.
+// One receiver at a time per handle (the runtime serializes receivers too): the one inside
+// owns `pending`, so "take from the runtime, hold what did not fit" is one step. A receiver
+// waits for its turn until its own deadline.
+//   (1) enter: under mu, wait on cv until !busy (or the deadline: give up), set busy.
+//   (2) receive and touch `pending` outside mu (only the thread that set busy does).
+//   (3) leave: under mu, clear busy; then notify one waiter, which re-checks (1).
+// SYNC POINT: mu's unlock in (3) releases what (2) wrote to `pending`; the next receiver's
+// lock of mu in (1) acquires it.
+struct ReceiveGate {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool busy = false;  // guarded by mu
+};
 struct vipc_server {
     explicit vipc_server(posix::Server&& s) : server(static_cast<posix::Server&&>(s)) {}
     posix::Server server;
-    std::timed_mutex rx_mu;
-    PendingMessage pending;
+    ReceiveGate gate;
+    PendingMessage pending;  // owned by the receiver inside the gate
 };
 struct vipc_connection {
     explicit vipc_connection(posix::Connection&& c)
         : connection(static_cast<posix::Connection&&>(c)) {}
     posix::Connection connection;
-    std::timed_mutex rx_mu;
-    PendingMessage pending;
+    ReceiveGate gate;
+    PendingMessage pending;  // owned by the receiver inside the gate
 };
 struct vipc_region {
     posix::Region region;
@@ -246,7 +258,7 @@ void hold_incoming(PendingMessage& p, const posix::Incoming& in) {
     p.held = true;
 }
 
-// Takes the next message into `p` (unless one is held already), under the handle's rx_mu:
+// Takes the next message into `p` (unless one is held already), inside the handle's gate:
 // first as a Message (the runtime's fast path, which leaves a payload over 64 bytes or a
 // loan queued with MessageTooLarge), then, for those, as a view, copied and (a loan)
 // released. `Side` is posix::Server or posix::Connection.
@@ -282,17 +294,37 @@ int fetch(Side& side, PendingMessage& p, bool blocking, Deadline deadline) {
     return VIPC_OK;
 }
 
-// Locks a handle's rx_mu by the deadline (another thread of this process is receiving).
-bool lock_by(std::timed_mutex& mu, bool blocking, std::uint64_t deadline) {
-    if (!blocking || deadline == 0) return mu.try_lock();
-    if (deadline == VIPC_DEADLINE_NEVER) {
-        mu.lock();
-        return true;
+// Step (1) of ReceiveGate: false when another receiver is inside and the deadline passed
+// (at once when not blocking).
+bool enter(ReceiveGate& g, bool blocking, std::uint64_t deadline) {
+    std::unique_lock<std::mutex> lock(g.mu);
+    if (blocking && deadline == VIPC_DEADLINE_NEVER) {
+        g.cv.wait(lock, [&] { return !g.busy; });
+    } else if (blocking && deadline != 0) {
+        // CLOCK_MONOTONIC is steady_clock's clock on Linux (see posix::now_ns()).
+        const auto at = std::chrono::steady_clock::time_point(std::chrono::nanoseconds(deadline));
+        if (!g.cv.wait_until(lock, at, [&] { return !g.busy; })) return false;
+    } else if (g.busy) {
+        return false;
     }
-    // CLOCK_MONOTONIC is steady_clock's clock on Linux (see posix::now_ns()).
-    const auto at = std::chrono::steady_clock::time_point(std::chrono::nanoseconds(deadline));
-    return mu.try_lock_until(at);
+    g.busy = true;
+    return true;
 }
+
+// Step (3) of ReceiveGate.
+struct LeaveGate {
+    explicit LeaveGate(ReceiveGate& gate) : g(gate) {}
+    ReceiveGate& g;
+    LeaveGate(const LeaveGate&) = delete;
+    LeaveGate& operator=(const LeaveGate&) = delete;
+    ~LeaveGate() {
+        {
+            std::lock_guard<std::mutex> lock(g.mu);
+            g.busy = false;
+        }
+        g.cv.notify_one();
+    }
+};
 
 int busy(bool blocking) {
     if (!blocking) {
@@ -311,8 +343,8 @@ template <typename Handle, typename Side>
 int receive_c(Handle* h, Side& side, vipc_message* out, void* buffer, size_t capacity,
               size_t* needed, bool as_message, bool blocking, std::uint64_t deadline,
               const char* into_function) {
-    if (!lock_by(h->rx_mu, blocking, deadline)) return busy(blocking);
-    std::lock_guard<std::timed_mutex> lock(h->rx_mu, std::adopt_lock);
+    if (!enter(h->gate, blocking, deadline)) return busy(blocking);
+    const LeaveGate leave(h->gate);
     PendingMessage& p = h->pending;
     if (const int rc = fetch(side, p, blocking, to_deadline(deadline)); rc != VIPC_OK) return rc;
     const size_t length = p.bytes.size();
