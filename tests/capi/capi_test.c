@@ -121,7 +121,7 @@ int main(void) {
         CHECK(reply.sender_pid == (uint64_t)getpid() && (reply.flags & VIPC_FLAG_IS_REPLY));
     }
     CHECK_RC(call_polled(s, c, 7, bytes, VIPC_INLINE_MAX + 1, &reply), VIPC_ERR_MESSAGE_TOO_LARGE);
-    CHECK(strstr(vipc_last_error_detail(), "region") != NULL);
+    CHECK(strstr(vipc_last_error_detail(), "vipc_connection_call_into") != NULL);
 
     /* An error reply, polled. */
     CHECK_RC(call_polled(s, c, 1000 + 9, NULL, 0, &reply), VIPC_ERR_PERMISSION_DENIED);
