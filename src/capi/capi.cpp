@@ -284,6 +284,12 @@ int fetch(Side& side, PendingMessage& p, bool blocking, Deadline deadline) {
     Result<posix::Incoming> v = blocking ? side.receive_view(deadline) : side.try_receive_view();
     if (!v) return runtime_error(v.error());
     hold_incoming(p, *v);
+    if constexpr (std::is_same_v<Side, posix::Server>) {
+        // Copied: the view ends now, so that the connection's next message can go to another
+        // thread receiving on this handle (a server's view lasts until this thread's next
+        // receive otherwise).
+        if (v->kind == posix::Incoming::Kind::Payload) (void)side.release(*v);
+    }
     if (v->kind == posix::Incoming::Kind::Loan) {
         // Copied: the chunk goes back to the sender at once.
         if (Result<void> released = side.release(*v); !released) {

@@ -455,6 +455,8 @@ struct Server::Impl {
     };
     // (V2) for the calling thread's view on this server, if any; without receive_mu.
     void finish_view();
+    // Ends this thread's view of `connection`'s record now; false when it holds none.
+    bool finish_view_of(ConnectionId connection);
     Result<Incoming> take_from(ServerConnection& c, const RecordView& record, const Taking& taking)
         VIPC_REQUIRES(receive_mu);
     Result<Incoming> receive(const Taking& taking, Blocking blocking, Deadline deadline);
@@ -1227,6 +1229,17 @@ void Server::Impl::finish_view() {
     }
 }
 
+bool Server::Impl::finish_view_of(ConnectionId connection) {
+    std::vector<HeldView>& held = t_views.held;
+    for (usize i = 0; i < held.size(); ++i) {
+        if (held[i].server != serial || held[i].connection->id != connection) continue;
+        end_view(held[i]);
+        held.erase(held.begin() + static_cast<std::ptrdiff_t>(i));
+        return true;
+    }
+    return false;
+}
+
 Result<Incoming> Server::Impl::take_from(ServerConnection& c, const RecordView& record,
                                          const Taking& taking) {
     Incoming in;
@@ -1927,6 +1940,12 @@ Result<void> Server::cancel_loan(ConnectionId to, Loan& loan) {
 
 Result<void> Server::release(const Incoming& received) {
     if (!impl_) return moved_from();
+    if (received.kind == Incoming::Kind::Payload) {
+        if (impl_->finish_view_of(received.info.connection)) return ok();
+        return fail(IpcError::InvalidCapability,
+                    "this thread holds no view of that message (ended by a later receive, or "
+                    "released twice)");
+    }
     if (received.kind != Incoming::Kind::Loan || received.loan == 0) {
         return fail(IpcError::InvalidCapability, "this message is not a loan");
     }

@@ -178,6 +178,29 @@ TEST(Payload, AViewStaysValidUntilTheNextReceive) {
     EXPECT_EQ(std::vector<std::byte>(second->payload.begin(), second->payload.end()), b);
 }
 
+TEST(Payload, AServerViewReleasedEndsAtOnceAndTheNextMessageGoesToAnyThread) {
+    RuntimeDir dir;
+    Pair p(dir);
+    ASSERT_TRUE(p.client->send_sync(OP_DATA, 1, pattern(3000, 1), after_ms(1000)));
+    ASSERT_TRUE(p.client->send_sync(OP_DATA, 2, pattern(3000, 2), after_ms(1000)));
+    auto first = p.server->receive_view(after_ms(1000));
+    ASSERT_TRUE(first);
+    // While this thread holds the view, the connection's next message waits for it (order
+    // per connection): another thread gets nothing.
+    std::thread([&] {
+        EXPECT_EQ(p.server->try_receive_view().error(), IpcError::ChannelEmpty);
+    }).join();
+    ASSERT_TRUE(p.server->release(*first));
+    EXPECT_EQ(p.server->release(*first).error(), IpcError::InvalidCapability);  // ended already
+    std::thread([&] {
+        auto second = p.server->receive_view(after_ms(1000));
+        ASSERT_TRUE(second) << error_name(second.error());
+        EXPECT_EQ(second->info.flags, 2u);
+        EXPECT_EQ(std::vector<std::byte>(second->payload.begin(), second->payload.end()),
+                  pattern(3000, 2));
+    }).join();
+}
+
 TEST(Payload, AReplyWithAPayloadReachesAMessageCallerAsALargeMessage) {
     RuntimeDir dir;
     Pair p(dir);

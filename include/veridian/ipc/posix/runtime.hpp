@@ -436,6 +436,9 @@ public:
                             u32 flags, Deadline deadline = Deadline::never());
     Result<void> cancel_loan(ConnectionId to, Loan& loan);
     // Gives a received loan back to its sender (InvalidCapability: not held, released twice).
+    // A payload view this thread holds (receive_view) ends at once instead of at this
+    // thread's next receive, so that its connection's next message can go to any receiving
+    // thread now (InvalidCapability when this thread holds no such view).
     Result<void> release(const Incoming& received);
     Result<PoolUse> pool_use(ConnectionId connection) const;
 
