@@ -35,6 +35,20 @@ inline constexpr bool kThreadSanitizer = false;
 inline constexpr bool kThreadSanitizer = false;
 #endif
 
+// True under AddressSanitizer or ThreadSanitizer: their allocators keep freed memory
+// (quarantine, shadow), so resident-memory figures are printed there, not bounded.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kSanitizerAllocator = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+inline constexpr bool kSanitizerAllocator = true;
+#else
+inline constexpr bool kSanitizerAllocator = kThreadSanitizer;
+#endif
+#else
+inline constexpr bool kSanitizerAllocator = kThreadSanitizer;
+#endif
+
 namespace veridian::ipc::posix::test {
 
 // A fresh runtime directory, removed with its files at the end of the test.
