@@ -247,7 +247,9 @@ TEST(Budget, AbusiveClientsThatLeaveTakeTheirDescriptorsAndMemoryWithThem) {
     // Memory: the rings and pools of a connection are unmapped with it; what the allocator
     // keeps of freed heap is not returned to the system, so allow it one MiB (a sanitizer's
     // allocator keeps much more: printed only there).
-    if (!kSanitizerAllocator) EXPECT_LE(rss_after, rss_before + 1024);
+    if (!kSanitizerAllocator) {
+        EXPECT_LE(rss_after, rss_before + 1024);
+    }
 }
 
 TEST(Budget, HalfOpenConnectionsAreCappedAndExpireAndHonestClientsGetIn) {
