@@ -4,10 +4,11 @@
  *   c_echo serve NAME [COUNT]        publish NAME, answer COUNT calls (default: forever), exit
  *   c_echo call NAME TEXT [OPCODE]   call NAME with TEXT's bytes, print the reply
  *
- * The server answers a call with opcode + 1 and the request's bytes, except that a call with
- * opcode 1000 + k (k = 1..16) is answered with the error -k (vipc_server_reply_error): so a
- * client in any language can check that each error reaches it as its code. The runtime
- * directory is $VIPC_RUNTIME_DIR (else the default).
+ * The server takes requests of any size (receive_into, with a buffer that grows to what
+ * *needed says) and answers a call with opcode + 1 and the request's bytes, except that a
+ * call with opcode 1000 + k (k = 1..16) is answered with the error -k
+ * (vipc_server_reply_error): so a client in any language can check that each error reaches
+ * it as its code. The runtime directory is $VIPC_RUNTIME_DIR (else the default).
  *
  * Build it against an installed veridian-ipc with pkg-config:
  *   cc -std=c11 c_echo.c $(pkg-config --cflags --libs veridian-ipc) -o c_echo
@@ -33,21 +34,33 @@ static int serve(const char* name, long count) {
     printf("c_echo: serving %s\n", name);
     fflush(stdout);
     long served = 0;
-    while (count < 0 || served < count) {
+    size_t capacity = VIPC_INLINE_MAX;
+    unsigned char* buffer = malloc(capacity);
+    while (buffer != NULL && (count < 0 || served < count)) {
         vipc_message request;
-        rc = vipc_server_receive(server, &request, VIPC_DEADLINE_NEVER);
+        size_t needed = 0;
+        rc = vipc_server_receive_into(server, &request, buffer, capacity, &needed,
+                                      VIPC_DEADLINE_NEVER);
+        if (rc == VIPC_ERR_MESSAGE_TOO_LARGE) { /* still queued: grow, take it again */
+            unsigned char* bigger = realloc(buffer, needed);
+            if (bigger == NULL) break;
+            buffer = bigger;
+            capacity = needed;
+            continue;
+        }
         if (rc != VIPC_OK) break;
         if (request.transaction_id == 0) continue; /* one-way: nothing to answer */
         if (request.opcode > 1000 && request.opcode <= 1016) {
             rc = vipc_server_reply_error(server, &request, -(int)(request.opcode - 1000), "c_echo",
                                          vipc_deadline_after_ms(1000));
         } else {
-            rc = vipc_server_reply(server, &request, request.opcode + 1, request.bytes,
-                                   request.size, vipc_deadline_after_ms(1000));
+            rc = vipc_server_reply(server, &request, request.opcode + 1, buffer, needed,
+                                   vipc_deadline_after_ms(1000));
         }
         if (rc != VIPC_OK) fail("reply", rc); /* that client is gone: serve the others */
         ++served;
     }
+    free(buffer);
     printf("c_echo: served %ld calls\n", served);
     /* Closing discards what the clients have not read yet (the last reply, say): first let
      * them hang up, for up to 5 s. */
@@ -77,15 +90,17 @@ static int call(const char* name, const char* text, unsigned opcode) {
     }
     if (rc != VIPC_OK) return fail("connect", rc);
     vipc_message reply;
-    rc = vipc_connection_call(conn, opcode, text, strlen(text), &reply,
-                              vipc_deadline_after_ms(5000));
+    char out[VIPC_INLINE_MAX];
+    size_t reply_size = 0;
+    rc = vipc_connection_call_into(conn, opcode, text, strlen(text), &reply, out, sizeof out,
+                                   &reply_size, vipc_deadline_after_ms(5000));
     if (rc != VIPC_OK) {
         /* The error a server answered with: printed for the tests, "error NAME CODE". */
         printf("error %s %d\n", vipc_error_name(rc), rc);
         vipc_connection_free(conn);
         return 3;
     }
-    printf("reply opcode %u: %.*s\n", reply.opcode, (int)reply.size, (const char*)reply.bytes);
+    printf("reply opcode %u: %.*s\n", reply.opcode, (int)reply_size, out);
     vipc_connection_free(conn);
     return 0;
 }

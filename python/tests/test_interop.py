@@ -70,3 +70,42 @@ def test_python_server_process_answers_a_c_client(runtime_dir, spawn, env):
                          text=True, timeout=30)
     assert err.returncode == 3 and err.stdout.strip() == "error EndpointBusy -13"
     assert server.wait(10) == 0
+
+
+def test_cli_call_with_4k_from_a_file_to_a_python_server(runtime_dir, env, tmp_path):
+    payload = bytes((i * 29 + 3) % 256 for i in range(4096))
+    (tmp_path / "4k.bin").write_bytes(payload)
+    with vipc.Server.publish("py/4k", runtime_dir=runtime_dir) as server:
+        t = serve_in_thread(server, 1)
+        out = subprocess.run([program("vipc"), "call", "py/4k", "@" + str(tmp_path / "4k.bin"),
+                              "--opcode", "3", "--out", str(tmp_path / "reply.bin"),
+                              "--runtime-dir", runtime_dir],
+                             env=env, capture_output=True, text=True, timeout=30)
+        t.join()
+        assert out.returncode == 0, out.stderr
+        assert (tmp_path / "reply.bin").read_bytes() == payload[::-1]
+
+
+def test_cli_loans_bigger_than_the_inline_maximum_reach_a_python_server(runtime_dir, env,
+                                                                        tmp_path):
+    # 8 KiB: over the receive buffer's first size, so receive() grows it (the loan stays
+    # queued meanwhile) and the runtime gets the chunk back.
+    payload = bytes((i * 7 + 1) % 256 for i in range(8192))
+    (tmp_path / "8k.bin").write_bytes(payload)
+    with vipc.Server.publish("py/loan", runtime_dir=runtime_dir) as server:
+        out = subprocess.run([program("vipc"), "send", "py/loan", "@" + str(tmp_path / "8k.bin"),
+                              "--via", "loan", "--runtime-dir", runtime_dir],
+                             env=env, capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        got = server.receive(timeout=10)
+        assert got.data == payload and got.region_size == 0
+
+
+def test_python_client_calls_the_c_example_with_4k(runtime_dir, spawn):
+    server = spawn(program("vipc_example_c_echo"), "serve", "py/c4k", "1")
+    wait_published("py/c4k", runtime_dir, server)
+    payload = bytes((i * 11) % 256 for i in range(4096))
+    with vipc.Connection.connect("py/c4k", runtime_dir=runtime_dir) as conn:
+        reply = conn.call(payload, 20, timeout=10)
+        assert reply.opcode == 21 and reply.data == payload
+    assert server.wait(10) == 0

@@ -10,7 +10,10 @@ CDEF = r"""
 
 /** A deadline that never passes. */
 #define VIPC_DEADLINE_NEVER 0xFFFFFFFFFFFFFFFF
-/** Most payload bytes a message carries inline (without a region), today. */
+/** Most payload bytes a vipc_message holds in `bytes`. Sends carry more inline, up to the
+ * endpoint's maximum (vipc_connection_max_inline, vipc_server_max_inline: 4096 by default);
+ * receive a bigger payload with vipc_*_receive_into, a bigger reply with
+ * vipc_connection_call_into. */
 #define VIPC_INLINE_MAX 64
 /** Bytes the runtime keeps inside a received vipc_message (see vipc_message.opaque). */
 #define VIPC_MESSAGE_OPAQUE_BYTES 192
@@ -75,7 +78,7 @@ typedef struct vipc_message {
     uint32_t kind; /**< vipc_message_kind */
     uint32_t opcode;
     uint32_t flags;      /**< VIPC_FLAG_* and the sender's application bits */
-    uint32_t size;       /**< VIPC_KIND_BYTES: payload bytes in `bytes` */
+    uint32_t size;       /**< VIPC_KIND_BYTES: payload bytes (`bytes` holds 64 at most) */
     uint64_t capability; /**< the message's capability word */
     uint64_t words[4];   /**< VIPC_KIND_SMALL: the data words */
     uint8_t bytes[VIPC_INLINE_MAX];
@@ -85,6 +88,10 @@ typedef struct vipc_message {
     uint64_t region_size;      /**< bytes of an attached region (take it: vipc_region_receive) */
     uint32_t capability_count; /**< attached capabilities (take: vipc_capability_receive) */
     uint32_t reserved;
+    /** On a server, for a call: when its caller stops waiting, on CLOCK_MONOTONIC in ns (the
+     * caller's remaining time when it wrote the request, added at receipt; a hint, the
+     * client's word). VIPC_DEADLINE_NEVER: no deadline, not a call, or a small message. */
+    uint64_t caller_deadline;
     /** The runtime's copy of the message (what vipc_region_receive and
      * vipc_capability_receive read). Do not touch. */
     uint64_t opaque[VIPC_MESSAGE_OPAQUE_BYTES / 8];
@@ -149,18 +156,48 @@ int vipc_server_options_init(vipc_server_options* options);
 int vipc_server_publish(const char* name, const vipc_server_options* options, vipc_server** out);
 
 /** Waits until the deadline for the next message from any client (round-robin over the
- * clients) and writes it to *out. Errors: TIMEOUT, ENDPOINT_NOT_FOUND once the server is
- * closed. Thread-safe (receivers are serialized: one takes each message). */
+ * clients) and writes it to *out: a small message, or a payload of at most VIPC_INLINE_MAX
+ * bytes (in out->bytes; a loan that small is copied and released), with or without a region
+ * or capabilities. A bigger payload → MESSAGE_TOO_LARGE (the detail names its size and
+ * vipc_server_receive_into) and it stays queued: the next receive on this server, of either
+ * kind, takes it first. Errors: TIMEOUT, ENDPOINT_NOT_FOUND once the server is closed.
+ * Thread-safe (receivers are serialized: one takes each message). */
 int vipc_server_receive(vipc_server* server, vipc_message* out, uint64_t deadline);
 
-/** Like vipc_server_receive, never waits: CHANNEL_EMPTY when nothing is queued. After
- * CHANNEL_EMPTY the pollable descriptor is re-armed (see vipc_server_pollable_fd). */
+/** Like vipc_server_receive, never waits: CHANNEL_EMPTY when nothing is queued (or another
+ * thread is receiving on this server). After CHANNEL_EMPTY the pollable descriptor is
+ * re-armed (see vipc_server_pollable_fd). A message kept queued after MESSAGE_TOO_LARGE is
+ * held by this handle, where the descriptor does not signal it: take it with
+ * vipc_server_try_receive_into at once. */
 int vipc_server_try_receive(vipc_server* server, vipc_message* out);
 
-/** Answers the call `request` (received by this server) with `size` bytes (0..VIPC_INLINE_MAX
- * today; `data` may be NULL when size is 0) and `opcode`: the caller's call returns it.
- * Waits while that client's ring is full, until the deadline (TIMEOUT). Errors:
- * PROCESS_NOT_FOUND (the caller is gone), MESSAGE_TOO_LARGE (size over the maximum),
+/** Waits until the deadline for the next message of any kind and size: its header goes to
+ * *header (as vipc_server_receive writes it; header->size is the payload's length and
+ * header->bytes holds its first VIPC_INLINE_MAX bytes at most), the payload to `buffer`
+ * (`capacity` bytes; NULL when 0), and *needed (may be NULL) is set to the payload's length.
+ * A loan is copied and released at once. A small message has no payload (*needed 0; its
+ * words are in header->words); a region or capabilities stay takeable from *header. Buffer
+ * too short → MESSAGE_TOO_LARGE with *needed set, nothing written to *header, and the
+ * message stays queued: call again with a buffer of *needed bytes (a payload record is at
+ * most vipc_server_max_inline bytes; a loan at most the client's pool). Errors otherwise as
+ * vipc_server_receive. Thread-safe (receivers are serialized). */
+int vipc_server_receive_into(vipc_server* server, vipc_message* header, void* buffer,
+                             size_t capacity, size_t* needed, uint64_t deadline);
+
+/** Like vipc_server_receive_into, never waits: CHANNEL_EMPTY as vipc_server_try_receive. */
+int vipc_server_try_receive_into(vipc_server* server, vipc_message* header, void* buffer,
+                                 size_t capacity, size_t* needed);
+
+/** Sets *bytes to the largest payload a send or reply of this server carries inline (its
+ * max_inline_payload, the same for its clients). Thread-safe. */
+int vipc_server_max_inline(vipc_server* server, uint32_t* bytes);
+
+/** Answers the call `request` (received by this server) with `size` bytes (0 up to
+ * vipc_server_max_inline, copied into the ring; `data` may be NULL when size is 0) and
+ * `opcode`: the caller's call returns it (a reply over VIPC_INLINE_MAX bytes needs a caller
+ * using vipc_connection_call_into). Waits while that client's ring is full, until the
+ * deadline (TIMEOUT). Errors: PROCESS_NOT_FOUND (the caller is gone), MESSAGE_TOO_LARGE (size
+ * over the maximum: the detail names it; send more with vipc_server_reply_region),
  * PERMISSION_DENIED (the client has no RECEIVE right). Thread-safe. */
 int vipc_server_reply(vipc_server* server, const vipc_message* request, uint32_t opcode,
                       const void* data, size_t size, uint64_t deadline);
@@ -176,7 +213,8 @@ int vipc_server_reply_small(vipc_server* server, const vipc_message* request,
 int vipc_server_reply_error(vipc_server* server, const vipc_message* request, int error,
                             const char* detail, uint64_t deadline);
 
-/** Answers `request` with `size` inline bytes and a region (see vipc_region_create), moved,
+/** Answers `request` with `size` inline bytes (0..VIPC_INLINE_MAX) and a region (see
+ * vipc_region_create), moved,
  * shared or copied as `transfer` says; after a successful MOVE the region handle is empty
  * (vipc_region_data gives INVALID_MEMORY_REGION; it must still be freed). Otherwise as
  * vipc_server_reply. Thread-safe; the region must not be used by another thread meanwhile. */
@@ -184,10 +222,11 @@ int vipc_server_reply_region(vipc_server* server, const vipc_message* request, u
                              const void* data, size_t size, vipc_region* region, int transfer,
                              uint64_t deadline);
 
-/** Sends a one-way message of `size` bytes to client `connection` (the `connection` field of
- * a message it sent). Waits while its ring is full until the deadline; with deadline 0 it
- * never waits (CHANNEL_FULL). Errors: ENDPOINT_NOT_FOUND (no such live connection),
- * PERMISSION_DENIED (the client has no RECEIVE right). Thread-safe. */
+/** Sends a one-way message of `size` bytes (0 up to vipc_server_max_inline) to client
+ * `connection` (the `connection` field of a message it sent). Waits while its ring is full
+ * until the deadline; with deadline 0 it never waits (CHANNEL_FULL). Errors:
+ * ENDPOINT_NOT_FOUND (no such live connection), PERMISSION_DENIED (the client has no RECEIVE
+ * right), MESSAGE_TOO_LARGE (over the maximum). Thread-safe. */
 int vipc_server_send(vipc_server* server, uint64_t connection, uint32_t opcode, const void* data,
                      size_t size, uint64_t deadline);
 
@@ -244,10 +283,11 @@ int vipc_connect(const char* name, const vipc_connect_options* options, vipc_con
 int vipc_connect_capability(const vipc_capability* capability, const vipc_connect_options* options,
                             vipc_connection** out);
 
-/** Sends a one-way message of `size` bytes (0..VIPC_INLINE_MAX today), waiting while the ring
- * is full until the deadline (TIMEOUT); with deadline 0 it never waits (CHANNEL_FULL).
- * Errors: ENDPOINT_NOT_FOUND (server gone), PERMISSION_DENIED (no SEND right),
- * MESSAGE_TOO_LARGE, RATE_LIMIT_EXCEEDED (deadline 0 and over the rate limit),
+/** Sends a one-way message of `size` bytes (0 up to vipc_connection_max_inline, copied into
+ * the ring), waiting while the ring is full until the deadline (TIMEOUT); with deadline 0 it
+ * never waits (CHANNEL_FULL). Errors: ENDPOINT_NOT_FOUND (server gone), PERMISSION_DENIED (no
+ * SEND right), MESSAGE_TOO_LARGE (over the maximum: the detail names it; send more with
+ * vipc_connection_send_region), RATE_LIMIT_EXCEEDED (deadline 0 and over the rate limit),
  * ENDPOINT_NOT_FOUND (closed here too), INVALID_CAPABILITY (revoked). Thread-safe. */
 int vipc_connection_send(vipc_connection* connection, uint32_t opcode, const void* data,
                          size_t size, uint64_t deadline);
@@ -259,7 +299,7 @@ int vipc_connection_send_small(vipc_connection* connection, const vipc_small* me
 /** The fast path: a small message, never waits (CHANNEL_FULL when the ring is full). */
 int vipc_connection_fast_send(vipc_connection* connection, const vipc_small* message);
 
-/** Sends `size` inline bytes with a region, as `transfer` says (see
+/** Sends `size` inline bytes (0..VIPC_INLINE_MAX) with a region, as `transfer` says (see
  * vipc_server_reply_region for MOVE). As vipc_connection_send. */
 int vipc_connection_send_region(vipc_connection* connection, uint32_t opcode, const void* data,
                                 size_t size, vipc_region* region, int transfer, uint64_t deadline);
@@ -270,21 +310,58 @@ int vipc_connection_send_capability(vipc_connection* connection, uint32_t opcode
                                     const vipc_capability* capability, uint64_t deadline);
 
 /** Waits until the deadline for a message from the server that is not a reply to a call,
- * and writes it to *out. Errors: TIMEOUT, ENDPOINT_NOT_FOUND (server gone),
- * PERMISSION_DENIED (no RECEIVE right), INVALID_CAPABILITY (revoked). Thread-safe. */
+ * and writes it to *out (what fits a vipc_message, as vipc_server_receive says: a bigger
+ * payload → MESSAGE_TOO_LARGE naming its size and vipc_connection_receive_into, and it stays
+ * queued). Errors: TIMEOUT, ENDPOINT_NOT_FOUND (server gone), PERMISSION_DENIED (no RECEIVE
+ * right), INVALID_CAPABILITY (revoked). Thread-safe. */
 int vipc_connection_receive(vipc_connection* connection, vipc_message* out, uint64_t deadline);
 
-/** Like vipc_connection_receive, never waits: CHANNEL_EMPTY when nothing is waiting; that
- * re-arms the pollable descriptor (see vipc_connection_pollable_fd). */
+/** Like vipc_connection_receive, never waits: CHANNEL_EMPTY when nothing is waiting (or
+ * another thread is receiving on this connection); that re-arms the pollable descriptor (see
+ * vipc_connection_pollable_fd). A message kept queued after MESSAGE_TOO_LARGE is held by
+ * this handle, where the descriptor does not signal it: take it with
+ * vipc_connection_try_receive_into at once. */
 int vipc_connection_try_receive(vipc_connection* connection, vipc_message* out);
 
-/** Calls: sends `size` bytes with `opcode` and waits until the deadline for the reply,
- * written to *reply. A server that answered with vipc_server_reply_error makes this return
- * that error. Errors: TIMEOUT, ENDPOINT_NOT_FOUND, PERMISSION_DENIED (needs SEND and
- * RECEIVE), MESSAGE_TOO_LARGE, the server's error. Thread-safe: several threads may call
- * at once; replies are matched to their calls. */
+/** A message of any kind and size from the server (not a reply), header to *header, payload
+ * to `buffer`: exactly as vipc_server_receive_into (MESSAGE_TOO_LARGE with *needed when the
+ * buffer is short, and the message stays queued). Errors as vipc_connection_receive.
+ * Thread-safe. */
+int vipc_connection_receive_into(vipc_connection* connection, vipc_message* header, void* buffer,
+                                 size_t capacity, size_t* needed, uint64_t deadline);
+
+/** Like vipc_connection_receive_into, never waits (CHANNEL_EMPTY). */
+int vipc_connection_try_receive_into(vipc_connection* connection, vipc_message* header,
+                                     void* buffer, size_t capacity, size_t* needed);
+
+/** Sets *bytes to the largest payload a send or call of this connection carries inline (the
+ * server's max_inline_payload, learned at connect). Thread-safe. */
+int vipc_connection_max_inline(vipc_connection* connection, uint32_t* bytes);
+
+/** Calls: sends `size` bytes (0 up to vipc_connection_max_inline) with `opcode` and waits
+ * until the deadline for the reply, written to *reply. A server that answered with
+ * vipc_server_reply_error makes this return that error. A reply of more than
+ * VIPC_INLINE_MAX bytes does not fit *reply: MESSAGE_TOO_LARGE and it is dropped (a reply
+ * is not queued: use vipc_connection_call_into when replies may be bigger). Errors: TIMEOUT,
+ * ENDPOINT_NOT_FOUND, PERMISSION_DENIED (needs SEND and RECEIVE), MESSAGE_TOO_LARGE, the
+ * server's error. Thread-safe: several threads may call at once; replies are matched to
+ * their calls. */
 int vipc_connection_call(vipc_connection* connection, uint32_t opcode, const void* data,
                          size_t size, vipc_message* reply, uint64_t deadline);
+
+/** A call whose reply may have any size: sends `size` bytes (0 up to
+ * vipc_connection_max_inline) with `opcode`, waits until the deadline, writes the reply's
+ * header to *reply_header (size = its payload's length, bytes = its first VIPC_INLINE_MAX),
+ * its payload to `buffer` (`capacity` bytes; NULL when 0) and its length to *reply_size.
+ * A reply longer than `capacity` → MESSAGE_TOO_LARGE with *reply_size set and the reply
+ * dropped (the call is over; nothing is queued): a buffer of vipc_connection_max_inline bytes
+ * holds every inline reply (a loan reply, copied and released, can be as big as the
+ * server's pool). A reply that is a small message or carries a region gives only its inline
+ * bytes here (no region is delivered: use vipc_connection_call for servers that answer with
+ * regions). Errors as vipc_connection_call. Thread-safe. */
+int vipc_connection_call_into(vipc_connection* connection, uint32_t opcode, const void* data,
+                              size_t size, vipc_message* reply_header, void* buffer,
+                              size_t capacity, size_t* reply_size, uint64_t deadline);
 
 /** A call with a 48-byte small request. As vipc_connection_call. */
 int vipc_connection_call_small(vipc_connection* connection, const vipc_small* request,
@@ -296,11 +373,11 @@ int vipc_connection_call_region(vipc_connection* connection, uint32_t opcode, co
                                 size_t size, vipc_region* region, int transfer, vipc_message* reply,
                                 uint64_t deadline);
 
-/** Starts a call without waiting for its reply (for event loops): sends the request (waiting
- * for ring space until the deadline) and sets *transaction_id. Take the reply with
- * vipc_connection_call_poll when the pollable descriptor is readable; end the call with
- * vipc_connection_call_cancel if it is abandoned. Errors as vipc_connection_send.
- * Thread-safe. */
+/** Starts a call without waiting for its reply (for event loops): sends the request of
+ * 0..VIPC_INLINE_MAX bytes (waiting for ring space until the deadline) and sets
+ * *transaction_id. Take the reply with vipc_connection_call_poll when the pollable
+ * descriptor is readable; end the call with vipc_connection_call_cancel if it is abandoned.
+ * Errors as vipc_connection_send. Thread-safe. */
 int vipc_connection_call_begin(vipc_connection* connection, uint32_t opcode, const void* data,
                                size_t size, uint64_t* transaction_id, uint64_t deadline);
 

@@ -3,12 +3,14 @@
 
 Timeouts are seconds (float): None waits forever, 0 does not wait. Payloads are any object
 with the buffer protocol (bytes, bytearray, memoryview, array): passed to the runtime without
-a copy in Python. The C calls release the GIL, so other Python threads run while one blocks.
+a copy in Python. Up to the endpoint's inline maximum (`max_inline`, 4096 bytes by default)
+they are copied into the ring (one copy in, one copy out); bigger ones travel in a Region.
+The C calls release the GIL, so other Python threads run while one blocks.
 """
 import enum
 
 from ._lib import ffi, lib
-from .errors import ChannelEmpty, InvalidMessage, IpcError, check, code_of
+from .errors import ChannelEmpty, InvalidMessage, IpcError, MessageTooLarge, check, code_of
 
 NEVER = lib.VIPC_DEADLINE_NEVER
 INLINE_MAX = lib.VIPC_INLINE_MAX
@@ -42,14 +44,14 @@ def deadline(timeout):
     return ns if ns < NEVER else NEVER
 
 
-def _spill(payload, region, transfer):
-    """A payload over INLINE_MAX without a region of its own travels in a new Region, moved to
-    the receiver (sealed: it cannot change after it was sent): (inline payload, region,
-    transfer) to send."""
+def _spill(payload, region, transfer, limit):
+    """A payload over `limit` (the endpoint's inline maximum) without a region of its own
+    travels in a new Region, moved to the receiver (sealed: it cannot change after it was
+    sent): (inline payload, region, transfer) to send."""
     if region is not None or payload is None or isinstance(payload, str):
         return payload, region, transfer
     view = memoryview(payload)
-    if view.nbytes <= INLINE_MAX:
+    if view.nbytes <= limit:
         return payload, region, transfer
     spilled = Region.create(view.nbytes)
     spilled.view()[:] = view.cast("B") if view.format != "B" else view
@@ -76,9 +78,10 @@ class Message:
     its four data words; `words` gives them as integers)."""
 
     __slots__ = ("kind", "opcode", "flags", "data", "words", "capability", "sender_pid",
-                 "transaction_id", "connection", "region_size", "capability_count", "_raw")
+                 "transaction_id", "connection", "region_size", "capability_count",
+                 "caller_deadline", "_raw")
 
-    def __init__(self, raw):
+    def __init__(self, raw, data=None):
         self._raw = raw
         self.kind = "small" if raw.kind == lib.VIPC_KIND_SMALL else "bytes"
         self.opcode = raw.opcode
@@ -87,6 +90,8 @@ class Message:
         self.words = tuple(raw.words)
         if self.kind == "small":
             self.data = bytes(ffi.buffer(raw.words, 32))
+        elif data is not None:
+            self.data = data  # taken with receive_into / call_into: any size
         else:
             self.data = bytes(ffi.buffer(raw.bytes, raw.size))
         self.sender_pid = raw.sender_pid
@@ -94,6 +99,10 @@ class Message:
         self.connection = raw.connection
         self.region_size = raw.region_size
         self.capability_count = raw.capability_count
+        # On a server, for a call: when its caller stops waiting, in seconds on now()'s clock
+        # (None: no deadline, not a call, or a small message). A hint: the client's word.
+        self.caller_deadline = (None if raw.caller_deadline == NEVER
+                                else raw.caller_deadline / 1e9)
 
     @property
     def is_call(self):
@@ -127,6 +136,34 @@ class Message:
 
 def _new_message():
     return ffi.new("vipc_message*")
+
+
+class _Inbox:
+    """A receive buffer that grows to what the runtime says it needs (the message stays
+    queued meanwhile), starting at the endpoint's inline maximum."""
+
+    __slots__ = ("buffer", "needed")
+
+    def __init__(self, size):
+        self.buffer = ffi.new("uint8_t[]", max(size, INLINE_MAX))
+        self.needed = ffi.new("size_t*")
+
+    def take(self, receive):
+        """Calls receive(header, buffer, capacity, needed) until the buffer is big enough:
+        the Message, or None for CHANNEL_EMPTY."""
+        while True:
+            header = _new_message()
+            rc = receive(header, self.buffer, len(self.buffer), self.needed)
+            if rc == MessageTooLarge.code and self.needed[0] > len(self.buffer):
+                self.buffer = ffi.new("uint8_t[]", self.needed[0])
+                continue
+            if rc == ChannelEmpty.code:
+                return None
+            check(rc)
+            data = None
+            if header.kind != lib.VIPC_KIND_SMALL:
+                data = bytes(ffi.buffer(self.buffer, self.needed[0]))
+            return Message(header, data)
 
 
 class Region:
@@ -260,6 +297,11 @@ class Server(_Handle):
     def __init__(self, handle, name):
         super().__init__(handle)
         self.name = name
+        out = ffi.new("uint32_t*")
+        check(lib.vipc_server_max_inline(handle, out))
+        #: The largest payload a send or reply carries inline (the endpoint's maximum).
+        self.max_inline = out[0]
+        self._inbox = _Inbox(self.max_inline)
 
     @classmethod
     def publish(cls, name, *, runtime_dir=None, capacity=None, spin_ns=None,
@@ -281,25 +323,25 @@ class Server(_Handle):
         return cls(out[0], name)
 
     def receive(self, timeout=None):
-        """The next message from any client; Timeout when none came in time."""
-        m = _new_message()
-        check(lib.vipc_server_receive(self._handle(), m, deadline(timeout)))
-        return Message(m)
+        """The next message from any client, its payload of any size in .data (a loan is
+        copied and given back); Timeout when none came in time."""
+        h, d = self._handle(), deadline(timeout)
+        return self._inbox.take(lambda m, b, n, needed: lib.vipc_server_receive_into(
+            h, m, b, n, needed, d))
 
     def try_receive(self):
         """The next message, or None when nothing is queued (re-arms fileno())."""
-        m = _new_message()
-        rc = lib.vipc_server_try_receive(self._handle(), m)
-        if rc == ChannelEmpty.code:
-            return None
-        check(rc)
-        return Message(m)
+        h = self._handle()
+        return self._inbox.take(lambda m, b, n, needed: lib.vipc_server_try_receive_into(
+            h, m, b, n, needed))
 
     def reply(self, request, data=b"", opcode=0, *, region=None, transfer=Transfer.SHARE_READ_ONLY,
               timeout=None):
-        """Answers the call `request` with `data` (of any size: over INLINE_MAX it travels in a
-        region; the caller reads it with Message.payload())."""
-        data, region, transfer = _spill(data, region, transfer)
+        """Answers the call `request` with `data`: up to max_inline bytes inline; more (or with
+        `region`) in a region, which the caller's call() delivers when its own request came in
+        a region (reply.payload() reads it); otherwise MessageTooLarge."""
+        if request.region_size:
+            data, region, transfer = _spill(data, region, transfer, self.max_inline)
         ptr, size = _buffer(data)
         if region is not None:
             check(lib.vipc_server_reply_region(self._handle(), request._raw, opcode, ptr, size,
@@ -320,7 +362,8 @@ class Server(_Handle):
                                           deadline(timeout)))
 
     def send(self, connection, data=b"", opcode=0, *, timeout=None):
-        """A one-way message to client `connection` (a received message's .connection)."""
+        """A one-way message of up to max_inline bytes to client `connection` (a received
+        message's .connection)."""
         ptr, size = _buffer(data)
         check(lib.vipc_server_send(self._handle(), connection, opcode, ptr, size,
                                    deadline(timeout)))
@@ -393,11 +436,20 @@ class Connection(_Handle):
         del keep
         return cls(out[0])
 
+    def __init__(self, handle):
+        super().__init__(handle)
+        out = ffi.new("uint32_t*")
+        check(lib.vipc_connection_max_inline(handle, out))
+        #: The largest payload a send or call carries inline (the server's maximum).
+        self.max_inline = out[0]
+        self._inbox = _Inbox(self.max_inline)
+        self._reply = _Inbox(self.max_inline)
+
     def send(self, data=b"", opcode=0, *, region=None, transfer=Transfer.SHARE_READ_ONLY,
              timeout=None):
-        """A one-way message of any size (over INLINE_MAX in a region); waits while the queue is
-        full (timeout=0: ChannelFull)."""
-        data, region, transfer = _spill(data, region, transfer)
+        """A one-way message of any size (over max_inline in a region); waits while the queue
+        is full (timeout=0: ChannelFull)."""
+        data, region, transfer = _spill(data, region, transfer, self.max_inline)
         ptr, size = _buffer(data)
         if region is not None:
             check(lib.vipc_connection_send_region(self._handle(), opcode, ptr, size,
@@ -420,20 +472,27 @@ class Connection(_Handle):
 
     def call(self, data=b"", opcode=0, *, region=None, transfer=Transfer.SHARE_READ_ONLY,
              timeout=None):
-        """Sends a request of any size (over INLINE_MAX in a region) and returns the reply (a
-        Message: reply.payload() gives all its bytes); raises the server's error when it
-        answered with one."""
-        data, region, transfer = _spill(data, region, transfer)
+        """Sends a request of any size (over max_inline in a region) and returns the reply (a
+        Message: .data holds an inline reply of any size; reply.payload() adds a region's
+        bytes); raises the server's error when it answered with one. A server may answer with a
+        region only a request that came in one (the runtime delivers regions to those calls)."""
+        data, region, transfer = _spill(data, region, transfer, self.max_inline)
         ptr, size = _buffer(data)
-        reply = _new_message()
         if region is not None:
+            reply = _new_message()
             check(lib.vipc_connection_call_region(self._handle(), opcode, ptr, size,
                                                   region._handle(), int(transfer), reply,
                                                   deadline(timeout)))
-        else:
-            check(lib.vipc_connection_call(self._handle(), opcode, ptr, size, reply,
-                                           deadline(timeout)))
-        return Message(reply)
+            return Message(reply)
+        box = self._reply
+        header = _new_message()
+        rc = lib.vipc_connection_call_into(self._handle(), opcode, ptr, size, header, box.buffer,
+                                           len(box.buffer), box.needed, deadline(timeout))
+        if rc == MessageTooLarge.code and box.needed[0] > len(box.buffer):
+            # A loan reply bigger than the buffer (it is dropped): the next call will fit it.
+            box.buffer = ffi.new("uint8_t[]", box.needed[0])
+        check(rc)
+        return Message(header, bytes(ffi.buffer(box.buffer, box.needed[0])))
 
     def call_small(self, opcode, words=(0, 0, 0, 0), *, timeout=None):
         m = ffi.new("vipc_small*")
@@ -445,8 +504,8 @@ class Connection(_Handle):
         return Message(reply)
 
     def begin_call(self, data=b"", opcode=0, *, timeout=0):
-        """Sends a request without waiting for the reply; returns its transaction id.
-        take_reply(id) when fileno() is readable."""
+        """Sends a request of at most INLINE_MAX bytes without waiting for the reply; returns
+        its transaction id. take_reply(id) when fileno() is readable."""
         ptr, size = _buffer(data)
         txid = ffi.new("uint64_t*")
         check(lib.vipc_connection_call_begin(self._handle(), opcode, ptr, size, txid,
@@ -466,19 +525,17 @@ class Connection(_Handle):
         check(lib.vipc_connection_call_cancel(self._handle(), transaction_id))
 
     def receive(self, timeout=None):
-        """The next message from the server that is not a reply."""
-        m = _new_message()
-        check(lib.vipc_connection_receive(self._handle(), m, deadline(timeout)))
-        return Message(m)
+        """The next message from the server that is not a reply, its payload of any size in
+        .data (a loan is copied and given back)."""
+        h, d = self._handle(), deadline(timeout)
+        return self._inbox.take(lambda m, b, n, needed: lib.vipc_connection_receive_into(
+            h, m, b, n, needed, d))
 
     def try_receive(self):
         """The next message, or None (re-arms fileno())."""
-        m = _new_message()
-        rc = lib.vipc_connection_try_receive(self._handle(), m)
-        if rc == ChannelEmpty.code:
-            return None
-        check(rc)
-        return Message(m)
+        h = self._handle()
+        return self._inbox.take(lambda m, b, n, needed: lib.vipc_connection_try_receive_into(
+            h, m, b, n, needed))
 
     def fileno(self):
         """A descriptor readable when a message or a reply may be waiting (selectors,

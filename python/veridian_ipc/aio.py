@@ -63,8 +63,10 @@ class AsyncConnection:
             self._loop = None
 
     async def call(self, data=b"", opcode=0, *, timeout=None):
-        """The reply to a request; Timeout (and the call abandoned) after `timeout` seconds;
-        the server's error if it answered with one."""
+        """The reply to a request of at most INLINE_MAX bytes (a call that does not block the
+        loop is begun with a Message; for more, run Connection.call in an executor); Timeout
+        (and the call abandoned) after `timeout` seconds; the server's error if it answered
+        with one."""
         self._watch()
         txid = self.connection.begin_call(data, opcode, timeout=0)
         fut = self._loop.create_future()

@@ -61,9 +61,10 @@ struct BridgeOptions {
     NatsOptions nats;
     std::string prefix = "vipc";  // subject prefix (see mapping.hpp)
     std::string runtime_dir;      // "" = posix::runtime_directory()
-    // Import: the time a forwarded call may take when the local caller's deadline is unknown
-    // to the bridge (the runtime does not carry it to servers): the request's
-    // duration in the request. Export: the longest deadline honoured for a remote request.
+    // Import: the longest time a forwarded call may take (the duration in the request is the
+    // local caller's remaining time, at most this; this when the caller's deadline is not
+    // known: a SmallMessage call, or none). Export: the longest deadline honoured for a
+    // remote request.
     u32 call_timeout_ms = 5000;
     // Import: one-way messages that may be unconfirmed at once (1..65536).
     u32 credit_window = 1024;

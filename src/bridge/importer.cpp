@@ -135,6 +135,7 @@ private:
     struct Pending {
         posix::Received request;
         u64 expires_ns = 0;
+        u64 timeout_ns = 0;  // what was forwarded
     };
 
     // ---- Replies to local callers --------------------------------------------------------
@@ -239,9 +240,22 @@ private:
         calls_.fetch_add(1, std::memory_order_relaxed);
         std::string why;
         IpcError e{};
-        const u64 timeout_ns = u64{opts_.call_timeout_ms} * MS;
+        // The time the call may take: what remains of the local caller's deadline (as the
+        // runtime shows it on our clock), at most --call-timeout (the caller's deadline is its
+        // word: it cannot make the remote side wait longer than this bridge allows); without
+        // one (a SmallMessage call, or no deadline), --call-timeout.
+        const u64 now = posix::now_ns();
+        u64 timeout_ns = u64{opts_.call_timeout_ms} * MS;
+        const Deadline caller = request.caller_deadline;
+        if (!caller.is_never()) {
+            if (caller.expired(now)) {
+                return answer_error(request, IpcError::Timeout,
+                                    "the caller's deadline passed before the call reached NATS");
+            }
+            timeout_ns = std::min(timeout_ns, caller.ns() - now);
+        }
         std::vector<u8> body;
-        // The time the call may take, as a duration (never a clock value), then the record.
+        // As a duration (never a clock value), then the record.
         encode_call_head(timeout_ns, body);
         if (!encode_item(item, body, &e, &why)) return answer_error(request, e, why);
         if (!link_.connected()) {
@@ -252,7 +266,7 @@ private:
         {
             std::lock_guard<std::mutex> lock(calls_mu_);
             id = next_call_++;
-            pending_[id] = Pending{request, posix::now_ns() + timeout_ns + PENDING_GRACE_NS};
+            pending_[id] = Pending{request, now + timeout_ns + PENDING_GRACE_NS, timeout_ns};
         }
         const std::string reply = inbox_ + "." + std::to_string(id);
         const natsStatus s = natsConnection_PublishRequest(
@@ -479,9 +493,8 @@ private:
             }
         }
         for (const Pending& p : expired) {
-            answer_error(
-                p.request, IpcError::Timeout,
-                "no answer over NATS within " + std::to_string(opts_.call_timeout_ms) + " ms");
+            answer_error(p.request, IpcError::Timeout,
+                         "no answer over NATS within " + std::to_string(p.timeout_ns / MS) + " ms");
         }
     }
 

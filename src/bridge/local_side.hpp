@@ -64,6 +64,7 @@ Result<LocalItem> take_local(S& server, Deadline deadline, bool blocking) {
         if (!in) return in.error();
         using Kind = typename std::remove_cvref_t<decltype(*in)>::Kind;
         item.request.connection = in->info.connection;
+        item.request.caller_deadline = in->info.caller_deadline;
         bool loan = false;
         if constexpr (requires { Kind::Loan; }) loan = in->kind == Kind::Loan;
         if (in->kind == Kind::Payload || loan) {

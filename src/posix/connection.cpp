@@ -735,6 +735,7 @@ Result<void> Connection::Impl::send_message(const Message& msg, TransactionId tx
     OutgoingRecord record;
     record.message = &msg;
     record.txid = txid;
+    if (txid != 0) record.call_deadline = deadline;  // a call: the server learns what remains
     record.attachment = attachment;
     return send(record, blocking, deadline);
 }
@@ -755,6 +756,7 @@ Result<void> Connection::Impl::send_payload(u32 opcode, u32 flags,
     record.flags = flags & ~(MessageFlags::IS_REPLY | MessageFlags::HAS_CAPABILITY | ERROR_REPLY);
     record.payload = payload;
     record.txid = txid;
+    if (txid != 0) record.call_deadline = deadline;
     return send(record, blocking, deadline);
 }
 

@@ -73,6 +73,10 @@ private:
 
 Result<void> Outbox::push(OutboxOwner& owner, const OutgoingRecord& record, Blocking blocking,
                           Deadline deadline) {
+    // The caller's remaining time, as of now (the record is written below, under mu).
+    const u64 remaining = record.call_deadline.is_never()
+                              ? 0
+                              : remaining_ns_for(record.call_deadline, words_->now_ns());
     if (record.attachment != nullptr) {
         // The sending steps of region_wire.hpp: (1) room for the record, (2) the socket
         // record, (3) the record, which cannot be full now (we are the only producer).
@@ -94,7 +98,8 @@ Result<void> Outbox::push(OutboxOwner& owner, const OutgoingRecord& record, Bloc
         record.attachment->stamp(out, sequence);
         return out.is_small()
                    ? ring_.push_small(out.small_message(), record.txid, Attachment::OnSocket)
-                   : ring_.push_large(out.large_message(), record.txid, Attachment::OnSocket);
+                   : ring_.push_large(out.large_message(), record.txid, Attachment::OnSocket,
+                                      remaining);
     }
     if (record.kind == OutgoingRecord::Kind::Loan) {
         LoanDescriptor d = VIPC_TRY(pool_.describe(record.loan, record.loan_length));
@@ -108,11 +113,12 @@ Result<void> Outbox::push(OutboxOwner& owner, const OutgoingRecord& record, Bloc
     }
     if (record.kind == OutgoingRecord::Kind::Payload) {
         return ring_.push_payload(record.capability, record.opcode, record.flags, record.payload,
-                                  record.txid);
+                                  record.txid, remaining);
     }
     const Message& m = *record.message;
-    return m.is_small() ? ring_.push_small(m.small_message(), record.txid)
-                        : ring_.push_large(m.large_message(), record.txid);
+    return m.is_small()
+               ? ring_.push_small(m.small_message(), record.txid)
+               : ring_.push_large(m.large_message(), record.txid, Attachment::None, remaining);
 }
 
 Result<void> Outbox::send(OutboxOwner& owner, const OutgoingRecord& record, Blocking blocking,

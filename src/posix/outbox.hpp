@@ -63,6 +63,9 @@ struct OutgoingRecord {
     LoanId loan = 0;  // Kind::Loan: the chunk and how many of its bytes
     usize loan_length = 0;
     TransactionId txid = 0;
+    // A call's deadline (the caller's): push() writes what remains of it into a Large or
+    // Payload record (record_ring.hpp, remaining_ns). never: no deadline, or not a call.
+    Deadline call_deadline = Deadline::never();
     const OutgoingAttachment* attachment = nullptr;
 
     u32 lines() const;

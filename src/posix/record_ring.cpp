@@ -141,25 +141,28 @@ Result<void> RecordProducer::push_small(const SmallMessage& msg, u64 txid, Attac
     return ok();
 }
 
-Result<void> RecordProducer::push_large(const LargeMessage& msg, u64 txid, Attachment attachment) {
+Result<void> RecordProducer::push_large(const LargeMessage& msg, u64 txid, Attachment attachment,
+                                        u64 remaining_ns) {
     u8* at = VIPC_TRY(begin(LARGE_LINES));
     auto* h = reinterpret_cast<RecordHeader*>(at);
     set_shape(h, RecordKind::Large, LARGE_LINES, attachment);
     h->txid = txid;
     std::memcpy(at + sizeof(RecordHeader), &msg, sizeof msg);
+    std::memcpy(at + LARGE_REMAINING_OFFSET, &remaining_ns, sizeof remaining_ns);
     publish(LARGE_LINES);
     return ok();
 }
 
 Result<void> RecordProducer::push_payload(u64 capability, u32 opcode, u32 flags,
-                                          std::span<const std::byte> payload, u64 txid) {
+                                          std::span<const std::byte> payload, u64 txid,
+                                          u64 remaining_ns) {
     const u32 length = static_cast<u32>(payload.size());
     const u32 n = lines_for_payload(length);
     u8* at = VIPC_TRY(begin(n));
     auto* h = reinterpret_cast<RecordHeader*>(at);
     set_shape(h, RecordKind::Payload, n);
     h->txid = txid;
-    const PayloadHead head{capability, opcode, flags, length, 0, 0};
+    const PayloadHead head{capability, opcode, flags, length, 0, remaining_ns};
     std::memcpy(at + sizeof(RecordHeader), &head, sizeof head);
     if (length != 0) std::memcpy(at + PAYLOAD_OFFSET, payload.data(), length);  // the one copy in
     publish(n);
@@ -222,6 +225,9 @@ Result<RecordView> RecordConsumer::peek() {
             case RecordKind::Large:
                 if (lines != LARGE_LINES) return IpcError::InvalidMessage;
                 r.kind = RecordKind::Large;
+                std::memcpy(&r.remaining_ns,
+                            reinterpret_cast<const u8*>(h) + LARGE_REMAINING_OFFSET,
+                            sizeof r.remaining_ns);
                 return r;
             case RecordKind::Loan:
                 if (lines != 1) return IpcError::InvalidMessage;
@@ -235,6 +241,7 @@ Result<RecordView> RecordConsumer::peek() {
                 }
                 r.kind = RecordKind::Payload;
                 r.payload = reinterpret_cast<const std::byte*>(h) + PAYLOAD_OFFSET;
+                r.remaining_ns = r.payload_head.remaining_ns;
                 return r;
             }
             default:

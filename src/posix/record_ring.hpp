@@ -22,8 +22,10 @@
 //
 //   RecordHeader  seq (u32) | kind (u8) | attachment (u8) | lines (u16) | txid (u64)
 //   Small    1 line:  header + SmallMessage (48 bytes): exactly one cache line
-//   Large    3 lines: header + LargeMessage (120 bytes): a message naming a region
-//   Payload  header + PayloadHead (32 bytes) + length bytes: lines = ceil((48 + length) / 64)
+//   Large    3 lines: header + LargeMessage (120 bytes) + remaining_ns (u64, at byte 136 of
+//                     the record: in the last line's 56 spare bytes)
+//   Payload  header + PayloadHead (32 bytes, remaining_ns in its last word) + length bytes:
+//                     lines = ceil((48 + length) / 64)
 //   Loan     1 line:  header + LoanDescriptor (40 bytes): a chunk of the producer's pool
 //   Padding  from its line to the ring's end: the next record starts at line 0
 //
@@ -57,6 +59,20 @@
 //   polls the very line that carries it (the FastForward / Vyukov-queue technique); the
 //   shared head and tail sit on their own lines, read only when a side thinks the ring is
 //   full, or sleeps.
+//
+// The caller's remaining time (remaining_ns): a call record (txid != 0, written by a client)
+// carries how long its caller will still wait, as a duration in nanoseconds computed by the
+// producer when it writes the record (0 = no deadline; a deadline already past is 1). A
+// duration, never a clock value: it means the same on any clock (nothing assumes the two
+// sides share one; the NATS bridge carries it on between hosts), and the consumer anchors it
+// to its own clock when it takes the record. Where it lives costs no line and no store
+// beyond the record's own lines: in a Payload record, PayloadHead's last word (written as 0
+// by every record that is not a call with a deadline); in a Large record, the first 8 of the
+// 56 spare bytes of its last line. A Small record has no room for it (its 48-byte message
+// fills its one line, and the fast path stays one cache line per direction), so it carries
+// none; nor does a Loan record (a loan is not a call's request). The consumer treats it as a
+// hint (see runtime.hpp, "Deadlines of calls"): it bounds nothing the consumer does, so a
+// false one harms only the caller that wrote it.
 //
 // Trust: a side trusts only the words it writes. The consumer checks every header against
 // the geometry it keeps privately (a record never crosses the ring's end, never exceeds the
@@ -114,7 +130,7 @@ struct PayloadHead {
     u32 flags;
     u32 length;  // payload bytes that follow
     u32 reserved0;
-    u64 reserved1;
+    u64 remaining_ns;  // a call's remaining time (see above); 0 otherwise
 };
 static_assert(sizeof(PayloadHead) == 32);
 inline constexpr u32 PAYLOAD_OFFSET = sizeof(RecordHeader) + sizeof(PayloadHead);  // 48
@@ -137,7 +153,10 @@ inline constexpr u32 lines_for_bytes(u64 bytes) {
 inline constexpr u32 lines_for_payload(u32 length) {
     return lines_for_bytes(u64{PAYLOAD_OFFSET} + length);
 }
-inline constexpr u32 LARGE_LINES = lines_for_bytes(sizeof(RecordHeader) + sizeof(LargeMessage));
+// Where a Large record keeps remaining_ns: right after its LargeMessage, in its last line.
+inline constexpr u32 LARGE_REMAINING_OFFSET = sizeof(RecordHeader) + sizeof(LargeMessage);  // 136
+inline constexpr u32 LARGE_LINES = lines_for_bytes(u64{LARGE_REMAINING_OFFSET} + sizeof(u64));
+static_assert(LARGE_LINES == 3 && LARGE_REMAINING_OFFSET % alignof(u64) == 0);
 
 // Each header is two cache lines: the busy index alone on the first, the flags (written only
 // around sleeps and closes) on the second.
@@ -200,7 +219,15 @@ struct RecordView {
     // Payload: the checked head and the payload bytes (in the ring).
     PayloadHead payload_head{};
     const std::byte* payload = nullptr;
+    // Large and Payload: the producer's remaining_ns, copied out (0: none; Small, Loan: 0).
+    u64 remaining_ns = 0;
 };
+
+// remaining_ns for a record written now with `deadline` (never: 0; past: 1).
+inline u64 remaining_ns_for(Deadline deadline, u64 now_ns) {
+    if (deadline.is_never()) return 0;
+    return deadline.ns() > now_ns ? deadline.ns() - now_ns : 1;
+}
 
 // The producer half of a ring. Not thread-safe: its owner serializes callers.
 class RecordProducer {
@@ -220,11 +247,12 @@ public:
     // The publishers: ChannelFull when there is no space.
     Result<void> push_small(const SmallMessage& msg, u64 txid,
                             Attachment attachment = Attachment::None);
+    // remaining_ns: see above (0 for anything but a call).
     Result<void> push_large(const LargeMessage& msg, u64 txid,
-                            Attachment attachment = Attachment::None);
+                            Attachment attachment = Attachment::None, u64 remaining_ns = 0);
     // Precondition: payload.size() <= geometry().max_inline_payload.
     Result<void> push_payload(u64 capability, u32 opcode, u32 flags,
-                              std::span<const std::byte> payload, u64 txid);
+                              std::span<const std::byte> payload, u64 txid, u64 remaining_ns = 0);
     Result<void> push_loan(const LoanDescriptor& loan, u64 txid);
     // (P6) on demand: store the tail (changing the futex word) and wake it.
     void publish_tail() {

@@ -1233,6 +1233,10 @@ Result<Incoming> Server::Impl::take_from(ServerConnection& c, const RecordView& 
     in.info.transaction_id = record.txid;
     in.info.sender = ProcessId{static_cast<u64>(c.pid)};
     in.info.connection = c.id;
+    // The caller's remaining time, on our clock from now (a hint: see runtime.hpp).
+    if (record.remaining_ns != 0 && record.txid != 0) {
+        in.info.caller_deadline = after_ns(record.remaining_ns);
+    }
     if (record.kind == RecordKind::Loan) {
         LoanDescriptor d;
         std::memcpy(&d, record.body, sizeof d);
@@ -1835,6 +1839,7 @@ Received to_received(const Incoming& in) {
     Received r;
     r.message = in.message;
     r.connection = in.info.connection;
+    r.caller_deadline = in.info.caller_deadline;
     return r;
 }
 }  // namespace

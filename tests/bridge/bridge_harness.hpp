@@ -342,6 +342,9 @@ public:
         return send_senders_;
     }
     u64 held() const { return held_.load(); }
+    // What remained of the caller's deadline (Received::caller_deadline) when the last held
+    // call was taken, in ns; ~0 when it had none.
+    u64 last_held_remaining_ns() const { return held_remaining_ns_.load(); }
     u64 payload_bytes() const { return payload_bytes_.load(); }
     // Makes the server take `us` microseconds per one-way message.
     void set_slow_us(u32 us) { slow_us_.store(us); }
@@ -372,6 +375,11 @@ private:
                     call_senders_.insert(m.sender().value);
                 }
                 if (m.opcode() == posix::test::OP_HOLD) {
+                    const Deadline d = r->caller_deadline;
+                    const u64 now = posix::now_ns();
+                    held_remaining_ns_.store(d.is_never()   ? ~u64{0}
+                                             : d.ns() > now ? d.ns() - now
+                                                            : 0);
                     held_.fetch_add(1);
                     continue;
                 }
@@ -399,7 +407,7 @@ private:
     std::thread thread_;
     std::atomic<bool> stop_{false};
     std::atomic<u64> calls_{0}, received_{0}, out_of_order_{0}, next_{0}, held_{0},
-        payload_bytes_{0};
+        payload_bytes_{0}, held_remaining_ns_{0};
     std::atomic<u32> slow_us_{0};
     mutable std::mutex mu_;
     std::set<u64> call_senders_;

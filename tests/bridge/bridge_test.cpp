@@ -175,6 +175,48 @@ TEST_F(BridgeTest, DeadlinesPropagateAsDurations) {
     ASSERT_TRUE(call_until_ok(*c, 5, 3000));
 }
 
+TEST_F(BridgeTest, TheCallersRemainingDeadlineCrosses) {
+    NatsServer nats;
+    ASSERT_TRUE(nats.ready());
+    HostBServer server(kName, host_b.path());
+    // Both bridges would allow 10 s: only the caller's deadline can make the call shorter.
+    auto exporter = start_bridge("export", kName, host_b.path(), nats.url(),
+                                 {"--call-timeout", "10000", "--stats-ms", "100"});
+    ASSERT_TRUE(exporter->wait_for("exporting"));
+    auto importer =
+        start_bridge("import", kName, host_a.path(), nats.url(), {"--call-timeout", "10000"});
+    ASSERT_TRUE(importer->wait_for("importing"));
+    Result<posix::Connection> c = connect_to(kName, host_a.path());
+    ASSERT_TRUE(c);
+    ASSERT_TRUE(call_until_ok(*c, 1, 3000));
+
+    // A LargeMessage call (its record carries the deadline) to a remote server that never
+    // answers, with a 300 ms deadline.
+    LargeMessage l{};
+    l.header.opcode = OP_HOLD;
+    l.header.total_size = 8;
+    constexpr u64 kDeadlineMs = 300;
+    const u64 t0 = posix::now_ns();
+    Result<Message> r = check_reply(c->call(Message(l), posix::after_ms(kDeadlineMs)));
+    const u64 took_ms = (posix::now_ns() - t0) / 1'000'000u;
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error(), IpcError::Timeout);
+    EXPECT_GE(took_ms, kDeadlineMs);
+    EXPECT_LT(took_ms, kDeadlineMs + 1500u);  // generous bound on the wake
+    // The remote server saw the caller's deadline (less the way there), not the bridges' 10 s.
+    ASSERT_EQ(server.held(), 1u);
+    const u64 remaining = server.last_held_remaining_ns();
+    EXPECT_NE(remaining, ~u64{0}) << "the remote side saw no deadline";
+    EXPECT_LE(remaining, kDeadlineMs * 1'000'000u);
+
+    // The exporter's own call gave up at the forwarded duration (it counts the Timeout as a
+    // call error), long before the bridges' 10 s.
+    std::string line;
+    EXPECT_TRUE(exporter->wait_for("errors 1 ", 3000, &line)) << line;
+    // The connection keeps working.
+    ASSERT_TRUE(call_until_ok(*c, 5, 3000));
+}
+
 TEST_F(BridgeTest, RemotePermissionDeniedStaysPermissionDenied) {
     NatsServer nats;
     ASSERT_TRUE(nats.ready());

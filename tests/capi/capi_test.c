@@ -121,7 +121,7 @@ int main(void) {
         CHECK(reply.sender_pid == (uint64_t)getpid() && (reply.flags & VIPC_FLAG_IS_REPLY));
     }
     CHECK_RC(call_polled(s, c, 7, bytes, VIPC_INLINE_MAX + 1, &reply), VIPC_ERR_MESSAGE_TOO_LARGE);
-    CHECK(strstr(vipc_last_error_detail(), "region") != NULL);
+    CHECK(strstr(vipc_last_error_detail(), "vipc_connection_call_into") != NULL);
 
     /* An error reply, polled. */
     CHECK_RC(call_polled(s, c, 1000 + 9, NULL, 0, &reply), VIPC_ERR_PERMISSION_DENIED);
@@ -168,10 +168,33 @@ int main(void) {
     vipc_message m;
     CHECK_RC(vipc_server_try_receive(s, &m), VIPC_OK);
     CHECK(m.size == 1 && m.bytes[0] == 'a');
+    CHECK(m.caller_deadline == VIPC_DEADLINE_NEVER); /* not a call */
     CHECK_RC(vipc_server_try_receive(s, &m), VIPC_OK);
     CHECK_RC(vipc_server_try_receive(s, &m), VIPC_ERR_CHANNEL_EMPTY);
     CHECK_RC(vipc_server_receive(s, &m, vipc_deadline_after_ms(10)), VIPC_ERR_TIMEOUT);
     CHECK(strcmp(vipc_error_name(VIPC_ERR_TIMEOUT), "Timeout") == 0);
+
+    /* A call's deadline reaches the server, on its clock: the caller's D plus the way there. */
+    {
+        uint64_t txid = 0;
+        const uint64_t before = vipc_now_ns();
+        CHECK_RC(vipc_connection_call_begin(c, 9, "d", 1, &txid, vipc_deadline_after_ms(1000)),
+                 VIPC_OK);
+        CHECK_RC(vipc_server_receive(s, &m, vipc_deadline_after_ms(1000)), VIPC_OK);
+        const uint64_t after = vipc_now_ns();
+        CHECK(m.transaction_id == txid);
+        CHECK(m.caller_deadline >= before + 1000000000u);
+        CHECK(m.caller_deadline <= after + 1000000000u);
+        CHECK_RC(vipc_server_reply(s, &m, 10, "d", 1, 0), VIPC_OK);
+        vipc_message reply;
+        int rc = VIPC_ERR_CHANNEL_EMPTY;
+        for (int i = 0; i < 1000 && rc == VIPC_ERR_CHANNEL_EMPTY; ++i) {
+            rc = vipc_connection_call_poll(c, txid, &reply);
+            if (rc == VIPC_ERR_CHANNEL_EMPTY) poll(NULL, 0, 1);
+        }
+        CHECK_RC(rc, VIPC_OK);
+        CHECK(reply.opcode == 10);
+    }
 
     /* The server's one-way message to the client; small messages. */
     vipc_small sm = {0, 77, 0, {1, 2, 3, 4}};

@@ -28,6 +28,11 @@
 //   payload-echo [max]  publish with max_inline_payload = max (default 4096); answer payload
 //                       calls with the payload XOR 0x5A; OP_SEND_BACK payload messages are sent
 //                       back so; OP_EXIT exits 0
+//   deadline-caller <ms> <rounds>  connect; each round makes five calls, each carrying the
+//                       absolute deadline it was made with (u64 ns, ~0 for none) in its first
+//                       8 bytes: a payload call and a LargeMessage call with a deadline ms from
+//                       now, the same two without a deadline, a SmallMessage call with one
+//                       (data[0]); every answer must come; exit 0
 //   payload-sender <count>  connect; send_async count payload messages (sizes cycling over
 //                       0..the limit, flags = i << 16, byte k = (i + k) & 0xFF); print DONE, wait
 //   loan-echo           publish (4 MiB loan pools); answer every loan with a loan of the bytes
@@ -603,6 +608,36 @@ int loan_echo(const std::string& dir, const std::string& name, bool hold) {
     }
 }
 
+int deadline_caller(Connection& c, u64 ms, int rounds) {
+    std::vector<std::byte> reply;
+    for (int round = 0; round < rounds; ++round) {
+        for (int i = 0; i < 5; ++i) {
+            const bool with_deadline = i == 0 || i == 1 || i == 4;
+            const Deadline d = with_deadline ? after_ms(ms) : Deadline::never();
+            const u64 stamp = d.ns();
+            if (i == 0 || i == 2) {
+                std::byte bytes[8];
+                std::memcpy(bytes, &stamp, sizeof stamp);
+                auto r = c.call(test::OP_CALL, 0, bytes, reply, d);
+                if (!r) die("payload call", r.error());
+            } else if (i == 1 || i == 3) {
+                LargeMessage l{};
+                l.header.opcode = test::OP_CALL;
+                l.header.total_size = sizeof stamp;
+                std::memcpy(l.inline_data, &stamp, sizeof stamp);
+                auto r = c.call(Message(l), d);
+                if (!r) die("large call", r.error());
+            } else {
+                Message m = Message::small(0, test::OP_CALL);
+                m.small_message().data[0] = stamp;
+                auto r = c.call(m, d);
+                if (!r) die("small call", r.error());
+            }
+        }
+    }
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -700,6 +735,12 @@ int main(int argc, char** argv) {
     if (role == "payload-echo") {
         return payload_echo(dir, name,
                             arg ? static_cast<u32>(std::atol(arg)) : DEFAULT_MAX_INLINE_PAYLOAD);
+    }
+    if (role == "deadline-caller") {
+        Connection c = open(dir, name, Rights::SEND | Rights::RECEIVE);
+        ready();
+        return deadline_caller(c, arg ? std::strtoull(arg, nullptr, 10) : 5000,
+                               arg2 ? std::atoi(arg2) : 1);
     }
     if (role == "payload-sender") {
         Connection c = open(dir, name, Rights::SEND | Rights::RECEIVE);

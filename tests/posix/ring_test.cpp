@@ -184,6 +184,32 @@ TEST(Ring, CarriesLargeMessagesAndTransactionIds) {
     EXPECT_EQ(std::memcmp(&m->large_message(), &large, sizeof large), 0);
 }
 
+TEST(Ring, CallRecordsCarryTheRemainingTimeAndEveryOtherRecordNone) {
+    // Over several laps, so that a record without a deadline lands where one with a deadline
+    // was: its spare bytes are written too (0), never left from the older lap.
+    RingPair ring(4);
+    LargeMessage large{};
+    large.header.opcode = 5;
+    const auto bytes = pattern(100, 7);
+    for (u64 i = 0; i < 40; ++i) {
+        const u64 remaining = i % 2 == 0 ? 1'000'000'000u + i : 0;
+        ASSERT_TRUE(ring.producer.push_large(large, i + 1, Attachment::None, remaining)) << i;
+        ASSERT_TRUE(ring.producer.push_payload(0, 6, 0, bytes, i + 1, remaining)) << i;
+        ASSERT_TRUE(ring.producer.push_small(numbered(i), i + 1)) << i;
+        for (const RecordKind kind : {RecordKind::Large, RecordKind::Payload, RecordKind::Small}) {
+            auto r = ring.consumer.peek();
+            ASSERT_TRUE(r) << i;
+            EXPECT_EQ(r->kind, kind);
+            EXPECT_EQ(r->remaining_ns, kind == RecordKind::Small ? 0 : remaining) << i;
+            ring.consumer.finish(*r);
+        }
+    }
+    EXPECT_EQ(remaining_ns_for(Deadline::never(), 100), 0u);
+    EXPECT_EQ(remaining_ns_for(Deadline::at(150), 100), 50u);
+    EXPECT_EQ(remaining_ns_for(Deadline::at(100), 100), 1u);  // due already: not "none"
+    EXPECT_EQ(remaining_ns_for(Deadline::past(), 100), 1u);
+}
+
 TEST(Ring, AShortPayloadReadsAsALargeMessageAndALongOneIsMessageTooLarge) {
     RingPair ring(4);
     const auto p64 = pattern(64, 3);

@@ -127,7 +127,65 @@ bool payload_argument(cli::Args& args, Payload* p, int* rc) {
     return true;
 }
 
-Result<Message> outgoing_message(cli::u32 opcode, const Payload& p, posix::Region* region) {
+const char* via_name(Via via) {
+    switch (via) {
+        case Via::Inline:
+            return "inline";
+        case Via::Payload:
+            return "payload";
+        case Via::Loan:
+            return "loan";
+        case Via::Region:
+            return "region";
+    }
+    return "inline";
+}
+
+Via via_of(const Message& msg) {
+    return msg.is_large() && msg.large_message().region.size != 0 ? Via::Region : Via::Inline;
+}
+
+Message described(const posix::PayloadInfo& info) {
+    LargeMessage m{};
+    m.header.opcode = info.opcode;
+    m.header.flags = info.flags;
+    m.header.total_size = info.length;
+    Message out(m);
+    out.set_sender(info.sender);
+    out.set_transaction_id(info.transaction_id);
+    return out;
+}
+
+bool write_payload(const std::string& path, std::string_view bytes, bool append,
+                   std::string* error) {
+    const bool is_stdout = path == "-";
+    const int fd = is_stdout
+                       ? STDOUT_FILENO
+                       : open(path.c_str(),
+                              O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0644);
+    if (fd < 0) {
+        *error = "cannot open '" + path + "' for writing: " + std::strerror(errno) +
+                 "; pass a writable path";
+        return false;
+    }
+    bool good = true;
+    std::size_t done = 0;
+    while (done < bytes.size()) {
+        const ssize_t n = write(fd, bytes.data() + done, bytes.size() - done);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            *error = "cannot write '" + path + "': " + std::strerror(errno);
+            good = false;
+            break;
+        }
+        done += static_cast<std::size_t>(n);
+    }
+    if (!is_stdout) close(fd);
+    return good;
+}
+
+Result<Message> outgoing_message(cli::u32 opcode, const Payload& p, posix::Region* region,
+                                 Via way) {
     if (p.kind == Payload::Kind::Words) {
         Message m = Message::small(0, opcode);
         for (int i = 0; i < 4; ++i)
@@ -137,7 +195,7 @@ Result<Message> outgoing_message(cli::u32 opcode, const Payload& p, posix::Regio
     LargeMessage m{};
     m.header.opcode = opcode;
     m.header.total_size = p.bytes.size();
-    if (p.bytes.size() <= LARGE_MESSAGE_INLINE_BYTES) {
+    if (way != Via::Region && p.bytes.size() <= LARGE_MESSAGE_INLINE_BYTES) {
         if (!p.bytes.empty()) std::memcpy(m.inline_data, p.bytes.data(), p.bytes.size());
         return Message(m);
     }

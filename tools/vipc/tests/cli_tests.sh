@@ -4,10 +4,11 @@
 # processes, in a runtime directory of its own, every command bounded by `timeout`, and kills
 # whatever it started in the background on the way out. No case asserts on timing.
 #
-# Usage: cli_tests.sh CASE PATH/TO/vipc      (the cases are the functions named case_*)
+# Usage: cli_tests.sh CASE PATH/TO/vipc [PATH/TO/payload_peer]   (the cases: functions case_*)
 set -u
 case_name=$1
 VIPC=$2
+PEER=${3:-}
 work=$(mktemp -d)
 export VIPC_RUNTIME_DIR=$work/run
 # Short on purpose: the runtime needs room for a socket path under the demo's directory.
@@ -358,6 +359,22 @@ case_bad_flags() {
   run serve a b
   expect_rc 2 "two names"
   expect_one_error_line "'b'"
+  run serve x --max-inline 70000
+  expect_rc 2 "--max-inline over its cap"
+  expect_one_error_line "--max-inline" "65536"
+  run send x --out "$work/f"
+  expect_rc 2 "--out on send (it has no reply)"
+  expect_one_error_line "--out"
+  run call x --pool-bytes 5
+  expect_rc 2 "--pool-bytes on call (a call's request never travels in a loan)"
+  expect_one_error_line "--pool-bytes"
+  # An --out file that cannot be written is refused before anything is taken or sent.
+  run recv x --out "$work/no-such-dir/f"
+  expect_rc 1 "recv --out into a missing directory"
+  expect_one_error_line "no-such-dir" "writable"
+  run call x --out "$work/no-such-dir/f"
+  expect_rc 1 "call --out into a missing directory"
+  expect_one_error_line "no-such-dir" "writable"
   run
   expect_rc 2 "no command"
   echo PASS
@@ -566,6 +583,282 @@ sys.exit(0 if any(c["pid"] is None and c["pid_namespace"] == "other" and c["aliv
   expect_rc 0 "vipc stat"
   grep -q "pid ? (another pid namespace)" "$work/last.out" || fail "vipc stat: $(cat "$work/last.out")"
   kill -TERM "$caller"
+  echo PASS
+}
+
+# ---- Messages of every size, both ends ---------------------------------------------------
+
+# The sizes the payload tests send: one byte, the default inline maximum (4 KiB), a loan's
+# worth (64 KiB), and two that only a region carries at the default pool (4 MiB, 40 MiB).
+sizes=(1 4096 65536 4194304 41943040)
+make_sizes() {
+  local n
+  for n in "${sizes[@]}"; do
+    head -c "$n" /dev/urandom >"$work/p$n.bin"
+  done
+}
+
+# The way a payload of N bytes travels at the defaults (4 KiB inline, 1 MiB pools).
+expected_via() {  # expected_via call|send N
+  if (($2 <= 4096)); then
+    echo payload
+  elif [[ $1 == send ]] && (($2 <= 1048576)); then
+    echo loan
+  else
+    echo region
+  fi
+}
+
+# Runs CLIENT (call or send) with every size, first from a file, then from stdin, against a
+# SERVER (serve or recv) that writes every payload it takes to a file; checks both ends byte
+# for byte (a call's reply too) and how each message travelled, as both sides report it.
+sizes_case() {  # sizes_case CLIENT SERVER
+  local client=$1 server=$2 n source
+  make_sizes
+  local count=$((2 * ${#sizes[@]}))
+  if [[ $server == recv ]]; then
+    start_background "$work/server.out" "$work/server.err" recv demo/sz --count "$count" \
+      --out "$work/taken.bin" --json
+  else
+    start_background "$work/server.out" "$work/server.err" serve demo/sz --print \
+      --out "$work/taken.bin" --json
+  fi
+  local server_pid=$bg_pid server_wrapper=$bg_timeout_pid
+  wait_for_endpoint demo/sz
+  : >"$work/expected.bin"
+  for n in "${sizes[@]}"; do
+    for source in file stdin; do
+      local reply=(--out "$work/reply.bin")
+      [[ $client == send ]] && reply=()
+      if [[ $source == file ]]; then
+        run "$client" demo/sz @"$work/p$n.bin" --json "${reply[@]}"
+      else
+        timeout 60 "$VIPC" "$client" demo/sz - --json "${reply[@]}" <"$work/p$n.bin" \
+          >"$work/last.out" 2>"$work/last.err"
+        rc=$?
+      fi
+      expect_rc 0 "vipc $client of $n bytes from $source"
+      json_check "$work/last.out" "d['via'] == '$(expected_via "$client" "$n")'"
+      if [[ $client == call ]]; then
+        cmp -s "$work/p$n.bin" "$work/reply.bin" || fail "the $n-byte echo ($source) differs"
+        json_check "$work/last.out" "d['reply']['size'] == $n and d['reply']['kind'] == 'bytes'"
+      fi
+      cat "$work/p$n.bin" >>"$work/expected.bin"
+    done
+  done
+  if [[ $server == recv ]]; then
+    wait "$server_wrapper"
+    rc=$?
+    expect_rc 0 "vipc recv --count $count"
+  else
+    # Wait until the server has taken every message (its own counter says so).
+    local i
+    for ((i = 0; i < 100; i++)); do
+      run stat demo/sz --json
+      [[ $rc == 0 ]] && python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["received"] < int(sys.argv[2]))' \
+        "$work/last.out" "$count" && break
+      sleep 0.1
+    done
+    kill -TERM "$server_pid"
+    wait "$server_wrapper"
+    rc=$?
+    expect_rc 0 "vipc serve after SIGTERM"
+  fi
+  [[ $(sha256sum <"$work/taken.bin") == $(sha256sum <"$work/expected.bin") ]] ||
+    fail "what vipc $server took differs from what vipc $client sent ($(stat -c %s "$work/taken.bin") of $(stat -c %s "$work/expected.bin") bytes)"
+  python3 - "$work/server.out" "$client" "${sizes[@]}" <<'PY' || fail "vipc $server --json"
+import json, sys
+events = [json.loads(line) for line in open(sys.argv[1])]
+client, sizes = sys.argv[2], [int(n) for n in sys.argv[3:]]
+def via(n):
+    if n <= 4096: return "payload"
+    if client == "send" and n <= 1 << 20: return "loan"
+    return "region"
+want = [(n, via(n)) for n in sizes for _ in range(2)]
+got = [(e["size"], e["via"]) for e in events]
+assert got == want, (got, want)
+assert all(e["event"] == ("call" if client == "call" else "message") for e in events), events
+assert all(e["kind"] == "bytes" and e["opcode"] == 1 for e in events), events
+PY
+  echo PASS
+}
+
+case_sizes_call_serve() { sizes_case call serve; }
+case_sizes_call_recv() { sizes_case call recv; }
+case_sizes_send_serve() { sizes_case send serve; }
+case_sizes_send_recv() { sizes_case send recv; }
+
+# The way is chosen from what the connection offers: a larger pool carries 4 MiB as a loan,
+# no pool sends 64 KiB in a region, and a server with a smaller inline maximum gets a region
+# for what it does not carry inline.
+case_via_choice() {
+  head -c 4194304 /dev/urandom >"$work/4m.bin"
+  head -c 65536 /dev/urandom >"$work/64k.bin"
+  head -c 100 /dev/urandom >"$work/100.bin"
+  head -c 4096 /dev/urandom >"$work/4k.bin"
+  start_background "$work/recv.out" "$work/recv.err" recv demo/via --count 5 --max-inline 100 \
+    --out "$work/taken.bin" --json
+  local recv_pid=$bg_timeout_pid
+  run send demo/via @"$work/4m.bin" --pool-bytes 8388608 --wait-ms 10000 --json
+  expect_rc 0 "vipc send of 4 MiB with an 8 MiB pool"
+  json_check "$work/last.out" 'd["via"] == "loan"'
+  run send demo/via @"$work/64k.bin" --pool-bytes 0 --json
+  expect_rc 0 "vipc send of 64 KiB without a pool"
+  json_check "$work/last.out" 'd["via"] == "region"'
+  run call demo/via @"$work/100.bin" --json --out "$work/r100.bin"
+  expect_rc 0 "vipc call of 100 bytes to a server that carries 100 inline"
+  json_check "$work/last.out" 'd["via"] == "payload"'
+  cmp -s "$work/100.bin" "$work/r100.bin" || fail "the 100-byte echo differs"
+  run call demo/via @"$work/4k.bin" --json --out "$work/r4k.bin"
+  expect_rc 0 "vipc call of 4 KiB to a server that carries 100 inline"
+  json_check "$work/last.out" 'd["via"] == "region"'
+  cmp -s "$work/4k.bin" "$work/r4k.bin" || fail "the 4 KiB echo differs"
+  run send demo/via @"$work/4k.bin" --json
+  expect_rc 0 "vipc send of 4 KiB to a server that carries 100 inline"
+  json_check "$work/last.out" 'd["via"] == "loan"'
+  wait "$recv_pid"
+  rc=$?
+  expect_rc 0 "vipc recv --count 5"
+  cat "$work/4m.bin" "$work/64k.bin" "$work/100.bin" "$work/4k.bin" "$work/4k.bin" \
+    >"$work/expected.bin"
+  cmp -s "$work/expected.bin" "$work/taken.bin" || fail "vipc recv --out differs"
+  python3 - "$work/recv.out" <<'PY' || fail "vipc recv --json"
+import json, sys
+events = [json.loads(line) for line in open(sys.argv[1])]
+got = [(e["size"], e["via"]) for e in events]
+want = [(4194304, "loan"), (65536, "region"), (100, "payload"), (4096, "region"), (4096, "loan")]
+assert got == want, got
+PY
+  echo PASS
+}
+
+# Payload records and a loan sent by a program that is not vipc (the runtime's payload API)
+# are taken and printed by `vipc recv`, byte for byte, with their opcodes.
+case_other_sender() {
+  [[ -x $PEER ]] || fail "no payload_peer program given"
+  head -c 3000 /dev/urandom >"$work/3000.bin"
+  printf 'hello from another program' >"$work/text.bin"
+  head -c 200000 /dev/urandom >"$work/200k.bin"
+  start_background "$work/recv.out" "$work/recv.err" recv demo/peer --count 3 \
+    --out "$work/taken.bin" --json --timeout-ms 30000
+  local recv_pid=$bg_timeout_pid
+  wait_for_endpoint demo/peer
+  timeout 30 "$PEER" demo/peer payload "$work/3000.bin" 41 || fail "payload_peer payload 3000"
+  timeout 30 "$PEER" demo/peer payload "$work/text.bin" 42 || fail "payload_peer payload text"
+  timeout 30 "$PEER" demo/peer loan "$work/200k.bin" 43 || fail "payload_peer loan 200000"
+  wait "$recv_pid"
+  rc=$?
+  expect_rc 0 "vipc recv --count 3 of another program's messages"
+  cat "$work/3000.bin" "$work/text.bin" "$work/200k.bin" >"$work/expected.bin"
+  cmp -s "$work/expected.bin" "$work/taken.bin" || fail "vipc recv --out differs"
+  python3 - "$work/recv.out" "$work/3000.bin" <<'PY' || fail "vipc recv --json"
+import json, sys
+events = [json.loads(line) for line in open(sys.argv[1])]
+got = [(e["opcode"], e["size"], e["via"], e["event"]) for e in events]
+assert got == [(41, 3000, "payload", "message"), (42, 26, "payload", "message"),
+               (43, 200000, "loan", "message")], got
+assert bytes.fromhex(events[0]["hex"]) == open(sys.argv[2], "rb").read()
+assert events[1]["text"] == "hello from another program"
+assert all(e["from"] > 0 for e in events), events
+PY
+  # The lines without --json say the same.
+  start_background "$work/recv2.out" "$work/recv2.err" recv demo/peer2 --timeout-ms 30000
+  recv_pid=$bg_timeout_pid
+  wait_for_endpoint demo/peer2
+  timeout 30 "$PEER" demo/peer2 payload "$work/text.bin" 44 || fail "payload_peer payload"
+  wait "$recv_pid"
+  rc=$?
+  expect_rc 0 "vipc recv of a payload record"
+  grep -q '^message on connection [0-9]*: opcode 44 flags 0x0 26 bytes "hello from another program" from pid [0-9]* via payload$' \
+    "$work/recv2.out" || fail "the line: $(cat "$work/recv2.out")"
+  echo PASS
+}
+
+# Loans come back: 100 sends of 64 KiB through a 1 MiB pool (16 chunks) need the server to
+# release each one after taking it, or the 17th loan would wait and time out.
+case_loans_released() {
+  head -c 65536 /dev/urandom >"$work/64k.bin"
+  start_background "$work/recv.out" "$work/recv.err" recv demo/loans --count 100 \
+    --out "$work/taken.bin" --timeout-ms 50000
+  local recv_pid=$bg_timeout_pid
+  run send demo/loans @"$work/64k.bin" --count 100 --wait-ms 10000 --timeout-ms 20000 --json
+  expect_rc 0 "vipc send --count 100 of 64 KiB loans"
+  json_check "$work/last.out" 'd["via"] == "loan" and d["sent"] == 100'
+  wait "$recv_pid"
+  rc=$?
+  expect_rc 0 "vipc recv --count 100"
+  local i
+  for ((i = 0; i < 100; i++)); do cat "$work/64k.bin"; done >"$work/expected.bin"
+  cmp -s "$work/expected.bin" "$work/taken.bin" || fail "vipc recv --out differs"
+  echo PASS
+}
+
+# --via forces a way (inline and region are what a server that reads only Messages takes);
+# one that cannot carry the payload is a clear error, before or at the send.
+case_via_forced() {
+  head -c 10 /dev/urandom >"$work/10.bin"
+  head -c 5000 /dev/urandom >"$work/5000.bin"
+  start_background "$work/recv.out" "$work/recv.err" recv demo/force --count 5 \
+    --out "$work/taken.bin" --json
+  local recv_pid=$bg_timeout_pid
+  local way
+  for way in inline region payload loan; do
+    run send demo/force @"$work/10.bin" --via "$way" --wait-ms 10000 --json
+    expect_rc 0 "vipc send --via $way"
+    json_check "$work/last.out" "d['via'] == '$way'"
+  done
+  run call demo/force @"$work/5000.bin" --via region --out "$work/r5000.bin" --json
+  expect_rc 0 "vipc call --via region"
+  json_check "$work/last.out" 'd["via"] == "region" and d["reply"]["size"] == 5000'
+  cmp -s "$work/5000.bin" "$work/r5000.bin" || fail "the --via region echo differs"
+  wait "$recv_pid"
+  rc=$?
+  expect_rc 0 "vipc recv --count 5"
+  cat "$work/10.bin" "$work/10.bin" "$work/10.bin" "$work/10.bin" "$work/5000.bin" \
+    >"$work/expected.bin"
+  cmp -s "$work/expected.bin" "$work/taken.bin" || fail "vipc recv --out differs"
+  python3 - "$work/recv.out" <<'PY' || fail "vipc recv --json"
+import json, sys
+events = [json.loads(line) for line in open(sys.argv[1])]
+got = [(e["size"], e["via"]) for e in events]
+assert got == [(10, "inline"), (10, "region"), (10, "payload"), (10, "loan"),
+               (5000, "region")], got
+PY
+  # Ways that cannot carry it.
+  start_background "$work/serve.out" "$work/serve.err" serve demo/force2
+  wait_for_endpoint demo/force2
+  run send demo/force2 @"$work/5000.bin" --via payload
+  expect_rc 1 "vipc send --via payload over the inline maximum"
+  expect_one_error_line "vipc send:" "4096"
+  run send demo/force2 @"$work/10.bin" --via loan --pool-bytes 0
+  expect_rc 1 "vipc send --via loan without a pool"
+  expect_one_error_line "vipc send:"
+  run call demo/force2 @"$work/5000.bin" --via inline
+  expect_rc 2 "vipc call --via inline over 64 bytes"
+  expect_one_error_line "--via inline" "5000"
+  run call demo/force2 @"$work/10.bin" --via loan
+  expect_rc 2 "vipc call --via loan"
+  expect_one_error_line "--via" "loan"
+  run send demo/force2 --words 1,2 --via region
+  expect_rc 2 "vipc send --words --via region"
+  expect_one_error_line "--words"
+  echo PASS
+}
+
+# serve --echo answers from what it received in place (nothing printed or kept): the echo is
+# still byte for byte, payload record and region alike, many calls in a row.
+case_echo_only() {
+  start_background "$work/serve.out" "$work/serve.err" serve demo/echo --echo
+  wait_for_endpoint demo/echo
+  local n
+  for n in 1 100 4096 65536; do
+    head -c "$n" /dev/urandom >"$work/p$n.bin"
+    run call demo/echo @"$work/p$n.bin" --count 50 --out "$work/r$n.bin" --json
+    expect_rc 0 "vipc call of $n bytes to serve --echo"
+    json_check "$work/last.out" "d['calls'] == 50 and d['reply']['size'] == $n"
+    cmp -s "$work/p$n.bin" "$work/r$n.bin" || fail "the $n-byte echo differs"
+  done
+  [[ -s $work/serve.out ]] && fail "serve --echo printed: $(head -c 300 "$work/serve.out")"
   echo PASS
 }
 

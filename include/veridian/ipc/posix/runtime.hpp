@@ -46,7 +46,8 @@
 //                                                thread); a loan: until release()
 //   receive_into     as receive_sync             MessageTooLarge with *needed: it stays queued
 //   call             until the reply             Timeout; EndpointNotFound; the error of a
-//                                                reply_error(); threads may call concurrently
+//                                                reply_error(); threads may call concurrently;
+//                                                the server sees the deadline (*2)
 //   reply            never                       ChannelFull (the caller's ring is full: the reply
 //                                                is dropped); ProcessNotFound (caller gone);
 //                                                InvalidMessage (not a call)
@@ -58,6 +59,20 @@
 //                                                EndpointNotFound; here later operations too
 //   (*) a non-blocking operation may wait up to 100 µs for another thread of this process
 //   that holds the same ring side.
+//   (*2) Deadlines of calls: a call's request carries what remains of the caller's deadline
+//   when its record is written, as a duration (never a clock value), and every received call
+//   shows it on the server's clock: Received::caller_deadline, PayloadInfo::caller_deadline
+//   (Incoming::info, receive_into) = receipt time + that duration (so later than the caller's
+//   own deadline by the time the request took to arrive); Deadline::never() when the
+//   call has none, for one-way messages, and for a call whose request is a SmallMessage (its
+//   record is one cache line, entirely the message: it carries no deadline) or a loan.
+//   Payload calls and LargeMessage calls (with or without a region or a capability) carry
+//   it. The server may use it to give up early, or to pass it on (the NATS bridge forwards
+//   it); the runtime itself does nothing with it. It is the client's word, so it is only a
+//   hint: a client that lies can make its own call be abandoned early, or ask for a long
+//   deadline it will not wait for, never make the server wait, spend or hold anything more
+//   than its request already could (a reply is never awaited; the server's own deadlines
+//   stay its own).
 //
 // Threads: every Connection and Server operation may be called from several threads at once
 // (one process-local lock per ring side; the hot path has no atomic read-modify-write in
@@ -305,6 +320,10 @@ struct PayloadInfo {
     TransactionId transaction_id = 0;  // of a call (0 for a plain send)
     ProcessId sender{};
     ConnectionId connection = 0;  // on a server: which client sent it
+    // On a server, for a call: when its caller stops waiting, on this process's clock (see
+    // "Deadlines of calls" at the top). never: no deadline, not a call, a SmallMessage, or a
+    // loan.
+    Deadline caller_deadline = Deadline::never();
 };
 
 // A loan: a chunk of this side's pool, writable in place. Send it (send_loan, reply_loan: it
@@ -351,6 +370,9 @@ struct PoolUse {
 struct Received {
     Message message;
     ConnectionId connection = 0;
+    // For a call: when its caller stops waiting, on this process's clock (as
+    // PayloadInfo::caller_deadline; see "Deadlines of calls" at the top).
+    Deadline caller_deadline = Deadline::never();
 };
 
 // A capability minted by a Server: the descriptor to hand out and the id to revoke it by.
