@@ -128,7 +128,7 @@ void ReadySet::promote(ReadyMember& m, u64 now) {
     m.polled_at = static_cast<u32>(polled_.size());
     m.last_work = now;
     polled_.push_back(&m);
-    ++promotions_;
+    count(promotions_);
 }
 
 void ReadySet::demote(ReadyMember& m) {
@@ -137,7 +137,7 @@ void ReadySet::demote(ReadyMember& m) {
     unlist(m);
     m.mode = ReadyMode::Armed;
     rechecks_.push_back(&m);
-    ++demotions_;
+    count(demotions_);
 }
 
 bool ReadySet::summary_marked() const {
@@ -165,7 +165,7 @@ void ReadySet::harvest(u64 now) {
             summary &= summary - 1;
             const u32 w = k * 64 + j;
             if (w >= map_.bits_words) {
-                ++bogus_marks_;
+                count(bogus_marks_);
                 (void)bogus_.allow(now);
                 continue;
             }
@@ -174,7 +174,7 @@ void ReadySet::harvest(u64 now) {
                 bits &= (u64{1} << (map_.slots % 64)) - 1;  // no slot beyond the last
             }
             if (bits == 0) {
-                ++bogus_marks_;
+                count(bogus_marks_);
                 (void)bogus_.allow(now);
             }
             while (bits != 0) {
@@ -183,7 +183,7 @@ void ReadySet::harvest(u64 now) {
                     map_.bits[w].fetch_or(bits, std::memory_order_seq_cst);
                     map_.summary[k].fetch_or(summary | (u64{1} << j), std::memory_order_seq_cst);
                     map_muted_until_ = bogus_.window_end();
-                    ++mutes_;
+                    count(mutes_);
                     return;
                 }
                 const u32 b = static_cast<u32>(std::countr_zero(bits));
@@ -196,13 +196,13 @@ void ReadySet::harvest(u64 now) {
                         continue;
                     }
                 }
-                ++bogus_marks_;
+                count(bogus_marks_);
                 (void)bogus_.allow(now);
             }
         }
         if (bogus_.spent(now)) {
             map_muted_until_ = bogus_.window_end();
-            ++mutes_;
+            count(mutes_);
             return;
         }
     }
@@ -268,7 +268,7 @@ Result<ReadyMember*> ReadySet::wait_ready(ReadyWaiter& waiter, SpinBudget& spin,
                 spurious = true;
                 if (!woken_by->wakes.allow(now)) {
                     woken_by->muted_until = woken_by->wakes.window_end();
-                    ++mutes_;
+                    count(mutes_);
                 }
             }
             woken_by = nullptr;
@@ -281,11 +281,11 @@ Result<ReadyMember*> ReadySet::wait_ready(ReadyWaiter& waiter, SpinBudget& spin,
             spurious = true;
             if (!bell_.allow(now)) {
                 bell_muted_until_ = bell_.window_end();
-                ++mutes_;
+                count(mutes_);
             }
             woken_by_bell = false;
         }
-        if (spurious) ++spurious_wakes_;
+        if (spurious) count(spurious_wakes_);
         VIPC_TRY(waiter.check());
         if (blocking == Blocking::No) return IpcError::ChannelEmpty;
         if (!deadline.is_never() && deadline.expired(now)) return IpcError::Timeout;

@@ -284,11 +284,13 @@ public:
     // Statistics (for tests and stat).
     u32 polled() const { return static_cast<u32>(polled_.size()); }
     u32 members() const { return members_count_.load(std::memory_order_relaxed); }
-    u64 bogus_marks() const { return bogus_marks_; }
-    u64 spurious_wakes() const { return spurious_wakes_; }
-    u64 promotions() const { return promotions_; }
-    u64 demotions() const { return demotions_; }
-    u64 mutes() const { return mutes_; }  // times the map, the bell or a member was muted
+    // Counters (written by the receive lock's holder; any thread may read them).
+    u64 bogus_marks() const { return bogus_marks_.load(std::memory_order_relaxed); }
+    u64 spurious_wakes() const { return spurious_wakes_.load(std::memory_order_relaxed); }
+    u64 promotions() const { return promotions_.load(std::memory_order_relaxed); }
+    u64 demotions() const { return demotions_.load(std::memory_order_relaxed); }
+    // Times the map, the bell or a member was muted.
+    u64 mutes() const { return mutes_.load(std::memory_order_relaxed); }
     bool map_muted(u64 now) const { return now < map_muted_until_; }
 
 private:
@@ -320,11 +322,16 @@ private:
     std::vector<const std::atomic<u32>*> sleep_words_;
     std::vector<u32> sleep_values_;
     std::vector<ReadyMember*> sleep_members_;
-    u64 bogus_marks_ = 0;
-    u64 spurious_wakes_ = 0;
-    u64 promotions_ = 0;
-    u64 demotions_ = 0;
-    u64 mutes_ = 0;
+    // One writer at a time (the receive lock): count() is a load and a store, no
+    // read-modify-write.
+    static void count(std::atomic<u64>& c) {
+        c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
+    std::atomic<u64> bogus_marks_{0};
+    std::atomic<u64> spurious_wakes_{0};
+    std::atomic<u64> promotions_{0};
+    std::atomic<u64> demotions_{0};
+    std::atomic<u64> mutes_{0};
 };
 
 // The real ReadyWaiter::sleep is platform::futex_wait_any (futex_waitv).

@@ -42,7 +42,8 @@
 //                                                queued; take it with receive_view/receive_into)
 //   try_receive      never (*)                   ChannelEmpty; as receive_sync
 //   receive_view     as receive_sync             a view of any message, valid until the next
-//                                                receive on this side (a loan: until release())
+//                                                receive on this side (a Server: by the same
+//                                                thread); a loan: until release()
 //   receive_into     as receive_sync             MessageTooLarge with *needed: it stays queued
 //   call             until the reply             Timeout; EndpointNotFound; the error of a
 //                                                reply_error(); threads may call concurrently;
@@ -395,10 +396,17 @@ public:
 
     const std::string& name() const;
 
-    // The next message from any client. One doorbell serves all connections; clients are
-    // served round-robin, starting after the one served last, so none can starve another.
-    // Timeout at the deadline; EndpointNotFound once this server is closed; a corrupted
-    // connection is dropped (counted in EndpointInfo::broken) and never surfaces here.
+    // The next message from any client. A receive costs the same whatever the number of
+    // idle connections (a ready set: busy connections are polled, idle ones mark themselves
+    // in the server's doorbell page); the busy ones are served round-robin, starting after
+    // the one served last, so none can starve another. Any number of threads may receive at
+    // once: each takes one message at a time, and one connection's messages are handed out
+    // in its order; a connection whose record a thread holds as a view (receive_view) is not
+    // read by another thread until that view ends (the holder's next receive on this server,
+    // or its exit), so views of one connection are handled one at a time. Replies and sends
+    // may come from any thread. Timeout at the deadline; EndpointNotFound once this server is
+    // closed; a corrupted connection is dropped (counted in EndpointInfo::broken) and never
+    // surfaces here.
     Result<Received> receive_sync(Deadline deadline = Deadline::never());
     // Never blocks: ChannelEmpty when no client has anything queued.
     Result<Received> try_receive();
