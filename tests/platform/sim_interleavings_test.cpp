@@ -43,6 +43,7 @@
 #include <utility>
 #include <vector>
 
+#include "sim_seeds.hpp"
 #include "veridian/ipc/core/error.hpp"
 #include "veridian/ipc/core/registry.hpp"
 #include "veridian/ipc/platform/sim.hpp"
@@ -73,12 +74,7 @@ private:
     u64 state_;
 };
 
-u64 env_u64(const char* name, u64 fallback, bool* present = nullptr) {
-    const char* text = std::getenv(name);
-    if (present != nullptr) *present = text != nullptr && *text != '\0';
-    if (text == nullptr || *text == '\0') return fallback;
-    return std::strtoull(text, nullptr, 10);
-}
+using sim_test::env_u64;
 
 // The virtual time by which every party must have finished. Real runs end within a few
 // hundred microseconds of virtual time; a party still busy at the horizon means something

@@ -43,6 +43,7 @@
 
 #include "platform/sim_shared_words.hpp"
 #include "posix/ready_set.hpp"
+#include "sim_seeds.hpp"
 #include "veridian/ipc/platform/sim.hpp"
 
 namespace veridian::ipc {
@@ -65,13 +66,6 @@ public:
 private:
     u64 state_;
 };
-
-u64 env_u64(const char* name, u64 fallback, bool* present = nullptr) {
-    const char* text = std::getenv(name);
-    if (present != nullptr) *present = text != nullptr && *text != '\0';
-    if (text == nullptr || *text == '\0') return fallback;
-    return std::strtoull(text, nullptr, 10);
-}
 
 constexpr u64 HORIZON_NS = 20'000'000'000;  // virtual
 
@@ -441,29 +435,10 @@ std::string run_seed(u64 seed, const Cast& cast) {
 }
 
 TEST(SimReadySet, ProducersAndReceiversDeliverEveryMarkExactlyOnceInOrder) {
-    bool replay = false;
-    const u64 only_seed = env_u64("VIPC_SIM_SEED", 0, &replay);
-    const u64 count = replay ? 1 : env_u64("VIPC_SIM_SEEDS", 10'000);
-    if (count == 0) GTEST_SKIP() << "VIPC_SIM_SEEDS=0: no interleavings run";
-    const auto start = std::chrono::steady_clock::now();
-    u64 ran = 0;
-    for (u64 i = 0; i < count; ++i) {
-        const u64 seed = replay ? only_seed : i + 1;
+    sim_test::run_seeds(10'000, "ready set scenarios", "./sim_ready_set_test", [](u64 seed) {
         const Cast cast = choose_cast(seed);
-        const std::string failure = run_seed(seed, cast);
-        ++ran;
-        if (!failure.empty()) {
-            ADD_FAILURE() << "seed " << seed << "\n  cast: " << cast.describe()
-                          << "\n  what went wrong:" << failure
-                          << "\n  replay: VIPC_SIM_SEED=" << seed << " ./sim_ready_set_test";
-            break;
-        }
-    }
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::printf("[   sim    ] ready set scenarios: %llu seeds in %.2f s\n",
-                static_cast<unsigned long long>(ran), seconds);
-    ::testing::Test::RecordProperty("seeds", std::to_string(ran));
+        return sim_test::SeedOutcome{cast.describe(), run_seed(seed, cast)};
+    });
 }
 
 }  // namespace
