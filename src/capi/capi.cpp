@@ -828,6 +828,7 @@ int vipc_connection_max_inline(vipc_connection* connection, std::uint32_t* bytes
     return VIPC_OK;
 }
 
+extern "C++" {
 namespace {
 
 // A payload call: the reply's bytes land in this thread's buffer (its capacity reused).
@@ -850,6 +851,7 @@ Result<posix::PayloadInfo> payload_call(vipc_connection* connection, std::uint32
 }
 
 }  // namespace
+}  // extern "C++"
 
 int vipc_connection_call(vipc_connection* connection, std::uint32_t opcode, const void* data,
                          size_t size, vipc_message* reply, std::uint64_t deadline) {

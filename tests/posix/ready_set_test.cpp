@@ -339,6 +339,14 @@ void run_threads(u32 receivers) {
         threads.emplace_back([&, p] {
             std::mt19937 rng(p);
             for (u32 i = 0; i < MESSAGES; ++i) {
+                if (i == MESSAGES / 2) {
+                    // Halfway, every producer stops until a receiver, finding nothing more, has
+                    // gone to sleep: the rest then arrives through the wake path (however fast
+                    // or slow the build: the pauses below alone do not guarantee a sleep).
+                    const u64 give_up = s.words.now_ns() + 10'000'000'000;
+                    while (waiter.sleeps.load() == 0 && s.words.now_ns() < give_up)
+                        std::this_thread::sleep_for(std::chrono::microseconds(100));
+                }
                 producers[p]->publish(s.words, s.map, s.waiting);
                 if (rng() % 64 == 0) std::this_thread::yield();
                 if (rng() % 512 == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
@@ -381,7 +389,8 @@ void run_threads(u32 receivers) {
     for (u32 p = 0; p < PRODUCERS; ++p)
         EXPECT_EQ(next_expected[p], MESSAGES);
     EXPECT_EQ(s.waiting.load(), 0u);
-    // The producers' pauses put the receivers to sleep: the wake path ran, not only the spin.
+    // The producers' halfway stop put the receivers to sleep: the wake path ran, not only the
+    // spin.
     EXPECT_GT(waiter.sleeps.load(), 0u);
     std::printf("[  ready   ] %u receiver(s): %llu sleeps, %llu promotions, %llu demotions\n",
                 receivers, static_cast<unsigned long long>(waiter.sleeps.load()),
