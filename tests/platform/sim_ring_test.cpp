@@ -42,20 +42,9 @@ namespace {
 
 using namespace posix::detail;
 
-class Rng {
-public:
-    explicit Rng(u64 seed) : state_(seed * 0x2545F4914F6CDD1Dull + 7) {}
-    u64 next() {
-        state_ += 0x9E3779B97F4A7C15ull;
-        u64 z = state_;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        return z ^ (z >> 31);
-    }
-    u64 between(u64 lo, u64 hi) { return lo + next() % (hi - lo + 1); }
-
-private:
-    u64 state_;
+// This test's random choices (sim_seeds.hpp).
+struct Rng : sim_test::Rng {
+    explicit Rng(u64 seed) : sim_test::Rng(seed, 7) {}
 };
 
 constexpr u64 HORIZON_NS = 10'000'000'000;  // virtual; real runs end far sooner

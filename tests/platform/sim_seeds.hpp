@@ -22,6 +22,25 @@ inline u64 env_u64(const char* name, u64 fallback, bool* present = nullptr) {
     return std::strtoull(text, nullptr, 10);
 }
 
+// The casts' random choices: splitmix64 from the seed; `salt` keeps each test's sequences
+// apart (and as they were).
+class Rng {
+public:
+    Rng(u64 seed, u64 salt) : state_(seed * 0x2545F4914F6CDD1Dull + salt) {}
+    u64 next() {
+        state_ += 0x9E3779B97F4A7C15ull;
+        u64 z = state_;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        return z ^ (z >> 31);
+    }
+    // In [lo, hi].
+    u64 between(u64 lo, u64 hi) { return lo + next() % (hi - lo + 1); }
+
+private:
+    u64 state_;
+};
+
 // The outcome of one seed: empty `failure` when every check held.
 struct SeedOutcome {
     std::string cast;     // what the seed chose (for the report)

@@ -40,23 +40,6 @@ double honest_call_rate(const RuntimeDir& dir, const char* name, u64 ms) {
     return static_cast<double>(calls) * 1e9 / static_cast<double>(now - start);
 }
 
-// CPU time (user + system) a process used so far, in seconds; -1 if unreadable.
-double cpu_seconds(pid_t pid) {
-    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-    std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    const usize paren = text.rfind(')');
-    if (paren == std::string::npos) return -1;
-    std::istringstream rest(text.substr(paren + 2));
-    std::string field;
-    // Fields after the command: state(3) ... utime(14) stime(15).
-    unsigned long long utime = 0, stime = 0;
-    for (int i = 3; i <= 15 && rest >> field; ++i) {
-        if (i == 14) utime = std::stoull(field);
-        if (i == 15) stime = std::stoull(field);
-    }
-    return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
 // The share of one CPU `pid` used over the next `ms`.
 double cpu_share(pid_t pid, u64 ms) {
     const double before = cpu_seconds(pid);

@@ -39,21 +39,6 @@ u64 rss_kib() {
     return 0;
 }
 
-double cpu_seconds(pid_t pid) {
-    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-    std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    const usize paren = text.rfind(')');
-    if (paren == std::string::npos) return -1;
-    std::istringstream rest(text.substr(paren + 2));
-    std::string field;
-    unsigned long long utime = 0, stime = 0;
-    for (int i = 3; i <= 15 && rest >> field; ++i) {
-        if (i == 14) utime = std::stoull(field);
-        if (i == 15) stime = std::stoull(field);
-    }
-    return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
 // Resident memory of another process, in KiB (0 if unreadable).
 u64 rss_kib_of(pid_t pid) {
     std::ifstream f("/proc/" + std::to_string(pid) + "/status");

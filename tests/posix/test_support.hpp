@@ -12,6 +12,9 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -50,6 +53,23 @@ inline constexpr bool kSanitizerAllocator = kThreadSanitizer;
 #endif
 
 namespace veridian::ipc::posix::test {
+
+// CPU time (user + system) a process used so far, in seconds; -1 if unreadable.
+inline double cpu_seconds(pid_t pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    const usize paren = text.rfind(')');
+    if (paren == std::string::npos) return -1;
+    std::istringstream rest(text.substr(paren + 2));
+    std::string field;
+    // Fields after the command: state(3) ... utime(14) stime(15).
+    unsigned long long utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && rest >> field; ++i) {
+        if (i == 14) utime = std::stoull(field);
+        if (i == 15) stime = std::stoull(field);
+    }
+    return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
 
 // A fresh runtime directory, removed with its files at the end of the test.
 class RuntimeDir {
