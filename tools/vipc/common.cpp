@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 // vipc: message printing and stop signals, shared by the commands.
 #include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 
@@ -145,10 +146,14 @@ bool check_name(const std::string& command, const std::string& name, int* rc) {
 }
 
 namespace {
-volatile std::sig_atomic_t g_stop_signal = 0;
+// Written by the signal handler, read by every serving thread (`vipc serve --threads N`): a
+// lock-free atomic is both async-signal-safe and free of a data race between threads, which a
+// `volatile sig_atomic_t` is not.
+std::atomic<int> g_stop_signal{0};
+static_assert(std::atomic<int>::is_always_lock_free);
 
 void on_stop_signal(int signo) {
-    g_stop_signal = signo;
+    g_stop_signal.store(signo, std::memory_order_relaxed);
 }
 }  // namespace
 
@@ -162,11 +167,11 @@ void install_stop_signals() {
 }
 
 bool stop_requested() {
-    return g_stop_signal != 0;
+    return g_stop_signal.load(std::memory_order_relaxed) != 0;
 }
 
 int stop_signal() {
-    return g_stop_signal;
+    return g_stop_signal.load(std::memory_order_relaxed);
 }
 
 }  // namespace vipc
