@@ -21,8 +21,10 @@
 //                and resident memory before and after, per connection; the holders' too
 //   throughput   for each count of receiver threads (1, 2) and of active client processes
 //                (1, 2, 4): the aggregate rate of calls (each client one call outstanding,
-//                for --seconds), median of --reps runs. Unpinned: the kernel places the
-//                server's receivers and the clients over the CPUs (stated in the output)
+//                for --seconds), median of --reps runs, with a handler that echoes, one
+//                that computes for --work-us per call, and one that waits (sleeps) that
+//                long. Unpinned: the kernel places the server's receivers and the clients
+//                over the CPUs (stated in the output)
 //
 // Output: the tables on stdout, and with --json-out / --markdown the same results as JSON
 // and Markdown (with the targets computed from them). RLIMIT_NOFILE is raised to what the
@@ -31,6 +33,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -73,7 +76,7 @@ struct Options {
     unsigned per_holder = 2500;
     int server_cpu = 0;
     int client_cpu = 1;
-    unsigned work_us = 20;  // the second throughput table: handler work per call
+    unsigned work_us = 20;  // the second and third throughput tables: handler work per call
     std::string json_out;
     std::string markdown;
     std::string svg;  // the latency plot
@@ -279,8 +282,19 @@ volatile sig_atomic_t g_stop = 0;
 
 // Publishes `name` and echoes every call from `receivers` threads until SIGTERM. Reports
 // (once published) its pid through `ready`.
+// What the handler does for work_us per call.
+enum class Handler : unsigned char {
+    Echo,     // nothing
+    Compute,  // busy on the CPU (a service that computes)
+    Wait,     // sleeps (a service that waits for a disk, a database, a device)
+};
+const char* handler_name(Handler h) {
+    return h == Handler::Echo ? "echo" : h == Handler::Compute ? "compute" : "wait";
+}
+
 pid_t start_server(const std::string& dir, const std::string& name, unsigned receivers,
-                   unsigned max_connections, int cpu, unsigned work_us = 0) {
+                   unsigned max_connections, int cpu, unsigned work_us = 0,
+                   Handler handler = Handler::Echo) {
     Pipe ready;
     const pid_t pid = spawn([&] {
         close(ready.r);
@@ -299,14 +313,20 @@ pid_t start_server(const std::string& dir, const std::string& name, unsigned rec
         send_report(ready.w, r);
         close(ready.w);
         auto loop = [&] {
+            if (handler == Handler::Wait) prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
             while (g_stop == 0) {
                 auto got = server->receive_sync(vp::after_ms(50));
                 if (!got) continue;
-                if (work_us != 0) {
+                if (handler == Handler::Compute) {
                     // The handler's work: busy for work_us (a service that computes).
                     const auto until = Clock::now() + std::chrono::microseconds(work_us);
                     while (Clock::now() < until) {
                     }
+                } else if (handler == Handler::Wait) {
+                    // The handler waits work_us without using the CPU (an I/O-bound service);
+                    // a timer slack of 1 ns (set below) keeps the sleep near work_us.
+                    const timespec t{0, static_cast<long>(work_us) * 1000};
+                    nanosleep(&t, nullptr);
                 }
                 if (auto sent = server->reply(*got, got->message); !sent) {
                     // A reply that cannot be sent leaves its caller waiting: say why.
@@ -551,6 +571,7 @@ struct LatencyRow {
 
 struct ThroughputRow {
     unsigned clients = 0, receivers = 0, work_us = 0;
+    Handler handler = Handler::Echo;
     bool ok = false;
     std::string failure;
     double calls_per_second = 0;  // median of the reps
@@ -579,7 +600,8 @@ void usage() {
         "usage: vipc-scale-bench [--quick] [--idle 0,100,1000,10000] [--clients 1,2,4]\n"
         "                        [--receivers 1,2] [--calls N] [--seconds S] [--reps N]\n"
         "                        [--per-holder N] [--server-cpu N] [--client-cpu N]\n"
-        "                        [--work-us N (second throughput table; 0: none; default 20)]\n"
+        "                        [--work-us N (handlers that compute and that wait; 0: none; "
+        "default 20)]\n"
         "                        [--json-out FILE] [--markdown FILE] [--svg FILE]\n"
         "  --quick: idle 0,100; clients 1,2; receivers 1,2; 2000 calls; 0.2 s; 1 rep (~10 s)\n");
 }
@@ -645,13 +667,13 @@ int main(int argc, char** argv) {
     unsigned most_idle = 0;
     for (unsigned n : o.idle)
         most_idle = std::max(most_idle, n);
-    // The server holds a few descriptors per connection, each holder a few per its share.
+    // The server holds a descriptor per connection, each holder two per its share.
     const rlim_t nofile = raise_nofile(
-        std::max<rlim_t>(static_cast<rlim_t>(most_idle) * 3, rlim_t{o.per_holder} * 12) + 1024);
+        std::max<rlim_t>(static_cast<rlim_t>(most_idle) * 2, rlim_t{o.per_holder} * 4) + 1024);
 
-    // Each client connection holds about 10 descriptors (measured below): spread the idle
-    // ones over enough holders for the limit we got.
-    const unsigned fit = static_cast<unsigned>((nofile > 512 ? nofile - 256 : 256) / 12);
+    // Each client connection holds 2 descriptors (its socket and the server's pidfd; measured
+    // below), with room to spare: spread the idle ones over enough holders for the limit.
+    const unsigned fit = static_cast<unsigned>((nofile > 512 ? nofile - 256 : 256) / 4);
     if (o.per_holder > fit) o.per_holder = std::max(1u, fit);
 
     char dir_template[] = "/tmp/vipc-scale-XXXXXX";
@@ -679,10 +701,17 @@ int main(int argc, char** argv) {
     unsigned case_no = 0;
     std::printf("%8s %9s %9s %10s %11s %10s %12s %10s %12s\n", "idle", "p50 us", "p99 us",
                 "setup s", "conns/s", "srv fd/c", "srv KiB/c", "cli fd/c", "cli KiB/c");
-    // What fits: the server holds SERVER_DESCRIPTORS_PER_CONNECTION per connection. A count
-    // beyond it is reported as such, and the largest count that fits is measured instead.
-    const unsigned fit_idle = static_cast<unsigned>(
-        (nofile > 512 ? nofile - 400 : 0) / vp::SERVER_DESCRIPTORS_PER_CONNECTION / 500 * 500);
+    // What fits: the server holds SERVER_DESCRIPTORS_PER_CONNECTION per connection and
+    // SERVER_DESCRIPTORS_PER_CLIENT_PROCESS per holder. A count beyond it is reported as such,
+    // and the largest count that fits is measured instead.
+    const auto server_fds = [&](unsigned idle) {
+        const unsigned holders = (idle + o.per_holder - 1) / o.per_holder;
+        return idle * vp::SERVER_DESCRIPTORS_PER_CONNECTION +
+               (holders + 1) * vp::SERVER_DESCRIPTORS_PER_CLIENT_PROCESS + 400;
+    };
+    unsigned fit_idle = 0;
+    while (server_fds(fit_idle + 500) <= nofile)
+        fit_idle += 500;
     std::vector<unsigned> idle_counts;
     for (unsigned idle : o.idle) {
         idle_counts.push_back(idle);
@@ -697,11 +726,11 @@ int main(int argc, char** argv) {
         if (idle > fit_idle) {
             char why[300];
             std::snprintf(why, sizeof why,
-                          "needs about %u descriptors in the server (%u per connection) and "
-                          "RLIMIT_NOFILE allows %llu here (hard limit); raise it (ulimit -Hn, "
-                          "LimitNOFILE=) to measure it",
-                          idle * vp::SERVER_DESCRIPTORS_PER_CONNECTION + 400,
-                          vp::SERVER_DESCRIPTORS_PER_CONNECTION,
+                          "needs about %u descriptors in the server (%u per connection, %u per "
+                          "client process) and RLIMIT_NOFILE allows %llu here (hard limit); "
+                          "raise it (ulimit -Hn, LimitNOFILE=) to measure it",
+                          server_fds(idle), vp::SERVER_DESCRIPTORS_PER_CONNECTION,
+                          vp::SERVER_DESCRIPTORS_PER_CLIENT_PROCESS,
                           static_cast<unsigned long long>(nofile));
             row.failure = why;
             row.skipped = true;
@@ -752,13 +781,15 @@ int main(int argc, char** argv) {
     std::printf("\nthroughput (calls/s, median of %u; unpinned):\n%10s %10s %14s\n", o.reps,
                 "receivers", "clients", "calls/s");
     std::vector<ThroughputRow> throughput;
-    for (const unsigned work : {0u, o.work_us}) {
-        if (work != 0) {
+    for (const Handler handler : {Handler::Echo, Handler::Compute, Handler::Wait}) {
+        if (handler != Handler::Echo && o.work_us == 0) break;
+        const unsigned work = handler == Handler::Echo ? 0 : o.work_us;
+        if (handler != Handler::Echo) {
             std::printf(
-                "\nthroughput with %u us of handler work per call, callers not spinning "
-                "(calls/s, median of "
-                "%u; unpinned):\n%10s %10s %14s\n",
-                work, o.reps, "receivers", "clients", "calls/s");
+                "\nthroughput with a handler that %s for %u us per call, callers not spinning "
+                "(calls/s, median of %u; unpinned):\n%10s %10s %14s\n",
+                handler == Handler::Compute ? "computes" : "waits (sleeps)", work, o.reps,
+                "receivers", "clients", "calls/s");
         }
         for (unsigned receivers : o.receivers) {
             for (unsigned clients : o.clients) {
@@ -766,10 +797,12 @@ int main(int argc, char** argv) {
                 row.receivers = receivers;
                 row.clients = clients;
                 row.work_us = work;
+                row.handler = handler;
                 std::vector<double> reps;
                 for (unsigned rep = 0; rep < o.reps && row.failure.empty(); ++rep) {
                     const std::string name = "scale/throughput-" + std::to_string(case_no++);
-                    const pid_t server = start_server(dir, name, receivers, clients + 16, -1, work);
+                    const pid_t server =
+                        start_server(dir, name, receivers, clients + 16, -1, work, handler);
                     // With handler work a caller waits tens of microseconds: it sleeps instead
                     // of spinning (on a small machine a spinning caller takes the CPU a
                     // second receiver needs).
@@ -794,7 +827,6 @@ int main(int argc, char** argv) {
                 throughput.push_back(row);
             }
         }
-        if (o.work_us == 0) break;
     }
     const double load_after = load_average();
 
@@ -839,13 +871,17 @@ int main(int argc, char** argv) {
         if (!two.ok || two.receivers != 2 || two.clients < 2) continue;
         for (const ThroughputRow& one : throughput) {
             if (!one.ok || one.receivers != 1 || one.clients != two.clients ||
-                one.work_us != two.work_us)
+                one.work_us != two.work_us || one.handler != two.handler)
                 continue;
             const double ratio = two.calls_per_second / one.calls_per_second;
             std::snprintf(text, sizeof text, "%.2fx (%.0f vs %.0f calls/s)", ratio,
                           two.calls_per_second, one.calls_per_second);
+            const std::string handler = two.handler == Handler::Echo
+                                            ? std::string("echo")
+                                            : std::string(handler_name(two.handler)) + " " +
+                                                  std::to_string(two.work_us) + " us";
             targets.push_back({"throughput, 2 receivers vs 1, " + std::to_string(two.clients) +
-                                   " clients, " + std::to_string(two.work_us) + " us work >= 1.7x",
+                                   " clients, " + handler + " >= 1.7x",
                                text, ratio >= 1.7, true});
         }
     }
@@ -886,7 +922,8 @@ int main(int argc, char** argv) {
         for (size_t i = 0; i < throughput.size(); ++i) {
             const ThroughputRow& r = throughput[i];
             j << "    {\"receivers\": " << r.receivers << ", \"clients\": " << r.clients
-              << ", \"work_us\": " << r.work_us << ", \"ok\": " << (r.ok ? "true" : "false");
+              << ", \"handler\": \"" << handler_name(r.handler) << "\", \"work_us\": " << r.work_us
+              << ", \"ok\": " << (r.ok ? "true" : "false");
             if (r.ok) {
                 j << ", \"calls_per_second\": " << r.calls_per_second;
             } else {
@@ -925,9 +962,10 @@ int main(int argc, char** argv) {
               << r.server_fds_per_conn << " | " << r.server_rss_kib_per_conn << " | "
               << r.client_fds_per_conn << " | " << r.client_rss_kib_per_conn << " |\n";
         }
-        m << "\n| handler work us | receivers | clients | calls/s |\n|---:|---:|---:|---:|\n";
+        m << "\n| handler | work us | receivers | clients | calls/s |\n|---|---:|---:|---:|---:|\n";
         for (const ThroughputRow& r : throughput) {
-            m << "| " << r.work_us << " | " << r.receivers << " | " << r.clients << " | ";
+            m << "| " << handler_name(r.handler) << " | " << r.work_us << " | " << r.receivers
+              << " | " << r.clients << " | ";
             if (r.ok) {
                 m << r.calls_per_second;
             } else {

@@ -134,7 +134,7 @@ struct Connection::Impl final : OutboxOwner, InboxOwner {
 
     Fd socket;
     Fd server_pidfd;  // the server process (see connect): its exit is the server's death
-    Fd c2s_data_fd, c2s_ctl_fd, s2c_data_fd, s2c_ctl_fd, state_fd, doorbell_fd, notify_fd;
+    Fd c2s_data_fd, c2s_ctl_fd, s2c_data_fd, s2c_ctl_fd, state_fd, doorbell_fd;
     Fd c2s_pool_fd, s2c_pool_fd;  // the loan pools (ours read-write, the server's read-only)
     Mapping c2s_data, c2s_ctl, s2c_data, s2c_ctl, state_map, doorbell_map, c2s_pool, s2c_pool;
     const ServerState* state = nullptr;
@@ -202,6 +202,8 @@ struct Connection::Impl final : OutboxOwner, InboxOwner {
     PollSet poll;
     std::atomic<bool> poll_armed{false};
     int arm_poll();
+    // Records taken while armed since the socket was last drained (read_one()).
+    u32 takes_since_drain VIPC_GUARDED_BY(mu) = 0;
     // Ok, or the error a reply_error() answer carries (with the server's detail).
     Result<void> check_error_reply(const Message& reply) const {
         std::string detail;
@@ -226,6 +228,7 @@ struct Connection::Impl final : OutboxOwner, InboxOwner {
     // message in the queue): draining them with the rest would lose them, so they are raised
     // again at once. Under mu, which every move into the call table or the queue holds.
     void rearm_poll() VIPC_REQUIRES(mu) {
+        takes_since_drain = 0;
         poll.drain(OnPeerHangup::KeepReadable);
         bool held = !queue.empty();
         for (const PendingCall& p : pending)
@@ -531,17 +534,8 @@ Result<void> Connection::Impl::connect(std::string_view name_, const ConnectOpti
     s2c_ctl_fd = take(FdBits::S2C_CTL);
     state_fd = take(FdBits::STATE);
     doorbell_fd = take(FdBits::DOORBELL);
-    notify_fd = take(FdBits::NOTIFY);
     c2s_pool_fd = take(FdBits::C2S_POOL);
     s2c_pool_fd = take(FdBits::S2C_POOL);
-    // The notification socket (see pollable.hpp): we only ever write one byte to it, but a
-    // server that sent something else gets nothing written into a file of its choosing.
-    struct stat notify_stat {};
-    if (fstat(notify_fd.get(), &notify_stat) != 0 || !S_ISSOCK(notify_stat.st_mode)) {
-        return fail(IpcError::InvalidMessage,
-                    "endpoint '%s' sent a notification descriptor that is not a socket",
-                    name.c_str());
-    }
 
     // Map what our rights give: the pages we write read-write, the server's read-only.
     state_map = VIPC_TRY(map_peer_memfd(state_fd.get(), PAGE_BYTES, false));
@@ -586,6 +580,12 @@ Result<void> Connection::Impl::connect(std::string_view name_, const ConnectOpti
             inbox.attach_pool(s2c_pool.as<const u8>(), w.s2c_pool_bytes, LOAN_SLOTS);
         }
         inbox.set_unclaimed(new_unclaimed_owner(), DEFAULT_MAX_UNCLAIMED_PER_CONNECTION);
+    }
+    if (options.memfds == MemfdDescriptors::Closed) {
+        // Mapped: the mappings keep the memory, nothing maps them again.
+        for (Fd* fd : {&c2s_data_fd, &c2s_ctl_fd, &s2c_data_fd, &s2c_ctl_fd, &state_fd,
+                       &doorbell_fd, &c2s_pool_fd, &s2c_pool_fd})
+            fd->reset();
     }
     return ok();
 }
@@ -709,7 +709,7 @@ void Connection::Impl::published() {
         outbox.publish_tail();
     }
     // Steps (b), (c) of pollable.hpp: the server polls.
-    if (state->poll_armed.load(std::memory_order_seq_cst) != 0) notify_peer(notify_fd.get());
+    if (state->poll_armed.load(std::memory_order_seq_cst) != 0) notify_peer(socket.get());
 }
 
 Result<void> Connection::Impl::send(const OutgoingRecord& record, Blocking blocking,
@@ -810,6 +810,13 @@ Result<void> Connection::Impl::read_one(Blocking blocking, Deadline deadline,
     }
     std::lock_guard<std::mutex> lock(mu);
     dispatch(*r, own_txid, takes_queue);
+    if (poll_armed.load(std::memory_order_acquire) && ++takes_since_drain >= DRAIN_EVERY_TAKES) {
+        // A client that always finds a message never reaches step (3) of pollable.hpp: drain
+        // the socket's frames now and then, so they never pile up in front of the records of
+        // attachments (not the local signals: they stand for what is queued).
+        takes_since_drain = 0;
+        poll.drain(OnPeerHangup::KeepReadable, LocalSignals::Keep);
+    }
     cv.notify_all();
     if (broken.load()) return quick_check();
     return ok();
@@ -1485,7 +1492,7 @@ int Connection::Impl::arm_poll() {
     std::lock_guard<std::mutex> lock(poll_mu);
     if (poll_armed.load(std::memory_order_relaxed)) return poll.fd();
     if (!poll.open()) return -1;
-    poll.add(notify_fd.get());
+    poll.add(socket.get());
     // Steps (1), (2) of pollable.hpp: the server signals from now on; the first poll looks.
     if (inbox.valid()) s2c_ctl.as<RingCtl>()->poll_armed.store(1, std::memory_order_seq_cst);
     poll_armed.store(true, std::memory_order_release);
@@ -1540,7 +1547,6 @@ ConnectionDescriptors Connection::descriptors() const {
     d.s2c_ctl = impl_->s2c_ctl_fd.get();
     d.server_state = impl_->state_fd.get();
     d.server_doorbell = impl_->doorbell_fd.get();
-    d.notify = impl_->notify_fd.get();
     return d;
 }
 

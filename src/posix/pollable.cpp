@@ -10,31 +10,48 @@
 #include <cerrno>
 #include <cstring>
 
-#include "posix/os.hpp"  // detail::fail
+#include "posix/os.hpp"           // detail::fail
+#include "posix/region_wire.hpp"  // RegionRecord, NOTIFY_RECORD
 
 namespace veridian::ipc::posix::detail {
 
 namespace {
-// The eventfd's tag in the epoll set; ends are tagged with their descriptor (>= 0).
+// The eventfd's tag in the epoll set; sockets are tagged with their descriptor (>= 0).
 constexpr u64 LOCAL_TAG = ~u64{0};
 }  // namespace
 
-Result<NotifyPair> make_notify_pair() {
-    int ends[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, ends) != 0) {
-        return fail(IpcError::OutOfMemory,
-                    "socketpair() for a notification socket: %s (raise the descriptor limit)",
-                    strerror(errno));
+void notify_peer(int sock) {
+    const RegionRecord frame{REGION_RECORD_MAGIC, NOTIFY_RECORD, 0};
+    // EAGAIN: the socket is full, hence readable already, and its reader drains it. EPIPE: the
+    // peer is gone, its other side says so. Neither needs anything more. 16 bytes on a stream
+    // socket go whole or not at all.
+    if (send(sock, &frame, sizeof frame, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
     }
-    return NotifyPair{ends[0], ends[1]};
 }
 
-void notify_peer(int own_end) {
-    const char byte = 1;
-    // EAGAIN: the peer's end is full, hence readable already. EPIPE: the peer is gone, its
-    // other side says so. Neither needs anything more.
-    if (send(own_end, &byte, 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+SocketHead skip_notifications(int sock) {
+    // Bounded, so a peer that writes frames as fast as we read them cannot hold a reader
+    // here: what is left makes the socket readable again.
+    for (int i = 0; i < 4096; ++i) {
+        RegionRecord head{};
+        ssize_t n;
+        do {
+            n = recv(sock, &head, sizeof head, MSG_PEEK | MSG_DONTWAIT);
+        } while (n < 0 && errno == EINTR);
+        if (n == 0) return SocketHead::HungUp;
+        if (n < 0) {
+            return errno == EAGAIN || errno == EWOULDBLOCK ? SocketHead::Empty : SocketHead::HungUp;
+        }
+        if (n != static_cast<ssize_t>(sizeof head) || head.magic != REGION_RECORD_MAGIC ||
+            head.transfer != NOTIFY_RECORD) {
+            return SocketHead::Record;
+        }
+        do {
+            n = recv(sock, &head, sizeof head, MSG_DONTWAIT);
+        } while (n < 0 && errno == EINTR);
+        if (n != static_cast<ssize_t>(sizeof head)) return SocketHead::Record;
     }
+    return SocketHead::Record;
 }
 
 PollSet::~PollSet() {
@@ -64,12 +81,12 @@ Result<void> PollSet::open() {
     return ok();
 }
 
-void PollSet::add(int end) {
-    if (epoll_fd_ < 0 || end < 0) return;
+void PollSet::add(int sock) {
+    if (epoll_fd_ < 0 || sock < 0) return;
     epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.u64 = static_cast<u64>(end);
-    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, end, &ev);
+    ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
+    ev.data.u64 = static_cast<u64>(sock);
+    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, sock, &ev);
 }
 
 void PollSet::signal_local() {
@@ -80,37 +97,35 @@ void PollSet::signal_local() {
     }
 }
 
-void PollSet::drain(OnPeerHangup on_hangup) {
-    if (epoll_fd_ < 0) return;
+void PollSet::drain(OnPeerHangup on_hangup, LocalSignals local) {
+    if (epoll_fd_ < 0 || hung_up_) return;
     for (;;) {
         epoll_event events[64];
         const int n = epoll_wait(epoll_fd_, events, 64, 0);
         if (n <= 0) return;
-        bool kept_hangup = false;
         for (int i = 0; i < n; ++i) {
-            if (events[i].data.u64 == LOCAL_TAG) {
+            const u64 tag = events[i].data.u64;
+            if (tag == LOCAL_TAG) {
+                // Left signalled: readable for good, or for the caller's next step (3).
+                if (hung_up_ || local == LocalSignals::Keep) continue;
                 u64 count = 0;
                 if (read(local_fd_, &count, sizeof count) < 0) {
                 }
                 continue;
             }
-            const int end = static_cast<int>(events[i].data.u64);
-            char buf[256];
-            for (;;) {
-                const ssize_t got = recv(end, buf, sizeof buf, MSG_DONTWAIT);
-                if (got > 0) continue;
-                if (got == 0) {  // the peer hung up
-                    if (on_hangup == OnPeerHangup::Forget) {
-                        epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, end, nullptr);
-                    } else {
-                        kept_hangup = true;
-                    }
-                }
-                break;  // EAGAIN (drained), or an error: the next operation reports it
+            // Edge-triggered: this event is consumed either way; what arrives later is a new
+            // one. A record left at the head waits for its reader. (A socket closed and its
+            // number reused since epoll_wait: peeking costs it nothing, and a frame consumed
+            // there was a hint whose record the caller's step (4) sees.)
+            if (skip_notifications(static_cast<int>(tag)) != SocketHead::HungUp) continue;
+            if (on_hangup == OnPeerHangup::KeepReadable) {
+                hung_up_ = true;
+                signal_local();
             }
+            // Forget: a hung-up socket raises no further edges; its connection's end is
+            // noticed by the monitor, and closing the socket takes it out of the set.
         }
-        // A hung-up end stays readable by design: stop, or this would loop forever.
-        if (kept_hangup || n < 64) return;
+        if (n < 64) return;
     }
 }
 

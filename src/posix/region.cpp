@@ -13,6 +13,7 @@
 #include <deque>
 #include <mutex>
 
+#include "posix/pollable.hpp"
 #include "posix/region_wire.hpp"
 #include "veridian/ipc/posix/runtime.hpp"
 
@@ -482,6 +483,8 @@ Result<void> receive_attachments(int sock, RegionReceiver& receiver, Message& ms
         VIPC_TRY(receive_region_record(sock, receiver, msg));
     }
     if ((msg.flags() & MessageFlags::HAS_CAPABILITY) == 0) return ok();
+    // Notification frames (pollable.hpp) may come before the record.
+    (void)skip_notifications(sock);
     // Look before taking: a record that is not this message's stays for its own message.
     CapabilityRecord rec{};
     ssize_t n;
@@ -541,6 +544,7 @@ Result<void> receive_attachments(int sock, RegionReceiver& receiver, Message& ms
         msg.large_message().header.capability = field;
     }
     if (field == 0) msg.set_flags(msg.flags() & ~MessageFlags::HAS_CAPABILITY);
+    (void)skip_notifications(sock);  // and after it: none is left for nobody to read
     return ok();
 }
 
@@ -587,7 +591,9 @@ Result<void> send_record(int sock, u64 sequence, const OutgoingAttachment& a, De
 
 Result<void> receive_region_record(int sock, RegionReceiver& receiver, Message& msg) {
     LargeMessage& m = msg.large_message();
-    // (1) one record, which was written before the slot was published
+    // (1) one record, which was written before the slot was published (after any
+    // notification frames, pollable.hpp)
+    (void)skip_notifications(sock);
     RegionRecord rec{};
     iovec iov{&rec, sizeof rec};
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)];
@@ -626,6 +632,7 @@ Result<void> receive_region_record(int sock, RegionReceiver& receiver, Message& 
                     static_cast<unsigned long long>(receiver.next_sequence));
     }
     ++receiver.next_sequence;
+    (void)skip_notifications(sock);
     // (3) park it; Region::receive validates and maps it
     const u32 transfer = m.region.permissions;
     m.region.base = park_descriptor(static_cast<Fd&&>(fds[0]), m.region.size, transfer,

@@ -54,6 +54,9 @@ inline constexpr u32 REGION_RECORD_MAGIC = 0x52504956;  // "VIPR"
 // A record's `transfer` for capabilities: this in the low 16 bits, their count in the high.
 // A capability record is a RegionRecord followed by the rights of each (CapabilityRecord).
 inline constexpr u32 CAPABILITY_RECORD = 5;
+// A notification frame (pollable.hpp): a RegionRecord with this `transfer` and sequence 0,
+// and no descriptors. Readers of records skip them.
+inline constexpr u32 NOTIFY_RECORD = 6;
 
 struct RegionRecord {
     u32 magic;

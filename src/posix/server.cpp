@@ -56,6 +56,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "posix/error_reply.hpp"
 #include "posix/inbox.hpp"
@@ -219,9 +220,7 @@ struct ServerConnection final : InboxOwner,
     u16 rights = 0;
     CapabilityId capability = 0;  // made through this capability (0: by name)
     Fd socket;                    // closed only when the last reference goes
-    Fd pidfd;                     // the client process (SO_PEERPIDFD / pidfd_open)
     u64 unclaimed_owner = 0;      // its key in the table of unclaimed descriptors
-    Fd notify;                    // our end of its notification socket (see pollable.hpp)
     // 1 while a receiving thread holds a view of its next record (see "Views" above).
     std::atomic<u32> viewed{0};
     bool limited = false;  // ServerOptions::client_rate_limit is set (fixed before listing)
@@ -348,6 +347,9 @@ struct Server::Impl {
     // gone ones (forget_gone) and gives their slots back.
     std::atomic<u64> gone_version{0};
     u64 gone_seen VIPC_GUARDED_BY(receive_mu) = 0;
+    // Messages taken while the pollable descriptor is armed since its sockets were last
+    // drained (see receive()).
+    u32 takes_since_drain VIPC_GUARDED_BY(receive_mu) = 0;
     void note_gone() { gone_version.fetch_add(1, std::memory_order_release); }
     // Wakes every sleeping receiver (close, a finished view): rx_private, and the bell for a
     // receiver that sleeps on the bell alone (no futex_waitv).
@@ -428,8 +430,26 @@ struct Server::Impl {
     Result<void> start();
     void close();
     void monitor_loop();
-    void handle_hello(int sock, std::unordered_map<int, std::shared_ptr<ServerConnection>>& live,
-                      int epfd, CapabilityId through = 0);
+    // The monitor thread's own view of the live connections: their sockets (watched for
+    // hang-ups) and their client processes, one pidfd per process however many connections
+    // it has (watched for its exit). Touched by the monitor thread only.
+    struct Watched {
+        std::unordered_map<int, std::shared_ptr<ServerConnection>> sockets;
+        struct Process {
+            Fd pidfd;
+            std::vector<std::weak_ptr<ServerConnection>> connections;
+        };
+        std::unordered_map<pid_t, Process> processes;
+    };
+    void handle_hello(int sock, Watched& watched, int epfd, CapabilityId through = 0);
+    // The client process of `conn` (whose pidfd is `fresh`, opened for this connection):
+    // watched already (then `fresh` is closed) or from now on.
+    void watch_process(Watched& watched, int epfd, ServerConnection& conn, Fd fresh);
+    // The connection ended here (its socket hung up, or its process exited): marked dead,
+    // its socket no longer watched.
+    void end_watched(Watched& watched, int epfd, ServerConnection& conn);
+    // The client process `process` exited: every connection it had ends.
+    void end_process(Watched& watched, int epfd, pid_t process);
     Result<std::shared_ptr<ServerConnection>> create_connection(pid_t peer_pid, uid_t peer_uid,
                                                                 u16 rights, u64 c2s_pool_bytes,
                                                                 u64 s2c_pool_bytes, int fds[],
@@ -489,7 +509,9 @@ Result<void> Server::Impl::start() {
     rlimit files{};
     if (getrlimit(RLIMIT_NOFILE, &files) == 0) {
         const rlim_t wanted =
-            rlim_t{options.max_connections} * SERVER_DESCRIPTORS_PER_CONNECTION + 256;
+            rlim_t{options.max_connections} *
+                (SERVER_DESCRIPTORS_PER_CONNECTION + SERVER_DESCRIPTORS_PER_CLIENT_PROCESS) +
+            256;
         if (files.rlim_cur < wanted && files.rlim_cur < files.rlim_max) {
             files.rlim_cur = wanted < files.rlim_max ? wanted : files.rlim_max;
             (void)setrlimit(RLIMIT_NOFILE, &files);
@@ -636,6 +658,8 @@ constexpr u64 TAG_WAKE = 2;
 constexpr u64 TAG_CAPS = 3;
 // A capability socket's tag: this bit | its CapabilityId.
 constexpr u64 TAG_CAPABILITY = u64{1} << 62;
+// A client process's pidfd: this bit | its pid.
+constexpr u64 TAG_PROCESS = u64{1} << 61;
 // Other epoll tags are socket fds + 16: pending (hello not read yet) or a live connection.
 constexpr u64 TAG_SOCKET_BASE = 16;
 }  // namespace
@@ -652,11 +676,11 @@ void Server::Impl::monitor_loop() {
     add(listen_fd.get(), TAG_LISTEN, EPOLLIN);
     add(monitor_wake.get(), TAG_WAKE, EPOLLIN);
     add(caps_wake.get(), TAG_CAPS, EPOLLIN);
-    // Sockets whose Hello has not arrived yet, and the sockets (and pidfds) of live
+    // Sockets whose Hello has not arrived yet, and the sockets and processes of live
     // connections.
     PendingHandshakes pending(options.max_pending_handshakes,
                               u64{options.handshake_timeout_ms} * 1'000'000u);
-    std::unordered_map<int, std::shared_ptr<ServerConnection>> live;
+    Watched watched;
     // A descriptor kept in reserve: when accept() fails for want of descriptors, it is closed
     // to accept (and at once close) the waiting connection, which otherwise would keep the
     // listening socket readable and this loop spinning.
@@ -684,6 +708,10 @@ void Server::Impl::monitor_loop() {
             }
             if ((tag & TAG_CAPABILITY) != 0) {
                 handle_cap_request(tag & ~TAG_CAPABILITY, epfd.get(), pending);
+                continue;
+            }
+            if ((tag & TAG_PROCESS) != 0) {
+                end_process(watched, epfd.get(), static_cast<pid_t>(tag & ~TAG_PROCESS));
                 continue;
             }
             if (tag == TAG_LISTEN) {
@@ -720,32 +748,78 @@ void Server::Impl::monitor_loop() {
             const int s = static_cast<int>(tag - TAG_SOCKET_BASE);
             if (PendingHandshakes::Entry e; pending.take(s, &e)) {
                 epoll_ctl(epfd.get(), EPOLL_CTL_DEL, s, nullptr);
-                handle_hello(e.sock.release(), live, epfd.get(), e.through);
+                handle_hello(e.sock.release(), watched, epfd.get(), e.through);
                 continue;
             }
-            if (auto it = live.find(s); it != live.end()) {
-                // A live connection's socket is watched for hang-ups only (region records
-                // arrive on it as data), its client's pidfd for the process's exit: either
-                // way the client closed or died (a child it forked may still hold the
-                // socket; the process's exit counts all the same).
-                std::shared_ptr<ServerConnection> c = it->second;
-                c->dead.store(true, std::memory_order_seq_cst);
-                note_gone();
-                // Wake our threads blocked sending to it (they re-check and see it dead).
-                c->wake_local();
-                for (const int fd : {c->socket.get(), c->pidfd.get()}) {
-                    if (fd < 0) continue;
-                    epoll_ctl(epfd.get(), EPOLL_CTL_DEL, fd, nullptr);
-                    live.erase(fd);
+            if (auto it = watched.sockets.find(s); it != watched.sockets.end()) {
+                // A live connection's socket is watched for hang-ups only (records of
+                // attachments and notification frames arrive on it as data): the client
+                // closed it or died.
+                const std::shared_ptr<ServerConnection> c = it->second;
+                end_watched(watched, epfd.get(), *c);
+                // Its process keeps its pidfd only while it has other live connections.
+                if (auto p = watched.processes.find(c->pid); p != watched.processes.end()) {
+                    auto& list = p->second.connections;
+                    std::erase_if(list, [&](const std::weak_ptr<ServerConnection>& w) {
+                        const auto live = w.lock();
+                        return live == nullptr || live == c || live->dead.load();
+                    });
+                    if (list.empty()) {
+                        epoll_ctl(epfd.get(), EPOLL_CTL_DEL, p->second.pidfd.get(), nullptr);
+                        watched.processes.erase(p);
+                    }
                 }
             }
         }
     }
 }
 
-void Server::Impl::handle_hello(int raw_sock,
-                                std::unordered_map<int, std::shared_ptr<ServerConnection>>& live,
-                                int epfd, CapabilityId through) {
+void Server::Impl::end_watched(Watched& watched, int epfd, ServerConnection& conn) {
+    conn.dead.store(true, std::memory_order_seq_cst);
+    note_gone();
+    // Wake our threads blocked sending to it (they re-check and see it dead).
+    conn.wake_local();
+    const int s = conn.socket.get();
+    if (s >= 0 && watched.sockets.erase(s) != 0) epoll_ctl(epfd, EPOLL_CTL_DEL, s, nullptr);
+}
+
+void Server::Impl::end_process(Watched& watched, int epfd, pid_t process) {
+    auto p = watched.processes.find(process);
+    // A stale event: the pidfd it came from was replaced after its process exited (see
+    // watch_process), and the process now watched under that pid lives.
+    if (p == watched.processes.end() || !process_exited(p->second.pidfd.get())) return;
+    // The process exited: each of its connections ends, whoever still holds its socket (a
+    // child it forked without exec, see "Peer death" in runtime.hpp).
+    for (const auto& w : p->second.connections) {
+        if (const auto c = w.lock()) end_watched(watched, epfd, *c);
+    }
+    epoll_ctl(epfd, EPOLL_CTL_DEL, p->second.pidfd.get(), nullptr);
+    watched.processes.erase(p);
+}
+
+void Server::Impl::watch_process(Watched& watched, int epfd, ServerConnection& conn, Fd fresh) {
+    auto p = watched.processes.find(conn.pid);
+    if (p != watched.processes.end()) {
+        // `fresh` was opened for the process that has this pid now. A watched pidfd for the
+        // same pid whose process still lives is that process (a pid belongs to one live
+        // process): keep it. One whose process exited (its event not handled yet, the pid
+        // re-used since) is ended here and replaced, so its event cannot end the new one.
+        if (!process_exited(p->second.pidfd.get())) {
+            p->second.connections.push_back(conn.weak_from_this());
+            return;  // `fresh` closes
+        }
+        end_process(watched, epfd, conn.pid);
+    }
+    Watched::Process& added = watched.processes[conn.pid];
+    added.pidfd = static_cast<Fd&&>(fresh);
+    added.connections.push_back(conn.weak_from_this());
+    epoll_event ev{};
+    ev.events = EPOLLIN;  // readable once the process exited
+    ev.data.u64 = TAG_PROCESS | static_cast<u64>(conn.pid);
+    epoll_ctl(epfd, EPOLL_CTL_ADD, added.pidfd.get(), &ev);
+}
+
+void Server::Impl::handle_hello(int raw_sock, Watched& watched, int epfd, CapabilityId through) {
     Fd sock(raw_sock);
     alignas(8) u8 buf[sizeof(Hello) + 1];
     const ssize_t n = recv(sock.get(), buf, sizeof buf, MSG_DONTWAIT);
@@ -876,7 +950,6 @@ void Server::Impl::handle_hello(int raw_sock,
         send_with_fds(sock.get(), &w, sizeof w, nullptr, 0);
         return;
     }
-    conn->pidfd = static_cast<Fd&&>(peer_process);
     w.status = 0;
     w.rights = hello->rights;
     w.fd_bits = fd_bits_for(hello->rights, c2s_pool_bytes, s2c_pool_bytes);
@@ -892,15 +965,12 @@ void Server::Impl::handle_hello(int raw_sock,
     ev.events = EPOLLRDHUP;  // hang-ups only: region records arrive as data
     ev.data.u64 = TAG_SOCKET_BASE + static_cast<u64>(s);
     epoll_ctl(epfd, EPOLL_CTL_ADD, s, &ev);
-    live.emplace(s, conn);
-    const int pfd = conn->pidfd.get();
-    epoll_event pev{};
-    pev.events = EPOLLIN;  // readable once the client process exited
-    pev.data.u64 = TAG_SOCKET_BASE + static_cast<u64>(pfd);
-    epoll_ctl(epfd, EPOLL_CTL_ADD, pfd, &pev);
-    live.emplace(pfd, conn);
+    watched.sockets.emplace(s, conn);
+    watch_process(watched, epfd, *conn, static_cast<Fd&&>(peer_process));
+    // Its notification frames make the pollable descriptor readable (pollable.hpp).
+    poll.add(s);
     conn->capability = through;
-    ready.list(*conn);  // its socket and pidfd are set: receivers may reach it now
+    ready.list(*conn);  // its socket is set and watched: receivers may reach it now
     {
         std::lock_guard<std::mutex> lock(conns_mu);  // (b)
         conns.push_back(conn);
@@ -950,11 +1020,6 @@ Result<std::shared_ptr<ServerConnection>> Server::Impl::create_connection(
     Fd s2c_data_ro = VIPC_TRY(reopen_read_only(s2c_data.fd.get()));
     Fd state_dup(fcntl(state_fd.get(), F_DUPFD_CLOEXEC, 0));
     Fd doorbell_dup(fcntl(doorbell_fd.get(), F_DUPFD_CLOEXEC, 0));
-    const NotifyPair notify_pair = VIPC_TRY(make_notify_pair());
-    c->notify = Fd(notify_pair.server_end);
-    Fd notify_client(notify_pair.client_end);
-    // Watched before the client learns of the connection (it may send at once).
-    poll.add(c->notify.get());
     if (!state_dup.valid() || !doorbell_dup.valid()) {
         return fail(IpcError::OutOfMemory, "out of descriptors: %s", strerror(errno));
     }
@@ -1030,7 +1095,6 @@ Result<std::shared_ptr<ServerConnection>> Server::Impl::create_connection(
     put(FdBits::S2C_CTL, s2c_ctl.fd);
     put(FdBits::STATE, state_dup);
     put(FdBits::DOORBELL, doorbell_dup);
-    put(FdBits::NOTIFY, notify_client);
     put(FdBits::C2S_POOL, c2s_pool_fd);
     put(FdBits::S2C_POOL, s2c_pool_fd);
     return c;
@@ -1355,6 +1419,7 @@ Result<Incoming> Server::Impl::take_from(ServerConnection& c, const RecordView& 
 }
 
 void Server::Impl::drain_notify() {
+    takes_since_drain = 0;
     poll.drain(OnPeerHangup::Forget);
 }
 
@@ -1445,8 +1510,8 @@ Result<Incoming> Server::Impl::receive(const Taking& taking, Blocking blocking, 
                 return IpcError::ChannelEmpty;
             }
             // Re-arm the pollable descriptor: drain it, then look once more (steps (3), (4)
-            // of pollable.hpp: a client that published after our pass has written to its
-            // notification socket, or we see its record now).
+            // of pollable.hpp: a client that published after our pass has sent its
+            // notification frame, or we see its record now).
             drain_notify();
             drained = true;
             continue;
@@ -1462,6 +1527,15 @@ Result<Incoming> Server::Impl::receive(const Taking& taking, Blocking blocking, 
             if (in.error() == IpcError::MessageTooLarge) return in.error();  // stays queued
             mark_broken(c);
             continue;
+        }
+        if (state->poll_armed.load(std::memory_order_relaxed) != 0 &&
+            ++takes_since_drain >= DRAIN_EVERY_TAKES) {
+            // A server that always finds a message never reaches step (3): the frames of
+            // busy clients would pile up in their sockets until the records of their
+            // attachments waited for room. Drain the sockets now and then (not the local
+            // signals: this is no step (3), what they stand for is looked at anyway).
+            takes_since_drain = 0;
+            poll.drain(OnPeerHangup::Forget, LocalSignals::Keep);
         }
         if (taking.how == Take::View && record->kind == RecordKind::Payload) {
             // (V1)
@@ -1509,10 +1583,11 @@ public:
         return ok();
     }
     const std::atomic<u32>* local_wake() override { return &c_.wake_epoch; }
-    // The record itself wakes a sleeping client (P6); a polling one gets a byte (pollable.hpp).
+    // The record itself wakes a sleeping client (P6); a polling one gets a frame
+    // (pollable.hpp).
     void published() override {
         if (c_.s2c_control()->poll_armed.load(std::memory_order_seq_cst) != 0) {
-            notify_peer(c_.notify.get());
+            notify_peer(c_.socket.get());
         }
     }
     int attachment_socket() override { return c_.socket.get(); }

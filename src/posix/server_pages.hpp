@@ -55,7 +55,7 @@ inline usize doorbell_bytes(u32 slots) {
 
 inline constexpr u32 STATE_MAGIC = 0x56495053;  // "VIPS"
 // Version of everything shared with the peer (handshake, pages, record ring).
-inline constexpr u32 WIRE_VERSION = 4;
+inline constexpr u32 WIRE_VERSION = 5;
 
 static_assert(std::atomic<u32>::is_always_lock_free);
 

@@ -63,7 +63,7 @@ Result<void> validate_name(std::string_view name) {
 namespace detail {
 
 u16 fd_bits_for_rights(u16 rights) {
-    u16 bits = FdBits::STATE | FdBits::DOORBELL | FdBits::NOTIFY;
+    u16 bits = FdBits::STATE | FdBits::DOORBELL;
     if ((rights & Rights::SEND) != 0) bits |= FdBits::C2S_DATA | FdBits::C2S_CTL;
     if ((rights & Rights::RECEIVE) != 0) bits |= FdBits::S2C_DATA | FdBits::S2C_CTL;
     return bits;

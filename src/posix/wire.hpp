@@ -47,12 +47,13 @@ inline constexpr u16 S2C_DATA = 1u << 2;
 inline constexpr u16 S2C_CTL = 1u << 3;
 inline constexpr u16 STATE = 1u << 4;
 inline constexpr u16 DOORBELL = 1u << 5;
-inline constexpr u16 NOTIFY = 1u << 6;    // write end of the server's pollable pipe
+// 1u << 6 was a notification socket (wire version 4); notifications now travel on the
+// connection socket (pollable.hpp).
 inline constexpr u16 C2S_POOL = 1u << 7;  // the client's loan pool (read-write), with SEND
 inline constexpr u16 S2C_POOL = 1u << 8;  // the server's loan pool (read-only), with RECEIVE
-inline constexpr u16 ALL = 0x1FF;
+inline constexpr u16 ALL = 0x1BF;
 }  // namespace FdBits
-inline constexpr int MAX_WELCOME_FDS = 9;
+inline constexpr int MAX_WELCOME_FDS = 8;
 
 // The descriptors a client with `rights` gets (and the pools, where they exist).
 u16 fd_bits_for_rights(u16 rights);

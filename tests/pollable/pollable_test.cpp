@@ -104,20 +104,23 @@ TEST(ServerPollable, HandsClientsOnlySocketsThatCannotBeReopened) {
     auto server = Server::publish("poll/fds", dir.server());
     ASSERT_TRUE(server);
     ASSERT_GE(server->pollable_fd(), 0);
-    auto client = Connection::connect("poll/fds", dir.client());
+    ConnectOptions options = dir.client();
+    options.memfds = MemfdDescriptors::Kept;
+    auto client = Connection::connect("poll/fds", options);
     ASSERT_TRUE(client);
+    // Notifications travel on the connection socket itself.
     const ConnectionDescriptors d = client->descriptors();
-    ASSERT_GE(d.notify, 0);
+    ASSERT_GE(d.socket, 0);
     struct stat st {};
-    ASSERT_EQ(fstat(d.notify, &st), 0);
+    ASSERT_EQ(fstat(d.socket, &st), 0);
     EXPECT_TRUE(S_ISSOCK(st.st_mode));
     // The attack on a pipe's write end: reopen it for reading through /proc. A socket
     // cannot be opened that way at all.
-    const std::string proc = "/proc/self/fd/" + std::to_string(d.notify);
+    const std::string proc = "/proc/self/fd/" + std::to_string(d.socket);
     EXPECT_LT(open(proc.c_str(), O_RDONLY | O_NONBLOCK), 0);
     // No descriptor the client holds is a pipe or an eventfd the server reads.
     for (const int fd : {d.socket, d.c2s_data, d.c2s_ctl, d.s2c_data, d.s2c_ctl, d.server_state,
-                         d.server_doorbell, d.notify}) {
+                         d.server_doorbell}) {
         if (fd < 0) continue;
         ASSERT_EQ(fstat(fd, &st), 0);
         EXPECT_FALSE(S_ISFIFO(st.st_mode)) << "descriptor " << fd;
@@ -129,18 +132,28 @@ TEST(ServerPollable, AHostileClientCanNeitherDrainNorForgeIt) {
     auto server = Server::publish("poll/hostile", dir.server());
     ASSERT_TRUE(server);
     Epoll poll(server->pollable_fd());
-    // The attacker, connected like anyone, reads and writes its notification end in a loop.
+    // The attacker, connected like anyone, reads its connection socket and writes junk and
+    // notification frames into it in a loop.
     auto attacker = Connection::connect("poll/hostile", dir.client());
     ASSERT_TRUE(attacker);
-    const int evil = attacker->descriptors().notify;
+    const int evil = attacker->descriptors().socket;
     std::atomic<bool> stop{false};
     std::atomic<u64> drained{0};
     std::thread hammer([&] {
         char buf[64];
-        while (!stop.load()) {
+        // A well-formed notification frame (wire version 5): magic "VIPR", kind 6, sequence 0.
+        struct {
+            u32 magic = 0x52504956;
+            u32 kind = 6;
+            u64 sequence = 0;
+        } frame;
+        for (u64 i = 0; !stop.load(); ++i) {
             const ssize_t n = recv(evil, buf, sizeof buf, MSG_DONTWAIT);
             if (n > 0) drained += static_cast<u64>(n);
-            if (send(evil, "x", 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+            // Forged wake-ups first, then junk that is no frame at all.
+            const bool junk = i >= 2000;
+            if (send(evil, junk ? static_cast<const void*>("x") : &frame, junk ? 1 : sizeof frame,
+                     MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
             }
         }
     });
@@ -169,6 +182,64 @@ TEST(ServerPollable, AHostileClientCanNeitherDrainNorForgeIt) {
     EXPECT_EQ(got, 20);
     EXPECT_EQ(from_attacker, 0);    // forged wake-ups are only wake-ups
     EXPECT_EQ(drained.load(), 0u);  // the attacker read nothing: nothing was written to it
+}
+
+TEST(ServerPollable, AServerThatAlwaysFindsAMessageStillTakesRegionsAtOnce) {
+    RuntimeDir dir;
+    auto server = Server::publish("poll/busy", dir.server());
+    ASSERT_TRUE(server);
+    ASSERT_GE(server->pollable_fd(), 0);
+    auto client = Connection::connect("poll/busy", dir.client());
+    ASSERT_TRUE(client);
+    // The server polls, so every send also sends a notification frame on the connection
+    // socket; the server takes each message before the next is sent, so it never finds its
+    // rings empty and never reaches the drain of step (3). 5000 frames would fill the socket
+    // many times over if nothing else drained them.
+    for (u32 i = 0; i < 5000; ++i) {
+        ASSERT_TRUE(client->send_async(Message::small(0, i))) << i;
+        auto r = server->try_receive();
+        ASSERT_TRUE(r) << i;
+        ASSERT_EQ(r->message.opcode(), i);
+    }
+    // A region's record goes on the same socket: it still goes at once (a send that does not
+    // wait fails with Timeout when the socket has no room).
+    auto region = Region::create(4096);
+    ASSERT_TRUE(region);
+    LargeMessage lm{};
+    lm.header.opcode = 2;
+    ASSERT_TRUE(client->send_async(Message(lm), *region, Transfer::ShareReadOnly));
+    auto r = server->try_receive();
+    ASSERT_TRUE(r);
+    auto received = Region::receive(r->message);
+    ASSERT_TRUE(received);
+    EXPECT_EQ(received->size(), 4096u);
+}
+
+TEST(ConnectionPollable, AClientThatAlwaysFindsAMessageStillTakesRegionsAtOnce) {
+    RuntimeDir dir;
+    auto server = Server::publish("poll/busy-client", dir.server());
+    ASSERT_TRUE(server);
+    auto client = Connection::connect("poll/busy-client", dir.client());
+    ASSERT_TRUE(client);
+    ASSERT_GE(client->pollable_fd(), 0);
+    // As above, the other way: every message the server sends to the polling client comes
+    // with a frame, and the client never finds its ring empty.
+    for (u32 i = 0; i < 5000; ++i) {
+        ASSERT_TRUE(server->send_async(client->id(), Message::small(0, i))) << i;
+        auto r = client->try_receive();
+        ASSERT_TRUE(r) << i;
+        ASSERT_EQ(r->opcode(), i);
+    }
+    auto region = Region::create(4096);
+    ASSERT_TRUE(region);
+    LargeMessage lm{};
+    lm.header.opcode = 2;
+    ASSERT_TRUE(server->send_async(client->id(), Message(lm), *region, Transfer::ShareReadOnly));
+    auto r = client->try_receive();
+    ASSERT_TRUE(r);
+    auto received = Region::receive(*r);
+    ASSERT_TRUE(received);
+    EXPECT_EQ(received->size(), 4096u);
 }
 
 TEST(ConnectionPollable, WakesForEveryReplyFromAnotherProcess) {

@@ -75,6 +75,7 @@ Connection open(const std::string& dir, const std::string& name, u16 rights) {
     ConnectOptions options;
     options.runtime_dir = dir;
     options.rights = rights;
+    options.memfds = MemfdDescriptors::Kept;  // an attacker keeps what it was given
     auto c = Connection::connect(name, options);
     if (!c) die("connect", c.error());
     return static_cast<Connection&&>(*c);

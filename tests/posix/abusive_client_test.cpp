@@ -155,7 +155,10 @@ void hammer_the_doorbell(const char* how) {
         "[ measured ] doorbell %s: server CPU %.1f%% idle, %.1f%% hammered; honest calls/s %.0f "
         "alone, %.0f hammered (%.2fx)\n",
         how, idle_cpu * 100, hammered_cpu * 100, alone, beside, beside / alone);
-    EXPECT_LT(hammered_cpu, 0.15);  // 81-96% before (33% here without the budget)
+    // 81-96% before (33% here without the budget). Under a sanitizer every budgeted wake and
+    // the pass it makes cost several times more CPU (13-17% measured under ThreadSanitizer
+    // with the budget): the bound there still tells the budget from none.
+    EXPECT_LT(hammered_cpu, kSanitizerAllocator ? 0.40 : 0.15);
     ASSERT_GT(alone, 0);
     expect_rate_kept(alone, beside);
 }

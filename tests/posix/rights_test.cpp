@@ -15,7 +15,9 @@ class Rights_ : public ::testing::Test {
 protected:
     void SetUp() override { ASSERT_TRUE(server_.ready()); }
     Connection open(u16 rights) {
-        auto c = Connection::connect("demo/echo", dir_.connect_options(rights));
+        ConnectOptions options = dir_.connect_options(rights);
+        options.memfds = MemfdDescriptors::Kept;  // the tests try what each descriptor allows
+        auto c = Connection::connect("demo/echo", options);
         EXPECT_TRUE(c) << last_error_detail();
         return static_cast<Connection&&>(*c);
     }

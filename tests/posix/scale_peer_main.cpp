@@ -51,10 +51,12 @@ void say(const char* line) {
     std::fflush(stdout);
 }
 
-Connection connect_to(const std::string& dir, const std::string& name) {
+Connection connect_to(const std::string& dir, const std::string& name,
+                      MemfdDescriptors memfds = MemfdDescriptors::Closed) {
     ConnectOptions options;
     options.runtime_dir = dir;
     options.pool_bytes = 0;
+    options.memfds = memfds;
     auto c = Connection::connect(name, options);
     if (!c) die("connect", c.error());
     return static_cast<Connection&&>(*c);
@@ -101,7 +103,7 @@ int main(int argc, char** argv) {
     }
     if (role == "bogus") {
         const u32 ms = arg(1);
-        Connection c = connect_to(dir, name);
+        Connection c = connect_to(dir, name, MemfdDescriptors::Kept);  // it maps them itself
         using namespace veridian::ipc::posix::detail;
         const ConnectionDescriptors d = c.descriptors();
         void* state = mmap(nullptr, PAGE_BYTES, PROT_READ, MAP_SHARED, d.server_state, 0);

@@ -3,6 +3,7 @@
 // processes (vipc_scale_peer) of which only some send, received by one and by several
 // threads; a client that lies in the ready map; connections that come and go while several
 // threads receive.
+#include <dirent.h>
 #include <gtest/gtest.h>
 #include <time.h>
 
@@ -75,8 +76,20 @@ struct Collector {
     }
 };
 
+// Descriptors this process holds.
+long open_descriptors() {
+    long n = 0;
+    if (DIR* d = opendir("/proc/self/fd")) {
+        while (readdir(d) != nullptr)
+            ++n;
+        closedir(d);
+    }
+    return n;
+}
+
 void thousands_of_connections(u32 threads) {
     constexpr u32 PEERS = 4, PER_PEER = 500, EVERY = 25, MESSAGES = 20;
+    const long descriptors_before = open_descriptors();
     RuntimeDir dir;
     ServerOptions options = dir.server_options();
     options.max_connections = PEERS * PER_PEER + 16;
@@ -97,6 +110,12 @@ void thousands_of_connections(u32 threads) {
     got.run(*server, threads, expected);
     for (auto& p : peers)
         EXPECT_TRUE(p->wait_for_line("DONE", 20'000));
+    // The server holds one descriptor per connection (its socket, which also carries the
+    // notifications of a pollable descriptor) and one per client process (its pidfd), and a
+    // few of its own (listening socket, epoll sets, eventfds, its pages).
+    const long held = open_descriptors() - descriptors_before;
+    EXPECT_GE(held, static_cast<long>(PEERS * PER_PEER + PEERS));
+    EXPECT_LE(held, static_cast<long>(PEERS * PER_PEER + PEERS + 32));
     EXPECT_EQ(got.failures, 0u) << got.first_failure;
     EXPECT_EQ(got.received, expected);
     EXPECT_EQ(got.out_of_order, 0u);
@@ -113,8 +132,8 @@ void thousands_of_connections(u32 threads) {
     EXPECT_EQ(info.per_connection.size(), PEERS * PER_PEER);
     std::printf(
         "[ measured ] %u connections from %u processes, %u active: %u messages by %u "
-        "receiving thread(s)\n",
-        PEERS * PER_PEER, PEERS, active, got.received, threads);
+        "receiving thread(s); the server holds %ld descriptors for them\n",
+        PEERS * PER_PEER, PEERS, active, got.received, threads, held);
 }
 
 TEST(Scale, ThousandsOfConnectionsOneReceiverServesExactlyTheActiveOnesInOrder) {

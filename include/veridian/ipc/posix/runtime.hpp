@@ -113,16 +113,19 @@ inline constexpr u32 DEFAULT_SPIN_NS = 20'000;
 inline constexpr u32 PEER_CHECK_INTERVAL_MS = 20;
 // Most connections a server accepts at once (more → the client gets ResourceBusy, with the
 // detail naming ServerOptions::max_connections). What one connection costs at the default
-// options (docs/PERFORMANCE.md, "Scale"): in the server 3 descriptors (its socket, its
-// notification socket, the client's pidfd) and about 33 KiB resident (the rings; the loan
-// pools are reserved address space, committed only when written), in the client 11
+// options (docs/PERFORMANCE.md, "Scale"): in the server one descriptor (its socket, which
+// also carries the notifications of pollable descriptors) plus one per client process (its
+// pidfd, shared by all of that process's connections) and about 33 KiB resident (the rings;
+// the loan pools are reserved address space, committed only when written), in the client 10
 // descriptors and about 27 KiB; a receive costs the same whatever the number of idle
-// connections. So 4096 connections take about 12,300 descriptors and 135 MiB in the server:
-// at publish the server raises its RLIMIT_NOFILE soft limit towards the hard one as far as
-// max_connections needs.
+// connections. So 4096 connections take at most about 8,200 descriptors and 135 MiB in the
+// server: at publish the server raises its RLIMIT_NOFILE soft limit towards the hard one as
+// far as max_connections needs.
 inline constexpr u32 DEFAULT_MAX_CONNECTIONS = 4096;
-// Descriptors the server holds per connection (for the RLIMIT_NOFILE it asks for).
-inline constexpr u32 SERVER_DESCRIPTORS_PER_CONNECTION = 3;
+// Descriptors the server holds per connection and per client process (for the RLIMIT_NOFILE
+// it asks for: at worst every connection is from a process of its own).
+inline constexpr u32 SERVER_DESCRIPTORS_PER_CONNECTION = 1;
+inline constexpr u32 SERVER_DESCRIPTORS_PER_CLIENT_PROCESS = 1;
 // Defaults of the per-client budgets in ServerOptions.
 inline constexpr u64 DEFAULT_MAX_REGION_BYTES = u64{1} << 30;
 inline constexpr u32 DEFAULT_MAX_UNCLAIMED_PER_CONNECTION = 64;
@@ -241,6 +244,12 @@ struct ServerOptions {
     u64 max_client_pool_bytes = MAX_POOL_BYTES;
 };
 
+// What a client does with the memfds of its connection once they are mapped.
+enum class MemfdDescriptors : u8 {
+    Closed,  // closed at once: a connection holds only its socket and the server's pidfd
+    Kept,    // kept open, for tools and tests that look at them (Connection::descriptors())
+};
+
 struct ConnectOptions {
     u16 rights = Rights::SEND | Rights::RECEIVE;  // only SEND and RECEIVE mean anything here
     u32 spin_ns = DEFAULT_SPIN_NS;
@@ -255,6 +264,7 @@ struct ConnectOptions {
     // This connection's loan pool (client→server; 0: no loans). The server may grant less
     // (ServerOptions::max_client_pool_bytes).
     u64 pool_bytes = DEFAULT_POOL_BYTES;
+    MemfdDescriptors memfds = MemfdDescriptors::Closed;
 };
 
 // ---- Statistics (for `vipc ls` / `vipc stat`) --------------------------------------------------
@@ -517,12 +527,12 @@ public:
     // (level-triggered). Drain with try_receive() until ChannelEmpty, then poll again
     // (ChannelEmpty empties the descriptor and looks once more, so nothing is missed).
     // It is an epoll descriptor only this process holds, over the server's ends of the
-    // connections' notification sockets: a client writes a byte into its own end after it
-    // published a message, and can neither read nor drain the server's end (a socket cannot
-    // be reopened through /proc/self/fd), so no client can make the server miss another's
-    // notification; what it writes means only "look again". Cost: once this has been
-    // called, every client send also makes one send() (a syscall, ~1-4 µs). The fd belongs to
-    // the Server; -1 for a moved-from Server.
+    // connection sockets: a client sends a 16-byte notification frame on its own socket
+    // after it published a message, and can neither read nor drain the server's end (a
+    // socket cannot be reopened through /proc/self/fd), so no client can make the server miss
+    // another's notification; what it writes means only "look again". Cost: once this has
+    // been called, every client send also makes one send() (a syscall, ~1-4 µs), and no
+    // descriptor more. The fd belongs to the Server; -1 for a moved-from Server.
     int pollable_fd();
 
     // Live connections, in the order they were accepted.
@@ -543,7 +553,8 @@ private:
 
 // ---- Client ------------------------------------------------------------------------------------
 
-// The descriptors that embody a connection's rights (for tools and tests). -1 = not held.
+// The descriptors that embody a connection's rights (for tools and tests). -1 = not held:
+// the memfds are held only with ConnectOptions::memfds = MemfdDescriptors::Kept.
 // c2s = client→server ring, s2c = server→client ring; *_data written by the producer,
 // *_ctl by the consumer. Descriptors the holder must not write are read-only.
 struct ConnectionDescriptors {
@@ -554,7 +565,6 @@ struct ConnectionDescriptors {
     int s2c_ctl = -1;          // read-write, only with RECEIVE
     int server_state = -1;     // read-only
     int server_doorbell = -1;  // read-write
-    int notify = -1;           // this client's end of its notification socket (pollable_fd)
 };
 
 class Connection {
@@ -636,8 +646,8 @@ public:
     // (level-triggered) when a message or a reply may be waiting, or the connection ended.
     // Drain with try_receive() (and take_reply() for calls begun) until ChannelEmpty, then
     // poll again. It is an epoll descriptor only this process holds, over the client's end
-    // of the connection's notification socket (the server writes a byte into its end after
-    // it published to this client; it cannot read or drain ours) and an eventfd for this
+    // of the connection socket (the server sends a notification frame on it after it
+    // published to this client; it cannot read or drain ours) and an eventfd for this
     // process's own wake-ups. Cost: once this has been called, every server send to this
     // connection makes one send() syscall more. -1 (with last_error_detail()) when it cannot
     // be made. The fd belongs to the Connection.
