@@ -277,10 +277,11 @@ struct ServerConnection final : InboxOwner,
         return ReadyCheck::Work;
     }
 
-    std::atomic<bool> dead{false};    // the client closed or died (socket hung up)
-    std::atomic<bool> broken{false};  // the client broke the protocol
-    std::atomic<u64> received{0};     // written under Server::Impl::receive_mu
-    std::atomic<u64> sent{0};         // written under outbox.mu
+    std::atomic<bool> dead{false};       // the client closed or died (socket hung up)
+    std::atomic<bool> broken{false};     // the client broke the protocol
+    std::atomic<bool> uncounted{false};  // taken out of Server::Impl::live_connections
+    std::atomic<u64> received{0};        // written under Server::Impl::receive_mu
+    std::atomic<u64> sent{0};            // written under outbox.mu
 
     const RingDataHeader* c2s_header() const { return c2s_data.as<const RingDataHeader>(); }
     const RingCtl* s2c_control() const { return s2c_ctl.as<const RingCtl>(); }
@@ -351,6 +352,14 @@ struct Server::Impl {
     // drained (see receive()).
     u32 takes_since_drain VIPC_GUARDED_BY(receive_mu) = 0;
     void note_gone() { gone_version.fetch_add(1, std::memory_order_release); }
+    // Listed connections neither dead nor broken (for max_connections, without a scan): +1 when
+    // listed, -1 once when it is marked dead or broken (count_gone, after the mark).
+    std::atomic<u32> live_connections{0};
+    void count_gone(ServerConnection& c) {
+        if (!c.uncounted.exchange(true, std::memory_order_acq_rel)) {
+            live_connections.fetch_sub(1, std::memory_order_relaxed);
+        }
+    }
     // Wakes every sleeping receiver (close, a finished view): rx_private, and the bell for a
     // receiver that sleeps on the bell alone (no futex_waitv).
     void wake_receivers() {
@@ -437,7 +446,9 @@ struct Server::Impl {
         std::unordered_map<int, std::shared_ptr<ServerConnection>> sockets;
         struct Process {
             Fd pidfd;
+            // Its connections, for its exit; some may have ended (pruned as the list grows).
             std::vector<std::weak_ptr<ServerConnection>> connections;
+            u32 live = 0;  // of them, those whose socket is still watched
         };
         std::unordered_map<pid_t, Process> processes;
     };
@@ -758,16 +769,10 @@ void Server::Impl::monitor_loop() {
                 const std::shared_ptr<ServerConnection> c = it->second;
                 end_watched(watched, epfd.get(), *c);
                 // Its process keeps its pidfd only while it has other live connections.
-                if (auto p = watched.processes.find(c->pid); p != watched.processes.end()) {
-                    auto& list = p->second.connections;
-                    std::erase_if(list, [&](const std::weak_ptr<ServerConnection>& w) {
-                        const auto live = w.lock();
-                        return live == nullptr || live == c || live->dead.load();
-                    });
-                    if (list.empty()) {
-                        epoll_ctl(epfd.get(), EPOLL_CTL_DEL, p->second.pidfd.get(), nullptr);
-                        watched.processes.erase(p);
-                    }
+                if (auto p = watched.processes.find(c->pid);
+                    p != watched.processes.end() && --p->second.live == 0) {
+                    epoll_ctl(epfd.get(), EPOLL_CTL_DEL, p->second.pidfd.get(), nullptr);
+                    watched.processes.erase(p);
                 }
             }
         }
@@ -776,6 +781,7 @@ void Server::Impl::monitor_loop() {
 
 void Server::Impl::end_watched(Watched& watched, int epfd, ServerConnection& conn) {
     conn.dead.store(true, std::memory_order_seq_cst);
+    count_gone(conn);
     note_gone();
     // Wake our threads blocked sending to it (they re-check and see it dead).
     conn.wake_local();
@@ -805,7 +811,16 @@ void Server::Impl::watch_process(Watched& watched, int epfd, ServerConnection& c
         // process): keep it. One whose process exited (its event not handled yet, the pid
         // re-used since) is ended here and replaced, so its event cannot end the new one.
         if (!process_exited(p->second.pidfd.get())) {
-            p->second.connections.push_back(conn.weak_from_this());
+            Watched::Process& process = p->second;
+            // Prune the ended ones once they are half the list: amortized O(1) per connection.
+            if (process.connections.size() >= 2 * process.live + 16) {
+                std::erase_if(process.connections, [](const std::weak_ptr<ServerConnection>& w) {
+                    const auto c = w.lock();
+                    return c == nullptr || c->dead.load(std::memory_order_relaxed);
+                });
+            }
+            process.connections.push_back(conn.weak_from_this());
+            ++process.live;
             return;  // `fresh` closes
         }
         end_process(watched, epfd, conn.pid);
@@ -813,6 +828,7 @@ void Server::Impl::watch_process(Watched& watched, int epfd, ServerConnection& c
     Watched::Process& added = watched.processes[conn.pid];
     added.pidfd = static_cast<Fd&&>(fresh);
     added.connections.push_back(conn.weak_from_this());
+    added.live = 1;
     epoll_event ev{};
     ev.events = EPOLLIN;  // readable once the process exited
     ev.data.u64 = TAG_PROCESS | static_cast<u64>(conn.pid);
@@ -889,11 +905,7 @@ void Server::Impl::handle_hello(int raw_sock, Watched& watched, int epfd, Capabi
         std::snprintf(why, sizeof why, "it asked for rights 0x%x, the access policy grants 0x%x",
                       hello->rights, granted);
     } else {
-        std::lock_guard<std::mutex> lock(conns_mu);
-        u32 alive = 0;
-        for (const auto& c : conns)
-            alive += c->dead.load() || c->broken.load() ? 0 : 1;
-        if (alive >= options.max_connections) {
+        if (live_connections.load(std::memory_order_relaxed) >= options.max_connections) {
             refused = true;
             refusal = IpcError::ResourceBusy;
             w.reason = static_cast<u16>(Refusal::TooMany);
@@ -970,6 +982,9 @@ void Server::Impl::handle_hello(int raw_sock, Watched& watched, int epfd, Capabi
     // Its notification frames make the pollable descriptor readable (pollable.hpp).
     poll.add(s);
     conn->capability = through;
+    // Counted before anything can mark it gone (a receiver, once it is listed). Hellos are
+    // handled by this thread alone, so the check above and this count do not race.
+    live_connections.fetch_add(1, std::memory_order_relaxed);
     ready.list(*conn);  // its socket is set and watched: receivers may reach it now
     {
         std::lock_guard<std::mutex> lock(conns_mu);  // (b)
@@ -987,6 +1002,7 @@ void Server::Impl::handle_hello(int raw_sock, Watched& watched, int epfd, Capabi
         ::close(fds[i]);
     if (!sent) {
         conn->dead.store(true, std::memory_order_release);  // forgotten by the next receive
+        count_gone(*conn);
         note_gone();
         return;
     }
@@ -1222,6 +1238,7 @@ EndpointInfo Server::Impl::info() const {
 
 void Server::Impl::mark_broken(ServerConnection& c) {
     if (!c.broken.exchange(true)) {
+        count_gone(c);
         broken_total.fetch_add(1, std::memory_order_relaxed);
         c.wake_local();
         note_gone();
@@ -1773,6 +1790,7 @@ void Server::Impl::end_revoked(ServerConnection& c) {
     close_consumer_side(words(), c.c2s_ctl.as<RingCtl>(), CLOSED_REVOKED);
     close_producer_side(words(), c.s2c_data.as<RingDataHeader>(), CLOSED_REVOKED);
     c.dead.store(true, std::memory_order_seq_cst);
+    count_gone(c);
     c.wake_local();
     note_gone();
     if (c.socket.valid()) shutdown(c.socket.get(), SHUT_RDWR);
@@ -2187,6 +2205,7 @@ Result<void> Server::disconnect(ConnectionId connection) {
     close_consumer_side(words(), c->c2s_ctl.as<RingCtl>(), 1);
     close_producer_side(words(), c->s2c_data.as<RingDataHeader>(), 1);
     c->dead.store(true, std::memory_order_seq_cst);
+    impl_->count_gone(*c);
     c->wake_local();
     impl_->note_gone();
     if (c->socket.valid()) shutdown(c->socket.get(), SHUT_RDWR);
