@@ -451,8 +451,8 @@ int vipc_connection_call_cancel(vipc_connection* connection, uint64_t transactio
 /** Sets *fd to a descriptor that becomes readable (level-triggered) when a message or a reply
  * may be waiting, or the connection ended. Drain with vipc_connection_try_receive (and
  * vipc_connection_call_poll for calls begun) until CHANNEL_EMPTY, then wait again. Only this
- * process holds it: the server can neither read nor drain it, and what it writes to the
- * connection's notification socket only ever means "look again". Belongs to the connection:
+ * process holds it: the server can neither read nor drain it, and the notification frames it
+ * sends on the connection socket only ever mean "look again". Belongs to the connection:
  * do not close it. Thread-safe. */
 int vipc_connection_pollable_fd(vipc_connection* connection, int* fd);
 
