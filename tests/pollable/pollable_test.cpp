@@ -184,6 +184,19 @@ TEST(ServerPollable, AHostileClientCanNeitherDrainNorForgeIt) {
     EXPECT_EQ(drained.load(), 0u);  // the attacker read nothing: nothing was written to it
 }
 
+// A LargeMessage to carry a region.
+Message region_message() {
+    LargeMessage lm{};
+    lm.header.opcode = 2;
+    return Message(lm);
+}
+
+void expect_a_4_kib_region(Message& m) {
+    auto received = Region::receive(m);
+    ASSERT_TRUE(received);
+    EXPECT_EQ(received->size(), 4096u);
+}
+
 TEST(ServerPollable, AServerThatAlwaysFindsAMessageStillTakesRegionsAtOnce) {
     RuntimeDir dir;
     auto server = Server::publish("poll/busy", dir.server());
@@ -205,14 +218,10 @@ TEST(ServerPollable, AServerThatAlwaysFindsAMessageStillTakesRegionsAtOnce) {
     // wait fails with Timeout when the socket has no room).
     auto region = Region::create(4096);
     ASSERT_TRUE(region);
-    LargeMessage lm{};
-    lm.header.opcode = 2;
-    ASSERT_TRUE(client->send_async(Message(lm), *region, Transfer::ShareReadOnly));
+    ASSERT_TRUE(client->send_async(region_message(), *region, Transfer::ShareReadOnly));
     auto r = server->try_receive();
     ASSERT_TRUE(r);
-    auto received = Region::receive(r->message);
-    ASSERT_TRUE(received);
-    EXPECT_EQ(received->size(), 4096u);
+    expect_a_4_kib_region(r->message);
 }
 
 TEST(ConnectionPollable, AClientThatAlwaysFindsAMessageStillTakesRegionsAtOnce) {
@@ -232,14 +241,11 @@ TEST(ConnectionPollable, AClientThatAlwaysFindsAMessageStillTakesRegionsAtOnce) 
     }
     auto region = Region::create(4096);
     ASSERT_TRUE(region);
-    LargeMessage lm{};
-    lm.header.opcode = 2;
-    ASSERT_TRUE(server->send_async(client->id(), Message(lm), *region, Transfer::ShareReadOnly));
+    ASSERT_TRUE(
+        server->send_async(client->id(), region_message(), *region, Transfer::ShareReadOnly));
     auto r = client->try_receive();
     ASSERT_TRUE(r);
-    auto received = Region::receive(*r);
-    ASSERT_TRUE(received);
-    EXPECT_EQ(received->size(), 4096u);
+    expect_a_4_kib_region(*r);
 }
 
 TEST(ConnectionPollable, WakesForEveryReplyFromAnotherProcess) {
