@@ -16,6 +16,7 @@ packages=(
   libasio-dev                                  # the asio example
   doxygen                                      # the API reference (docs/API)
   nats-server libnats-dev                      # the NATS bridge and its tests
+  openssl                                      # the bridge tests' certificates and nkeys
 )
 if [[ -f "$here/bench/packages.txt" ]]; then
   while read -r p; do [[ -n "$p" && "$p" != \#* ]] && packages+=("$p"); done < "$here/bench/packages.txt"

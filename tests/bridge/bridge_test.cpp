@@ -621,6 +621,128 @@ TEST_F(BridgeTest, NatsCredentialsArePassedThrough) {
     EXPECT_EQ(r->small_message().data[0], 42u);
 }
 
+// An nkey of a NATS user, made for a test: the ed25519 key from openssl, encoded as NATS
+// encodes nkeys (a prefix byte, the 32 key bytes, a CRC-16/XMODEM little-endian, base32
+// without padding): the public key starts with 'U', the seed with "SU".
+struct UserNkey {
+    std::string public_key;
+    std::string seed;
+};
+
+u16 crc16_xmodem(const std::vector<u8>& bytes) {
+    u16 crc = 0;
+    for (const u8 b : bytes) {
+        crc = static_cast<u16>(crc ^ (u16{b} << 8));
+        for (int i = 0; i < 8; ++i)
+            crc = (crc & 0x8000) != 0 ? static_cast<u16>((crc << 1) ^ 0x1021)
+                                      : static_cast<u16>(crc << 1);
+    }
+    return crc;
+}
+
+std::string nkey_encode(std::vector<u8> raw) {
+    const u16 crc = crc16_xmodem(raw);
+    raw.push_back(static_cast<u8>(crc & 0xFF));
+    raw.push_back(static_cast<u8>(crc >> 8));
+    static const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    std::string out;
+    u32 buffer = 0;
+    int bits = 0;
+    for (const u8 b : raw) {
+        buffer = buffer << 8 | b;
+        bits += 8;
+        while (bits >= 5) {
+            out += alphabet[(buffer >> (bits - 5)) & 31];
+            bits -= 5;
+        }
+    }
+    if (bits > 0) out += alphabet[(buffer << (5 - bits)) & 31];
+    return out;
+}
+
+// The last 32 bytes of a DER file (an ed25519 key's raw bytes end both encodings).
+std::optional<std::vector<u8>> last_32_bytes(const std::string& path) {
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (f == nullptr) return std::nullopt;
+    std::vector<u8> all;
+    for (int c; (c = std::fgetc(f)) != EOF;)
+        all.push_back(static_cast<u8>(c));
+    std::fclose(f);
+    if (all.size() < 32) return std::nullopt;
+    return std::vector<u8>(all.end() - 32, all.end());
+}
+
+std::optional<UserNkey> make_user_nkey(const std::string& dir, const std::string& tag) {
+    const std::string key = dir + "/" + tag + ".der", pub = dir + "/" + tag + ".pub.der";
+    const std::string make = "openssl genpkey -algorithm ed25519 -outform DER -out " + key +
+                             " && openssl pkey -inform DER -in " + key +
+                             " -pubout -outform DER -out " + pub;
+    if (std::system((make + " >/dev/null 2>&1").c_str()) != 0) return std::nullopt;
+    const auto seed = last_32_bytes(key);
+    const auto public_bytes = last_32_bytes(pub);
+    if (!seed || !public_bytes) return std::nullopt;
+    constexpr u8 kPrefixSeed = 18 << 3, kPrefixUser = 20 << 3;
+    std::vector<u8> p{kPrefixUser};
+    p.insert(p.end(), public_bytes->begin(), public_bytes->end());
+    std::vector<u8> s{static_cast<u8>(kPrefixSeed | kPrefixUser >> 5),
+                      static_cast<u8>((kPrefixUser & 31) << 3)};
+    s.insert(s.end(), seed->begin(), seed->end());
+    return UserNkey{nkey_encode(p), nkey_encode(s)};
+}
+
+bool write_file(const std::string& path, const std::string& text) {
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    if (f == nullptr) return false;
+    const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+    return std::fclose(f) == 0 && ok;
+}
+
+TEST_F(BridgeTest, NkeyAuthenticationIsPassedThrough) {
+    const std::string d = host_a.path() + "-nkey";
+    struct Cleanup {
+        std::string dir;
+        ~Cleanup() { (void)std::system(("rm -rf '" + dir + "'").c_str()); }
+    } cleanup{d};
+    ASSERT_EQ(mkdir(d.c_str(), 0700), 0);
+    // The installer (scripts/deps.sh) puts openssl on the machine: no key is a failure.
+    const auto user = make_user_nkey(d, "user");
+    const auto stranger = make_user_nkey(d, "stranger");
+    ASSERT_TRUE(user && stranger) << "openssl could not make an ed25519 key";
+    ASSERT_EQ(user->public_key.size(), 56u);
+    ASSERT_EQ(user->seed.rfind("SU", 0), 0u);
+    // A NATS server that admits the one user nkey.
+    ASSERT_TRUE(write_file(d + "/nats.conf", "authorization {\n  users = [ { nkey: \"" +
+                                                 user->public_key + "\" } ]\n}\n"));
+    ASSERT_TRUE(write_file(d + "/user.seed", user->seed + "\n"));
+    ASSERT_TRUE(write_file(d + "/stranger.seed", stranger->seed + "\n"));
+    const int port = free_port();
+    Process nats({VIPC_NATS_SERVER_PATH, "-c", d + "/nats.conf", "-a", "127.0.0.1", "-p",
+                  std::to_string(port)},
+                 {}, "/dev/null");
+    ASSERT_TRUE(wait_listening("127.0.0.1", port, 5000));
+    const std::string url = "nats://127.0.0.1:" + std::to_string(port);
+    HostBServer server(kName, host_b.path());
+    // Another key, or none: refused at start (one line on stderr), exit 1.
+    auto refused =
+        start_bridge("export", kName, host_b.path(), url,
+                     {"--nkey", stranger->public_key, "--nkey-seed", d + "/stranger.seed"});
+    EXPECT_EQ(refused->wait_exit(10'000), 1);
+    auto anonymous = start_bridge("import", kName, host_a.path(), url);
+    EXPECT_EQ(anonymous->wait_exit(10'000), 1);
+    // The admitted key works end to end.
+    auto exporter = start_bridge("export", kName, host_b.path(), url,
+                                 {"--nkey", user->public_key, "--nkey-seed", d + "/user.seed"});
+    ASSERT_TRUE(exporter->wait_for("exporting"));
+    auto importer = start_bridge("import", kName, host_a.path(), url,
+                                 {"--nkey", user->public_key, "--nkey-seed", d + "/user.seed"});
+    ASSERT_TRUE(importer->wait_for("importing"));
+    Result<posix::Connection> c = connect_to(kName, host_a.path());
+    ASSERT_TRUE(c);
+    Result<Message> r = check_reply(c->call(call_message(OP_CALL, 8), posix::after_ms(3000)));
+    ASSERT_TRUE(r) << error_detail();
+    EXPECT_EQ(r->small_message().data[0], 9u);
+}
+
 TEST_F(BridgeTest, TlsOptionsArePassedThrough) {
     // A certificate authority and a server certificate for 127.0.0.1, made for this test.
     const std::string d = host_a.path() + "-tls";
