@@ -204,8 +204,8 @@ Result<void> NatsLink::connect(const NatsOptions& o, const std::string& client_n
         const IpcError e = error_from_status(s);
         if (e == IpcError::PermissionDenied) {
             set_detail(
-                "NATS server at %s refused us (%s): check --creds, --user/--password or "
-                "the TLS options",
+                "NATS server at %s refused us (%s): check --creds, --nkey/--nkey-seed, "
+                "--user/--password or the TLS options",
                 all_urls.c_str(), nats_error_text(s).c_str());
         } else {
             set_detail("no NATS server answered at %s (%s): is nats-server running there?",
