@@ -138,7 +138,10 @@ TEST(AbusiveClient, AFloodingClientDoesNotSlowTheOthers) {
     expect_rate_kept(alone, beside);
 }
 
-void hammer_the_doorbell(const char* how) {
+// `bound`: the server's CPU share while hammered, well under what it was without the budget
+// (each budgeted wake costs some microseconds more on a loaded machine or under a sanitizer,
+// but at most READY_WAKE_BUDGET of them come per millisecond).
+void hammer_the_doorbell(const char* how, double bound) {
     RuntimeDir dir;
     Peer server("echo", dir.path(), "sec/bell");
     ASSERT_TRUE(server.ready());
@@ -155,24 +158,25 @@ void hammer_the_doorbell(const char* how) {
         "[ measured ] doorbell %s: server CPU %.1f%% idle, %.1f%% hammered; honest calls/s %.0f "
         "alone, %.0f hammered (%.2fx)\n",
         how, idle_cpu * 100, hammered_cpu * 100, alone, beside, beside / alone);
-    // 81-96% before (33% here without the budget). Under a sanitizer every budgeted wake and
-    // the pass it makes cost several times more CPU (13-17% measured under ThreadSanitizer
-    // with the budget): the bound there still tells the budget from none.
-    EXPECT_LT(hammered_cpu, kSanitizerAllocator ? 0.40 : 0.15);
+    EXPECT_LT(hammered_cpu, bound);
     ASSERT_GT(alone, 0);
     expect_rate_kept(alone, beside);
 }
 
+// The shared bell: 81-96 % of a CPU before the budget; with it 0-3 % on a quiet machine, up to
+// 19 % measured beside a CI run, 13-17 % under ThreadSanitizer.
 TEST(AbusiveClient, BumpingTheDoorbellDoesNotKeepTheServerBusy) {
-    hammer_the_doorbell("bump");
+    hammer_the_doorbell("bump", 0.5);
 }
 
 TEST(AbusiveClient, WakingTheDoorbellDoesNotKeepTheServerBusy) {
-    hammer_the_doorbell("wake");
+    hammer_the_doorbell("wake", 0.5);
 }
 
+// The client's own tail word: 33 % without its budget on a quiet machine; the bound tells the
+// two apart in the trees without a sanitizer, whose own cost per wake blurs them.
 TEST(AbusiveClient, WakingItsOwnWordDoesNotKeepTheServerBusy) {
-    hammer_the_doorbell("tail");
+    hammer_the_doorbell("tail", kSanitizerAllocator ? 0.45 : 0.3);
 }
 
 }  // namespace
