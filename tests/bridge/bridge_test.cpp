@@ -594,6 +594,15 @@ TEST_F(BridgeTest, ConcurrentCallersGetTheirOwnReplies) {
     EXPECT_EQ(server.calls(), 6u * 300u);
 }
 
+// One call from host A (`dir`) through the bridges: the server on host B answers `value` + 1.
+void expect_a_call_crosses(const std::string& dir, u64 value) {
+    Result<posix::Connection> c = connect_to(kName, dir);
+    ASSERT_TRUE(c);
+    Result<Message> r = check_reply(c->call(call_message(OP_CALL, value), posix::after_ms(3000)));
+    ASSERT_TRUE(r) << error_detail();
+    EXPECT_EQ(r->small_message().data[0], value + 1);
+}
+
 TEST_F(BridgeTest, NatsCredentialsArePassedThrough) {
     // A NATS server that wants a user and password.
     const int port = free_port();
@@ -614,11 +623,7 @@ TEST_F(BridgeTest, NatsCredentialsArePassedThrough) {
     auto importer = start_bridge("import", kName, host_a.path(), url,
                                  {"--user", "vipc", "--password", "s3cret"});
     ASSERT_TRUE(importer->wait_for("importing"));
-    Result<posix::Connection> c = connect_to(kName, host_a.path());
-    ASSERT_TRUE(c);
-    Result<Message> r = check_reply(c->call(call_message(OP_CALL, 41), posix::after_ms(3000)));
-    ASSERT_TRUE(r) << error_detail();
-    EXPECT_EQ(r->small_message().data[0], 42u);
+    expect_a_call_crosses(host_a.path(), 41);
 }
 
 // An nkey of a NATS user, made for a test: the ed25519 key from openssl, encoded as NATS
@@ -736,11 +741,7 @@ TEST_F(BridgeTest, NkeyAuthenticationIsPassedThrough) {
     auto importer = start_bridge("import", kName, host_a.path(), url,
                                  {"--nkey", user->public_key, "--nkey-seed", d + "/user.seed"});
     ASSERT_TRUE(importer->wait_for("importing"));
-    Result<posix::Connection> c = connect_to(kName, host_a.path());
-    ASSERT_TRUE(c);
-    Result<Message> r = check_reply(c->call(call_message(OP_CALL, 8), posix::after_ms(3000)));
-    ASSERT_TRUE(r) << error_detail();
-    EXPECT_EQ(r->small_message().data[0], 9u);
+    expect_a_call_crosses(host_a.path(), 8);
 }
 
 TEST_F(BridgeTest, TlsOptionsArePassedThrough) {
@@ -775,11 +776,7 @@ TEST_F(BridgeTest, TlsOptionsArePassedThrough) {
     auto importer =
         start_bridge("import", kName, host_a.path(), url, {"--tls", "--tls-ca", d + "/ca.pem"});
     ASSERT_TRUE(importer->wait_for("importing"));
-    Result<posix::Connection> c = connect_to(kName, host_a.path());
-    ASSERT_TRUE(c);
-    Result<Message> r = check_reply(c->call(call_message(OP_CALL, 6), posix::after_ms(3000)));
-    ASSERT_TRUE(r) << error_detail();
-    EXPECT_EQ(r->small_message().data[0], 7u);
+    expect_a_call_crosses(host_a.path(), 6);
 }
 
 TEST_F(BridgeTest, BadCommandLinesAndUnreachableNatsFailClearly) {
